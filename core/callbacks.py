@@ -1,0 +1,153 @@
+"""Trainer callbacks that turn transformers' training loop into tunetop events."""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from transformers import TrainerCallback
+
+from core.events import CheckpointSaved, EvalLogged, EventSink, MessageLogged, StepLogged
+
+COMPLETE_MARKER = "COMPLETE"
+"""File written last into a checkpoint: a checkpoint without it is half-written."""
+
+
+def _finite(value: Any) -> float:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return math.nan
+
+
+class EventCallback(TrainerCallback):
+    """Emits step, eval and checkpoint events, handles stop/save requests and early stopping.
+
+    ``tokens`` is a callable returning the non-padding tokens counted since the last call
+    (the trainer counts them per micro-batch).
+    """
+
+    def __init__(
+        self,
+        sink: EventSink,
+        stop_requested: threading.Event,
+        save_requested: threading.Event,
+        tokens: Any,
+        patience: int,
+    ) -> None:
+        self.sink = sink
+        self.stop_requested = stop_requested
+        self.save_requested = save_requested
+        self.tokens = tokens
+        self.patience = patience
+        self.best_eval_loss: float | None = None
+        self.last_eval_loss: float | None = None
+        self.evals_without_improvement = 0
+        self.early_stopped = False
+        self.stopped_by_request = False
+        self.last_checkpoint: str = ""
+        self.phase = "setup"
+        self._start = time.monotonic()
+        self._train_seconds = 0.0
+        self._step_started = 0.0
+        self._step_time_ema: float | None = None
+        self._window_seconds = 0.0
+        self._window_samples = 0
+        self._samples_per_step = 1
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        self._start = time.monotonic()
+        self._samples_per_step = (
+            args.per_device_train_batch_size * args.gradient_accumulation_steps * max(args.world_size, 1)
+        )
+        self.phase = "train"
+
+    def on_step_begin(self, args, state, control, **kwargs):
+        self.phase = "train"
+        self._step_started = time.monotonic()
+
+    def on_step_end(self, args, state, control, **kwargs):
+        # Step time excludes eval and save pauses, which happen after on_step_end.
+        took = time.monotonic() - self._step_started
+        self._train_seconds += took
+        self._window_seconds += took
+        self._window_samples += self._samples_per_step
+        self._step_time_ema = took if self._step_time_ema is None else 0.9 * self._step_time_ema + 0.1 * took
+        if self.stop_requested.is_set():
+            self.stopped_by_request = True
+            control.should_training_stop = True
+            control.should_save = True
+        if self.save_requested.is_set():
+            self.save_requested.clear()
+            control.should_save = True
+        return control
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        logs = logs or {}
+        if "loss" not in logs:
+            return
+        seconds = max(self._window_seconds, 1e-9)
+        tokens = self.tokens()
+        remaining = max(state.max_steps - state.global_step, 0)
+        self.sink(
+            StepLogged(
+                step=state.global_step,
+                total_steps=state.max_steps,
+                epoch=_finite(state.epoch),
+                loss=_finite(logs.get("loss")),
+                learning_rate=_finite(logs.get("learning_rate")),
+                grad_norm=_finite(logs.get("grad_norm")),
+                tokens_per_second=tokens / seconds,
+                samples_per_second=self._window_samples / seconds,
+                elapsed_seconds=time.monotonic() - self._start,
+                eta_seconds=remaining * (self._step_time_ema or 0.0),
+            )
+        )
+        self._window_seconds = 0.0
+        self._window_samples = 0
+
+    def on_prediction_step(self, args, state, control, **kwargs):
+        self.phase = "eval"
+
+    def on_evaluate(self, args, state, control, metrics=None, **kwargs):
+        loss = _finite((metrics or {}).get("eval_loss"))
+        self.last_eval_loss = loss
+        is_best = math.isfinite(loss) and (self.best_eval_loss is None or loss < self.best_eval_loss)
+        if is_best:
+            self.best_eval_loss = loss
+            self.evals_without_improvement = 0
+        else:
+            self.evals_without_improvement += 1
+        self.sink(
+            EvalLogged(
+                step=state.global_step,
+                eval_loss=loss,
+                best_eval_loss=self.best_eval_loss if self.best_eval_loss is not None else math.nan,
+                is_best=is_best,
+            )
+        )
+        if self.patience and self.evals_without_improvement >= self.patience:
+            self.early_stopped = True
+            control.should_training_stop = True
+            self.sink(
+                MessageLogged(
+                    level="warning",
+                    message=(
+                        f"Early stop at step {state.global_step}: validation loss has not improved "
+                        f"for {self.patience} evaluations (best {self.best_eval_loss:.4f})."
+                    ),
+                )
+            )
+        self.phase = "train"
+        return control
+
+    def on_save(self, args, state, control, **kwargs):
+        path = Path(args.output_dir) / f"checkpoint-{state.global_step}"
+        if path.is_dir():
+            (path / COMPLETE_MARKER).write_text(str(state.global_step))
+            self.last_checkpoint = str(path)
+            self.sink(CheckpointSaved(step=state.global_step, path=str(path)))
+        self.phase = "train"

@@ -1,0 +1,424 @@
+"""The fine-tuning engine: TRL ``SFTTrainer`` with LoRA, QLoRA or full fine-tuning.
+
+The engine runs in a background thread and reports only through typed events (see
+``core.events``), which go to the caller's sink and to ``events.jsonl`` in the run directory.
+Lifecycle: :meth:`Engine.setup`, :meth:`Engine.train`, :meth:`Engine.cleanup`, driven by
+:meth:`Engine.start` (thread) or :meth:`Engine.run` (foreground).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import threading
+import time
+import traceback
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from core.callbacks import COMPLETE_MARKER, EventCallback
+from core.config import ConfigError, RunConfig
+from core.events import (
+    Event,
+    EventSink,
+    MessageLogged,
+    RunFailed,
+    RunFinished,
+    RunStarted,
+    RunStopped,
+)
+
+EVENTS_FILE = "events.jsonl"
+CONFIG_FILE = "config.yaml"
+CHECKPOINTS_DIR = "checkpoints"
+FINAL_DIR = "final"
+
+
+class NonFiniteError(RuntimeError):
+    """Loss or gradient norm became NaN or infinite; raised before the optimizer step."""
+
+
+def make_run_dir(workspace: str | Path, run_name: str | None, method: str) -> Path:
+    """A new, unique run directory under ``workspace``."""
+    root = Path(workspace)
+    name = run_name or f"{datetime.now():%Y%m%d-%H%M%S}-{method}"
+    path = root / name
+    n = 2
+    while path.exists():
+        path = root / f"{name}-{n}"
+        n += 1
+    path.mkdir(parents=True)
+    return path
+
+
+def latest_checkpoint(run_dir: str | Path) -> Path | None:
+    """The newest complete checkpoint of a run; half-written ones (no marker) are ignored."""
+    root = Path(run_dir) / CHECKPOINTS_DIR
+    complete = [
+        p
+        for p in root.glob("checkpoint-*")
+        if p.is_dir() and (p / COMPLETE_MARKER).is_file() and p.name.split("-")[-1].isdigit()
+    ]
+    return max(complete, key=lambda p: int(p.name.split("-")[-1]), default=None)
+
+
+def describe_failure(exc: BaseException, phase: str) -> tuple[str, str]:
+    """A readable reason and a concrete suggestion for an exception raised in ``phase``."""
+    name = type(exc).__name__
+    if isinstance(exc, ConfigError):
+        return "; ".join(str(p) for p in exc.problems), "Fix the fields named above and start again."
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else name
+    if isinstance(exc, NonFiniteError):
+        return text, "Lower the learning rate (e.g. halve it), keep max_grad_norm at 1.0, or use fp32."
+    if "out of memory" in str(exc).lower() or isinstance(exc, MemoryError) or name == "OutOfMemoryError":
+        return (
+            f"Out of memory during {phase}.",
+            "Halve per_device_train_batch_size and double gradient_accumulation_steps, turn on "
+            "gradient_checkpointing, use qlora, or shorten data.max_length.",
+        )
+    if isinstance(exc, OSError) and getattr(exc, "errno", None) == 28:
+        return f"The disk is full while writing during {phase}.", "Free disk space or lower eval.save_total_limit."
+    if isinstance(exc, PermissionError):
+        return f"Permission denied: {exc.filename or text}.", "Choose a writable output_dir."
+    return f"{name}: {text}", ""
+
+
+class Engine:
+    """Runs one fine-tuning job and reports it as events.
+
+    ``resume_dir`` continues an existing run from its latest complete checkpoint.
+    """
+
+    def __init__(
+        self,
+        config: RunConfig,
+        sink: EventSink | None = None,
+        workspace: str | Path | None = None,
+        resume_dir: str | Path | None = None,
+    ) -> None:
+        self.config = config
+        self.workspace = Path(workspace if workspace is not None else config.output_dir)
+        self.resume_dir = Path(resume_dir) if resume_dir else None
+        self.run_dir: Path | None = None
+        self._sink = sink
+        self._events_file: Any = None
+        self._emit_lock = threading.Lock()
+        self._stop = threading.Event()
+        self._save = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._trainer: Any = None
+        self._callback: EventCallback | None = None
+        self._resume_checkpoint: Path | None = None
+        self._started = time.monotonic()
+        self.phase = "setup"
+        self.final_event: Event | None = None
+
+    # --- control, callable from any thread -----------------------------------------------
+
+    def start(self) -> None:
+        """Run setup, training and cleanup in a background daemon thread."""
+        self._thread = threading.Thread(target=self.run, name="tunetop-engine", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Ask the run to stop after the current optimizer step, saving a checkpoint."""
+        self._stop.set()
+
+    def save_now(self) -> None:
+        """Ask for a checkpoint at the end of the current optimizer step."""
+        self._save.set()
+
+    def join(self, timeout: float | None = None) -> bool:
+        """Wait for the background thread; True when it has ended."""
+        if self._thread is None:
+            return True
+        self._thread.join(timeout)
+        return not self._thread.is_alive()
+
+    @property
+    def running(self) -> bool:
+        """Whether the background thread is alive."""
+        return self._thread is not None and self._thread.is_alive()
+
+    # --- events ---------------------------------------------------------------------------
+
+    def emit(self, event: Event) -> None:
+        """Append the event to ``events.jsonl`` (flushed) and pass it to the sink."""
+        with self._emit_lock:
+            if self._events_file is not None:
+                self._events_file.write(event.to_json() + "\n")
+                self._events_file.flush()
+            if self._sink is not None:
+                self._sink(event)
+
+    def log(self, message: str, level: str = "info") -> None:
+        """Emit a line for the log pane."""
+        self.emit(MessageLogged(level=level, message=message))
+
+    # --- lifecycle ------------------------------------------------------------------------
+
+    def run(self) -> Event:
+        """Setup, train and clean up in the calling thread; returns the terminal event."""
+        self._started = time.monotonic()
+        try:
+            self.setup()
+            if self._stop.is_set():
+                self.final_event = RunStopped(step=0, reason="Stopped before training began.", checkpoint="")
+                self.emit(self.final_event)
+            else:
+                self.train()
+        except BaseException as exc:  # every failure becomes an event, never a dead thread
+            step = self._trainer.state.global_step if self._trainer is not None else 0
+            phase = self._callback.phase if self._callback is not None else self.phase
+            reason, suggestion = describe_failure(exc, phase)
+            if self.run_dir is not None:
+                (self.run_dir / "error.log").write_text(traceback.format_exc())
+            self.final_event = RunFailed(step=step, phase=phase, reason=reason, suggestion=suggestion)
+            self.emit(self.final_event)
+        finally:
+            self.cleanup()
+        return self.final_event
+
+    def setup(self) -> None:
+        """Create the run directory, load and tokenize the data, load the model, build the trainer."""
+        from core import data as data_mod
+        from core.models import load_model, load_tokenizer, pick_device, resolve_precision
+
+        cfg = self.config
+        cfg.check()
+        if self.resume_dir is not None:
+            self.run_dir = self.resume_dir
+            self._resume_checkpoint = latest_checkpoint(self.resume_dir)
+            if self._resume_checkpoint is None:
+                raise FileNotFoundError(
+                    f"{self.resume_dir} has no complete checkpoint to resume from."
+                )
+        else:
+            self.run_dir = make_run_dir(self.workspace, cfg.run_name, cfg.method)
+            cfg.save(self.run_dir / CONFIG_FILE)
+        self._events_file = open(self.run_dir / EVENTS_FILE, "a", encoding="utf-8")
+        self.log(f"Run directory {self.run_dir}")
+
+        self.phase = "data"
+        loaded = data_mod.load_examples(cfg.data.path, format=cfg.data.format, on_bad_rows=cfg.data.on_bad_rows)
+        self.log(f"Data: {loaded.path} ({loaded.format}: {loaded.format_reason})")
+        if loaded.dropped:
+            self.log(f"Dropped {loaded.dropped} of {loaded.total_rows} rows; first problem: "
+                     f"{loaded.problems[0].message}", level="warning")
+        if not loaded.examples:
+            raise ValueError(f"{loaded.path} has no usable rows.")
+        train_ex, val_ex = data_mod.split_examples(
+            loaded.examples, cfg.data.validation_fraction, cfg.optim.seed
+        )
+
+        self.phase = "model"
+        device = pick_device()
+        precision = resolve_precision(cfg.optim.precision, device)
+        tokenizer = load_tokenizer(cfg.model.name_or_path, cfg.model.trust_remote_code, cfg.model.revision)
+        if cfg.model.trust_remote_code:
+            self.log("trust_remote_code is ON: the model's own Python code runs.", level="warning")
+        train_rows = self._tokenize(data_mod, tokenizer, train_ex, "training")
+        val_rows = self._tokenize(data_mod, tokenizer, val_ex, "validation")
+        if not train_rows:
+            raise ValueError("No training row has a trained token. Check the chat template and data.")
+        model = load_model(cfg.model, cfg.method, precision, device)
+        if cfg.method in ("lora", "qlora"):
+            model = self._apply_lora(model)
+        trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+        total = sum(p.numel() for p in model.parameters())
+        self._trainer = self._build_trainer(model, tokenizer, train_rows, val_rows, precision, device)
+        self.emit(
+            RunStarted(
+                run_dir=str(self.run_dir),
+                run_name=self.run_dir.name,
+                model=cfg.model.name_or_path,
+                method=cfg.method,
+                device=device,
+                precision=precision,
+                total_steps=self._planned_steps(len(train_rows)),
+                num_train_rows=len(train_rows),
+                num_val_rows=len(val_rows),
+                trainable_params=trainable,
+                total_params=total,
+                resumed_from_step=int(self._resume_checkpoint.name.split("-")[-1]) if self._resume_checkpoint else 0,
+                pid=os.getpid(),
+            )
+        )
+
+    def _tokenize(self, data_mod: Any, tokenizer: Any, examples: list, split: str) -> list[dict]:
+        """Render rows through the chat template; rows with nothing to learn are dropped, loudly."""
+        cfg = self.config.data
+        rendered = data_mod.render_examples(tokenizer, examples, cfg.max_length, cfg.assistant_only_loss)
+        kept = [r.to_training_row() for r in rendered if r.num_trained > 0]
+        truncated = sum(r.truncated for r in rendered)
+        if len(kept) < len(rendered):
+            self.log(f"Dropped {len(rendered) - len(kept)} {split} rows with no trained token "
+                     f"(all masked or cut by max_length {cfg.max_length}).", level="warning")
+        if truncated:
+            self.log(f"{truncated} {split} rows are longer than max_length {cfg.max_length} and were "
+                     f"truncated.", level="warning")
+        return kept
+
+    def _apply_lora(self, model: Any) -> Any:
+        from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
+
+        cfg = self.config
+        if cfg.method == "qlora":
+            model = prepare_model_for_kbit_training(
+                model, use_gradient_checkpointing=cfg.optim.gradient_checkpointing
+            )
+        lora = LoraConfig(
+            r=cfg.lora.r,
+            lora_alpha=cfg.lora.lora_alpha,
+            lora_dropout=cfg.lora.lora_dropout,
+            target_modules=list(cfg.lora.target_modules),
+            bias="none",
+            task_type="CAUSAL_LM",
+        )
+        return get_peft_model(model, lora)
+
+    def _planned_steps(self, num_rows: int) -> int:
+        o = self.config.optim
+        if o.max_steps > 0:
+            return o.max_steps
+        per_epoch = math.ceil(num_rows / o.per_device_train_batch_size / o.gradient_accumulation_steps)
+        return max(1, math.ceil(per_epoch * o.num_train_epochs))
+
+    def _build_trainer(self, model, tokenizer, train_rows, val_rows, precision, device) -> Any:
+        from datasets import Dataset
+        from transformers.trainer_callback import PrinterCallback
+        from trl import SFTConfig
+
+        cfg, o, e = self.config, self.config.optim, self.config.eval
+        has_val = bool(val_rows)
+        args = SFTConfig(
+            output_dir=str(self.run_dir / CHECKPOINTS_DIR),
+            learning_rate=o.learning_rate,
+            lr_scheduler_type=o.lr_scheduler_type,
+            warmup_steps=o.warmup_ratio,
+            weight_decay=o.weight_decay,
+            num_train_epochs=o.num_train_epochs,
+            max_steps=o.max_steps,
+            per_device_train_batch_size=o.per_device_train_batch_size,
+            per_device_eval_batch_size=e.per_device_eval_batch_size,
+            gradient_accumulation_steps=o.gradient_accumulation_steps,
+            max_grad_norm=o.max_grad_norm,
+            seed=o.seed,
+            data_seed=o.seed,
+            bf16=precision == "bf16",
+            fp16=precision == "fp16",
+            use_cpu=device == "cpu",
+            gradient_checkpointing=o.gradient_checkpointing,
+            train_sampling_strategy="group_by_length" if o.group_by_length else "random",
+            logging_steps=e.logging_steps,
+            logging_nan_inf_filter=False,
+            eval_strategy="steps" if has_val else "no",
+            eval_steps=e.eval_steps,
+            save_strategy="steps",
+            save_steps=e.save_steps,
+            save_total_limit=e.save_total_limit,
+            load_best_model_at_end=e.keep_best and has_val,
+            metric_for_best_model="eval_loss",
+            greater_is_better=False,
+            max_length=cfg.data.max_length,
+            report_to="none",
+            disable_tqdm=True,
+            dataloader_num_workers=0,
+        )
+        self._callback = EventCallback(
+            self.emit, self._stop, self._save, self._take_tokens, e.early_stopping_patience if has_val else 0
+        )
+        trainer = _make_trainer(
+            model=model,
+            args=args,
+            train_dataset=Dataset.from_list(train_rows),
+            eval_dataset=Dataset.from_list(val_rows) if has_val else None,
+            processing_class=tokenizer,
+            callbacks=[self._callback],
+        )
+        # The printer writes every log dict to stdout; our events replace it.
+        trainer.remove_callback(PrinterCallback)
+        return trainer
+
+    def _take_tokens(self) -> int:
+        return self._trainer.take_tokens() if self._trainer is not None else 0
+
+    def train(self) -> None:
+        """Train to the end, an early stop, or a stop request, then write the final output."""
+        trainer, cb = self._trainer, self._callback
+        resume = str(self._resume_checkpoint) if self._resume_checkpoint else None
+        if resume:
+            self.log(f"Resuming from {resume}")
+        trainer.train(resume_from_checkpoint=resume)
+        step = trainer.state.global_step
+        if cb.stopped_by_request:
+            self.final_event = RunStopped(
+                step=step, reason="Stopped on request.", checkpoint=cb.last_checkpoint
+            )
+            self.emit(self.final_event)
+            return
+        cb.phase = "save"
+        final = self.run_dir / FINAL_DIR
+        trainer.save_model(str(final))
+        trainer.processing_class.save_pretrained(str(final))
+        self.final_event = RunFinished(
+            step=step,
+            output_path=str(final),
+            final_eval_loss=cb.last_eval_loss,
+            best_eval_loss=cb.best_eval_loss,
+            elapsed_seconds=time.monotonic() - self._started,
+        )
+        self.emit(self.final_event)
+
+    def cleanup(self) -> None:
+        """Close the event log and release the model so memory returns to the system."""
+        if self._events_file is not None:
+            self._events_file.close()
+            self._events_file = None
+        self._trainer = None
+        import gc
+
+        gc.collect()
+
+
+def _make_trainer(**kwargs: Any) -> Any:
+    """Build the SFTTrainer subclass that counts tokens and refuses non-finite values."""
+    import torch
+    from trl import SFTTrainer
+
+    class TunetopTrainer(SFTTrainer):
+        """SFTTrainer that counts non-padding tokens and stops on the first non-finite value."""
+
+        _tokens = 0
+
+        def take_tokens(self) -> int:
+            count, self._tokens = int(self._tokens), 0
+            return count
+
+        def training_step(self, model, inputs, num_items_in_batch=None):
+            mask = inputs.get("attention_mask")
+            self._tokens += int(mask.sum()) if mask is not None else inputs["input_ids"].numel()
+            loss = super().training_step(model, inputs, num_items_in_batch)
+            if not torch.isfinite(loss).all():
+                raise NonFiniteError(
+                    f"Loss became {float(loss)} at step {self.state.global_step + 1}; the run "
+                    f"stopped before the optimizer step, so the last checkpoint is intact."
+                )
+            return loss
+
+        def _clip_grad_norm(self, model):
+            norm = super()._clip_grad_norm(model)
+            if norm is not None and not math.isfinite(float(norm)):
+                raise NonFiniteError(
+                    f"Gradient norm became {float(norm)} at step {self.state.global_step + 1}; "
+                    f"the run stopped before the optimizer step."
+                )
+            return norm
+
+        def _save_checkpoint(self, model, trial):
+            callback = next(c for c in self.callback_handler.callbacks if isinstance(c, EventCallback))
+            callback.phase = "save"
+            super()._save_checkpoint(model, trial)
+
+    return TunetopTrainer(**kwargs)

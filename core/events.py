@@ -1,0 +1,175 @@
+"""Typed events the engine emits while a run goes on.
+
+Every event is a frozen dataclass of scalars and short strings, so it can cross a thread
+boundary, be written as one JSON line to ``events.jsonl`` and be read back by another process
+(``tunetop attach``) without loss.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, ClassVar
+
+
+@dataclass(frozen=True)
+class Event:
+    """Base of every engine event; ``time`` is the wall clock when it was made."""
+
+    kind: ClassVar[str] = "event"
+    time: float = field(default_factory=time.time, kw_only=True)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The event as a plain dict with its ``type`` name, ready for JSON."""
+        return {"type": self.kind, **dataclasses.asdict(self)}
+
+    def to_json(self) -> str:
+        """One JSON line (no newline) for ``events.jsonl``."""
+        return json.dumps(self.to_dict(), allow_nan=True)
+
+
+@dataclass(frozen=True)
+class RunStarted(Event):
+    """The model and data are ready and the first step is about to run."""
+
+    kind: ClassVar[str] = "run_started"
+    run_dir: str
+    run_name: str
+    model: str
+    method: str
+    device: str
+    precision: str
+    total_steps: int
+    num_train_rows: int
+    num_val_rows: int
+    trainable_params: int
+    total_params: int
+    resumed_from_step: int = 0
+    pid: int = 0
+
+
+@dataclass(frozen=True)
+class StepLogged(Event):
+    """Training metrics for one logged optimizer step."""
+
+    kind: ClassVar[str] = "step_logged"
+    step: int
+    total_steps: int
+    epoch: float
+    loss: float
+    learning_rate: float
+    grad_norm: float
+    tokens_per_second: float
+    samples_per_second: float
+    elapsed_seconds: float
+    eta_seconds: float
+
+
+@dataclass(frozen=True)
+class EvalLogged(Event):
+    """Validation loss measured at ``step``; ``is_best`` marks a new best."""
+
+    kind: ClassVar[str] = "eval_logged"
+    step: int
+    eval_loss: float
+    best_eval_loss: float
+    is_best: bool
+
+
+@dataclass(frozen=True)
+class CheckpointSaved(Event):
+    """A complete checkpoint was written to ``path``."""
+
+    kind: ClassVar[str] = "checkpoint_saved"
+    step: int
+    path: str
+
+
+@dataclass(frozen=True)
+class MessageLogged(Event):
+    """A line for the log pane (``level`` is info, warning or error)."""
+
+    kind: ClassVar[str] = "message_logged"
+    level: str
+    message: str
+
+
+@dataclass(frozen=True)
+class RunStopped(Event):
+    """The run was stopped on request; ``checkpoint`` is where it can resume from."""
+
+    kind: ClassVar[str] = "run_stopped"
+    step: int
+    reason: str
+    checkpoint: str
+
+
+@dataclass(frozen=True)
+class RunFinished(Event):
+    """The run ended normally and wrote its final adapter or model to ``output_path``."""
+
+    kind: ClassVar[str] = "run_finished"
+    step: int
+    output_path: str
+    final_eval_loss: float | None
+    best_eval_loss: float | None
+    elapsed_seconds: float
+
+
+@dataclass(frozen=True)
+class RunFailed(Event):
+    """The run ended on an error; ``reason`` and ``suggestion`` are readable sentences."""
+
+    kind: ClassVar[str] = "run_failed"
+    step: int
+    phase: str
+    reason: str
+    suggestion: str = ""
+
+
+EVENT_TYPES: dict[str, type[Event]] = {
+    cls.kind: cls
+    for cls in (
+        RunStarted,
+        StepLogged,
+        EvalLogged,
+        CheckpointSaved,
+        MessageLogged,
+        RunStopped,
+        RunFinished,
+        RunFailed,
+    )
+}
+
+TERMINAL_EVENTS = (RunStopped, RunFinished, RunFailed)
+
+EventSink = Callable[[Event], None]
+
+
+def event_from_dict(data: dict[str, Any]) -> Event:
+    """Rebuild an event from :meth:`Event.to_dict` output; unknown keys are ignored."""
+    cls = EVENT_TYPES[data["type"]]
+    names = {f.name for f in dataclasses.fields(cls)}
+    return cls(**{k: v for k, v in data.items() if k in names})
+
+
+def read_events(path: str, offset: int = 0) -> tuple[list[Event], int]:
+    """Read complete event lines from ``path`` starting at byte ``offset``.
+
+    Returns the events and the offset after the last complete line, so a follower can call
+    again later; a half-written last line is left for the next call.
+    """
+    events: list[Event] = []
+    with open(path, "rb") as f:
+        f.seek(offset)
+        chunk = f.read()
+    end = chunk.rfind(b"\n") + 1
+    for line in chunk[:end].splitlines():
+        if line.strip():
+            try:
+                events.append(event_from_dict(json.loads(line)))
+            except (ValueError, KeyError, TypeError):
+                continue  # a foreign or damaged line must not stop a follower
+    return events, offset + end

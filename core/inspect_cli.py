@@ -1,0 +1,55 @@
+"""``tunetop inspect``: what a dataset looks like to the model, and every problem in it."""
+
+from __future__ import annotations
+
+import sys
+
+from core.config import BUNDLED_MODEL, DataConfig
+
+
+def inspect_main(dataset: str, model: str | None = None, max_length: int | None = None) -> int:
+    """Print format, rows, token lengths and problems; 1 when the data cannot be trained on."""
+    from core import data
+    from core.models import ModelError, load_tokenizer
+
+    max_length = max_length or DataConfig().max_length
+    try:
+        loaded = data.load_examples(dataset)
+    except data.DataError as exc:
+        print(f"tunetop inspect: {exc}", file=sys.stderr)
+        return 1
+    print(f"file      {loaded.path}")
+    print(f"format    {loaded.format} ({loaded.format_reason})")
+    print(f"rows      {len(loaded.examples)} usable of {loaded.total_rows}; {loaded.dropped} dropped")
+    try:
+        tokenizer = load_tokenizer(model or BUNDLED_MODEL)
+    except ModelError as exc:
+        print(f"tunetop inspect: {exc}", file=sys.stderr)
+        return 1
+    rendered = data.render_examples(tokenizer, loaded.examples, max_length)
+    stats = data.dataset_stats(loaded.examples, rendered=rendered, train_source=str(loaded.path))
+    tokens = stats.tokens
+    if tokens is not None and tokens.rows:
+        print(
+            f"tokens    min {tokens.min}  p50 {tokens.p50}  mean {tokens.mean:.0f}  p95 {tokens.p95}  "
+            f"max {tokens.max}  (max_length {max_length})"
+        )
+        print(
+            f"truncated {tokens.truncated} rows ({tokens.truncated_share:.1%}), "
+            f"{tokens.tokens_lost} tokens lost; {tokens.trained_tokens} of {tokens.total_tokens} "
+            f"tokens trained"
+        )
+    print(
+        f"checks    {stats.exact_duplicates} exact duplicates, {stats.near_duplicates} near "
+        f"duplicates, {stats.refusals} refusals, {stats.short_answers} empty/one-word answers"
+    )
+    problems = loaded.problems + stats.findings
+    if problems:
+        print(f"\n{len(problems)} problem(s):")
+        for problem in problems:
+            print(f"  {problem}")
+    trainable = sum(1 for r in rendered if r.num_trained)
+    if not trainable:
+        print("\nNo row has a trained token: this data cannot be trained on.", file=sys.stderr)
+        return 1
+    return 0

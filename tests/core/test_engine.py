@@ -1,0 +1,193 @@
+"""The engine on a tiny real model: loss goes down, events are complete, stop and failures."""
+
+from __future__ import annotations
+
+import json
+import math
+import threading
+
+import pytest
+
+from core.config import RunConfig
+from core.engine import Engine, latest_checkpoint
+from core.events import (
+    CheckpointSaved,
+    EvalLogged,
+    RunFailed,
+    RunFinished,
+    RunStarted,
+    RunStopped,
+    StepLogged,
+    read_events,
+)
+
+
+def tiny_config(model_dir, data_path, **optim) -> RunConfig:
+    cfg = RunConfig()
+    cfg.model.name_or_path = str(model_dir)
+    cfg.data.path = str(data_path)
+    cfg.data.max_length = 256
+    cfg.optim.learning_rate = 3e-3
+    cfg.optim.precision = "fp32"  # autocast costs more than it saves on a 2-layer model
+    cfg.optim.max_steps = 12
+    cfg.optim.per_device_train_batch_size = 4
+    cfg.eval.logging_steps = 2
+    cfg.eval.eval_steps = 6
+    cfg.eval.save_steps = 6
+    cfg.eval.per_device_eval_batch_size = 8
+    for key, value in optim.items():
+        setattr(cfg.optim, key, value)
+    return cfg
+
+
+@pytest.fixture(scope="module")
+def small_data(tmp_path_factory):
+    """The first 96 rows of the sample dataset: 86 train, 10 validation."""
+    from core.data import resolve_data_path
+
+    lines = resolve_data_path("sample:support-tickets").read_text().splitlines()[:96]
+    path = tmp_path_factory.mktemp("data") / "tickets.jsonl"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def run(cfg, workspace, **kwargs):
+    events = []
+    engine = Engine(cfg, events.append, workspace=workspace, **kwargs)
+    engine.start()
+    assert engine.join(timeout=600)
+    return engine, events
+
+
+def test_lora_run_lowers_loss_and_writes_a_complete_run_dir(tiny_model_dir, small_data, tmp_path):
+    engine, events = run(tiny_config(tiny_model_dir, small_data), tmp_path)
+    kinds = [type(e) for e in events]
+    assert kinds.count(RunStarted) == 1 and kinds[-1] is RunFinished, events[-1]
+    started = next(e for e in events if isinstance(e, RunStarted))
+    assert started.total_steps == 12 and started.num_val_rows == 10
+    assert 0 < started.trainable_params < started.total_params
+    steps = [e for e in events if isinstance(e, StepLogged)]
+    assert [s.step for s in steps] == [2, 4, 6, 8, 10, 12]
+    assert steps[-1].loss < steps[0].loss
+    assert all(s.tokens_per_second > 0 and math.isfinite(s.grad_norm) for s in steps)
+    evals = [e for e in events if isinstance(e, EvalLogged)]
+    assert [e.step for e in evals] == [6, 12] and evals[-1].eval_loss < evals[0].eval_loss + 1e-6
+    assert [e.step for e in events if isinstance(e, CheckpointSaved)] == [6, 12]
+
+    run_dir = engine.run_dir
+    assert RunConfig.load(run_dir / "config.yaml") == engine.config
+    on_disk, _ = read_events(str(run_dir / "events.jsonl"))
+    assert [type(e) for e in on_disk] == kinds
+    assert (run_dir / "final" / "adapter_model.safetensors").is_file()
+    assert json.loads((run_dir / "final" / "adapter_config.json").read_text())["r"] == 16
+    assert latest_checkpoint(run_dir).name == "checkpoint-12"
+
+
+def test_adapter_reloads_with_the_same_greedy_output(tiny_model_dir, small_data, tmp_path):
+    import torch
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    engine, events = run(tiny_config(tiny_model_dir, small_data, max_steps=6), tmp_path)
+    assert isinstance(events[-1], RunFinished)
+    tok = AutoTokenizer.from_pretrained(engine.run_dir / "final")
+    prompt = tok.apply_chat_template([{"role": "user", "content": "Router broke"}],
+                                     add_generation_prompt=True, return_tensors="pt")
+    ids = prompt["input_ids"] if hasattr(prompt, "keys") else prompt
+
+    def greedy():
+        base = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
+        model = PeftModel.from_pretrained(base, engine.run_dir / "final").eval()
+        with torch.no_grad():
+            return model.generate(ids, max_new_tokens=12, do_sample=False)[0].tolist()
+
+    assert greedy() == greedy()
+    merged = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(tiny_model_dir),
+                                       engine.run_dir / "final")
+    base_only = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
+    with torch.no_grad():  # the adapter changed the model: logits differ from the base
+        assert not torch.allclose(merged(ids).logits, base_only(ids).logits)
+
+
+def test_stop_takes_effect_within_a_step_and_leaves_a_resumable_checkpoint(
+    tiny_model_dir, small_data, tmp_path
+):
+    cfg = tiny_config(tiny_model_dir, small_data, max_steps=200)
+    engine = None
+    stopped = threading.Event()
+
+    def sink(event):
+        if isinstance(event, StepLogged) and event.step >= 2 and not stopped.is_set():
+            stopped.set()
+            engine.stop()
+        events.append(event)
+
+    events: list = []
+    engine = Engine(cfg, sink, workspace=tmp_path)
+    engine.start()
+    assert engine.join(timeout=600)
+    final = events[-1]
+    assert isinstance(final, RunStopped)
+    assert final.step <= 3  # the step running when stop() was called, at most one more
+    assert latest_checkpoint(engine.run_dir).name == f"checkpoint-{final.step}"
+    assert final.checkpoint.endswith(f"checkpoint-{final.step}")
+
+    cfg.optim.max_steps = final.step + 2
+    resumed, more = run(cfg, tmp_path, resume_dir=engine.run_dir)
+    start = next(e for e in more if isinstance(e, RunStarted))
+    assert start.resumed_from_step == final.step
+    assert isinstance(more[-1], RunFinished) and more[-1].step == final.step + 2
+    assert resumed.run_dir == engine.run_dir
+
+
+def test_qlora_trains_a_few_steps_on_cpu(tiny_model_dir, small_data, tmp_path):
+    cfg = tiny_config(tiny_model_dir, small_data, max_steps=4)
+    cfg.method = "qlora"
+    cfg.eval.eval_steps = cfg.eval.save_steps = 4
+    _, events = run(cfg, tmp_path)
+    assert isinstance(events[-1], RunFinished), events[-1]
+    steps = [e for e in events if isinstance(e, StepLogged)]
+    assert len(steps) == 2 and all(math.isfinite(s.loss) for s in steps)
+
+
+def test_full_fine_tune_trains_every_parameter(tiny_model_dir, small_data, tmp_path):
+    cfg = tiny_config(tiny_model_dir, small_data, max_steps=2, learning_rate=1e-3)
+    cfg.method = "full"
+    engine, events = run(cfg, tmp_path)
+    started = next(e for e in events if isinstance(e, RunStarted))
+    assert started.trainable_params == started.total_params
+    assert isinstance(events[-1], RunFinished)
+    assert (engine.run_dir / "final" / "model.safetensors").is_file()
+
+
+def test_non_finite_loss_stops_on_that_step_with_a_reason(tiny_model_dir, small_data, tmp_path):
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    broken = tmp_path / "broken-model"
+    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
+    with torch.no_grad():
+        model.model.layers[1].mlp.down_proj.weight[0, 0] = float("inf")
+    model.save_pretrained(broken)
+    AutoTokenizer.from_pretrained(tiny_model_dir).save_pretrained(broken)
+    _, events = run(tiny_config(broken, small_data), tmp_path / "runs")
+    failed = events[-1]
+    assert isinstance(failed, RunFailed), failed
+    assert "became nan" in failed.reason.lower() and "step 1" in failed.reason
+    assert failed.phase == "train" and "learning rate" in failed.suggestion
+    assert not any(isinstance(e, StepLogged) for e in events)
+
+
+def test_missing_model_fails_with_a_readable_reason(small_data, tmp_path):
+    cfg = tiny_config(tmp_path / "no-such-model", small_data)
+    _, events = run(cfg, tmp_path / "runs")
+    failed = events[-1]
+    assert isinstance(failed, RunFailed)
+    assert "does not exist" in failed.reason and failed.phase == "model"
+
+
+def test_invalid_config_fails_before_creating_a_run_dir(tiny_model_dir, small_data, tmp_path):
+    cfg = tiny_config(tiny_model_dir, small_data, learning_rate=-1.0)
+    _, events = run(cfg, tmp_path / "runs")
+    assert isinstance(events[-1], RunFailed) and "learning_rate" in events[-1].reason
+    assert not (tmp_path / "runs").exists()

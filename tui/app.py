@@ -1,0 +1,82 @@
+"""The tunetop application shell: one mode per screen, switched with a key.
+
+Importing this module must stay cheap: no torch, transformers or datasets. The engine loads
+those inside its own thread when a run starts.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from textual.app import App
+from textual.binding import Binding
+
+from core.config import RunConfig
+from tui.screens.dataset import DatasetScreen
+from tui.screens.hyperparams import HyperparamsScreen
+from tui.screens.review import ReviewScreen
+from tui.screens.runs import RunsScreen
+from tui.screens.training import TrainingScreen
+
+
+@dataclass
+class AppServices:
+    """What the screens use to reach the engine and the machine; tests pass fakes."""
+
+    engine_factory: Callable[..., Any] | None = None
+    """Builds an engine for a config and an event sink; ``None`` uses ``core.engine.Engine``."""
+    gpu_monitor_factory: Callable[[], Any] | None = None
+    """Builds the GPU sampler for the VRAM gauge; ``None`` uses ``core.gpu.GpuMonitor``."""
+    extras: dict[str, Any] = field(default_factory=dict)
+
+
+class TunetopApp(App[None]):
+    """Fine-tune an LLM from the terminal: data, config, training, review, runs."""
+
+    TITLE = "tunetop"
+    CSS_PATH = "styles/app.tcss"
+    MODES = {
+        "dataset": DatasetScreen,
+        "hyperparams": HyperparamsScreen,
+        "training": TrainingScreen,
+        "review": ReviewScreen,
+        "runs": RunsScreen,
+    }
+    DEFAULT_MODE = "dataset"
+    BINDINGS = [
+        Binding("1", "switch_mode('dataset')", "Data", id="mode.dataset"),
+        Binding("2", "switch_mode('hyperparams')", "Config", id="mode.hyperparams"),
+        Binding("3", "switch_mode('training')", "Train", id="mode.training"),
+        Binding("4", "switch_mode('review')", "Review", id="mode.review"),
+        Binding("5", "switch_mode('runs')", "Runs", id="mode.runs"),
+        Binding("question_mark", "show_help", "Keys", id="app.help"),
+        Binding("ctrl+q", "quit", "Quit", id="app.quit", priority=True),
+    ]
+    """Screen switching, help and quit; every screen adds its own keys."""
+
+    def __init__(
+        self,
+        config: RunConfig | None = None,
+        services: AppServices | None = None,
+        workspace: str = "runs",
+        dataset: str | None = None,
+    ) -> None:
+        super().__init__()
+        self.config = config or RunConfig()
+        if dataset:
+            self.config.data.path = dataset
+        self.services = services or AppServices()
+        self.workspace = workspace
+
+    def action_show_help(self) -> None:
+        """Toggle Textual's key panel listing every key of the current screen."""
+        if self.screen.query("KeyPanel"):
+            self.action_hide_help_panel()
+        else:
+            self.action_show_help_panel()
+
+
+def make_app(**kwargs: Any) -> TunetopApp:
+    """Factory used by the CLI and tests (tests pass fake services)."""
+    return TunetopApp(**kwargs)

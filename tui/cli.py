@@ -1,0 +1,164 @@
+"""The ``tunetop`` command: opens the app, or runs a headless sub-command.
+
+Sub-commands import the engine lazily so that opening the app stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import queue
+import signal
+import sys
+from pathlib import Path
+
+from core.config import ConfigError, RunConfig
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="tunetop",
+        description="Fine-tune LLMs with LoRA, QLoRA or full SFT from the terminal.",
+    )
+    parser.add_argument("--config", help="YAML run config to open the app with.")
+    parser.add_argument("--dataset", help="Dataset file to open (overrides the config's data.path).")
+    parser.add_argument("--workspace", default="runs", help="Directory holding the runs (default: runs).")
+    sub = parser.add_subparsers(dest="command")
+
+    train = sub.add_parser("train", help="Train headless from a YAML config.")
+    train.add_argument("config", help="YAML run config.")
+    train.add_argument("--resume", metavar="RUN_DIR", help="Continue a run from its latest checkpoint.")
+
+    inspect = sub.add_parser("inspect", help="Check a dataset: format, rows, token lengths, problems.")
+    inspect.add_argument("dataset", help="Dataset file, save_to_disk directory or sample:support-tickets.")
+    inspect.add_argument("--model", default=None, help="Model reference whose chat template to use.")
+    inspect.add_argument("--max-length", type=int, default=None, help="Token budget per row.")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``tunetop`` console script."""
+    args = _parser().parse_args(argv)
+    try:
+        if args.command == "train":
+            return train_main(args.config, args.workspace, args.resume)
+        if args.command == "inspect":
+            from core.inspect_cli import inspect_main
+
+            return inspect_main(args.dataset, args.model, args.max_length)
+        return app_main(args.config, args.dataset, args.workspace)
+    except ConfigError as exc:
+        print(f"tunetop: {exc}", file=sys.stderr)
+        return 2
+
+
+def app_main(config_path: str | None, dataset: str | None, workspace: str) -> int:
+    """Open the TUI."""
+    from tui.app import make_app
+
+    config = RunConfig.load(config_path) if config_path else RunConfig()
+    make_app(config=config, dataset=dataset, workspace=workspace).run()
+    return 0
+
+
+def train_main(config_path: str, workspace: str, resume: str | None = None) -> int:
+    """Run the engine in this process with a progress bar; non-zero exit on failure."""
+    from rich.console import Console
+    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from core.engine import Engine
+    from core.events import (
+        CheckpointSaved,
+        EvalLogged,
+        MessageLogged,
+        RunFailed,
+        RunFinished,
+        RunStarted,
+        RunStopped,
+        StepLogged,
+    )
+
+    if resume:
+        config = RunConfig.load(Path(resume) / "config.yaml")
+    else:
+        config = RunConfig.load(config_path)
+    config.check()
+    console = Console(stderr=True)
+    events: queue.Queue = queue.Queue()
+    engine = Engine(config, events.put, workspace=workspace, resume_dir=resume)
+
+    def request_stop(signum, frame):  # noqa: ARG001
+        console.print("[yellow]Stopping after this step and saving a checkpoint…[/]")
+        engine.stop()
+
+    signal.signal(signal.SIGINT, request_stop)
+    signal.signal(signal.SIGTERM, request_stop)
+    if hasattr(signal, "SIGHUP"):
+        signal.signal(signal.SIGHUP, request_stop)
+    engine.start()
+    progress = Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total}"),
+        TextColumn("{task.fields[metrics]}"),
+        TimeRemainingColumn(),
+        console=console,
+        transient=False,
+    )
+    task = None
+    code = 1
+    with progress:
+        while True:
+            try:
+                event = events.get(timeout=0.5)
+            except queue.Empty:
+                if not engine.running and events.empty():
+                    break
+                continue
+            if isinstance(event, RunStarted):
+                progress.console.print(
+                    f"run {event.run_dir}: {event.method} on {event.device} ({event.precision}), "
+                    f"{event.num_train_rows} train / {event.num_val_rows} val rows, "
+                    f"{event.trainable_params:,} of {event.total_params:,} parameters trainable"
+                )
+                task = progress.add_task("train", total=event.total_steps, metrics="",
+                                         completed=event.resumed_from_step)
+            elif isinstance(event, StepLogged) and task is not None:
+                progress.update(
+                    task, completed=event.step, total=event.total_steps,
+                    metrics=f"loss {event.loss:.4f} lr {event.learning_rate:.2e} "
+                            f"{event.tokens_per_second:,.0f} tok/s",
+                )
+            elif isinstance(event, EvalLogged):
+                mark = " (best)" if event.is_best else ""
+                progress.console.print(f"step {event.step}: validation loss {event.eval_loss:.4f}{mark}")
+            elif isinstance(event, CheckpointSaved):
+                progress.console.print(f"step {event.step}: checkpoint {event.path}")
+            elif isinstance(event, MessageLogged):
+                style = {"warning": "yellow", "error": "red"}.get(event.level, "dim")
+                progress.console.print(f"[{style}]{event.message}[/]", markup=True, highlight=False)
+            elif isinstance(event, RunFinished):
+                best = f"{event.best_eval_loss:.4f}" if event.best_eval_loss is not None else "n/a"
+                progress.console.print(
+                    f"[green]finished[/] at step {event.step} in {event.elapsed_seconds:.0f}s; "
+                    f"best validation loss {best}; output {event.output_path}"
+                )
+                code = 0
+            elif isinstance(event, RunStopped):
+                progress.console.print(
+                    f"[yellow]stopped[/] at step {event.step}; resume with "
+                    f"`tunetop train --resume {Path(event.checkpoint).parent.parent}`"
+                    if event.checkpoint else f"[yellow]stopped[/] at step {event.step}"
+                )
+                code = 130
+            elif isinstance(event, RunFailed):
+                hint = f"\n  Fix: {event.suggestion}" if event.suggestion else ""
+                progress.console.print(f"[red]failed[/] during {event.phase}: {event.reason}{hint}")
+                code = 1
+    engine.join()
+    return code
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    sys.exit(main())

@@ -1,0 +1,16 @@
+"""The dataset screen (being built; see its issue)."""
+
+from __future__ import annotations
+
+from textual.app import ComposeResult
+from textual.screen import Screen
+from textual.widgets import Footer, Header, Static
+
+
+class DatasetScreen(Screen):
+    """Placeholder until the dataset screen lands."""
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        yield Static("dataset")
+        yield Footer()

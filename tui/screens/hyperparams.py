@@ -1,0 +1,16 @@
+"""The hyperparams screen (being built; see its issue)."""
+
+from __future__ import annotations
+
+from textual.app import ComposeResult
+from textual.screen import Screen
+from textual.widgets import Footer, Header, Static
+
+
+class HyperparamsScreen(Screen):
+    """Placeholder until the hyperparams screen lands."""
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        yield Static("hyperparams")
+        yield Footer()

@@ -1,0 +1,16 @@
+"""The runs screen (being built; see its issue)."""
+
+from __future__ import annotations
+
+from textual.app import ComposeResult
+from textual.screen import Screen
+from textual.widgets import Footer, Header, Static
+
+
+class RunsScreen(Screen):
+    """Placeholder until the runs screen lands."""
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        yield Static("runs")
+        yield Footer()
