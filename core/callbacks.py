@@ -10,10 +10,8 @@ from typing import Any
 
 from transformers import TrainerCallback
 
+from core.rundir import COMPLETE_MARKER
 from core.events import CheckpointSaved, EvalLogged, EventSink, MessageLogged, StepLogged
-
-COMPLETE_MARKER = "COMPLETE"
-"""File written last into a checkpoint: a checkpoint without it is half-written."""
 
 
 def _finite(value: Any) -> float:

@@ -8,17 +8,30 @@ Lifecycle: :meth:`Engine.setup`, :meth:`Engine.train`, :meth:`Engine.cleanup`, d
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 import threading
 import time
 import traceback
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from core.callbacks import COMPLETE_MARKER, EventCallback
+# bitsandbytes warns on import (pulled in by transformers below) about optional CPU kernels
+# that tunetop does not use; that line would land in the middle of the UI.
+logging.getLogger("bitsandbytes").setLevel(logging.ERROR)
+
+from core.callbacks import EventCallback  # noqa: E402
 from core.config import ConfigError, RunConfig
+from core.rundir import (
+    CHECKPOINTS_DIR,
+    CONFIG_FILE,
+    EVENTS_FILE,
+    FINAL_DIR,
+    checkpoint_step,
+    latest_checkpoint,
+    make_run_dir,
+)
 from core.events import (
     Event,
     EventSink,
@@ -29,38 +42,9 @@ from core.events import (
     RunStopped,
 )
 
-EVENTS_FILE = "events.jsonl"
-CONFIG_FILE = "config.yaml"
-CHECKPOINTS_DIR = "checkpoints"
-FINAL_DIR = "final"
-
 
 class NonFiniteError(RuntimeError):
     """Loss or gradient norm became NaN or infinite; raised before the optimizer step."""
-
-
-def make_run_dir(workspace: str | Path, run_name: str | None, method: str) -> Path:
-    """A new, unique run directory under ``workspace``."""
-    root = Path(workspace)
-    name = run_name or f"{datetime.now():%Y%m%d-%H%M%S}-{method}"
-    path = root / name
-    n = 2
-    while path.exists():
-        path = root / f"{name}-{n}"
-        n += 1
-    path.mkdir(parents=True)
-    return path
-
-
-def latest_checkpoint(run_dir: str | Path) -> Path | None:
-    """The newest complete checkpoint of a run; half-written ones (no marker) are ignored."""
-    root = Path(run_dir) / CHECKPOINTS_DIR
-    complete = [
-        p
-        for p in root.glob("checkpoint-*")
-        if p.is_dir() and (p / COMPLETE_MARKER).is_file() and p.name.split("-")[-1].isdigit()
-    ]
-    return max(complete, key=lambda p: int(p.name.split("-")[-1]), default=None)
 
 
 def describe_failure(exc: BaseException, phase: str) -> tuple[str, str]:
@@ -84,10 +68,22 @@ def describe_failure(exc: BaseException, phase: str) -> tuple[str, str]:
     return f"{name}: {text}", ""
 
 
+def quiet_libraries() -> None:
+    """Silence library progress bars and chatter; the engine reports through events instead."""
+    import datasets
+    import transformers
+
+    transformers.utils.logging.disable_progress_bar()
+    transformers.utils.logging.set_verbosity_error()
+    datasets.disable_progress_bars()
+    datasets.logging.set_verbosity_error()
+
+
 class Engine:
     """Runs one fine-tuning job and reports it as events.
 
-    ``resume_dir`` continues an existing run from its latest complete checkpoint.
+    ``resume_dir`` continues an existing run from its latest complete checkpoint; ``run_dir``
+    uses a directory the caller already made (a detached launcher does) instead of a new one.
     """
 
     def __init__(
@@ -96,11 +92,12 @@ class Engine:
         sink: EventSink | None = None,
         workspace: str | Path | None = None,
         resume_dir: str | Path | None = None,
+        run_dir: str | Path | None = None,
     ) -> None:
         self.config = config
         self.workspace = Path(workspace if workspace is not None else config.output_dir)
         self.resume_dir = Path(resume_dir) if resume_dir else None
-        self.run_dir: Path | None = None
+        self.run_dir: Path | None = Path(run_dir) if run_dir else None
         self._sink = sink
         self._events_file: Any = None
         self._emit_lock = threading.Lock()
@@ -187,6 +184,7 @@ class Engine:
 
         cfg = self.config
         cfg.check()
+        quiet_libraries()
         if self.resume_dir is not None:
             self.run_dir = self.resume_dir
             self._resume_checkpoint = latest_checkpoint(self.resume_dir)
@@ -195,14 +193,16 @@ class Engine:
                     f"{self.resume_dir} has no complete checkpoint to resume from."
                 )
         else:
-            self.run_dir = make_run_dir(self.workspace, cfg.run_name, cfg.method)
+            if self.run_dir is None:
+                self.run_dir = make_run_dir(self.workspace, cfg.run_name, cfg.method)
+            self.run_dir.mkdir(parents=True, exist_ok=True)
             cfg.save(self.run_dir / CONFIG_FILE)
         self._events_file = open(self.run_dir / EVENTS_FILE, "a", encoding="utf-8")
         self.log(f"Run directory {self.run_dir}")
 
         self.phase = "data"
         loaded = data_mod.load_examples(cfg.data.path, format=cfg.data.format, on_bad_rows=cfg.data.on_bad_rows)
-        self.log(f"Data: {loaded.path} ({loaded.format}: {loaded.format_reason})")
+        self.log(f"Data: {loaded.path} ({loaded.format_reason})")
         if loaded.dropped:
             self.log(f"Dropped {loaded.dropped} of {loaded.total_rows} rows; first problem: "
                      f"{loaded.problems[0].message}", level="warning")
@@ -241,7 +241,7 @@ class Engine:
                 num_val_rows=len(val_rows),
                 trainable_params=trainable,
                 total_params=total,
-                resumed_from_step=int(self._resume_checkpoint.name.split("-")[-1]) if self._resume_checkpoint else 0,
+                resumed_from_step=checkpoint_step(self._resume_checkpoint) if self._resume_checkpoint else 0,
                 pid=os.getpid(),
             )
         )

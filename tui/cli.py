@@ -26,13 +26,27 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command")
 
     train = sub.add_parser("train", help="Train headless from a YAML config.")
-    train.add_argument("config", help="YAML run config.")
+    train.add_argument("config", nargs="?", help="YAML run config (not needed with --resume).")
     train.add_argument("--resume", metavar="RUN_DIR", help="Continue a run from its latest checkpoint.")
+    train.add_argument("--workspace", default=argparse.SUPPRESS, help="Directory holding the runs.")
 
     inspect = sub.add_parser("inspect", help="Check a dataset: format, rows, token lengths, problems.")
     inspect.add_argument("dataset", help="Dataset file, save_to_disk directory or sample:support-tickets.")
     inspect.add_argument("--model", default=None, help="Model reference whose chat template to use.")
     inspect.add_argument("--max-length", type=int, default=None, help="Token budget per row.")
+
+    estimate = sub.add_parser("estimate", help="Memory estimate for a config; exit 1 if it will not fit.")
+    estimate.add_argument("config", help="YAML run config.")
+    estimate.add_argument("--longest-tokens", type=int, default=None,
+                          help="Longest row in tokens (default: measured on the dataset).")
+
+    attach = sub.add_parser("attach", help="Follow a (detached) run in the app; it can be stopped there.")
+    attach.add_argument("run_dir", help="Run directory holding events.jsonl.")
+
+    export = sub.add_parser("export", help="Export a finished run's adapter, or merge it into the base.")
+    export.add_argument("run_dir", help="Run directory.")
+    export.add_argument("--merge", action="store_true", help="Save a standalone merged model.")
+    export.add_argument("--out", default=None, help="Output directory (default: inside the run).")
     return parser
 
 
@@ -46,6 +60,18 @@ def main(argv: list[str] | None = None) -> int:
             from core.inspect_cli import inspect_main
 
             return inspect_main(args.dataset, args.model, args.max_length)
+        if args.command == "estimate":
+            from core.estimate_cli import estimate_main
+
+            return estimate_main(args.config, args.longest_tokens)
+        if args.command == "attach":
+            from tui.attach import attach_main
+
+            return attach_main(args.run_dir)
+        if args.command == "export":
+            from core.export import export_main
+
+            return export_main(args.run_dir, args.out, args.merge)
         return app_main(args.config, args.dataset, args.workspace)
     except ConfigError as exc:
         print(f"tunetop: {exc}", file=sys.stderr)
@@ -67,6 +93,7 @@ def train_main(config_path: str, workspace: str, resume: str | None = None) -> i
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
     from core.engine import Engine
+    from core.rundir import CONFIG_FILE
     from core.events import (
         CheckpointSaved,
         EvalLogged,
@@ -79,11 +106,14 @@ def train_main(config_path: str, workspace: str, resume: str | None = None) -> i
     )
 
     if resume:
-        config = RunConfig.load(Path(resume) / "config.yaml")
-    else:
+        config = RunConfig.load(Path(resume) / CONFIG_FILE)
+    elif config_path:
         config = RunConfig.load(config_path)
+    else:
+        print("tunetop train: give a CONFIG.yaml, or --resume RUN_DIR.", file=sys.stderr)
+        return 2
     config.check()
-    console = Console(stderr=True)
+    console = Console(stderr=True, soft_wrap=True)
     events: queue.Queue = queue.Queue()
     engine = Engine(config, events.put, workspace=workspace, resume_dir=resume)
 

@@ -7,9 +7,11 @@ import math
 import threading
 
 import pytest
+from conftest import tiny_run_config
 
 from core.config import RunConfig
-from core.engine import Engine, latest_checkpoint
+from core.engine import Engine
+from core.rundir import latest_checkpoint
 from core.events import (
     CheckpointSaved,
     EvalLogged,
@@ -22,35 +24,6 @@ from core.events import (
 )
 
 
-def tiny_config(model_dir, data_path, **optim) -> RunConfig:
-    cfg = RunConfig()
-    cfg.model.name_or_path = str(model_dir)
-    cfg.data.path = str(data_path)
-    cfg.data.max_length = 256
-    cfg.optim.learning_rate = 3e-3
-    cfg.optim.precision = "fp32"  # autocast costs more than it saves on a 2-layer model
-    cfg.optim.max_steps = 12
-    cfg.optim.per_device_train_batch_size = 4
-    cfg.eval.logging_steps = 2
-    cfg.eval.eval_steps = 6
-    cfg.eval.save_steps = 6
-    cfg.eval.per_device_eval_batch_size = 8
-    for key, value in optim.items():
-        setattr(cfg.optim, key, value)
-    return cfg
-
-
-@pytest.fixture(scope="module")
-def small_data(tmp_path_factory):
-    """The first 96 rows of the sample dataset: 86 train, 10 validation."""
-    from core.data import resolve_data_path
-
-    lines = resolve_data_path("sample:support-tickets").read_text().splitlines()[:96]
-    path = tmp_path_factory.mktemp("data") / "tickets.jsonl"
-    path.write_text("\n".join(lines) + "\n")
-    return path
-
-
 def run(cfg, workspace, **kwargs):
     events = []
     engine = Engine(cfg, events.append, workspace=workspace, **kwargs)
@@ -60,7 +33,7 @@ def run(cfg, workspace, **kwargs):
 
 
 def test_lora_run_lowers_loss_and_writes_a_complete_run_dir(tiny_model_dir, small_data, tmp_path):
-    engine, events = run(tiny_config(tiny_model_dir, small_data), tmp_path)
+    engine, events = run(tiny_run_config(tiny_model_dir, small_data), tmp_path)
     kinds = [type(e) for e in events]
     assert kinds.count(RunStarted) == 1 and kinds[-1] is RunFinished, events[-1]
     started = next(e for e in events if isinstance(e, RunStarted))
@@ -88,7 +61,7 @@ def test_adapter_reloads_with_the_same_greedy_output(tiny_model_dir, small_data,
     from peft import PeftModel
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    engine, events = run(tiny_config(tiny_model_dir, small_data, max_steps=6), tmp_path)
+    engine, events = run(tiny_run_config(tiny_model_dir, small_data, max_steps=6), tmp_path)
     assert isinstance(events[-1], RunFinished)
     tok = AutoTokenizer.from_pretrained(engine.run_dir / "final")
     prompt = tok.apply_chat_template([{"role": "user", "content": "Router broke"}],
@@ -112,7 +85,7 @@ def test_adapter_reloads_with_the_same_greedy_output(tiny_model_dir, small_data,
 def test_stop_takes_effect_within_a_step_and_leaves_a_resumable_checkpoint(
     tiny_model_dir, small_data, tmp_path
 ):
-    cfg = tiny_config(tiny_model_dir, small_data, max_steps=200)
+    cfg = tiny_run_config(tiny_model_dir, small_data, max_steps=200)
     engine = None
     stopped = threading.Event()
 
@@ -141,7 +114,7 @@ def test_stop_takes_effect_within_a_step_and_leaves_a_resumable_checkpoint(
 
 
 def test_qlora_trains_a_few_steps_on_cpu(tiny_model_dir, small_data, tmp_path):
-    cfg = tiny_config(tiny_model_dir, small_data, max_steps=4)
+    cfg = tiny_run_config(tiny_model_dir, small_data, max_steps=4)
     cfg.method = "qlora"
     cfg.eval.eval_steps = cfg.eval.save_steps = 4
     _, events = run(cfg, tmp_path)
@@ -151,7 +124,7 @@ def test_qlora_trains_a_few_steps_on_cpu(tiny_model_dir, small_data, tmp_path):
 
 
 def test_full_fine_tune_trains_every_parameter(tiny_model_dir, small_data, tmp_path):
-    cfg = tiny_config(tiny_model_dir, small_data, max_steps=2, learning_rate=1e-3)
+    cfg = tiny_run_config(tiny_model_dir, small_data, max_steps=2, learning_rate=1e-3)
     cfg.method = "full"
     engine, events = run(cfg, tmp_path)
     started = next(e for e in events if isinstance(e, RunStarted))
@@ -170,7 +143,7 @@ def test_non_finite_loss_stops_on_that_step_with_a_reason(tiny_model_dir, small_
         model.model.layers[1].mlp.down_proj.weight[0, 0] = float("inf")
     model.save_pretrained(broken)
     AutoTokenizer.from_pretrained(tiny_model_dir).save_pretrained(broken)
-    _, events = run(tiny_config(broken, small_data), tmp_path / "runs")
+    _, events = run(tiny_run_config(broken, small_data), tmp_path / "runs")
     failed = events[-1]
     assert isinstance(failed, RunFailed), failed
     assert "became nan" in failed.reason.lower() and "step 1" in failed.reason
@@ -179,7 +152,7 @@ def test_non_finite_loss_stops_on_that_step_with_a_reason(tiny_model_dir, small_
 
 
 def test_missing_model_fails_with_a_readable_reason(small_data, tmp_path):
-    cfg = tiny_config(tmp_path / "no-such-model", small_data)
+    cfg = tiny_run_config(tmp_path / "no-such-model", small_data)
     _, events = run(cfg, tmp_path / "runs")
     failed = events[-1]
     assert isinstance(failed, RunFailed)
@@ -187,7 +160,7 @@ def test_missing_model_fails_with_a_readable_reason(small_data, tmp_path):
 
 
 def test_invalid_config_fails_before_creating_a_run_dir(tiny_model_dir, small_data, tmp_path):
-    cfg = tiny_config(tiny_model_dir, small_data, learning_rate=-1.0)
+    cfg = tiny_run_config(tiny_model_dir, small_data, learning_rate=-1.0)
     _, events = run(cfg, tmp_path / "runs")
     assert isinstance(events[-1], RunFailed) and "learning_rate" in events[-1].reason
     assert not (tmp_path / "runs").exists()
