@@ -21,6 +21,22 @@ def _finite(value: Any) -> float:
         return math.nan
 
 
+def _agree(args: Any, stop: bool, save: bool) -> tuple[bool, bool]:
+    """Share stop/save requests across processes, so every rank stops on the same step.
+
+    A request reaches one process (a signal, a STOP file); a rank that stopped alone would
+    leave the others waiting in the next all-reduce forever.
+    """
+    import torch
+    import torch.distributed as dist
+
+    if not (dist.is_available() and dist.is_initialized()):
+        return stop, save
+    flags = torch.tensor([int(stop), int(save)], dtype=torch.int32, device=args.device)
+    dist.all_reduce(flags, op=dist.ReduceOp.MAX)
+    return bool(flags[0]), bool(flags[1])
+
+
 class EventCallback(TrainerCallback):
     """Emits step, eval and checkpoint events, handles stop/save requests and early stopping.
 
@@ -74,11 +90,12 @@ class EventCallback(TrainerCallback):
         self._window_seconds += took
         self._window_samples += self._samples_per_step
         self._step_time_ema = took if self._step_time_ema is None else 0.9 * self._step_time_ema + 0.1 * took
-        if self.stop_requested.is_set():
+        stop, save = _agree(args, self.stop_requested.is_set(), self.save_requested.is_set())
+        if stop:
             self.stopped_by_request = True
             control.should_training_stop = True
             control.should_save = True
-        if self.save_requested.is_set():
+        if save:
             self.save_requested.clear()
             control.should_save = True
         return control
@@ -144,7 +161,7 @@ class EventCallback(TrainerCallback):
 
     def on_save(self, args, state, control, **kwargs):
         path = Path(args.output_dir) / f"checkpoint-{state.global_step}"
-        if path.is_dir():
+        if state.is_world_process_zero and path.is_dir():
             (path / COMPLETE_MARKER).write_text(str(state.global_step))
             self.last_checkpoint = str(path)
             self.sink(CheckpointSaved(step=state.global_step, path=str(path)))

@@ -172,6 +172,8 @@ class RunConfig:
     """Workspace holding one directory per run."""
     num_processes: int = 1
     """Processes (GPUs) to train on; more than 1 launches through ``accelerate``."""
+    distributed_strategy: str = "ddp"
+    """With several processes: ``ddp`` (data parallel) or ``fsdp`` (sharded, full fine-tuning)."""
     model: ModelConfig = field(default_factory=ModelConfig)
     lora: LoraSettings = field(default_factory=LoraSettings)
     optim: OptimConfig = field(default_factory=OptimConfig)
@@ -245,6 +247,11 @@ class RunConfig:
             bad("method", f"'{self.method}' is not a method.", f"Use one of {', '.join(METHODS)}.")
         if self.num_processes < 1:
             bad("num_processes", "must be at least 1.", "Use 1 for a single GPU or CPU.")
+        if self.distributed_strategy not in ("ddp", "fsdp"):
+            bad("distributed_strategy", f"'{self.distributed_strategy}' is unknown.", "Use ddp or fsdp.")
+        elif self.distributed_strategy == "fsdp" and self.method != "full":
+            bad("distributed_strategy", "fsdp shards full fine-tuning only.",
+                "Use ddp for lora and qlora, or set method: full.")
         if not self.model.name_or_path.strip():
             bad("model.name_or_path", "is empty.", f"Use a hub id, a directory or {BUNDLED_MODEL}.")
         if self.lora.r < 1:

@@ -111,6 +111,11 @@ class Engine:
         self.phase = "setup"
         self.final_event: Event | None = None
 
+    @property
+    def is_main(self) -> bool:
+        """Whether this is the main process of a (possibly multi-process) launch."""
+        return int(os.environ.get("RANK", "0")) == 0
+
     # --- control, callable from any thread -----------------------------------------------
 
     def start(self) -> None:
@@ -169,7 +174,7 @@ class Engine:
             step = self._trainer.state.global_step if self._trainer is not None else 0
             phase = self._callback.phase if self._callback is not None else self.phase
             reason, suggestion = describe_failure(exc, phase)
-            if self.run_dir is not None:
+            if self.run_dir is not None and self.is_main and self.run_dir.is_dir():
                 (self.run_dir / "error.log").write_text(traceback.format_exc())
             self.final_event = RunFailed(step=step, phase=phase, reason=reason, suggestion=suggestion)
             self.emit(self.final_event)
@@ -192,12 +197,18 @@ class Engine:
                 raise FileNotFoundError(
                     f"{self.resume_dir} has no complete checkpoint to resume from."
                 )
-        else:
-            if self.run_dir is None:
-                self.run_dir = make_run_dir(self.workspace, cfg.run_name, cfg.method)
+        elif self.run_dir is None:
+            if not self.is_main:
+                raise ValueError("A multi-process run needs its run directory made by the launcher.")
+            self.run_dir = make_run_dir(self.workspace, cfg.run_name, cfg.method)
+        if self.is_main:
+            # Only the main process writes the run directory; the others train and stay quiet.
             self.run_dir.mkdir(parents=True, exist_ok=True)
-            cfg.save(self.run_dir / CONFIG_FILE)
-        self._events_file = open(self.run_dir / EVENTS_FILE, "a", encoding="utf-8")
+            if self.resume_dir is None:
+                cfg.save(self.run_dir / CONFIG_FILE)
+            self._events_file = open(self.run_dir / EVENTS_FILE, "a", encoding="utf-8")
+        else:
+            self._sink = None
         self.log(f"Run directory {self.run_dir}")
 
         self.phase = "data"
@@ -222,6 +233,10 @@ class Engine:
         val_rows = self._tokenize(data_mod, tokenizer, val_ex, "validation")
         if not train_rows:
             raise ValueError("No training row has a trained token. Check the chat template and data.")
+        # Seed before the adapter is initialised: the Trainer seeds only later, in its __init__.
+        from transformers import set_seed
+
+        set_seed(cfg.optim.seed)
         model = load_model(cfg.model, cfg.method, precision, device)
         if cfg.method in ("lora", "qlora"):
             model = self._apply_lora(model)
@@ -282,7 +297,8 @@ class Engine:
         o = self.config.optim
         if o.max_steps > 0:
             return o.max_steps
-        per_epoch = math.ceil(num_rows / o.per_device_train_batch_size / o.gradient_accumulation_steps)
+        world = int(os.environ.get("WORLD_SIZE", "1"))
+        per_epoch = math.ceil(num_rows / world / o.per_device_train_batch_size / o.gradient_accumulation_steps)
         return max(1, math.ceil(per_epoch * o.num_train_epochs))
 
     def _build_trainer(self, model, tokenizer, train_rows, val_rows, precision, device) -> Any:
@@ -325,6 +341,7 @@ class Engine:
             report_to="none",
             disable_tqdm=True,
             dataloader_num_workers=0,
+            **_fsdp_args(cfg),
         )
         self._callback = EventCallback(
             self.emit, self._stop, self._save, self._take_tokens, e.early_stopping_patience if has_val else 0
@@ -380,6 +397,16 @@ class Engine:
         import gc
 
         gc.collect()
+
+
+def _fsdp_args(cfg: RunConfig) -> dict[str, Any]:
+    """Trainer arguments that shard a full fine-tune with FSDP across the launched processes."""
+    if cfg.distributed_strategy != "fsdp" or int(os.environ.get("WORLD_SIZE", "1")) < 2:
+        return {}
+    return {
+        "fsdp": "full_shard auto_wrap",
+        "fsdp_config": {"use_orig_params": True, "cpu_ram_efficient_loading": True},
+    }
 
 
 def _make_trainer(**kwargs: Any) -> Any:
