@@ -1,0 +1,67 @@
+"""Security defaults: no secret reaches a run directory, no pickle weights, no remote code."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+from conftest import tiny_run_config
+
+from core.config import ConfigError, RunConfig
+from core.models import ModelError, load_model
+
+SECRETS = {
+    "HF_TOKEN": "hf_PLANTEDsecretTOKEN1234567890",
+    "HUGGING_FACE_HUB_TOKEN": "hf_PLANTEDsecondTOKEN0987654321",
+    "WANDB_API_KEY": "PLANTEDwandbKEY5555555555",
+}
+
+
+def test_planted_tokens_never_reach_any_file_or_output(tiny_model_dir, small_data, tmp_path):
+    cfg = tiny_run_config(tiny_model_dir, small_data, max_steps=4)
+    cfg.eval.eval_steps = cfg.eval.save_steps = 2
+    cfg.save(tmp_path / "run.yaml")
+    env = {**os.environ, **SECRETS, "TOKENIZERS_PARALLELISM": "false"}
+    result = subprocess.run(
+        [sys.executable, "-m", "tui.cli", "train", str(tmp_path / "run.yaml"), "--workspace",
+         str(tmp_path / "ws")], capture_output=True, env=env, timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    files = [p for p in (tmp_path / "ws").rglob("*") if p.is_file()]
+    assert any(p.name == "events.jsonl" for p in files) and len(files) > 10
+    for secret in SECRETS.values():
+        needle = secret.encode()
+        assert needle not in result.stdout and needle not in result.stderr
+        for path in files:
+            assert needle not in path.read_bytes(), f"{secret} found in {path}"
+
+
+def test_token_keys_are_refused_in_configs(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("model:\n  hub_token: hf_abc\n")
+    with pytest.raises(ConfigError, match="model.hub_token: unknown key"):
+        RunConfig.load(path)
+
+
+def test_pickle_weights_need_an_explicit_opt_in(tiny_model_dir, tmp_path):
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    pickled = tmp_path / "pickled"
+    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
+    pickled.mkdir()
+    model.config.save_pretrained(pickled)
+    torch.save(model.state_dict(), pickled / "pytorch_model.bin")
+    cfg = RunConfig().model
+    cfg.name_or_path = str(pickled)
+    with pytest.raises(ModelError, match="allow_pickle_weights"):
+        load_model(cfg, "lora", "fp32", "cpu")
+    cfg.allow_pickle_weights = True
+    loaded = load_model(cfg, "lora", "fp32", "cpu")
+    assert torch.equal(loaded.lm_head.weight, model.lm_head.weight)
+
+
+def test_remote_code_is_off_by_default():
+    assert RunConfig().model.trust_remote_code is False
