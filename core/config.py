@@ -120,6 +120,8 @@ class OptimConfig:
     """Recompute activations in the backward pass: less memory, about 30% slower."""
     group_by_length: bool = True
     """Batch rows of similar length together so less compute goes to padding."""
+    retry_on_oom: bool = False
+    """On out of memory, halve the micro-batch, double accumulation and continue."""
 
 
 @dataclass

@@ -47,6 +47,15 @@ class NonFiniteError(RuntimeError):
     """Loss or gradient norm became NaN or infinite; raised before the optimizer step."""
 
 
+def is_out_of_memory(exc: BaseException) -> bool:
+    """Whether ``exc`` is a CUDA or host out-of-memory error."""
+    return (
+        isinstance(exc, MemoryError)
+        or type(exc).__name__ == "OutOfMemoryError"
+        or "out of memory" in str(exc).lower()
+    )
+
+
 def describe_failure(exc: BaseException, phase: str) -> tuple[str, str]:
     """A readable reason and a concrete suggestion for an exception raised in ``phase``."""
     name = type(exc).__name__
@@ -55,11 +64,12 @@ def describe_failure(exc: BaseException, phase: str) -> tuple[str, str]:
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else name
     if isinstance(exc, NonFiniteError):
         return text, "Lower the learning rate (e.g. halve it), keep max_grad_norm at 1.0, or use fp32."
-    if "out of memory" in str(exc).lower() or isinstance(exc, MemoryError) or name == "OutOfMemoryError":
+    if is_out_of_memory(exc):
         return (
             f"Out of memory during {phase}.",
-            "Halve per_device_train_batch_size and double gradient_accumulation_steps, turn on "
-            "gradient_checkpointing, use qlora, or shorten data.max_length.",
+            "Halve per_device_train_batch_size and double gradient_accumulation_steps (or set "
+            "optim.retry_on_oom: true to do it automatically), turn on gradient_checkpointing, "
+            "use qlora, or shorten data.max_length.",
         )
     if isinstance(exc, OSError) and getattr(exc, "errno", None) == 28:
         return f"The disk is full while writing during {phase}.", "Free disk space or lower eval.save_total_limit."
@@ -107,6 +117,7 @@ class Engine:
         self._trainer: Any = None
         self._callback: EventCallback | None = None
         self._resume_checkpoint: Path | None = None
+        self._prepared: tuple = ()
         self._started = time.monotonic()
         self.phase = "setup"
         self.final_event: Event | None = None
@@ -185,7 +196,7 @@ class Engine:
     def setup(self) -> None:
         """Create the run directory, load and tokenize the data, load the model, build the trainer."""
         from core import data as data_mod
-        from core.models import load_model, load_tokenizer, pick_device, resolve_precision
+        from core.models import load_tokenizer, pick_device, resolve_precision
 
         cfg = self.config
         cfg.check()
@@ -233,16 +244,11 @@ class Engine:
         val_rows = self._tokenize(data_mod, tokenizer, val_ex, "validation")
         if not train_rows:
             raise ValueError("No training row has a trained token. Check the chat template and data.")
-        # Seed before the adapter is initialised: the Trainer seeds only later, in its __init__.
-        from transformers import set_seed
-
-        set_seed(cfg.optim.seed)
-        model = load_model(cfg.model, cfg.method, precision, device)
-        if cfg.method in ("lora", "qlora"):
-            model = self._apply_lora(model)
+        self._prepared = (tokenizer, train_rows, val_rows, precision, device)
+        model = self._load_model()
         trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
         total = sum(p.numel() for p in model.parameters())
-        self._trainer = self._build_trainer(model, tokenizer, train_rows, val_rows, precision, device)
+        self._trainer = self._build_trainer(model, *self._prepared)
         self.emit(
             RunStarted(
                 run_dir=str(self.run_dir),
@@ -274,6 +280,21 @@ class Engine:
             self.log(f"{truncated} {split} rows are longer than max_length {cfg.max_length} and were "
                      f"truncated.", level="warning")
         return kept
+
+    def _load_model(self) -> Any:
+        """The model to train: the base, with a freshly initialised adapter for (q)lora."""
+        from transformers import set_seed
+
+        from core.models import load_model
+
+        cfg = self.config
+        precision, device = self._prepared[3:]
+        # Seed before the adapter is initialised: the Trainer seeds only later, in its __init__.
+        set_seed(cfg.optim.seed)
+        model = load_model(cfg.model, cfg.method, precision, device)
+        if cfg.method in ("lora", "qlora"):
+            model = self._apply_lora(model)
+        return model
 
     def _apply_lora(self, model: Any) -> Any:
         from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
@@ -367,7 +388,14 @@ class Engine:
         resume = str(self._resume_checkpoint) if self._resume_checkpoint else None
         if resume:
             self.log(f"Resuming from {resume}")
-        trainer.train(resume_from_checkpoint=resume)
+        while True:
+            try:
+                trainer.train(resume_from_checkpoint=resume)
+                break
+            except BaseException as exc:
+                if not self._can_retry_oom(exc):
+                    raise
+                trainer, cb, resume = self._retry_smaller(trainer)
         step = trainer.state.global_step
         if cb.stopped_by_request:
             self.final_event = RunStopped(
@@ -387,6 +415,45 @@ class Engine:
             elapsed_seconds=time.monotonic() - self._started,
         )
         self.emit(self.final_event)
+
+    def _can_retry_oom(self, exc: BaseException) -> bool:
+        o = self.config.optim
+        return (
+            o.retry_on_oom
+            and is_out_of_memory(exc)
+            and o.per_device_train_batch_size > 1
+            and self._callback.phase == "train"
+        )
+
+    def _retry_smaller(self, failed: Any) -> tuple[Any, EventCallback, str | None]:
+        """Halve the micro-batch, double accumulation, and continue from the last checkpoint.
+
+        The model is reloaded: an out-of-memory error can strike between micro-batches, and
+        the weights since the last checkpoint must not leak into the retry.
+        """
+        import gc
+
+        import torch
+
+        o = self.config.optim
+        step = failed.state.global_step
+        o.per_device_train_batch_size //= 2
+        o.gradient_accumulation_steps *= 2
+        self.config.save(self.run_dir / CONFIG_FILE)
+        checkpoint = latest_checkpoint(self.run_dir)
+        self.log(
+            f"Out of memory at step {step + 1}; retrying with micro-batch "
+            f"{o.per_device_train_batch_size} x accumulation {o.gradient_accumulation_steps} (same "
+            f"effective batch) from {checkpoint.name if checkpoint else 'the start'}.",
+            level="warning",
+        )
+        del failed
+        self._trainer = None
+        gc.collect()
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+        self._trainer = self._build_trainer(self._load_model(), *self._prepared)
+        return self._trainer, self._callback, str(checkpoint) if checkpoint else None
 
     def cleanup(self) -> None:
         """Close the event log and release the model so memory returns to the system."""

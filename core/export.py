@@ -49,12 +49,14 @@ def summarize_run(run_dir: Path) -> RunSummary:
 
 
 def _review_win_rate(run_dir: Path) -> str | None:
-    """The latest review's win rate line, when a review of this run was judged."""
-    try:
-        from core.review import summary_line
-    except ImportError:
-        return None
-    return summary_line(run_dir)
+    """The newest judged review of this run as one line, or None when there is none."""
+    from core.review import ReviewSet, find_review_sets
+
+    for info in find_review_sets(run_dir):
+        stats = ReviewSet.open(info.path).stats()
+        if stats.decisions:
+            return f"{info.label_b} vs {info.label_a}: {stats.win_rate_text()}"
+    return None
 
 
 def model_card(summary: RunSummary, kind: str, note: str = "") -> str:

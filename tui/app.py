@@ -17,7 +17,7 @@ from tui.screens.dataset import DatasetScreen
 from tui.screens.hyperparams import HyperparamsScreen
 from tui.screens.review import ReviewScreen
 from tui.screens.runs import RunsScreen
-from tui.screens.training import TrainingScreen
+from tui.screens.training import TrainingScreen, quit_app
 
 
 @dataclass
@@ -68,6 +68,10 @@ class TunetopApp(App[None]):
             self.config.data.path = dataset
         self.services = services or AppServices()
         self.workspace = workspace
+
+    async def action_quit(self) -> None:
+        """Quit; a live run is asked to stop first and saves a checkpoint."""
+        await quit_app(self)
 
     def action_show_help(self) -> None:
         """Toggle Textual's key panel listing every key of the current screen."""

@@ -35,6 +35,10 @@ def _parser() -> argparse.ArgumentParser:
     inspect.add_argument("--model", default=None, help="Model reference whose chat template to use.")
     inspect.add_argument("--max-length", type=int, default=None, help="Token budget per row.")
 
+    from core.compare_cli import add_compare_parser
+
+    add_compare_parser(sub)
+
     estimate = sub.add_parser("estimate", help="Memory estimate for a config; exit 1 if it will not fit.")
     estimate.add_argument("config", help="YAML run config.")
     estimate.add_argument("--longest-tokens", type=int, default=None,
@@ -60,6 +64,10 @@ def main(argv: list[str] | None = None) -> int:
             from core.inspect_cli import inspect_main
 
             return inspect_main(args.dataset, args.model, args.max_length)
+        if args.command == "compare":
+            from core.compare_cli import compare_from_args
+
+            return compare_from_args(args)
         if args.command == "estimate":
             from core.estimate_cli import estimate_main
 

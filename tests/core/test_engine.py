@@ -164,3 +164,58 @@ def test_invalid_config_fails_before_creating_a_run_dir(tiny_model_dir, small_da
     _, events = run(cfg, tmp_path / "runs")
     assert isinstance(events[-1], RunFailed) and "learning_rate" in events[-1].reason
     assert not (tmp_path / "runs").exists()
+
+
+class _OomOnBigBatches:
+    """Raises an out-of-memory error on step 3 while the micro-batch is 4, like a real OOM."""
+
+    def __init__(self):
+        from transformers import TrainerCallback
+
+        class Cb(TrainerCallback):
+            def on_step_begin(self, args, state, control, **kwargs):
+                if state.global_step == 3 and args.per_device_train_batch_size == 4:
+                    import torch
+
+                    raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+        self.callback = Cb()
+
+
+def _engine_with_oom(cfg, sink, workspace):
+    engine = Engine(cfg, sink, workspace=workspace)
+    build = engine._build_trainer
+
+    def build_with_fault(*args):
+        trainer = build(*args)
+        trainer.add_callback(_OomOnBigBatches().callback)
+        return trainer
+
+    engine._build_trainer = build_with_fault
+    return engine
+
+
+def test_out_of_memory_names_the_phase_and_the_fix(tiny_model_dir, small_data, tmp_path):
+    events = []
+    engine = _engine_with_oom(tiny_run_config(tiny_model_dir, small_data, max_steps=6), events.append,
+                              tmp_path)
+    engine.run()
+    failed = events[-1]
+    assert isinstance(failed, RunFailed) and failed.phase == "train"
+    assert failed.reason == "Out of memory during train."
+    assert "gradient_accumulation_steps" in failed.suggestion and "retry_on_oom" in failed.suggestion
+
+
+def test_opt_in_oom_retry_keeps_the_effective_batch_and_finishes(tiny_model_dir, small_data, tmp_path):
+    cfg = tiny_run_config(tiny_model_dir, small_data, max_steps=6, retry_on_oom=True)
+    cfg.eval.eval_steps = cfg.eval.save_steps = 2
+    events = []
+    engine = _engine_with_oom(cfg, events.append, tmp_path)
+    engine.run()
+    assert isinstance(events[-1], RunFinished), events[-1]
+    retry = [e for e in events if getattr(e, "level", "") == "warning" and "Out of memory" in e.message]
+    assert len(retry) == 1 and "micro-batch 2 x accumulation 2" in retry[0].message
+    assert "checkpoint-2" in retry[0].message
+    saved = RunConfig.load(engine.run_dir / "config.yaml").optim
+    assert (saved.per_device_train_batch_size, saved.gradient_accumulation_steps) == (2, 2)
+    assert [e.step for e in events if isinstance(e, StepLogged)][-1] == 6

@@ -1,16 +1,398 @@
-"""The hyperparams screen (being built; see its issue)."""
+"""The hyperparams screen: edit the whole run config and see what it will cost.
+
+Left, a scrolling form of every ``RunConfig`` field with help, defaults and per-field errors as
+you type; right, the live figures: trainable parameters and the memory estimate against the
+GPU (or system memory) with its verdict and the change that would make it fit. The heavy part
+(the model's config, a meta-device model, the estimate) runs in a debounced thread worker.
+Edits go straight into ``app.config``; one key starts training with it.
+"""
 
 from __future__ import annotations
 
+import copy
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from textual import on, work
 from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, VerticalScroll
+from textual.reactive import reactive
 from textual.screen import Screen
-from textual.widgets import Footer, Header, Static
+from textual.timer import Timer
+from textual.widget import Widget
+from textual.widgets import Footer, Header, Input, Label, Static
+from textual.worker import Worker, WorkerState
+
+from core.config import ConfigError, ConfigProblem, RunConfig
+from core.memory import AvailableMemory, MemoryEstimate, apply_changes
+from tui.messages import StartRun
+from tui.widgets.config_form import SPECS, ConfigField, ConfigForm, get_value, set_value
+from tui.widgets.memory_panel import MemoryPanel
+
+DEBOUNCE_SECONDS = 0.4
+"""Quiet time after the last keystroke before the estimate is recomputed."""
+
+PRESETS: dict[str, tuple[str, dict[str, Any]]] = {
+    "qlora-small": ("QLoRA, small GPU", {
+        "method": "qlora", "lora.r": 16, "lora.lora_alpha": 32, "lora.lora_dropout": 0.05,
+        "lora.target_modules": ["q_proj", "k_proj", "v_proj", "o_proj",
+                                "gate_proj", "up_proj", "down_proj"],
+        "optim.learning_rate": 2e-4, "optim.per_device_train_batch_size": 2,
+        "optim.gradient_accumulation_steps": 8, "optim.gradient_checkpointing": True,
+        "optim.warmup_ratio": 0.05, "optim.num_train_epochs": 2.0,
+    }),
+    "lora": ("LoRA", {
+        "method": "lora", "lora.r": 16, "lora.lora_alpha": 32, "lora.lora_dropout": 0.05,
+        "lora.target_modules": ["q_proj", "k_proj", "v_proj", "o_proj"],
+        "optim.learning_rate": 2e-4, "optim.per_device_train_batch_size": 8,
+        "optim.gradient_accumulation_steps": 1, "optim.gradient_checkpointing": False,
+        "optim.warmup_ratio": 0.05, "optim.num_train_epochs": 3.0,
+    }),
+    "full": ("Full fine-tune", {
+        "method": "full", "optim.learning_rate": 2e-5, "optim.per_device_train_batch_size": 4,
+        "optim.gradient_accumulation_steps": 4, "optim.gradient_checkpointing": True,
+        "optim.warmup_ratio": 0.1, "optim.num_train_epochs": 2.0, "optim.weight_decay": 0.0,
+    }),
+}
+"""Starting points: label and the fields each sets (current practice for each method)."""
+
+
+@dataclass
+class EstimateServices:
+    """What the estimate worker calls; tests pass fakes via ``AppServices.extras["estimate"]``."""
+
+    model_config: Callable[[RunConfig], Any] | None = None
+    """The model's ``PretrainedConfig``; default ``core.models.load_model_config``."""
+    available: Callable[[], AvailableMemory] | None = None
+    """Memory to compare with; default ``core.memory.available_memory`` (NVML or system)."""
+    longest_tokens: Callable[[RunConfig], tuple[int, str]] | None = None
+    """Longest row in tokens and how it was found; default measures the dataset."""
+    has_bitsandbytes: Callable[[], bool] | None = None
+    """Whether QLoRA can run; default looks for the package."""
+
+
+@dataclass
+class EstimateResult:
+    """What one worker run found: model-specific problems and the estimate."""
+
+    generation: int
+    problems: list[ConfigProblem] = field(default_factory=list)
+    estimate: MemoryEstimate | None = None
+    note: str = ""
 
 
 class HyperparamsScreen(Screen):
-    """Placeholder until the hyperparams screen lands."""
+    """Edit the run config with live validation, parameter counts and the memory estimate."""
+
+    CSS_PATH = "../styles/hyperparams.tcss"
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (110, "-wide")]
+
+    BINDINGS = [
+        Binding("ctrl+t", "start_training", "Train", id="hyperparams.train"),
+        Binding("f2", "preset('qlora-small')", "QLoRA small", id="hyperparams.preset-qlora"),
+        Binding("f3", "preset('lora')", "LoRA", id="hyperparams.preset-lora"),
+        Binding("f4", "preset('full')", "Full FT", id="hyperparams.preset-full"),
+        Binding("ctrl+s", "ask_path('save')", "Save", id="hyperparams.save"),
+        Binding("ctrl+o", "ask_path('load')", "Load", id="hyperparams.load"),
+        Binding("ctrl+r", "reset_field", "Default", id="hyperparams.reset-field"),
+        Binding("down", "app.focus_next", "Next field", show=False, id="hyperparams.next"),
+        Binding("up", "app.focus_previous", "Previous field", show=False,
+                id="hyperparams.previous"),
+        Binding("escape", "close_path", "Cancel", id="hyperparams.cancel-path"),
+    ]
+    """Train, presets, save/load, reset a field; up/down move between fields."""
+
+    estimate: reactive[MemoryEstimate | None] = reactive(None)
+    """The latest memory estimate (``None`` until the first worker run ends)."""
+    estimate_status: reactive[str] = reactive("Estimating…")
+    """Shown with or instead of the estimate: progress, or why there is none."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._parse_errors: dict[str, str] = {}
+        self._model_problems: list[ConfigProblem] = []
+        self._generation = 0
+        self._checked_generation = -1
+        self._debounce: Timer | None = None
+        self._path_mode = "save"
+        self._last_path = "tunetop.yaml"
+        self._focus_before: Widget | None = None
+
+    # --- layout ----------------------------------------------------------------------------
 
     def compose(self) -> ComposeResult:
         yield Header()
-        yield Static("hyperparams")
+        with Horizontal(id="hyperparams-main"):
+            yield ConfigForm(id="form")
+            with VerticalScroll(id="figures"):
+                yield MemoryPanel(id="memory").data_bind(
+                    estimate=HyperparamsScreen.estimate, status=HyperparamsScreen.estimate_status)
+        yield Static("", id="problems", markup=False)
+        with Horizontal(id="path-bar"):
+            yield Label("Save to:", id="path-label")
+            yield Input(id="path-input", compact=True)
         yield Footer()
+
+    def on_mount(self) -> None:
+        """Show the app's config and start the first estimate."""
+        self.query_one("#form", ConfigForm).border_title = "Config"
+        self.query_one("#figures").border_title = "Figures"
+        self.reload()
+        # Focusing the first field scrolls it flush to the top; show its group title too.
+        self.call_after_refresh(self.query_one("#form", ConfigForm).scroll_home, animate=False)
+
+    def on_screen_resume(self) -> None:
+        """Another screen may have changed the config (the dataset screen sets the data)."""
+        self.reload()
+
+    def reload(self) -> None:
+        """Show ``app.config`` in the form, re-validate and re-estimate."""
+        self._parse_errors.clear()
+        self.query_one(ConfigForm).load(self.app.config)
+        self._changed()
+
+    # --- editing ---------------------------------------------------------------------------
+
+    @property
+    def config(self) -> RunConfig:
+        """The config being edited: the app's."""
+        return self.app.config
+
+    @on(ConfigForm.Edited)
+    def field_edited(self, message: ConfigForm.Edited) -> None:
+        """Write a parsed edit into ``app.config``; keep typing errors per field."""
+        if message.error is None:
+            self._parse_errors.pop(message.path, None)
+            set_value(self.config, message.path, message.value)
+        else:
+            self._parse_errors[message.path] = message.error
+        self._changed()
+
+    def _changed(self) -> None:
+        """Validate now (cheap) and re-estimate after the user pauses (expensive)."""
+        self._generation += 1
+        self._show_problems()
+        if self._debounce is not None:
+            self._debounce.stop()
+        self._debounce = self.set_timer(DEBOUNCE_SECONDS, self._start_estimate)
+
+    def problems(self) -> list[ConfigProblem]:
+        """Every current problem: typing errors, ``validate()``, and model-specific ones."""
+        out = [ConfigProblem(path, message, "") for path, message in self._parse_errors.items()]
+        typed = set(self._parse_errors)
+        out += [p for p in self.config.validate() if p.field not in typed]
+        out += [p for p in self._model_problems if p.field not in typed]
+        return out
+
+    def _show_problems(self) -> None:
+        errors: dict[str, str] = {}
+        for p in self.problems():
+            text = f"{p.message} {p.fix}".strip()
+            errors[p.field] = f"{errors[p.field]} {text}" if p.field in errors else text
+        self.query_one(ConfigForm).show_errors(errors)
+        summary = self.query_one("#problems", Static)
+        if errors:
+            first = next(iter(errors))
+            more = f" (+{len(errors) - 1} more)" if len(errors) > 1 else ""
+            summary.update(f"✗ {first}: {errors[first]}{more}")
+        else:
+            summary.update("")
+        summary.set_class(bool(errors), "-shown")
+
+    # --- the estimate worker ---------------------------------------------------------------
+
+    def _start_estimate(self) -> None:
+        self._debounce = None
+        if self._parse_errors or any(p.field == "model.name_or_path"
+                                     for p in self.config.validate()):
+            self.estimate = None
+            self.estimate_status = "No estimate until the errors are fixed."
+            return
+        self.estimate_status = "Estimating…"
+        self._estimate(copy.deepcopy(self.config), self._generation, self._services())
+
+    def _services(self) -> EstimateServices:
+        extras = getattr(getattr(self.app, "services", None), "extras", {})
+        return extras.get("estimate") or EstimateServices()
+
+    @work(thread=True, exclusive=True, group="estimate", exit_on_error=False)
+    def _estimate(self, config: RunConfig, generation: int,
+                  services: EstimateServices) -> EstimateResult:
+        """Load the model's config, check targets and bitsandbytes, count and estimate."""
+        from core import memory
+
+        result = EstimateResult(generation)
+        if config.method == "qlora" and not (services.has_bitsandbytes or memory.has_bitsandbytes)():
+            result.problems.append(ConfigProblem(
+                "method", "qlora needs bitsandbytes, which is not installed.",
+                "pip install bitsandbytes, or use lora."))
+        if services.model_config is not None:
+            model_config = services.model_config(config)
+        else:
+            from core.models import ModelError, load_model_config
+
+            try:
+                model_config = load_model_config(config.model.name_or_path,
+                                                 config.model.trust_remote_code,
+                                                 config.model.revision)
+            except ModelError as exc:
+                result.problems.append(ConfigProblem("model.name_or_path", str(exc), ""))
+                return result
+        if config.method != "full":
+            problem = memory.target_modules_problem(model_config, config.lora.target_modules,
+                                                    config.model.trust_remote_code)
+            if problem is not None:
+                result.problems.append(problem)
+                return result
+        if config.validate():
+            return result
+        tokens, result.note = (services.longest_tokens or _longest_tokens)(config)
+        available = (services.available or memory.available_memory)()
+        result.estimate = memory.estimate_memory(model_config, config, tokens, "auto", available)
+        return result
+
+    @on(Worker.StateChanged)
+    def worker_changed(self, event: Worker.StateChanged) -> None:
+        """Show the estimate when the worker ends; show any failure in the panel."""
+        worker = event.worker
+        if worker.group != "estimate":
+            return
+        if worker.state == WorkerState.SUCCESS:
+            result: EstimateResult = worker.result
+            if result.generation != self._generation:
+                return  # the config changed while it ran; a newer run is on its way
+            self._checked_generation = result.generation
+            self._model_problems = result.problems
+            self._show_problems()
+            if result.estimate is not None:
+                self.estimate = result.estimate
+                self.estimate_status = result.note
+            else:
+                self.estimate = None
+                self.estimate_status = "No estimate until the errors are fixed."
+        elif worker.state == WorkerState.ERROR:
+            error = worker.error
+            self.estimate_status = f"Estimate failed: {type(error).__name__}: {error}"
+        # PENDING, RUNNING and CANCELLED (a newer run replaced it) change nothing shown.
+
+    # --- actions ---------------------------------------------------------------------------
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """Hide the cancel key unless the path bar is open."""
+        if action == "close_path":
+            return self.query_one("#path-bar").has_class("-open")
+        return True
+
+    async def action_start_training(self) -> None:
+        """Start training with this config on the training screen, or say why not."""
+        problems = self.problems()
+        if problems:
+            first = problems[0]
+            more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+            self.notify(f"Cannot start: {first.field}: {first.message}{more}",
+                        title="Fix the config first", severity="error")
+            return
+        if self._checked_generation != self._generation:
+            self.notify("Still checking this config against the model; press again in a moment.",
+                        severity="warning")
+            return
+        if self.estimate is not None and self.estimate.verdict == "will not fit":
+            self.notify("The estimate says this will not fit; starting anyway.",
+                        severity="warning")
+        config = copy.deepcopy(self.config)
+        await self.app.switch_mode("training")
+        self.app.screen.post_message(StartRun(config))
+
+    def action_preset(self, name: str) -> None:
+        """Apply a preset's fields to the config."""
+        label, changes = PRESETS[name]
+        self.app.config = apply_changes(self.config, changes)
+        self.reload()
+        self.notify(f"Preset: {label}.")
+
+    def action_reset_field(self) -> None:
+        """Put the focused field back to its default."""
+        focused = self.focused
+        field = focused.parent if focused is not None else None
+        if not isinstance(field, ConfigField):
+            self.notify("Move to a field first (Tab).", severity="warning")
+            return
+        path = field.spec.path
+        set_value(self.config, path, copy.deepcopy(SPECS[path].default))
+        self._parse_errors.pop(path, None)
+        field.show(get_value(self.config, path))
+        self._changed()
+
+    def action_ask_path(self, mode: str) -> None:
+        """Open the path bar to save or load a YAML config."""
+        self._path_mode = mode
+        bar = self.query_one("#path-bar")
+        self.query_one("#path-label", Label).update("Save to:" if mode == "save" else "Load from:")
+        path_input = self.query_one("#path-input", Input)
+        path_input.value = self._last_path
+        if not bar.has_class("-open"):
+            self._focus_before = self.focused
+        bar.add_class("-open")
+        path_input.focus()
+        self.refresh_bindings()
+
+    def action_close_path(self) -> None:
+        """Close the path bar without saving or loading."""
+        self.query_one("#path-bar").remove_class("-open")
+        if self._focus_before is not None and self._focus_before.is_attached:
+            self._focus_before.focus()
+        else:
+            self.focus_next()
+        self.refresh_bindings()
+
+    @on(Input.Submitted, "#path-input")
+    def path_submitted(self, event: Input.Submitted) -> None:
+        """Save to or load from the typed path."""
+        path = Path(event.value.strip()).expanduser()
+        if not event.value.strip():
+            self.notify("Type a file path.", severity="warning")
+            return
+        self._last_path = str(path)
+        if self._path_mode == "save":
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                self.config.save(path)
+            except OSError as exc:
+                self.notify(f"Cannot save {path}: {exc.strerror or exc}", severity="error")
+                return
+            self.notify(f"Saved {path}.")
+        else:
+            try:
+                self.app.config = RunConfig.load(path)
+            except ConfigError as exc:
+                self.notify(str(exc), title=f"Cannot load {path}", severity="error", timeout=10)
+                return
+            self.reload()
+            self.notify(f"Loaded {path}.")
+        self.action_close_path()
+
+
+def _longest_tokens(config: RunConfig) -> tuple[int, str]:
+    """The dataset's longest row (cached per data and model settings and file change time)."""
+    from core.estimate_cli import longest_row_tokens
+
+    key = _data_key(config)
+    if key not in _longest_cache:
+        _longest_cache.clear()
+        _longest_cache[key] = longest_row_tokens(config)
+    return _longest_cache[key]
+
+
+_longest_cache: dict[tuple, tuple[int, str]] = {}
+
+
+def _data_key(config: RunConfig) -> tuple:
+    d, m = config.data, config.model
+    try:
+        mtime = Path(d.path).expanduser().stat().st_mtime
+    except OSError:
+        mtime = None
+    return (d.path, mtime, d.format, d.max_length, d.assistant_only_loss, m.name_or_path,
+            m.revision)

@@ -1,0 +1,140 @@
+"""How responsive the training screen stays while a run floods it with events.
+
+A scripted engine (tests/tui/fakes.py) emits logged steps at a high rate (default 1,000 per
+second, with an evaluation and a checkpoint every 200 steps) from its own thread, through the
+real bridge, into the real training screen, driven by Textual's pilot at 120x40. Measured:
+
+- event-loop lag: how late a 5 ms ``asyncio.sleep`` wakes up on the UI loop (p50/p99/max);
+- key-to-repaint: from pressing ``g`` (switch chart) until the newly shown chart has rendered;
+- how many messages reached the UI and how often the chart replotted.
+
+The same figures are taken with no run for a baseline. Run: .venv/bin/python bench/responsiveness.py
+[--rate 1000] [--seconds 6]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(ROOT / "tests" / "tui"), str(ROOT)]
+
+from fakes import ScriptedEngine, StubGpuMonitor, engine_factory, h100_sample, training_series  # noqa: E402
+
+from core.config import RunConfig  # noqa: E402
+from tui.app import AppServices, make_app  # noqa: E402
+from tui.widgets.loss_plot import LossPlot  # noqa: E402
+from tui.widgets.lr_plot import LrGradPlot  # noqa: E402
+
+PROBE_SECONDS = 0.005
+
+
+def pct(values: list[float], q: float) -> float:
+    """The q-th percentile (0-100) of ``values``."""
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    k = max(0, min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1))))
+    return ordered[k]
+
+
+async def measure(rate: float | None, seconds: float, presses: int) -> dict[str, float]:
+    """Run the app; with ``rate`` steps/s fed by a scripted engine, or idle when None."""
+    steps = int((rate or 1) * seconds * 3)  # more than enough: the run is stopped at the end
+    series = training_series(total=steps, log_every=1, eval_every=200, run_dir="runs/bench")
+    factory = engine_factory(script=series, delay=1 / rate if rate else 0.0, write_events=False)
+    services = AppServices(engine_factory=factory, gpu_monitor_factory=lambda: StubGpuMonitor(h100_sample()))
+    app = make_app(config=RunConfig(run_name="bench"), services=services, workspace="/tmp/tunetop-bench")
+    lags: list[float] = []
+    repaints: list[float] = []
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("3")
+        await pilot.pause()
+        screen = app.screen
+        if rate:
+            await pilot.press("s")
+            while screen.progress.step < 10:
+                await pilot.pause(0.01)
+
+        rendered: list[float] = []
+        for plot in (screen.query_one(LossPlot), screen.query_one(LrGradPlot)):
+            original = plot.render
+
+            def render(original=original):
+                rendered.append(time.perf_counter())
+                return original()
+
+            plot.render = render  # type: ignore[method-assign]
+
+        stop = asyncio.Event()
+
+        async def probe() -> None:
+            while not stop.is_set():
+                start = time.perf_counter()
+                await asyncio.sleep(PROBE_SECONDS)
+                lags.append(time.perf_counter() - start - PROBE_SECONDS)
+
+        task = asyncio.create_task(probe())
+        started = time.perf_counter()
+        step0 = screen.progress.step
+        gap = seconds / (presses + 1)
+        for _ in range(presses):
+            await asyncio.sleep(gap)
+            before = len(rendered)
+            t0 = time.perf_counter()
+            await pilot.press("g")
+            while len(rendered) == before and time.perf_counter() - t0 < 2:
+                await asyncio.sleep(0.001)
+            if len(rendered) > before:
+                repaints.append(rendered[before] - t0)
+        elapsed = time.perf_counter() - started
+        stop.set()
+        await task
+        step1 = screen.progress.step
+        bridge = screen.bridge
+        replots = screen.query_one(LossPlot).replots + screen.query_one(LrGradPlot).replots
+        engine = ScriptedEngine.instances[-1] if rate else None
+        if engine is not None:
+            engine.stop()
+            engine.join(5)
+    return {
+        "lag_p50_ms": pct(lags, 50) * 1000,
+        "lag_p99_ms": pct(lags, 99) * 1000,
+        "lag_max_ms": max(lags) * 1000 if lags else float("nan"),
+        "repaint_p50_ms": pct(repaints, 50) * 1000,
+        "repaint_p99_ms": pct(repaints, 99) * 1000,
+        "presses": len(repaints),
+        "steps_per_s": (step1 - step0) / elapsed,
+        "messages_per_s": (bridge.posted / elapsed) if bridge and rate else 0.0,
+        "events_per_s": (bridge.received / elapsed) if bridge and rate else 0.0,
+        "replots_per_s": replots / elapsed,
+        "renders_per_s": len(rendered) / elapsed,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rate", type=float, default=1000.0, help="Logged steps per second fed to the UI.")
+    parser.add_argument("--seconds", type=float, default=6.0, help="Length of each measurement.")
+    parser.add_argument("--presses", type=int, default=30, help="Key presses per measurement.")
+    args = parser.parse_args()
+    rows = [
+        ("idle (no run)", asyncio.run(measure(None, args.seconds, args.presses))),
+        (f"run at {args.rate:,.0f} steps/s", asyncio.run(measure(args.rate, args.seconds, args.presses))),
+    ]
+    print(f"tunetop training screen responsiveness (120x40, {args.presses} presses of g, {args.seconds:.0f}s each)")
+    header = (f"{'':24} {'lag p50':>8} {'lag p99':>8} {'lag max':>8} {'key→paint p50':>14} "
+              f"{'key→paint p99':>14} {'steps/s':>8} {'events/s':>9} {'msgs/s':>7} {'replots/s':>9}")
+    print(header)
+    for name, r in rows:
+        print(f"{name:24} {r['lag_p50_ms']:7.1f}ms {r['lag_p99_ms']:7.1f}ms {r['lag_max_ms']:7.1f}ms "
+              f"{r['repaint_p50_ms']:12.1f}ms {r['repaint_p99_ms']:12.1f}ms {r['steps_per_s']:8.0f} "
+              f"{r['events_per_s']:9.0f} {r['messages_per_s']:7.1f} {r['replots_per_s']:9.1f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,182 @@
+"""Detached runs: a training process that outlives the terminal, and following its events.
+
+:func:`launch_detached` writes the run directory and starts ``python -m core.worker RUN_DIR``
+in a new session (so closing the SSH connection does not stop it), with its output in
+``worker.log`` and its pid in ``worker.pid``. :func:`follow_run` yields the run's events by
+polling ``events.jsonl``; :func:`request_stop` and :func:`request_checkpoint` drop the
+``STOP`` / ``SAVE`` files the worker watches.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from datetime import datetime
+from pathlib import Path
+
+from core.config import RunConfig
+from core.events import TERMINAL_EVENTS, Event, RunFailed, RunStarted, read_events
+from core.runs import (
+    CONFIG_FILE,
+    EVENTS_FILE,
+    LOG_FILE,
+    PID_FILE,
+    SAVE_FILE,
+    STOP_FILE,
+    pid_alive,
+    read_pid,
+)
+
+_children: dict[int, subprocess.Popen] = {}
+"""Workers started by this process, kept so that their exit status can be collected."""
+
+
+def new_run_dir(workspace: str | Path, run_name: str | None, method: str) -> Path:
+    """A new, unique run directory (same naming as the engine's)."""
+    root = Path(workspace)
+    name = run_name or f"{datetime.now():%Y%m%d-%H%M%S}-{method}"
+    path = root / name
+    n = 2
+    while path.exists():
+        path = root / f"{name}-{n}"
+        n += 1
+    path.mkdir(parents=True)
+    return path
+
+
+def _project_root() -> str:
+    return str(Path(__file__).resolve().parents[1])
+
+
+def launch_detached(
+    config: str | Path | RunConfig,
+    workspace: str | Path = "runs",
+    *,
+    resume_dir: str | Path | None = None,
+    engine: str | None = None,
+    env: dict[str, str] | None = None,
+    python: str = sys.executable,
+) -> Path:
+    """Start a run in its own process and session; returns its run directory at once.
+
+    ``config`` is a RunConfig or a YAML path (validated here, so mistakes show before the
+    process starts). ``resume_dir`` continues that run in place. ``engine`` is an optional
+    ``module:attr`` engine factory for the worker (tests use a fake); ``env`` adds variables.
+    """
+    if resume_dir is not None:
+        run_dir = Path(resume_dir)
+        if not (run_dir / CONFIG_FILE).is_file():
+            raise FileNotFoundError(f"{run_dir} has no {CONFIG_FILE}; it is not a run directory.")
+    else:
+        cfg = config if isinstance(config, RunConfig) else RunConfig.load(config)
+        cfg.check()
+        run_dir = new_run_dir(workspace, cfg.run_name, cfg.method)
+        cfg.run_name = run_dir.name
+        cfg.output_dir = str(workspace)
+        cfg.save(run_dir / CONFIG_FILE)
+    for name in (STOP_FILE, SAVE_FILE):
+        (run_dir / name).unlink(missing_ok=True)
+    command = [python, "-m", "core.worker", str(run_dir.resolve())]
+    if resume_dir is not None:
+        command.append("--resume")
+    if engine:
+        command += ["--engine", engine]
+    child_env = dict(os.environ)
+    child_env.update(env or {})
+    child_env["PYTHONPATH"] = os.pathsep.join(
+        p for p in (_project_root(), child_env.get("PYTHONPATH", "")) if p
+    )
+    child_env.setdefault("CUDA_DEVICE_ORDER", "PCI_BUS_ID")
+    child_env.setdefault("TOKENIZERS_PARALLELISM", "false")
+    child_env["PYTHONUNBUFFERED"] = "1"
+    with open(run_dir / LOG_FILE, "ab") as log:
+        process = subprocess.Popen(
+            command,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # its own session: no SIGHUP when the terminal goes away
+            env=child_env,
+            cwd=str(run_dir.parent.resolve()),
+        )
+    _children[process.pid] = process
+    (run_dir / PID_FILE).write_text(f"{process.pid}\n")
+    return run_dir
+
+
+def request_stop(run_dir: str | Path) -> None:
+    """Ask a detached run to stop after its current step (it saves a checkpoint first)."""
+    Path(run_dir, STOP_FILE).write_text(f"{time.time()}\n")
+
+
+def request_checkpoint(run_dir: str | Path) -> None:
+    """Ask a detached run for a checkpoint at its next step end."""
+    Path(run_dir, SAVE_FILE).write_text(f"{time.time()}\n")
+
+
+def _log_tail(run_dir: Path, lines: int = 1) -> str:
+    try:
+        text = (run_dir / LOG_FILE).read_text(errors="replace").strip().splitlines()
+    except OSError:
+        return ""
+    return " | ".join(text[-lines:])
+
+
+def follow_run(
+    run_dir: str | Path,
+    poll_interval: float = 0.25,
+    should_stop: Callable[[], bool] | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+) -> Iterator[Event]:
+    """Yield the run's events, old ones first, until its final event or ``should_stop()``.
+
+    A final event ends following, unless ``worker.pid`` names another live process than the
+    one that ran (a resumed run starting in the same directory). If the run's process
+    (``worker.pid``, or the pid in ``RunStarted``) dies without a final event, a ``RunFailed``
+    naming the last line of ``worker.log`` is yielded and following ends.
+    """
+    run_dir = Path(run_dir)
+    path = run_dir / EVENTS_FILE
+    offset = 0
+    started_pid: int | None = None
+    last_step = 0
+    ended = False
+    while not (should_stop and should_stop()):
+        events: list[Event] = []
+        if path.exists():
+            events, offset = read_events(str(path), offset)
+        for event in events:
+            if isinstance(event, RunStarted):
+                started_pid, ended = event.pid or None, False  # a resumed run starts again
+            elif isinstance(event, TERMINAL_EVENTS):
+                ended = True
+            last_step = getattr(event, "step", last_step)
+            yield event
+        if ended:
+            worker = read_pid(run_dir)
+            if not worker or worker == started_pid or not pid_alive(worker):
+                return
+            sleep(poll_interval)  # a new worker is resuming the run in this directory
+            continue
+        if not events:
+            pid = read_pid(run_dir) or started_pid
+            if pid and not pid_alive(pid):
+                # A last write may have landed between the read and the check.
+                late = read_events(str(path), offset)[0] if path.exists() else []
+                for event in late:
+                    yield event
+                if any(isinstance(e, TERMINAL_EVENTS) for e in late):
+                    return
+                tail = _log_tail(run_dir)
+                yield RunFailed(
+                    step=last_step,
+                    phase="worker",
+                    reason=f"The training process (pid {pid}) ended without a final event"
+                    + (f"; its last output: {tail}" if tail else "."),
+                    suggestion=f"See {run_dir / LOG_FILE}; resume from the last checkpoint if there is one.",
+                )
+                return
+            sleep(poll_interval)

@@ -1,0 +1,376 @@
+"""Runs in a workspace: progress folded from events, status, listing and resuming.
+
+A run directory holds ``config.yaml``, ``events.jsonl``, ``checkpoints/`` and ``final/``;
+a detached run also ``worker.pid`` and ``worker.log``. Everything here reads those files
+only, so listing runs never loads torch.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from core.config import RunConfig
+from core.events import (
+    CheckpointSaved,
+    EvalLogged,
+    Event,
+    RunFailed,
+    RunFinished,
+    RunStarted,
+    RunStopped,
+    StepLogged,
+    read_events,
+)
+
+EVENTS_FILE = "events.jsonl"
+CONFIG_FILE = "config.yaml"
+PID_FILE = "worker.pid"
+LOG_FILE = "worker.log"
+STOP_FILE = "STOP"
+"""Created by ``attach`` (or by hand) to ask a detached run to stop after its current step."""
+SAVE_FILE = "SAVE"
+"""Created to ask a detached run for a checkpoint at its next step end."""
+COMPLETE_MARKER = "COMPLETE"
+"""Written last into a checkpoint by the engine (same name as ``core.callbacks``)."""
+
+STATUSES = ("running", "finished", "stopped", "failed")
+STARTING_GRACE_SECONDS = 120.0
+"""A run without a pid and without a final event counts as running this long after its last write."""
+
+
+@dataclass
+class RunProgress:
+    """Everything the figures panel and the runs list show, folded from events.
+
+    The ETA excludes evaluation and checkpoint pauses: it uses the engine's own estimate
+    (measured inside optimizer steps) when it sends one, otherwise an average of the time
+    between logged steps, skipping intervals that contained an evaluation or a save.
+    """
+
+    run_dir: str = ""
+    run_name: str = ""
+    model: str = ""
+    method: str = ""
+    device: str = ""
+    precision: str = ""
+    pid: int = 0
+    num_train_rows: int = 0
+    num_val_rows: int = 0
+    trainable_params: int = 0
+    total_params: int = 0
+    started_at: float | None = None
+    last_event_at: float | None = None
+    step: int = 0
+    total_steps: int = 0
+    epoch: float = 0.0
+    loss: float | None = None
+    learning_rate: float | None = None
+    grad_norm: float | None = None
+    tokens_per_second: float | None = None
+    samples_per_second: float | None = None
+    engine_eta: float | None = None
+    eval_loss: float | None = None
+    best_eval_loss: float | None = None
+    best_eval_step: int | None = None
+    checkpoints: list[str] = field(default_factory=list)
+    ended: Event | None = None
+    seconds_per_step: float | None = None
+    _last_step_at: float | None = None
+    _last_step: int = 0
+    _paused: bool = False
+
+    @property
+    def status(self) -> str:
+        """``running`` until a final event, then ``finished``, ``stopped`` or ``failed``."""
+        if isinstance(self.ended, RunFinished):
+            return "finished"
+        if isinstance(self.ended, RunStopped):
+            return "stopped"
+        if isinstance(self.ended, RunFailed):
+            return "failed"
+        return "running"
+
+    def update(self, event: Event) -> None:
+        """Fold one event in."""
+        self.last_event_at = event.time
+        if isinstance(event, RunStarted):
+            resumed = event.resumed_from_step
+            self.run_dir, self.run_name = event.run_dir, event.run_name
+            self.model, self.method = event.model, event.method
+            self.device, self.precision, self.pid = event.device, event.precision, event.pid
+            self.total_steps = event.total_steps
+            self.num_train_rows, self.num_val_rows = event.num_train_rows, event.num_val_rows
+            self.trainable_params, self.total_params = event.trainable_params, event.total_params
+            self.step = self._last_step = resumed
+            self.started_at = event.time
+            self.ended = None
+            self._last_step_at = event.time
+            self._paused = False
+        elif isinstance(event, StepLogged):
+            self._fold_step(event)
+        elif isinstance(event, EvalLogged):
+            self._paused = True
+            self.eval_loss = event.eval_loss
+            if math.isfinite(event.eval_loss) and (
+                self.best_eval_loss is None or event.eval_loss < self.best_eval_loss
+            ):
+                self.best_eval_loss, self.best_eval_step = event.eval_loss, event.step
+        elif isinstance(event, CheckpointSaved):
+            self._paused = True
+            if event.path not in self.checkpoints:
+                self.checkpoints.append(event.path)
+        elif isinstance(event, (RunFinished, RunStopped, RunFailed)):
+            self.ended = event
+            self.step = max(self.step, event.step)
+            if isinstance(event, RunFinished) and event.best_eval_loss is not None:
+                if self.best_eval_loss is None or event.best_eval_loss < self.best_eval_loss:
+                    self.best_eval_loss = event.best_eval_loss
+
+    def _fold_step(self, event: StepLogged) -> None:
+        if self.started_at is None:
+            self.started_at = event.time - max(event.elapsed_seconds, 0.0)
+        steps = event.step - self._last_step
+        if self._last_step_at is not None and steps > 0 and not self._paused:
+            took = (event.time - self._last_step_at) / steps
+            if took > 0:
+                self.seconds_per_step = (
+                    took if self.seconds_per_step is None else 0.8 * self.seconds_per_step + 0.2 * took
+                )
+        self._last_step_at, self._last_step, self._paused = event.time, event.step, False
+        self.step, self.total_steps, self.epoch = event.step, event.total_steps or self.total_steps, event.epoch
+        self.loss, self.learning_rate, self.grad_norm = event.loss, event.learning_rate, event.grad_norm
+        self.tokens_per_second = event.tokens_per_second
+        self.samples_per_second = event.samples_per_second
+        eta = event.eta_seconds
+        self.engine_eta = eta if isinstance(eta, (int, float)) and math.isfinite(eta) and eta > 0 else None
+
+    def eta_seconds(self) -> float | None:
+        """Seconds left to ``total_steps``, excluding eval/save pauses; None when unknown."""
+        if self.ended is not None:
+            return 0.0
+        if self.engine_eta is not None:
+            return self.engine_eta
+        if self.seconds_per_step is None or not self.total_steps:
+            return None
+        return max(self.total_steps - self.step, 0) * self.seconds_per_step
+
+    def elapsed_seconds(self, now: float | None = None) -> float | None:
+        """Wall time since the run started, up to ``now`` while live or its end once ended."""
+        if self.started_at is None:
+            return None
+        end = self.ended.time if self.ended is not None else (time.time() if now is None else now)
+        return max(end - self.started_at, 0.0)
+
+    @property
+    def fraction(self) -> float:
+        """Share of steps done, 0 to 1."""
+        return min(self.step / self.total_steps, 1.0) if self.total_steps else 0.0
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    """One run of a workspace as the runs screen lists it."""
+
+    path: Path
+    name: str
+    status: str
+    """``running``, ``finished``, ``stopped`` or ``failed``."""
+    detail: str
+    """Why it has that status (the stop reason, the failure, "process gone")."""
+    step: int
+    total_steps: int
+    best_eval_loss: float | None
+    model: str
+    method: str
+    updated_at: float
+    """Wall clock of the last event (or of the directory, without events)."""
+    pid: int | None
+    detached: bool
+    resumable: bool
+    """Whether a complete checkpoint exists to resume from."""
+
+    @property
+    def age_seconds(self) -> float:
+        """Seconds since the run last wrote an event."""
+        return max(time.time() - self.updated_at, 0.0)
+
+
+def pid_alive(pid: int | None) -> bool:
+    """Whether process ``pid`` exists and is not a zombie (a zombie child is reaped)."""
+    if not pid or pid <= 0:
+        return False
+    try:
+        done, _ = os.waitpid(pid, os.WNOHANG)  # reap our own exited detached children
+        if done == pid:
+            return False
+    except ChildProcessError:
+        pass  # not our child
+    except OSError:
+        pass
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    except OSError:
+        return False
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as f:
+            state = f.read().rsplit(")", 1)[1].split()[0]
+        return state not in ("Z", "X")
+    except (OSError, IndexError):
+        return True
+
+
+def read_pid(run_dir: str | Path) -> int | None:
+    """The detached worker's pid from ``worker.pid``, if any."""
+    try:
+        return int(Path(run_dir, PID_FILE).read_text().strip())
+    except (OSError, ValueError):
+        return None
+
+
+def complete_checkpoints(run_dir: str | Path) -> list[Path]:
+    """Complete checkpoints (with the engine's marker), oldest first."""
+    root = Path(run_dir) / "checkpoints"
+    found = []
+    for p in root.glob("*-*"):
+        number = p.name.rsplit("-", 1)[-1]
+        if p.is_dir() and number.isdigit() and (p / COMPLETE_MARKER).is_file():
+            found.append((int(number), p))
+    return [p for _, p in sorted(found)]
+
+
+def derive_status(progress: RunProgress, pid: int | None, updated_at: float, now: float | None = None) -> tuple[str, str]:
+    """(status, detail) of a run from its folded events and a live-process check."""
+    ended = progress.ended
+    if isinstance(ended, RunFinished):
+        return "finished", f"output {ended.output_path}"
+    if isinstance(ended, RunStopped):
+        return "stopped", ended.reason
+    if isinstance(ended, RunFailed):
+        return "failed", ended.reason
+    pid = pid or progress.pid or None
+    if pid:
+        if pid_alive(pid):
+            return "running", f"pid {pid}"
+        return "failed", f"process {pid} ended without a final event (killed or crashed)"
+    now = time.time() if now is None else now
+    if now - updated_at < STARTING_GRACE_SECONDS:
+        return "running", "starting"
+    return "failed", "no final event and no process: the run was interrupted"
+
+
+class RunIndex:
+    """Incremental reader of a workspace: each refresh reads only new event lines."""
+
+    def __init__(self, workspace: str | Path) -> None:
+        self.workspace = Path(workspace)
+        self._progress: dict[Path, tuple[RunProgress, int]] = {}
+
+    def refresh(self) -> list[RunInfo]:
+        """Every run of the workspace, newest first."""
+        runs: list[RunInfo] = []
+        if not self.workspace.is_dir():
+            return runs
+        for path in self.workspace.iterdir():
+            if not path.is_dir() or not (
+                (path / EVENTS_FILE).exists() or (path / CONFIG_FILE).exists()
+            ):
+                continue
+            try:
+                runs.append(self._info(path))
+            except OSError:
+                continue
+        runs.sort(key=lambda r: r.updated_at, reverse=True)
+        return runs
+
+    def _info(self, path: Path) -> RunInfo:
+        progress, offset = self._progress.get(path, (RunProgress(), 0))
+        events_path = path / EVENTS_FILE
+        updated_at = path.stat().st_mtime
+        if events_path.exists():
+            if events_path.stat().st_size < offset:  # rewritten: start over
+                progress, offset = RunProgress(), 0
+            events, offset = read_events(str(events_path), offset)
+            for event in events:
+                progress.update(event)
+            updated_at = max(updated_at, events_path.stat().st_mtime)
+        self._progress[path] = (progress, offset)
+        worker_pid = read_pid(path)
+        status, detail = derive_status(progress, worker_pid, updated_at)
+        model, method = progress.model, progress.method
+        if not model:
+            model, method = _config_model(path)
+        return RunInfo(
+            path=path,
+            name=path.name,
+            status=status,
+            detail=detail,
+            step=progress.step,
+            total_steps=progress.total_steps,
+            best_eval_loss=progress.best_eval_loss,
+            model=model,
+            method=method,
+            updated_at=progress.last_event_at or updated_at,
+            pid=worker_pid or progress.pid or None,
+            detached=worker_pid is not None,
+            resumable=bool(complete_checkpoints(path)),
+        )
+
+
+def _config_model(path: Path) -> tuple[str, str]:
+    try:
+        config = RunConfig.load(path / CONFIG_FILE)
+    except Exception:
+        return "", ""
+    return config.model.name_or_path, config.method
+
+
+def list_runs(workspace: str | Path) -> list[RunInfo]:
+    """Every run in ``workspace`` with its status, newest first."""
+    return RunIndex(workspace).refresh()
+
+
+def run_progress(run_dir: str | Path) -> RunProgress:
+    """A run's events folded into one :class:`RunProgress`."""
+    progress = RunProgress()
+    events_path = Path(run_dir) / EVENTS_FILE
+    if events_path.exists():
+        for event in read_events(str(events_path))[0]:
+            progress.update(event)
+    return progress
+
+
+def resume_config(run_dir: str | Path) -> RunConfig:
+    """The run's config with ``resume_from`` set to its directory, ready to continue.
+
+    The engine continues in that directory from its latest complete checkpoint
+    (``Engine(..., resume_dir=config.resume_from)``). Raises ``ValueError`` with a readable
+    message when the run cannot be resumed.
+    """
+    path = Path(run_dir)
+    info = RunIndex(path.parent)._info(path)
+    if info.status == "running":
+        raise ValueError(f"{path.name} is still running; stop it before resuming.")
+    checkpoints = complete_checkpoints(path)
+    if not checkpoints:
+        raise ValueError(
+            f"{path.name} has no complete checkpoint to resume from; start a new run instead."
+        )
+    config = RunConfig.load(path / CONFIG_FILE)
+    # Runtime-only attribute: not a RunConfig field, so it is never saved into a config file.
+    config.resume_from = str(path)  # type: ignore[attr-defined]
+    return config
+
+
+def resume_dir_of(config: RunConfig) -> str | None:
+    """The run directory a config resumes, or None for a new run."""
+    value = getattr(config, "resume_from", None)
+    return str(value) if value else None
+

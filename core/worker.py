@@ -1,0 +1,129 @@
+"""The detached training process: ``python -m core.worker RUN_DIR [--resume] [--engine M:A]``.
+
+Loads ``RUN_DIR/config.yaml`` and runs the engine in this process; the engine writes
+``events.jsonl``, which ``tunetop attach`` and the runs screen follow. SIGTERM, SIGHUP and
+SIGINT, or a ``RUN_DIR/STOP`` file, stop the run cooperatively after the current step (with a
+checkpoint); a ``RUN_DIR/SAVE`` file asks for a checkpoint. If the engine cannot even be built,
+the worker writes the ``RunFailed`` event itself so followers learn why.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import signal
+import sys
+import threading
+from pathlib import Path
+from typing import Any, Callable
+
+from core.config import RunConfig
+from core.events import TERMINAL_EVENTS, Event, RunFailed
+from core.gpu import ensure_pci_bus_order
+from core.runs import CONFIG_FILE, EVENTS_FILE, PID_FILE, SAVE_FILE, STOP_FILE
+
+WATCH_INTERVAL = 0.5
+"""Seconds between checks for the STOP and SAVE files."""
+
+
+def _load_factory(spec: str | None) -> Callable[..., Any]:
+    if not spec:
+        from core.engine import Engine  # loads torch and transformers: only in the worker
+
+        return Engine
+    module_name, _, attr = spec.partition(":")
+    return getattr(importlib.import_module(module_name), attr or "Engine")
+
+
+def build_engine(factory: Callable[..., Any], config: RunConfig, sink: Callable[[Event], None],
+                 run_dir: Path, resume: bool) -> Any:
+    """Build the engine so that it writes into ``run_dir`` (which already holds config.yaml)."""
+    workspace = str(run_dir.parent)
+    if resume:
+        return factory(config, sink, workspace=workspace, resume_dir=str(run_dir))
+    return factory(config, sink, workspace=workspace, run_dir=str(run_dir))
+
+
+def _append_event(run_dir: Path, event: Event) -> None:
+    with open(run_dir / EVENTS_FILE, "a", encoding="utf-8") as f:
+        f.write(event.to_json() + "\n")
+
+
+def _watch_files(run_dir: Path, engine: Any, done: threading.Event) -> None:
+    """Poll for STOP and SAVE files until the run ends (a small daemon thread)."""
+    stop_sent = False
+    while not done.wait(WATCH_INTERVAL):
+        if not stop_sent and (run_dir / STOP_FILE).exists():
+            stop_sent = True
+            print("STOP file found: stopping after this step", flush=True)
+            engine.stop()
+        save = run_dir / SAVE_FILE
+        if save.exists():
+            save.unlink(missing_ok=True)
+            print("SAVE file found: checkpoint at the next step end", flush=True)
+            engine.save_now()
+
+
+def run_worker(run_dir: str | Path, resume: bool = False, engine_spec: str | None = None) -> int:
+    """Run one training in this process; 0 when finished or stopped, 1 on failure."""
+    run_dir = Path(run_dir)
+    (run_dir / PID_FILE).write_text(f"{os.getpid()}\n")
+    (run_dir / STOP_FILE).unlink(missing_ok=True)
+    ensure_pci_bus_order()
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    final: list[Event] = []
+
+    def sink(event: Event) -> None:
+        if isinstance(event, TERMINAL_EVENTS):
+            final.append(event)
+        if hasattr(event, "message"):
+            print(f"[{getattr(event, 'level', 'info')}] {event.message}", flush=True)
+
+    try:
+        config = RunConfig.load(run_dir / CONFIG_FILE)
+        engine = build_engine(_load_factory(engine_spec), config, sink, run_dir, resume)
+    except Exception as exc:  # the UI only sees events.jsonl, so a failure must land there
+        reason = f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}"
+        print(f"worker could not build the engine: {reason}", flush=True)
+        _append_event(run_dir, RunFailed(step=0, phase="setup", reason=reason,
+                                         suggestion=f"See {run_dir / 'worker.log'}."))
+        return 1
+
+    def on_signal(signum: int, frame: Any) -> None:  # noqa: ARG001
+        print(f"signal {signum}: stopping after this step", flush=True)
+        engine.stop()
+
+    for name in ("SIGTERM", "SIGHUP", "SIGINT"):
+        if hasattr(signal, name):
+            signal.signal(getattr(signal, name), on_signal)
+    done = threading.Event()
+    watcher = threading.Thread(target=_watch_files, args=(run_dir, engine, done),
+                               name="tunetop-stop-watch", daemon=True)
+    engine.start()
+    watcher.start()
+    # join with a timeout so the main thread returns to Python often enough to run signal handlers
+    while not engine.join(timeout=0.5):
+        pass
+    done.set()
+    watcher.join()
+    if not final:
+        _append_event(run_dir, RunFailed(step=0, phase="worker",
+                                         reason="The engine ended without a final event.",
+                                         suggestion=f"See {run_dir / 'worker.log'}."))
+        return 1
+    return 1 if isinstance(final[-1], RunFailed) else 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command-line entry: ``python -m core.worker RUN_DIR [--resume] [--engine module:attr]``."""
+    parser = argparse.ArgumentParser(prog="python -m core.worker", description=__doc__.splitlines()[0])
+    parser.add_argument("run_dir", help="Run directory holding config.yaml.")
+    parser.add_argument("--resume", action="store_true", help="Continue from the latest checkpoint.")
+    parser.add_argument("--engine", default=None, help="Engine factory as module:attr (tests).")
+    args = parser.parse_args(argv)
+    return run_worker(args.run_dir, resume=args.resume, engine_spec=args.engine)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

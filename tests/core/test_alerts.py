@@ -1,0 +1,70 @@
+"""Alerts from event streams: non-finite values, overfitting, plateaus, early stop, failures."""
+
+from __future__ import annotations
+
+import math
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parents[1] / "tui"))
+
+from fakes import nonfinite_series, overfit_series, step, training_series  # noqa: E402
+
+from core.alerts import (  # noqa: E402
+    AlertTracker,
+    check_early_stop,
+    check_failure,
+    check_flat_loss,
+    check_nonfinite,
+    check_rising_validation,
+)
+from core.events import MessageLogged, RunFailed, RunStopped  # noqa: E402
+
+
+def test_nonfinite_loss_or_grad_norm_asks_to_stop():
+    assert check_nonfinite(step(10, 1.0)) is None
+    alert = check_nonfinite(step(10, math.nan))
+    assert alert and alert.stop_run and alert.level == "error" and "loss nan" in alert.detail
+    alert = check_nonfinite(step(11, 1.0, grad_norm=math.inf))
+    assert alert and "gradient norm inf" in alert.detail
+
+
+def test_rising_validation_loss_names_the_best_checkpoint():
+    assert check_rising_validation([(20, 1.4), (40, 1.1), (60, 1.15)]) is None  # one rise only
+    alert = check_rising_validation([(20, 1.4), (40, 1.1), (60, 1.15), (80, 1.22)])
+    assert alert and "step 40" in alert.detail and "1.1000" in alert.detail
+    assert check_rising_validation([(20, 1.4), (40, 1.1), (60, 1.05), (80, 1.0)]) is None
+    assert check_rising_validation([(20, 0.9), (40, 1.3), (60, 1.2), (80, 1.25)]) is None  # not monotonic
+
+
+def test_flat_loss_needs_a_full_window_of_nearly_equal_values():
+    flat = [(i, 1.2345 + (0.001 if i % 2 else 0.0)) for i in range(20)]
+    assert check_flat_loss(flat[:10]) is None
+    alert = check_flat_loss(flat)
+    assert alert and alert.key == "flat" and "1.23" in alert.detail
+    falling = [(i, 2.0 - i * 0.05) for i in range(20)]
+    assert check_flat_loss(falling) is None
+
+
+def test_early_stop_from_message_or_stop_reason():
+    msg = MessageLogged(level="warning", message="Early stop at step 100: validation loss has not improved.")
+    assert check_early_stop(msg).key == "early-stop"
+    assert check_early_stop(RunStopped(step=5, reason="Stopped on request.", checkpoint="")) is None
+
+
+def test_failure_keeps_reason_and_suggestion():
+    alert = check_failure(RunFailed(step=3, phase="model", reason="Out of memory during model.", suggestion="Use qlora."))
+    assert alert.key == "failed" and "Out of memory" in alert.detail and "Fix: Use qlora." in alert.detail
+    nan = check_failure(RunFailed(step=3, phase="train", reason="Loss became nan at step 4"))
+    assert nan.key == "nonfinite"
+
+
+def test_tracker_on_recorded_streams_raises_each_alert_once():
+    tracker = AlertTracker()
+    keys = [a.key for a in tracker.update_all(nonfinite_series())]
+    assert keys == ["nonfinite"]  # the engine's RunFailed for the same cause is not repeated
+    tracker = AlertTracker()
+    keys = [a.key for a in tracker.update_all(overfit_series())]
+    assert "overfit@40" in keys and "early-stop" in keys
+    assert keys.count("overfit@40") == 1
+    assert AlertTracker().update_all(training_series()) == []

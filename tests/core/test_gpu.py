@@ -1,0 +1,141 @@
+"""GpuMonitor against fake NVML devices: full GPU, MIG, containers, no GPU, failures."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parents[1] / "tui"))  # the shared fakes live there
+
+from fakes import FakeDevice, FakeNvml, FakeNVMLError, container_gpu, full_gpu, mig_gpu, no_gpu  # noqa: E402
+
+from core.gpu import (  # noqa: E402
+    GIB,
+    GpuMonitor,
+    GpuSample,
+    ensure_pci_bus_order,
+    format_bytes,
+    process_rss_bytes,
+    system_memory_bytes,
+    visible_device,
+)
+
+PID = 4242
+
+
+def monitor(nvml: FakeNvml, **env: str) -> GpuMonitor:
+    return GpuMonitor(pid=PID, nvml=nvml, environ=dict(env))
+
+
+def test_full_gpu_reports_memory_share_and_sensors():
+    sample = monitor(full_gpu(PID, used_gib=72.0, process_gib=70.0)).sample()
+    assert sample.available
+    assert sample.name == "NVIDIA H100 80GB HBM3"
+    assert sample.used_bytes == 72 * GIB and sample.total_bytes == 80 * GIB
+    assert sample.process_bytes == 70 * GIB
+    assert sample.utilization_percent == 93
+    assert sample.temperature_c == 61
+    assert sample.power_watts == 450.0 and sample.power_limit_watts == 700.0
+    assert sample.level == "warning"  # 90% used
+    assert sample.system_total_bytes and sample.system_total_bytes > 0
+
+
+def test_levels_follow_the_used_share():
+    assert monitor(full_gpu(PID, used_gib=40.0)).sample().level == "ok"
+    assert monitor(full_gpu(PID, used_gib=77.0)).sample().level == "critical"
+
+
+def test_mig_slice_is_sampled_with_parent_sensors_and_no_process_figure():
+    sample = monitor(mig_gpu(PID)).sample()
+    assert sample.available and sample.mig
+    assert "MIG 3g.40gb" in sample.name and "A100" in sample.name
+    assert sample.total_bytes == 40 * GIB and sample.used_bytes == 12 * GIB
+    assert sample.process_bytes is None  # MIG: usedGpuMemory not available
+    assert sample.utilization_percent is None  # not supported on a slice
+    assert sample.temperature_c == 61  # from the parent GPU
+
+
+def test_mig_slice_chosen_by_uuid_in_cuda_visible_devices():
+    sample = monitor(mig_gpu(PID), CUDA_VISIBLE_DEVICES="MIG-22222222-2222-2222-2222-222222222222").sample()
+    assert sample.mig and sample.used_bytes == 1 * GIB
+    assert sample.index == 0
+
+
+def test_container_without_per_process_figures_says_none():
+    sample = monitor(container_gpu()).sample()
+    assert sample.available
+    assert sample.process_bytes is None
+    assert "this run n/a" in sample.summary()
+
+
+def test_not_available_sentinel_is_none():
+    nvml = FakeNvml([FakeDevice(processes=[(PID, (1 << 64) - 1)])])
+    assert monitor(nvml).sample().process_bytes is None
+
+
+def test_no_gpu_gives_unavailable_sample_with_system_memory():
+    sample = monitor(no_gpu()).sample()
+    assert not sample.available
+    assert "libnvidia-ml not found" in sample.reason
+    assert sample.process_rss_bytes is None or sample.process_rss_bytes >= 0
+    assert sample.system_total_bytes and sample.system_total_bytes > GIB // 4
+    assert sample.summary().startswith("GPU unavailable:")
+
+
+def test_own_process_rss_is_read():
+    sample = GpuMonitor(nvml=no_gpu(), environ={}).sample()
+    assert sample.pid == os.getpid()
+    assert sample.process_rss_bytes and sample.process_rss_bytes > 1024 * 1024
+
+
+def test_nvml_error_mid_sample_never_raises():
+    nvml = full_gpu(PID)
+
+    def broken(handle):
+        raise FakeNVMLError("GPU is lost")
+
+    nvml.nvmlDeviceGetMemoryInfo = broken
+    sample = monitor(nvml).sample()
+    assert not sample.available and sample.reason == "GPU is lost"
+
+
+def test_device_index_out_of_range_is_unavailable():
+    sample = monitor(full_gpu(PID), CUDA_VISIBLE_DEVICES="3").sample()
+    assert not sample.available and "device 3 does not exist" in sample.reason
+
+
+def test_failed_init_is_retried_only_after_a_while():
+    now = [0.0]
+    nvml = no_gpu()
+    mon = GpuMonitor(pid=PID, nvml=nvml, environ={}, clock=lambda: now[0])
+    assert not mon.sample().available
+    nvml.init_error = None  # the driver came back
+    assert not mon.sample().available  # cached failure
+    now[0] = 31.0
+    assert mon.sample().available is False  # no devices in no_gpu(), but init now succeeded
+    assert nvml.inits == 1
+
+
+def test_pci_bus_order_and_visible_device():
+    env: dict[str, str] = {}
+    assert ensure_pci_bus_order(env) and env["CUDA_DEVICE_ORDER"] == "PCI_BUS_ID"
+    assert not ensure_pci_bus_order({"CUDA_DEVICE_ORDER": "FASTEST_FIRST"})
+    assert visible_device({}) == 0
+    assert visible_device({"CUDA_VISIBLE_DEVICES": "2,3"}) == 2
+    assert visible_device({"CUDA_VISIBLE_DEVICES": "GPU-abc"}) == "GPU-abc"
+
+
+def test_monitor_sets_pci_order_in_its_environment():
+    env: dict[str, str] = {}
+    GpuMonitor(nvml=no_gpu(), environ=env)
+    assert env["CUDA_DEVICE_ORDER"] == "PCI_BUS_ID"
+
+
+def test_system_figures_and_formatting():
+    assert (system_memory_bytes() or 0) > 0
+    assert (process_rss_bytes() or 0) > 0
+    assert format_bytes(None) == "n/a"
+    assert format_bytes(512) == "512 B"
+    assert format_bytes(3 * GIB // 2) == "1.5 GiB"
+    assert GpuSample(available=False).used_fraction == 0.0

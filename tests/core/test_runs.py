@@ -1,0 +1,246 @@
+"""Run progress, statuses, listing, resuming, following and detached workers."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+TUI_TESTS = Path(__file__).parents[1] / "tui"
+sys.path.insert(0, str(TUI_TESTS))
+
+from fakes import T0, run_started, step, training_series, write_events_slowly  # noqa: E402
+
+from core.config import RunConfig  # noqa: E402
+from core.detach import follow_run, launch_detached, request_stop  # noqa: E402
+from core.events import CheckpointSaved, EvalLogged, RunFailed, RunStopped  # noqa: E402
+from core.runs import (  # noqa: E402
+    RunIndex,
+    RunProgress,
+    derive_status,
+    list_runs,
+    pid_alive,
+    resume_config,
+    resume_dir_of,
+)
+
+
+def write_run(workspace: Path, name: str, events, pid: int | None = None, checkpoint: int | None = None) -> Path:
+    run_dir = workspace / name
+    run_dir.mkdir(parents=True)
+    RunConfig(run_name=name).save(run_dir / "config.yaml")
+    with open(run_dir / "events.jsonl", "w") as f:
+        for event in events:
+            f.write(event.to_json() + "\n")
+    if pid is not None:
+        (run_dir / "worker.pid").write_text(str(pid))
+    if checkpoint is not None:
+        ckpt = run_dir / "checkpoints" / f"checkpoint-{checkpoint}"
+        ckpt.mkdir(parents=True)
+        (ckpt / "COMPLETE").write_text(str(checkpoint))
+    return run_dir
+
+
+def dead_pid() -> int:
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    return proc.pid
+
+
+# --- progress -----------------------------------------------------------------------------
+
+
+def test_progress_folds_a_recorded_run():
+    progress = RunProgress()
+    for event in training_series(total=100, eval_every=20):
+        progress.update(event)
+    assert progress.status == "finished"
+    assert progress.step == 100 and progress.total_steps == 100
+    assert progress.best_eval_step == 100 and progress.best_eval_loss == pytest.approx(0.7 + 1.5 * 2.718281828 ** (-100 / 30), rel=1e-3)
+    assert len(progress.checkpoints) == 5
+    assert progress.elapsed_seconds() == pytest.approx(102.0)
+    assert progress.fraction == 1.0
+
+
+def test_eta_excludes_eval_and_save_pauses():
+    progress = RunProgress()
+    progress.update(run_started(total_steps=100))
+    # One second per step, but a 30-second evaluation between steps 10 and 15.
+    for n in (5, 10):
+        progress.update(step(n, 1.0, t=T0 + n, eta=0.0))  # eta 0: the engine sent none
+    progress.update(EvalLogged(step=10, eval_loss=1.0, best_eval_loss=1.0, is_best=True, time=T0 + 40))
+    progress.update(CheckpointSaved(step=10, path="c", time=T0 + 41))
+    progress.update(step(15, 1.0, t=T0 + 46, eta=0.0))
+    assert progress.seconds_per_step == pytest.approx(1.0)
+    assert progress.eta_seconds() == pytest.approx(85.0)
+    progress.update(step(20, 1.0, t=T0 + 51, eta=0.0))
+    assert progress.seconds_per_step == pytest.approx(1.0)
+
+
+def test_engine_eta_is_preferred_when_sent():
+    progress = RunProgress()
+    progress.update(run_started(total_steps=100))
+    progress.update(step(10, 1.0))
+    assert progress.eta_seconds() == 90.0
+
+
+# --- status and listing ---------------------------------------------------------------------
+
+
+def test_status_from_events_and_process(tmp_path):
+    ws = tmp_path / "runs"
+    write_run(ws, "done", training_series(end="finished"))
+    write_run(ws, "halted", training_series(end="stopped"), checkpoint=100)
+    write_run(ws, "broken", [run_started(), RunFailed(step=0, phase="model", reason="Out of memory during model.")])
+    write_run(ws, "live", [run_started(), step(5, 2.0)], pid=os.getpid())
+    write_run(ws, "crashed", [run_started(), step(5, 2.0)], pid=dead_pid())
+    runs = {r.name: r for r in list_runs(ws)}
+    assert runs["done"].status == "finished"
+    assert runs["halted"].status == "stopped" and runs["halted"].resumable
+    assert runs["broken"].status == "failed" and "Out of memory" in runs["broken"].detail
+    assert runs["live"].status == "running" and runs["live"].detached
+    assert runs["crashed"].status == "failed" and "without a final event" in runs["crashed"].detail
+    assert runs["done"].best_eval_loss is not None
+    assert runs["done"].model == "bundled:smollm2-135m-instruct"
+
+
+def test_run_without_pid_counts_as_starting_then_interrupted():
+    progress = RunProgress()
+    assert derive_status(progress, None, updated_at=time.time())[0] == "running"
+    assert derive_status(progress, None, updated_at=time.time() - 3600)[0] == "failed"
+
+
+def test_index_reads_only_new_lines(tmp_path):
+    ws = tmp_path / "runs"
+    run_dir = write_run(ws, "growing", [run_started(), step(5, 2.0)], pid=os.getpid())
+    index = RunIndex(ws)
+    assert index.refresh()[0].step == 5
+    with open(run_dir / "events.jsonl", "a") as f:
+        f.write(step(10, 1.5).to_json() + "\n")
+    assert index.refresh()[0].step == 10
+
+
+def test_pid_alive():
+    assert pid_alive(os.getpid())
+    assert not pid_alive(dead_pid())
+    assert not pid_alive(None) and not pid_alive(0)
+
+
+def test_resume_config_points_at_the_run(tmp_path):
+    ws = tmp_path / "runs"
+    halted = write_run(ws, "halted", training_series(end="stopped"), checkpoint=100)
+    config = resume_config(halted)
+    assert resume_dir_of(config) == str(halted) and config.run_name == "halted"
+    no_ckpt = write_run(ws, "early", training_series(end="stopped"))
+    with pytest.raises(ValueError, match="no complete checkpoint"):
+        resume_config(no_ckpt)
+    live = write_run(ws, "live", [run_started()], pid=os.getpid(), checkpoint=5)
+    with pytest.raises(ValueError, match="still running"):
+        resume_config(live)
+
+
+# --- following ------------------------------------------------------------------------------
+
+
+def test_follow_run_tails_a_growing_file_until_the_end(tmp_path):
+    run_dir = tmp_path / "runs" / "tail"
+    run_dir.mkdir(parents=True)
+    (run_dir / "worker.pid").write_text(str(os.getpid()))
+    events = training_series(total=40, eval_every=20, end="finished", pid=os.getpid())
+    writer = write_events_slowly(run_dir / "events.jsonl", events, delay=0.005)
+    got = list(follow_run(run_dir, poll_interval=0.01))
+    writer.join()
+    assert [type(e) for e in got] == [type(e) for e in events]
+
+
+def test_follow_run_reports_a_dead_worker(tmp_path):
+    run_dir = write_run(tmp_path / "runs", "dead", [run_started(), step(5, 2.0)], pid=dead_pid())
+    (run_dir / "worker.log").write_text("Traceback …\nKilled\n")
+    got = list(follow_run(run_dir, poll_interval=0.01))
+    assert isinstance(got[-1], RunFailed) and "Killed" in got[-1].reason and got[-1].step == 5
+
+
+def test_follow_run_stops_when_asked(tmp_path):
+    run_dir = write_run(tmp_path / "runs", "quiet", [run_started()], pid=os.getpid())
+    stop = threading.Event()
+    threading.Timer(0.1, stop.set).start()
+    got = list(follow_run(run_dir, poll_interval=0.01, should_stop=stop.is_set))
+    assert len(got) == 1
+
+
+# --- detached workers -----------------------------------------------------------------------
+
+
+def launch_fake(tmp_path: Path, **env: str) -> Path:
+    return launch_detached(
+        RunConfig(run_name="detached"), tmp_path / "runs", engine="fakes:ScriptedEngine",
+        env={"PYTHONPATH": str(TUI_TESTS), **env},
+    )
+
+
+def test_detached_run_trains_and_stops_on_stop_file(tmp_path):
+    run_dir = launch_fake(tmp_path, FAKE_ENGINE_DELAY="0.01", FAKE_ENGINE_HOLD="3")
+    assert (run_dir / "config.yaml").is_file() and (run_dir / "worker.pid").is_file()
+    seen = []
+    deadline = time.time() + 60
+    for event in follow_run(run_dir, poll_interval=0.05, should_stop=lambda: time.time() > deadline):
+        seen.append(event)
+        if len([e for e in seen if type(e).__name__ == "StepLogged"]) == 3:
+            request_stop(run_dir)
+    assert isinstance(seen[-1], RunStopped), (run_dir / "worker.log").read_text()
+    assert seen[-1].step == 15
+    assert isinstance(seen[-2], CheckpointSaved)
+    pid = int((run_dir / "worker.pid").read_text())
+    for _ in range(100):
+        if not pid_alive(pid):
+            break
+        time.sleep(0.05)
+    assert not pid_alive(pid)
+    assert "STOP file found" in (run_dir / "worker.log").read_text()
+
+
+def test_detached_run_stops_on_sigterm(tmp_path):
+    run_dir = launch_fake(tmp_path, FAKE_ENGINE_DELAY="0.01", FAKE_ENGINE_HOLD="2")
+    deadline = time.time() + 60
+    seen = []
+    for event in follow_run(run_dir, poll_interval=0.05, should_stop=lambda: time.time() > deadline):
+        seen.append(event)
+        if len([e for e in seen if type(e).__name__ == "StepLogged"]) == 2:
+            os.kill(int((run_dir / "worker.pid").read_text()), signal.SIGTERM)
+    assert isinstance(seen[-1], RunStopped), (run_dir / "worker.log").read_text()
+
+
+def test_worker_that_cannot_build_its_engine_writes_run_failed(tmp_path):
+    run_dir = launch_detached(RunConfig(run_name="bad"), tmp_path / "runs", engine="no_such_module:Engine")
+    got = list(follow_run(run_dir, poll_interval=0.05))
+    assert isinstance(got[-1], RunFailed)
+    assert "ModuleNotFoundError" in got[-1].reason
+
+
+def test_detached_resume_continues_in_the_same_directory(tmp_path):
+    run_dir = launch_fake(tmp_path, FAKE_ENGINE_DELAY="0.005", FAKE_ENGINE_HOLD="2")
+    for event in follow_run(run_dir, poll_interval=0.05):
+        if type(event).__name__ == "StepLogged":
+            request_stop(run_dir)
+    first_pid = int((run_dir / "worker.pid").read_text())
+    for _ in range(100):  # the first worker exits after its final event
+        if not pid_alive(first_pid):
+            break
+        time.sleep(0.05)
+    (run_dir / "checkpoints" / "checkpoint-10").mkdir(parents=True)
+    (run_dir / "checkpoints" / "checkpoint-10" / "COMPLETE").write_text("10")
+    config = resume_config(run_dir)
+    again = launch_detached(config, tmp_path / "runs", resume_dir=resume_dir_of(config),
+                            engine="fakes:ScriptedEngine",
+                            env={"PYTHONPATH": str(TUI_TESTS), "FAKE_ENGINE_DELAY": "0.002"})
+    assert again == run_dir
+    events = list(follow_run(run_dir, poll_interval=0.05))
+    kinds = [type(e).__name__ for e in events]
+    assert kinds.count("RunStarted") == 2 and kinds[-1] == "RunFinished"
+    assert "RunStopped" in kinds[: kinds.index("RunStarted", 1)]

@@ -1,0 +1,253 @@
+"""Pilot tests of the hyperparams screen: editing, validation, presets, save/load, start."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import pytest
+from fakes import engine_factory, run_started
+from transformers import LlamaConfig
+
+from core.config import RunConfig
+from core.memory import GIB, AvailableMemory
+from tui.screens.hyperparams import EstimateServices, HyperparamsScreen
+from tui.widgets.config_form import GROUPS, SPECS, ConfigForm, field_docs
+
+TINY = LlamaConfig(vocab_size=320, hidden_size=64, intermediate_size=160, num_hidden_layers=2,
+                   num_attention_heads=4, num_key_value_heads=2, tie_word_embeddings=True)
+
+
+def estimate_services(available_gib: float = 16, source: str = "gpu",
+                      bitsandbytes: bool = True) -> EstimateServices:
+    """The real estimate on a tiny model, with fixed memory and rows (no model download)."""
+    note = "" if source == "gpu" else "no NVIDIA GPU: compared with system memory"
+    available = AvailableMemory(int(available_gib * GIB), source,
+                                "Fake GPU 16GB" if source == "gpu" else "system memory", note)
+    return EstimateServices(
+        model_config=lambda config: TINY,
+        available=lambda: available,
+        longest_tokens=lambda config: (config.data.max_length, "test rows at max_length"),
+        has_bitsandbytes=lambda: bitsandbytes,
+    )
+
+
+@pytest.fixture
+def make(app_factory):
+    """An app opened on the hyperparams screen's services, with a recording engine."""
+    started: list[RunConfig] = []
+
+    def build(**options: Any):
+        inner = engine_factory(script=[run_started()])
+
+        def factory(config, sink, **kwargs):
+            started.append(config)
+            return inner(config, sink, **kwargs)
+
+        app = app_factory(engine_factory=factory)
+        app.services.extras["estimate"] = estimate_services(**options)
+        app.started = started
+        return app
+
+    return build
+
+
+async def open_screen(app, pilot) -> HyperparamsScreen:
+    await pilot.press("2")
+    screen = app.screen
+    assert isinstance(screen, HyperparamsScreen)
+    await settle(app, pilot)
+    return screen
+
+
+async def settle(app, pilot) -> None:
+    """Wait out the debounce and the estimate worker."""
+    await pilot.pause(0.5)
+    await app.workers.wait_for_complete()
+    await pilot.pause()
+
+
+async def type_into(pilot, screen: HyperparamsScreen, path: str, text: str) -> None:
+    """Focus a field's input, clear it and type ``text`` with the keyboard."""
+    control = screen.query_one(f"#{SPECS[path].widget_id}")
+    control.focus()
+    await pilot.pause()
+    await pilot.press("end", *["backspace"] * 40, *list(text))
+
+
+def test_form_covers_every_config_field():
+    listed = [path for _, paths in GROUPS for path in paths]
+    assert sorted(listed) == sorted(SPECS) and len(listed) == len(set(listed))
+    assert all(spec.help for spec in SPECS.values()), "every field needs a help line"
+    assert field_docs(type(RunConfig().lora))["r"].startswith("Adapter rank: 8-16")
+
+
+async def test_typing_updates_config_and_marks_modified(make):
+    app = make()
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = await open_screen(app, pilot)
+        await type_into(pilot, screen, "optim.learning_rate", "1e-4")
+        await settle(app, pilot)
+        assert app.config.optim.learning_rate == pytest.approx(1e-4)
+        field = screen.query_one(ConfigForm).field("optim.learning_rate")
+        assert field.has_class("-modified") and not field.has_class("-invalid")
+        assert screen.estimate is not None
+
+
+async def test_validation_errors_as_you_type_and_start_refuses(make):
+    app = make()
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = await open_screen(app, pilot)
+        form = screen.query_one(ConfigForm)
+        await type_into(pilot, screen, "lora.r", "x")
+        await pilot.pause()
+        assert form.field("lora.r").has_class("-invalid")
+        assert "is not a whole number" in str(form.field("lora.r").query_one(".field-error").render())
+        await type_into(pilot, screen, "lora.r", "0")
+        await pilot.pause()
+        error = str(form.field("lora.r").query_one(".field-error").render())
+        assert "rank 0 must be at least 1" in error and "Start with 8 or 16" in error
+
+        await pilot.press("ctrl+t")
+        await pilot.pause()
+        assert isinstance(app.screen, HyperparamsScreen) and app.started == []
+        assert any("Cannot start: lora.r" in n.message for n in app._notifications)
+
+        await type_into(pilot, screen, "lora.r", "8")
+        await settle(app, pilot)
+        assert not form.field("lora.r").has_class("-invalid")
+
+
+async def test_unknown_target_module_is_named_with_the_alternatives(make):
+    app = make()
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = await open_screen(app, pilot)
+        await type_into(pilot, screen, "lora.target_modules", "q_proj, qkv")
+        await settle(app, pilot)
+        field = screen.query_one(ConfigForm).field("lora.target_modules")
+        error = str(field.query_one(".field-error").render())
+        assert "'qkv' is not in this model" in error
+        assert "q_proj, k_proj, v_proj, o_proj" in error
+        assert app.config.lora.target_modules == ["q_proj", "qkv"]
+
+
+async def test_qlora_without_bitsandbytes_is_an_error(make):
+    app = make(bitsandbytes=False)
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = await open_screen(app, pilot)
+        await pilot.press("f2")  # QLoRA preset
+        await settle(app, pilot)
+        field = screen.query_one(ConfigForm).field("method")
+        assert "needs bitsandbytes" in str(field.query_one(".field-error").render())
+
+
+async def test_presets_set_their_fields(make):
+    app = make()
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = await open_screen(app, pilot)
+        await pilot.press("f4")
+        await settle(app, pilot)
+        assert app.config.method == "full"
+        assert app.config.optim.learning_rate == pytest.approx(2e-5)
+        assert screen.estimate is not None and screen.estimate.method == "full"
+        assert screen.estimate.params.trainable == screen.estimate.params.total
+        await pilot.press("f2")
+        await settle(app, pilot)
+        assert app.config.method == "qlora" and app.config.optim.gradient_checkpointing
+        assert screen.query_one(ConfigForm).field("method").control.value == "qlora"
+
+
+async def test_save_and_load_a_config(make, tmp_path):
+    app = make()
+    path = tmp_path / "configs" / "mine.yaml"
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = await open_screen(app, pilot)
+        await type_into(pilot, screen, "optim.per_device_train_batch_size", "2")
+        await pilot.press("ctrl+s")
+        await pilot.pause()
+        path_input = screen.query_one("#path-input")
+        assert path_input.has_focus
+        path_input.value = ""
+        await pilot.press(*list(str(path)), "enter")
+        await pilot.pause()
+        assert RunConfig.load(path).optim.per_device_train_batch_size == 2
+
+        await type_into(pilot, screen, "optim.per_device_train_batch_size", "16")
+        await pilot.pause()
+        assert app.config.optim.per_device_train_batch_size == 16
+        await pilot.press("ctrl+o")
+        await pilot.pause()
+        assert screen.query_one("#path-input").value == str(path)
+        await pilot.press("enter")
+        await settle(app, pilot)
+        assert app.config.optim.per_device_train_batch_size == 2
+        control = screen.query_one(ConfigForm).field("optim.per_device_train_batch_size").control
+        assert control.value == "2"
+
+
+async def test_loading_a_bad_config_keeps_the_current_one(make, tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("optim:\n  learning_rat: 1\n")
+    app = make()
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = await open_screen(app, pilot)
+        before = dataclasses.asdict(app.config)
+        await pilot.press("ctrl+o")
+        screen.query_one("#path-input").value = str(bad)
+        await pilot.press("enter")
+        await pilot.pause()
+        assert dataclasses.asdict(app.config) == before
+        assert any("learning_rat" in n.message for n in app._notifications)
+        await pilot.press("escape")
+        assert not screen.query_one("#path-bar").has_class("-open")
+
+
+async def test_reset_field_to_default(make):
+    app = make()
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = await open_screen(app, pilot)
+        await type_into(pilot, screen, "data.max_length", "64")
+        await pilot.pause()
+        assert app.config.data.max_length == 64
+        await pilot.press("ctrl+r")
+        await pilot.pause()
+        assert app.config.data.max_length == 512
+        field = screen.query_one(ConfigForm).field("data.max_length")
+        assert not field.has_class("-modified")
+
+
+async def test_start_training_switches_and_starts_the_run(make):
+    app = make()
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = await open_screen(app, pilot)
+        await type_into(pilot, screen, "optim.seed", "7")
+        await settle(app, pilot)
+        await pilot.press("ctrl+t")
+        await pilot.pause(0.3)
+        await app.workers.wait_for_complete()
+        assert app.current_mode == "training"
+        assert len(app.started) == 1 and app.started[0].optim.seed == 7
+
+
+async def test_no_gpu_says_it_compares_with_system_memory(make):
+    app = make(source="system", available_gib=0.001)
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = await open_screen(app, pilot)
+        est = screen.estimate
+        assert est is not None and est.device == "cpu" and est.verdict == "will not fit"
+        assert est.available.note == "no NVIDIA GPU: compared with system memory"
+        assert est.suggestions
+        svg = app.export_screenshot()
+        assert "NVIDIA" in svg and "WILL" in svg
+
+
+async def test_small_terminal_scrolls_to_the_focused_field(make):
+    app = make()
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await open_screen(app, pilot)
+        form = screen.query_one(ConfigForm)
+        control = screen.query_one(f"#{SPECS['eval.save_total_limit'].widget_id}")
+        control.focus()
+        await pilot.pause()
+        assert form.scroll_y > 0
+        assert control.region.height > 0 and form.region.contains_region(control.region)

@@ -1,0 +1,120 @@
+"""Attaching to a run that another process writes (``tunetop attach`` and detached runs)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from conftest import build_app
+from fakes import StubGpuMonitor, h100_sample, retime, run_started, step, training_series, write_events_slowly
+
+from core.events import RunStopped
+from tui.app import AppServices
+from tui.attach import attach_main, make_attach_app
+from tui.screens.training import TrainingScreen
+from tui.widgets.loss_plot import LossPlot
+from tui.widgets.vram_gauge import VramGauge
+
+TUI_TESTS = Path(__file__).parent
+
+
+async def wait_for(pilot, predicate, timeout: float = 10.0) -> None:
+    for _ in range(int(timeout / 0.05)):
+        if predicate():
+            return
+        await pilot.pause(0.05)
+    assert predicate(), "condition not reached in time"
+
+
+def detached_dir(tmp_path: Path, name: str = "detached-run", pid: int | None = None) -> Path:
+    run_dir = tmp_path / "runs" / name
+    run_dir.mkdir(parents=True)
+    (run_dir / "worker.pid").write_text(str(pid or os.getpid()))
+    return run_dir
+
+
+def services() -> AppServices:
+    return AppServices(gpu_monitor_factory=lambda: StubGpuMonitor(h100_sample()))
+
+
+async def test_attach_follows_a_run_written_by_another_thread(tmp_path):
+    run_dir = detached_dir(tmp_path)
+    events = training_series(total=100, run_dir=str(run_dir), end="none", pid=os.getpid())
+    head, tail = events[:8], events[8:]
+    writer = write_events_slowly(run_dir / "events.jsonl", head, delay=0.005)
+    app = make_attach_app(run_dir, services=services())
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = app.screen
+        assert isinstance(screen, TrainingScreen) and app.current_mode == "training"
+        await wait_for(pilot, lambda: screen.progress.step == 25)
+        assert screen.run_state == "following"
+        writer.join()
+        write_events_slowly(run_dir / "events.jsonl", tail, delay=0.002).join()
+        await wait_for(pilot, lambda: screen.progress.step == 100)
+        await pilot.pause(0.3)
+        assert len(screen.query_one(LossPlot).train) == 20
+        assert screen.query_one(VramGauge)._pid == os.getpid()
+        # Stop: the screen writes the STOP file the worker watches.
+        await pilot.press("x")
+        await pilot.press("y")
+        await wait_for(pilot, lambda: (run_dir / "STOP").exists())
+        assert screen.run_state == "stopping"
+        with open(run_dir / "events.jsonl", "a") as f:
+            f.write(RunStopped(step=100, reason="Stopped on request.", checkpoint="c").to_json() + "\n")
+        await wait_for(pilot, lambda: screen.run_state == "stopped")
+        # Quitting an attached view leaves the run alone: no stop, immediate exit.
+        await pilot.press("ctrl+q")
+        await wait_for(pilot, lambda: not app.is_running, timeout=2)
+
+
+async def test_attach_to_a_finished_run_replays_it(tmp_path):
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    run_dir = detached_dir(tmp_path, "old", pid=gone.pid)  # its worker has exited
+    write_events_slowly(run_dir / "events.jsonl", training_series(run_dir=str(run_dir)), delay=0).join()
+    app = make_attach_app(run_dir, services=services())
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = app.screen
+        await wait_for(pilot, lambda: screen.run_state == "finished")
+        assert screen.progress.step == 100 and len(screen.progress.checkpoints) == 5
+        await app.workers.wait_for_complete()
+
+
+async def test_attached_run_whose_process_died_shows_failed(tmp_path):
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    run_dir = detached_dir(tmp_path, "dead", pid=proc.pid)
+    write_events_slowly(run_dir / "events.jsonl", [run_started(str(run_dir)), step(5, 2.0)], delay=0).join()
+    app = make_attach_app(run_dir, services=services())
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = app.screen
+        await wait_for(pilot, lambda: screen.run_state == "failed")
+        assert screen.alert_tracker.raised["failed"].detail.startswith("The training process")
+
+
+async def test_detached_key_launches_a_worker_and_follows_it(tmp_path):
+    app = build_app(tmp_path)
+    app.services.extras["detach_options"] = {
+        "engine": "fakes:ScriptedEngine",
+        "env": {"PYTHONPATH": str(TUI_TESTS), "FAKE_ENGINE_DELAY": "0.005"},
+    }
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("3")
+        screen = app.screen
+        await pilot.press("d")
+        await wait_for(pilot, lambda: screen.run_state == "finished", timeout=60)
+        assert screen.follow_dir is not None and (screen.follow_dir / "worker.log").exists()
+        assert screen.progress.step == 100
+
+
+def test_attach_main_rejects_a_non_run_directory(tmp_path, capsys):
+    assert attach_main(str(tmp_path)) == 2
+    assert "not a run directory" in capsys.readouterr().err
+
+
+def test_retime_keeps_spacing():
+    events = retime(training_series(total=10, log_every=5, eval_every=10), start=time.time())
+    assert events[1].time - events[0].time == 5

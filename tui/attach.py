@@ -1,0 +1,53 @@
+"""``tunetop attach RUN_DIR``: open the app on the training screen, following a run.
+
+The run keeps its own process (a detached run) or belongs to another tunetop; attaching only
+reads its ``events.jsonl``. Stopping (``x``) writes the run's ``STOP`` file, which the worker
+picks up after the current step; quitting leaves the run training.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+from core.config import ConfigError, RunConfig
+from core.runs import CONFIG_FILE, EVENTS_FILE
+from tui.app import TunetopApp
+
+
+class AttachApp(TunetopApp):
+    """The tunetop app opened on the training screen, following one run."""
+
+    DEFAULT_MODE = "training"
+
+    def __init__(self, run_dir: str | Path, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.attach_dir = Path(run_dir)
+        """The followed run; the training screen reads it when it mounts."""
+
+
+def make_attach_app(run_dir: str | Path, **kwargs: Any) -> AttachApp:
+    """The attach app for ``run_dir``, with the run's config and workspace (tests pass fakes)."""
+    path = Path(run_dir)
+    if "config" not in kwargs:
+        try:
+            kwargs["config"] = RunConfig.load(path / CONFIG_FILE)
+        except ConfigError:
+            kwargs["config"] = RunConfig()
+    kwargs.setdefault("workspace", str(path.parent))
+    return AttachApp(path, **kwargs)
+
+
+def attach_main(run_dir: str) -> int:
+    """Entry point of ``tunetop attach RUN_DIR``; 2 when it is not a run directory."""
+    path = Path(run_dir)
+    if not path.is_dir() or not ((path / EVENTS_FILE).exists() or (path / CONFIG_FILE).exists()):
+        print(
+            f"tunetop attach: {run_dir} is not a run directory (no {EVENTS_FILE} or {CONFIG_FILE}). "
+            "Runs live under the workspace, e.g. runs/20250101-120000-lora.",
+            file=sys.stderr,
+        )
+        return 2
+    make_attach_app(path).run()
+    return 0

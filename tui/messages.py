@@ -1,0 +1,117 @@
+"""Textual messages that carry engine events (and run requests) to the screens.
+
+The bridge (``tui/bridge.py``) wraps each ``core.events`` event in one of these and posts it
+from the engine's thread; handlers run on the UI thread.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from textual.message import Message
+
+from core.config import RunConfig
+from core.events import (
+    CheckpointSaved,
+    EvalLogged,
+    Event,
+    MessageLogged,
+    RunFailed,
+    RunFinished,
+    RunStarted,
+    RunStopped,
+    StepLogged,
+)
+
+
+class EngineMessage(Message):
+    """Base of messages that wrap one engine event."""
+
+    def __init__(self, event: Event) -> None:
+        super().__init__()
+        self.event = event
+
+
+class RunOpened(EngineMessage):
+    """The engine finished setup and training begins (wraps ``RunStarted``)."""
+
+    event: RunStarted
+
+
+class StepsLogged(Message):
+    """Training steps logged since the last post, oldest first (at most ~10 posts a second)."""
+
+    def __init__(self, events: tuple[StepLogged, ...]) -> None:
+        super().__init__()
+        self.events = events
+
+    @property
+    def latest(self) -> StepLogged:
+        """The newest step of the batch."""
+        return self.events[-1]
+
+
+class EvalReceived(EngineMessage):
+    """A validation loss was measured (wraps ``EvalLogged``)."""
+
+    event: EvalLogged
+
+
+class CheckpointReceived(EngineMessage):
+    """A checkpoint was written (wraps ``CheckpointSaved``)."""
+
+    event: CheckpointSaved
+
+
+class LogReceived(EngineMessage):
+    """A line for the log pane (wraps ``MessageLogged``)."""
+
+    event: MessageLogged
+
+
+class RunEnded(EngineMessage):
+    """The run finished, stopped or failed (wraps the terminal event)."""
+
+    event: RunFinished | RunStopped | RunFailed
+
+
+class StartRun(Message):
+    """Ask the training screen to start a run with ``config`` (detached if ``detached``)."""
+
+    def __init__(self, config: RunConfig, detached: bool = False) -> None:
+        super().__init__()
+        self.config = config
+        self.detached = detached
+
+
+class FollowRun(Message):
+    """Ask the training screen to follow (attach to) the run in ``run_dir``."""
+
+    def __init__(self, run_dir: str | Path) -> None:
+        super().__init__()
+        self.run_dir = Path(run_dir)
+
+
+class ReviewRun(Message):
+    """Posted to the review screen when the user opens the run in ``run_dir`` for review."""
+
+    def __init__(self, run_dir: str | Path | None) -> None:
+        super().__init__()
+        self.run_dir = Path(run_dir) if run_dir else None
+
+
+def message_for(event: Event) -> Message | None:
+    """The message that carries ``event`` (steps are batched by the bridge, not here)."""
+    if isinstance(event, StepLogged):
+        return StepsLogged((event,))
+    if isinstance(event, RunStarted):
+        return RunOpened(event)
+    if isinstance(event, EvalLogged):
+        return EvalReceived(event)
+    if isinstance(event, CheckpointSaved):
+        return CheckpointReceived(event)
+    if isinstance(event, MessageLogged):
+        return LogReceived(event)
+    if isinstance(event, (RunFinished, RunStopped, RunFailed)):
+        return RunEnded(event)
+    return None

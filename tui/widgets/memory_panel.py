@@ -1,0 +1,70 @@
+"""The live figures beside the config form: trainable parameters and the memory estimate.
+
+The screen owns the estimate in reactives and binds them here (``data_bind``); this widget
+only renders them.
+"""
+
+from __future__ import annotations
+
+from rich.console import Group
+from rich.table import Table
+from rich.text import Text
+from textual.reactive import reactive
+from textual.widgets import Static
+
+from core.memory import MemoryEstimate, format_bytes, format_count
+
+VERDICT_STYLES = {"fits": "bold green", "tight": "bold yellow", "will not fit": "bold red"}
+"""How each verdict is shown."""
+
+class MemoryPanel(Static):
+    """Trainable share, memory parts against the available memory, verdict and the fix."""
+
+    DEFAULT_CSS = """
+    MemoryPanel {
+        height: auto;
+        padding: 0 1;
+    }
+    """
+
+    estimate: reactive[MemoryEstimate | None] = reactive(None, layout=True)
+    """The latest estimate, or ``None`` before the first one."""
+    status: reactive[str] = reactive("Estimating…", layout=True)
+    """What the estimate is doing or why there is none (``Estimating…``, an error)."""
+
+    def render(self) -> Group | Text:
+        """The figures, or the status while there is no estimate."""
+        e = self.estimate
+        if e is None:
+            return Text(self.status, style="italic")
+        numbers = Table.grid(padding=(0, 1), expand=True)
+        numbers.add_column(no_wrap=True, overflow="ellipsis", ratio=1)
+        numbers.add_column(justify="right", no_wrap=True)
+        numbers.add_row(Text("Trainable", style="bold"), format_count(e.params.trainable))
+        numbers.add_row(f" of {format_count(e.params.total)}", Text(f"{e.params.share:.2%}", style="bold"))
+        numbers.add_row("Micro-batch", f"{e.micro_batch} x {e.tokens_per_row}")
+        numbers.add_row("Effective batch", str(e.effective_batch))
+        where = "per GPU" if e.device == "cuda" else "CPU"
+        numbers.add_row(Text(f"Memory ({where})", style="bold"), "")
+        for part in e.parts:
+            numbers.add_row(f" {part.name}", format_bytes(part.bytes))
+        numbers.add_row(Text(" total", style="bold"), Text(format_bytes(e.total_bytes), style="bold"))
+        numbers.add_row(" available", format_bytes(e.available.bytes))
+        style = VERDICT_STYLES.get(e.verdict, "bold")
+        share = f"{e.share:.0%}" if e.share < 10 else ">999%"
+        width = max(8, self.content_size.width - len(share) - 1)
+        filled = min(width, round(width * min(e.share, 1.0)))
+        bar = Text("█" * filled, style=style.replace("bold ", ""))
+        bar.append("░" * (width - filled) + " ", style="dim")
+        bar.append(share, style=style)
+        lines: list[Table | Text] = [numbers, bar,
+                                     Text(f"{e.verdict.upper()} ({e.available.name})", style=style)]
+        if e.available.note:
+            lines.append(Text(e.available.note, style="italic"))
+        for s in e.suggestions:
+            fix = Text("Fix: ", style="bold yellow")
+            fix.append(f"{s.text} -> {format_bytes(s.total_bytes)}, {s.verdict}")
+            lines.append(fix)
+        if self.status:
+            lines.append(Text(self.status, style="dim italic"))
+        return Group(*lines)
