@@ -14,11 +14,11 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
-from datetime import datetime
 from pathlib import Path
 
 from core.config import RunConfig
 from core.events import TERMINAL_EVENTS, Event, RunFailed, RunStarted, read_events
+from core.rundir import make_run_dir
 from core.runs import (
     CONFIG_FILE,
     EVENTS_FILE,
@@ -32,19 +32,6 @@ from core.runs import (
 
 _children: dict[int, subprocess.Popen] = {}
 """Workers started by this process, kept so that their exit status can be collected."""
-
-
-def new_run_dir(workspace: str | Path, run_name: str | None, method: str) -> Path:
-    """A new, unique run directory (same naming as the engine's)."""
-    root = Path(workspace)
-    name = run_name or f"{datetime.now():%Y%m%d-%H%M%S}-{method}"
-    path = root / name
-    n = 2
-    while path.exists():
-        path = root / f"{name}-{n}"
-        n += 1
-    path.mkdir(parents=True)
-    return path
 
 
 def _project_root() -> str:
@@ -73,7 +60,7 @@ def launch_detached(
     else:
         cfg = config if isinstance(config, RunConfig) else RunConfig.load(config)
         cfg.check()
-        run_dir = new_run_dir(workspace, cfg.run_name, cfg.method)
+        run_dir = make_run_dir(workspace, cfg.run_name, cfg.method)
         cfg.run_name = run_dir.name
         cfg.output_dir = str(workspace)
         cfg.save(run_dir / CONFIG_FILE)

@@ -25,17 +25,20 @@ from core.events import (
     StepLogged,
     read_events,
 )
+from core.rundir import (
+    CHECKPOINTS_DIR,
+    COMPLETE_MARKER,
+    CONFIG_FILE,
+    EVENTS_FILE,
+    checkpoint_step,
+)
 
-EVENTS_FILE = "events.jsonl"
-CONFIG_FILE = "config.yaml"
 PID_FILE = "worker.pid"
 LOG_FILE = "worker.log"
 STOP_FILE = "STOP"
 """Created by ``attach`` (or by hand) to ask a detached run to stop after its current step."""
 SAVE_FILE = "SAVE"
 """Created to ask a detached run for a checkpoint at its next step end."""
-COMPLETE_MARKER = "COMPLETE"
-"""Written last into a checkpoint by the engine (same name as ``core.callbacks``)."""
 
 STATUSES = ("running", "finished", "stopped", "failed")
 STARTING_GRACE_SECONDS = 120.0
@@ -237,13 +240,10 @@ def read_pid(run_dir: str | Path) -> int | None:
 
 def complete_checkpoints(run_dir: str | Path) -> list[Path]:
     """Complete checkpoints (with the engine's marker), oldest first."""
-    root = Path(run_dir) / "checkpoints"
-    found = []
-    for p in root.glob("*-*"):
-        number = p.name.rsplit("-", 1)[-1]
-        if p.is_dir() and number.isdigit() and (p / COMPLETE_MARKER).is_file():
-            found.append((int(number), p))
-    return [p for _, p in sorted(found)]
+    root = Path(run_dir) / CHECKPOINTS_DIR
+    found = [p for p in root.glob("checkpoint-*")
+             if checkpoint_step(p) is not None and (p / COMPLETE_MARKER).is_file()]
+    return sorted(found, key=checkpoint_step)
 
 
 def derive_status(progress: RunProgress, pid: int | None, updated_at: float, now: float | None = None) -> tuple[str, str]:

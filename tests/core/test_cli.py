@@ -7,7 +7,7 @@ import os
 import subprocess
 import sys
 
-from conftest import tiny_run_config
+from helpers import tiny_run_config
 
 ENV = {**os.environ, "TOKENIZERS_PARALLELISM": "false", "HF_HUB_OFFLINE": "1"}
 

@@ -7,7 +7,7 @@ import math
 import threading
 
 import pytest
-from conftest import tiny_run_config
+from helpers import tiny_run_config
 
 from core.config import RunConfig
 from core.engine import Engine

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from conftest import tiny_run_config
+from helpers import tiny_run_config
 
 from core.engine import Engine
 from core.events import RunFinished

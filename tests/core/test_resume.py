@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 
-from conftest import tiny_run_config
+from helpers import tiny_run_config
 
 from core.engine import Engine
 from core.events import RunFinished, RunStarted, RunStopped, StepLogged

@@ -7,7 +7,7 @@ import subprocess
 import sys
 
 import pytest
-from conftest import tiny_run_config
+from helpers import tiny_run_config
 
 from core.config import ConfigError, RunConfig
 from core.models import ModelError, load_model
