@@ -13,6 +13,7 @@ from textual.app import App
 from textual.binding import Binding
 
 from core.config import RunConfig
+from tui.commands import TunetopCommands
 from tui.screens.dataset import DatasetScreen
 from tui.screens.hyperparams import HyperparamsScreen
 from tui.screens.review import ReviewScreen
@@ -44,6 +45,7 @@ class TunetopApp(App[None]):
         "runs": RunsScreen,
     }
     DEFAULT_MODE = "dataset"
+    COMMANDS = App.COMMANDS | {TunetopCommands}
     BINDINGS = [
         Binding("1", "switch_mode('dataset')", "Data", id="mode.dataset"),
         Binding("2", "switch_mode('hyperparams')", "Config", id="mode.hyperparams"),

@@ -1,0 +1,190 @@
+"""Token counts for whole datasets, fast enough for 100,000 rows in seconds.
+
+:func:`core.data.render_example` is exact but costs several chat-template calls and an offsets
+mapping per row: right for one row on screen, too slow for statistics over a big file. Here
+each row is templated once (the same template and special-token rules ``render_example`` uses,
+so the counts equal :attr:`core.data.Rendered.full_tokens`) and the tokenizer's batch call
+counts many rows at once. :func:`iter_token_counts` runs batches in a few threads, so
+templating (Python) overlaps with tokenizing (native code that releases the GIL) and every
+core is kept busy.
+
+Nothing here imports Textual; numpy is imported only by the functions that need it.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import threading
+from collections import deque
+from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+from core.data import DataError, Example, _apply, _template_for
+
+COUNT_BATCH = 1000
+"""Rows templated and tokenized per batch call: big enough to amortise the call, small enough
+for frequent progress."""
+
+
+class TokenCounter:
+    """Counts the tokens of examples as :func:`core.data.render_example` would, before truncation.
+
+    Chat rows are templated with the tokenizer's chat template (or the ChatML fallback) and
+    tokenized without added special tokens; text rows get EOS appended and are tokenized with
+    them, exactly as ``render_example`` does.
+    """
+
+    def __init__(self, tokenizer: Any) -> None:
+        self.tokenizer = tokenizer
+        self._info = _template_for(tokenizer)
+        backend = getattr(tokenizer, "backend_tokenizer", None)
+        plain = (backend is not None and getattr(tokenizer, "is_fast", False)
+                 and backend.truncation is None and backend.padding is None)
+        self._backend = backend if plain else None
+        """The Rust tokenizer, called directly when it neither truncates nor pads."""
+
+    def texts(self, examples: Sequence[Example]) -> list[tuple[str, bool] | None]:
+        """Per example, ``(text, add_special_tokens)`` to tokenize; ``None`` if the template
+        rejected the row (render it alone to see why)."""
+        out: list[tuple[str, bool] | None] = [None] * len(examples)
+        chats = [i for i, e in enumerate(examples) if e.messages is not None]
+        eos = self.tokenizer.eos_token or ""
+        for i, example in enumerate(examples):
+            if example.messages is None:
+                text = example.text or ""
+                out[i] = (text if text.endswith(eos) else text + eos, True)
+        if not chats:
+            return out
+        try:
+            rendered = self.tokenizer.apply_chat_template(
+                [examples[i].messages for i in chats], tokenize=False,
+                chat_template=self._info.template)
+        except Exception:  # a Jinja template can raise anything; find the rows one at a time
+            rendered = []
+            for i in chats:
+                try:
+                    rendered.append(_apply(self._info, examples[i].messages, examples[i].line))
+                except DataError:
+                    rendered.append(None)
+        for i, text in zip(chats, rendered):
+            out[i] = None if text is None else (text, False)
+        return out
+
+    def encode(self, texts: Sequence[tuple[str, bool] | None]) -> list[int | None]:
+        """Token counts of :meth:`texts` output, ``None`` kept where the template failed."""
+        counts: list[int | None] = [None] * len(texts)
+        for special in (False, True):
+            index = [i for i, t in enumerate(texts) if t is not None and t[1] is special]
+            if not index:
+                continue
+            batch = [texts[i][0] for i in index]  # type: ignore[index]
+            if self._backend is not None:  # skips building Python lists of ids
+                lengths = [len(e.ids) for e in
+                           self._backend.encode_batch(batch, add_special_tokens=special)]
+            else:
+                lengths = [len(ids) for ids in self.tokenizer(
+                    batch, add_special_tokens=special, return_attention_mask=False)["input_ids"]]
+            for i, n in zip(index, lengths):
+                counts[i] = n
+        return counts
+
+    def count(self, examples: Sequence[Example]) -> list[int | None]:
+        """Token counts of ``examples`` (``None`` where the chat template rejected the row).
+
+        Safe to call from several threads at once: nothing here changes the tokenizer.
+        """
+        return self.encode(self.texts(examples))
+
+
+def _lower_priority(nice: int) -> None:
+    """Thread initializer: lower this thread's CPU priority by ``nice`` (Linux sets it per
+    thread; elsewhere, or if refused, the thread keeps its priority)."""
+    try:
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), nice)
+    except (AttributeError, OSError):
+        pass
+
+
+def iter_token_counts(tokenizer: Any, batches: Iterable[Sequence[Example]],
+                      workers: int | None = None, nice: int = 0) -> Iterator[list[int | None]]:
+    """Token counts per batch, in order, counted by a pool of threads.
+
+    Each thread templates a batch (Python, holding the GIL) then tokenizes it (native code that
+    releases the GIL), so ``workers`` threads (default: one per core, at most 4) keep the
+    cores busy. ``nice`` > 0 runs them at a lower CPU priority, so that an interactive caller
+    (the UI thread) is scheduled first. Closing the iterator early waits for the batches in
+    flight (at most ``workers`` + 1).
+    """
+    counter = TokenCounter(tokenizer)
+    workers = workers or min(os.cpu_count() or 1, 4)
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="tokens",
+                            initializer=_lower_priority if nice > 0 else None,
+                            initargs=(nice,) if nice > 0 else ()) as pool:
+        pending: deque[Future[list[int | None]]] = deque()
+        for batch in batches:
+            pending.append(pool.submit(counter.count, batch))
+            if len(pending) > workers:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
+
+
+@dataclass(frozen=True)
+class LengthStats:
+    """Token lengths of rows (before truncation) against a ``max_length`` budget."""
+
+    rows: int
+    min: int
+    mean: float
+    p50: int
+    p95: int
+    max: int
+    max_length: int
+    truncated: int
+    """Rows longer than ``max_length``."""
+    truncated_share: float
+    tokens_lost: int
+    """Tokens beyond ``max_length``, over all rows."""
+    total_tokens: int
+    """Tokens kept after truncation, over all rows."""
+
+
+def length_stats(lengths: Any, max_length: int) -> LengthStats:
+    """Summarise token ``lengths`` (any 1-D sequence of ints) against ``max_length``.
+
+    Percentiles are nearest-rank, as in :func:`core.data.token_stats`. Vectorised: a million
+    rows take milliseconds.
+    """
+    import numpy as np
+
+    values = np.sort(np.asarray(lengths, dtype=np.int64))
+    n = int(values.size)
+    if not n:
+        return LengthStats(0, 0, 0.0, 0, 0, 0, max_length, 0, 0.0, 0, 0)
+
+    def pct(q: float) -> int:
+        return int(values[max(0, math.ceil(q * n) - 1)])
+
+    over = values[values > max_length]
+    lost = int((over - max_length).sum())
+    return LengthStats(
+        rows=n, min=int(values[0]), mean=float(values.mean()), p50=pct(0.5), p95=pct(0.95),
+        max=int(values[-1]), max_length=max_length, truncated=int(over.size),
+        truncated_share=over.size / n, tokens_lost=lost, total_tokens=int(values.sum()) - lost,
+    )
+
+
+def length_histogram(lengths: Any, bins: int, high: float) -> tuple[list[float], list[int], float]:
+    """Count token ``lengths`` in ``bins`` equal bins over ``0..high``: ``(centres, counts,
+    bin width)``; lengths at or above ``high`` fall in the last bin."""
+    import numpy as np
+
+    bins = max(bins, 1)
+    width = max(high / bins, 1e-9)
+    values = np.asarray(lengths, dtype=np.int64)
+    index = np.minimum((values / width).astype(np.int64), bins - 1)
+    counts = np.bincount(index, minlength=bins) if values.size else np.zeros(bins, np.int64)
+    return [(i + 0.5) * width for i in range(bins)], [int(c) for c in counts], width
