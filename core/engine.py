@@ -79,14 +79,15 @@ def describe_failure(exc: BaseException, phase: str) -> tuple[str, str]:
 
 
 def quiet_libraries() -> None:
-    """Silence library progress bars and chatter; the engine reports through events instead."""
+    """Silence library progress bars; the engine reports progress through events instead.
+
+    Log levels stay as they are: library warnings are real, and the UI routes them to its log.
+    """
     import datasets
     import transformers
 
     transformers.utils.logging.disable_progress_bar()
-    transformers.utils.logging.set_verbosity_error()
     datasets.disable_progress_bars()
-    datasets.logging.set_verbosity_error()
 
 
 class Engine:
