@@ -42,11 +42,15 @@ def checkpoint_step(path: Path) -> int | None:
     return int(number) if prefix == "checkpoint" and number.isdigit() else None
 
 
-def latest_checkpoint(run_dir: str | Path) -> Path | None:
-    """The newest complete checkpoint of a run; half-written ones (no marker) are ignored."""
+def complete_checkpoints(run_dir: str | Path) -> list[Path]:
+    """Complete checkpoints of a run, oldest first; half-written ones (no marker) are ignored."""
     root = Path(run_dir) / CHECKPOINTS_DIR
-    complete = [
-        p for p in root.glob("checkpoint-*")
-        if checkpoint_step(p) is not None and (p / COMPLETE_MARKER).is_file()
-    ]
-    return max(complete, key=checkpoint_step, default=None)
+    found = [p for p in root.glob("checkpoint-*")
+             if checkpoint_step(p) is not None and (p / COMPLETE_MARKER).is_file()]
+    return sorted(found, key=checkpoint_step)
+
+
+def latest_checkpoint(run_dir: str | Path) -> Path | None:
+    """The newest complete checkpoint of a run, or None."""
+    complete = complete_checkpoints(run_dir)
+    return complete[-1] if complete else None

@@ -25,13 +25,7 @@ from core.events import (
     StepLogged,
     read_events,
 )
-from core.rundir import (
-    CHECKPOINTS_DIR,
-    COMPLETE_MARKER,
-    CONFIG_FILE,
-    EVENTS_FILE,
-    checkpoint_step,
-)
+from core.rundir import CONFIG_FILE, EVENTS_FILE, complete_checkpoints
 
 PID_FILE = "worker.pid"
 LOG_FILE = "worker.log"
@@ -236,14 +230,6 @@ def read_pid(run_dir: str | Path) -> int | None:
         return int(Path(run_dir, PID_FILE).read_text().strip())
     except (OSError, ValueError):
         return None
-
-
-def complete_checkpoints(run_dir: str | Path) -> list[Path]:
-    """Complete checkpoints (with the engine's marker), oldest first."""
-    root = Path(run_dir) / CHECKPOINTS_DIR
-    found = [p for p in root.glob("checkpoint-*")
-             if checkpoint_step(p) is not None and (p / COMPLETE_MARKER).is_file()]
-    return sorted(found, key=checkpoint_step)
 
 
 def derive_status(progress: RunProgress, pid: int | None, updated_at: float, now: float | None = None) -> tuple[str, str]:

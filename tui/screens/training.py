@@ -353,13 +353,18 @@ class TrainingScreen(Screen):
 
     # --- starting runs --------------------------------------------------------------------
 
-    def action_start_run(self, config: RunConfig | None = None) -> None:
-        """Start a run in this process with ``config`` (default: the app's current config)."""
+    def _config_to_start(self, config: RunConfig | None) -> RunConfig | None:
+        """A private copy of ``config`` (default: the app's) when a run may start, else None."""
         if self.is_live:
             self.notify("A run is already live on this screen.", severity="warning")
-            return
+            return None
         config = copy.deepcopy(config if config is not None else self.app.config)
-        if not self._config_ok(config):
+        return config if self._config_ok(config) else None
+
+    def action_start_run(self, config: RunConfig | None = None) -> None:
+        """Start a run in this process with ``config`` (default: the app's current config)."""
+        config = self._config_to_start(config)
+        if config is None:
             return
         bridge = self._begin()
         self.follow_dir = None
@@ -424,11 +429,8 @@ class TrainingScreen(Screen):
 
     def action_start_detached(self, config: RunConfig | None = None) -> None:
         """Start a run in its own process (it survives a dropped SSH session) and follow it."""
-        if self.is_live:
-            self.notify("A run is already live on this screen.", severity="warning")
-            return
-        config = copy.deepcopy(config if config is not None else self.app.config)
-        if not self._config_ok(config):
+        config = self._config_to_start(config)
+        if config is None:
             return
         self.run_state = "starting"
         self.log_line("Launching a detached run…", "ui")
