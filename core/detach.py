@@ -2,7 +2,9 @@
 
 :func:`launch_detached` writes the run directory and starts ``python -m core.worker RUN_DIR``
 in a new session (so closing the SSH connection does not stop it), with its output in
-``worker.log`` and its pid in ``worker.pid``. :func:`follow_run` yields the run's events by
+``worker.log`` and its pid in ``worker.pid``. A config with ``num_processes`` above 1 starts the
+same worker through ``accelerate launch`` (one process per GPU, or gloo on CPU); only its main
+process writes the run directory, so it is followed exactly like a single-process run. :func:`follow_run` yields the run's events by
 polling ``events.jsonl``; :func:`request_stop` and :func:`request_checkpoint` drop the
 ``STOP`` / ``SAVE`` files the worker watches.
 """
@@ -10,6 +12,7 @@ polling ``events.jsonl``; :func:`request_stop` and :func:`request_checkpoint` dr
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -18,6 +21,7 @@ from pathlib import Path
 
 from core.config import RunConfig
 from core.events import TERMINAL_EVENTS, Event, RunFailed, RunStarted, read_events
+from core.gpu import visible_gpu_count
 from core.rundir import make_run_dir
 from core.runs import (
     CONFIG_FILE,
@@ -36,6 +40,60 @@ _children: dict[int, subprocess.Popen] = {}
 
 def _project_root() -> str:
     return str(Path(__file__).resolve().parents[1])
+
+
+def _free_port() -> int:
+    """A TCP port free right now, for the launch's rendezvous (two runs must not collide)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def check_processes(config: RunConfig, gpus: int | None = None) -> int:
+    """The visible GPU count, or ValueError when the config asks for more processes than GPUs."""
+    gpus = visible_gpu_count() if gpus is None else gpus
+    if config.num_processes > 1 and 0 < gpus < config.num_processes:
+        raise ValueError(
+            f"num_processes is {config.num_processes} but only {gpus} GPU(s) are visible; set "
+            f"num_processes to {gpus} or fewer, or change CUDA_VISIBLE_DEVICES."
+        )
+    return gpus
+
+
+def worker_command(
+    run_dir: Path,
+    config: RunConfig,
+    *,
+    resume: bool = False,
+    engine: str | None = None,
+    python: str = sys.executable,
+    gpus: int | None = None,
+) -> list[str]:
+    """The command that trains ``run_dir``: the worker, or ``accelerate launch`` of it.
+
+    ``gpus`` is how many GPUs are visible (default: asked of NVML). Several processes with no
+    GPU train on CPU with gloo, which is how the suite tests the multi-process path.
+    """
+    worker = ["-m", "core.worker", str(run_dir.resolve())]
+    if resume:
+        worker.append("--resume")
+    if engine:
+        worker += ["--engine", engine]
+    processes = config.num_processes
+    if processes <= 1:
+        return [python, *worker]
+    gpus = check_processes(config, gpus)
+    return [
+        python, "-m", "accelerate.commands.launch",
+        "--multi_gpu",  # torchrun; without GPUs the processes use gloo on CPU
+        "--num_processes", str(processes),
+        "--num_machines", "1",
+        # Precision and FSDP come from the run config through the Trainer, not from here.
+        "--mixed_precision", "no",
+        "--dynamo_backend", "no",
+        "--main_process_port", str(_free_port()),
+        *worker,
+    ]
 
 
 def launch_detached(
@@ -57,20 +115,19 @@ def launch_detached(
         run_dir = Path(resume_dir)
         if not (run_dir / CONFIG_FILE).is_file():
             raise FileNotFoundError(f"{run_dir} has no {CONFIG_FILE}; it is not a run directory.")
+        cfg = RunConfig.load(run_dir / CONFIG_FILE)
     else:
         cfg = config if isinstance(config, RunConfig) else RunConfig.load(config)
         cfg.check()
+        if cfg.num_processes > 1:
+            check_processes(cfg)  # before the run directory exists
         run_dir = make_run_dir(workspace, cfg.run_name, cfg.method)
         cfg.run_name = run_dir.name
         cfg.output_dir = str(workspace)
         cfg.save(run_dir / CONFIG_FILE)
     for name in (STOP_FILE, SAVE_FILE):
         (run_dir / name).unlink(missing_ok=True)
-    command = [python, "-m", "core.worker", str(run_dir.resolve())]
-    if resume_dir is not None:
-        command.append("--resume")
-    if engine:
-        command += ["--engine", engine]
+    command = worker_command(run_dir, cfg, resume=resume_dir is not None, engine=engine, python=python)
     child_env = dict(os.environ)
     child_env.update(env or {})
     child_env["PYTHONPATH"] = os.pathsep.join(

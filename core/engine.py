@@ -250,13 +250,14 @@ class Engine:
         trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
         total = sum(p.numel() for p in model.parameters())
         self._trainer = self._build_trainer(model, *self._prepared)
+        world = int(os.environ.get("WORLD_SIZE", "1"))
         self.emit(
             RunStarted(
                 run_dir=str(self.run_dir),
                 run_name=self.run_dir.name,
                 model=cfg.model.name_or_path,
                 method=cfg.method,
-                device=device,
+                device=device if world < 2 else f"{device} x{world} processes",
                 precision=precision,
                 total_steps=self._planned_steps(len(train_rows)),
                 num_train_rows=len(train_rows),

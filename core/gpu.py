@@ -149,6 +149,32 @@ def visible_device(environ: dict[str, str] | None = None) -> int | str:
     return first  # GPU-… or MIG-… UUID (a bare UUID prefix is also accepted by CUDA)
 
 
+def visible_gpu_count(environ: dict[str, str] | None = None, nvml: Any = None) -> int:
+    """How many GPUs a launch here can use: ``CUDA_VISIBLE_DEVICES`` if set, else NVML's count.
+
+    Zero when there is no NVIDIA driver, so callers (the multi-process launcher) never need
+    torch to decide between GPUs and CPU.
+    """
+    env = os.environ if environ is None else environ
+    raw = env.get("CUDA_VISIBLE_DEVICES")
+    if raw is not None:
+        return len([d for d in raw.split(",") if d.strip() and d.strip() != "-1"])
+    try:
+        nv = nvml if nvml is not None else _load_pynvml()
+        nv.nvmlInit()
+    except Exception:  # no driver, no library: no GPU
+        return 0
+    try:
+        return int(nv.nvmlDeviceGetCount())
+    except Exception:
+        return 0
+    finally:
+        try:
+            nv.nvmlShutdown()
+        except Exception:
+            pass
+
+
 def process_rss_bytes(pid: int | None = None) -> int | None:
     """Resident memory of ``pid`` (default: this process) from /proc, or ``resource``."""
     pid = pid or os.getpid()

@@ -4,7 +4,9 @@ Loads ``RUN_DIR/config.yaml`` and runs the engine in this process; the engine wr
 ``events.jsonl``, which ``tunetop attach`` and the runs screen follow. SIGTERM, SIGHUP and
 SIGINT, or a ``RUN_DIR/STOP`` file, stop the run cooperatively after the current step (with a
 checkpoint); a ``RUN_DIR/SAVE`` file asks for a checkpoint. If the engine cannot even be built,
-the worker writes the ``RunFailed`` event itself so followers learn why.
+the worker writes the ``RunFailed`` event itself so followers learn why. Under ``accelerate
+launch`` every process runs this module; only the main one (``RANK`` 0) writes to the run
+directory, and a stop reaches all of them (each watches the files; the engine agrees on it).
 """
 
 from __future__ import annotations
@@ -68,8 +70,13 @@ def _watch_files(run_dir: Path, engine: Any, done: threading.Event) -> None:
 def run_worker(run_dir: str | Path, resume: bool = False, engine_spec: str | None = None) -> int:
     """Run one training in this process; 0 when finished or stopped, 1 on failure."""
     run_dir = Path(run_dir)
-    (run_dir / PID_FILE).write_text(f"{os.getpid()}\n")
-    (run_dir / STOP_FILE).unlink(missing_ok=True)
+    rank, world = int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1"))
+    main_process = rank == 0
+    if world > 1:
+        print(f"process {rank} of {world} started (pid {os.getpid()})", flush=True)
+    if main_process:
+        (run_dir / PID_FILE).write_text(f"{os.getpid()}\n")
+        (run_dir / STOP_FILE).unlink(missing_ok=True)
     ensure_pci_bus_order()
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     final: list[Event] = []
@@ -86,8 +93,9 @@ def run_worker(run_dir: str | Path, resume: bool = False, engine_spec: str | Non
     except Exception as exc:  # the UI only sees events.jsonl, so a failure must land there
         reason = f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}"
         print(f"worker could not build the engine: {reason}", flush=True)
-        _append_event(run_dir, RunFailed(step=0, phase="setup", reason=reason,
-                                         suggestion=f"See {run_dir / 'worker.log'}."))
+        if main_process:
+            _append_event(run_dir, RunFailed(step=0, phase="setup", reason=reason,
+                                             suggestion=f"See {run_dir / 'worker.log'}."))
         return 1
 
     def on_signal(signum: int, frame: Any) -> None:  # noqa: ARG001
@@ -107,10 +115,13 @@ def run_worker(run_dir: str | Path, resume: bool = False, engine_spec: str | Non
         pass
     done.set()
     watcher.join()
+    if not final and getattr(engine, "final_event", None) is not None:
+        final.append(engine.final_event)  # other ranks have no sink; the engine still knows
     if not final:
-        _append_event(run_dir, RunFailed(step=0, phase="worker",
-                                         reason="The engine ended without a final event.",
-                                         suggestion=f"See {run_dir / 'worker.log'}."))
+        if main_process:
+            _append_event(run_dir, RunFailed(step=0, phase="worker",
+                                             reason="The engine ended without a final event.",
+                                             suggestion=f"See {run_dir / 'worker.log'}."))
         return 1
     return 1 if isinstance(final[-1], RunFailed) else 0
 

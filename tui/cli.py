@@ -29,6 +29,9 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("config", nargs="?", help="YAML run config (not needed with --resume).")
     train.add_argument("--resume", metavar="RUN_DIR", help="Continue a run from its latest checkpoint.")
     train.add_argument("--workspace", default=argparse.SUPPRESS, help="Directory holding the runs.")
+    train.add_argument("--detach", action="store_true",
+                       help="Start the run in its own process session, print its directory and return "
+                            "(follow it with `tunetop attach RUN_DIR`).")
 
     inspect = sub.add_parser("inspect", help="Check a dataset: format, rows, token lengths, problems.")
     inspect.add_argument("dataset", help="Dataset file, save_to_disk directory or sample:support-tickets.")
@@ -61,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         if args.command == "train":
-            return train_main(args.config, args.workspace, args.resume)
+            return train_main(args.config, args.workspace, args.resume, args.detach)
         if args.command == "inspect":
             from core.inspect_cli import inspect_main
 
@@ -97,13 +100,88 @@ def app_main(config_path: str | None, dataset: str | None, workspace: str) -> in
     return 0
 
 
-def train_main(config_path: str, workspace: str, resume: str | None = None) -> int:
-    """Run the engine in this process with a progress bar; non-zero exit on failure."""
+def train_main(config_path: str | None, workspace: str, resume: str | None = None,
+               detach: bool = False) -> int:
+    """Train with a progress bar; non-zero exit on failure.
+
+    One process trains here; ``num_processes`` above 1 (or ``detach``) starts a detached run
+    through :func:`core.detach.launch_detached`, which this follows unless ``detach``.
+    """
     from rich.console import Console
+
+    from core.rundir import CONFIG_FILE
+
+    if resume:
+        config = RunConfig.load(Path(resume) / CONFIG_FILE)
+    elif config_path:
+        config = RunConfig.load(config_path)
+    else:
+        print("tunetop train: give a CONFIG.yaml, or --resume RUN_DIR.", file=sys.stderr)
+        return 2
+    config.check()
+    console = Console(stderr=True, soft_wrap=True)
+    if detach or config.num_processes > 1:
+        return _train_detached(config, workspace, resume, detach, console)
+    from core.engine import Engine
+
+    events: queue.Queue = queue.Queue()
+    engine = Engine(config, events.put, workspace=workspace, resume_dir=resume)
+
+    def request_stop(signum, frame):  # noqa: ARG001
+        console.print("[yellow]Stopping after this step and saving a checkpoint…[/]")
+        engine.stop()
+
+    _on_stop_signals(request_stop)
+    engine.start()
+
+    def stream():
+        while True:
+            try:
+                yield events.get(timeout=0.5)
+            except queue.Empty:
+                if not engine.running and events.empty():
+                    return
+
+    code = _print_events(stream(), console)
+    engine.join()
+    return code
+
+
+def _on_stop_signals(handler) -> None:
+    for name in ("SIGINT", "SIGTERM", "SIGHUP"):
+        if hasattr(signal, name):
+            signal.signal(getattr(signal, name), handler)
+
+
+def _train_detached(config: RunConfig, workspace: str, resume: str | None, detach: bool, console) -> int:
+    """Launch the run in its own session (through accelerate for several processes)."""
+    from core.detach import follow_run, launch_detached, request_stop
+
+    try:
+        run_dir = launch_detached(config, workspace, resume_dir=resume)
+    except (OSError, ValueError) as exc:
+        console.print(f"[red]tunetop train: could not start the run: {exc}[/]")
+        return 1
+    how = (f"{config.num_processes} processes through accelerate launch"
+           if config.num_processes > 1 else "one process")
+    console.print(f"run {run_dir}: detached, {how}; its output goes to {run_dir / 'worker.log'}")
+    if detach:
+        console.print(f"Follow it with `tunetop attach {run_dir}`; stop it there or with "
+                      f"`touch {run_dir / 'STOP'}`.")
+        return 0
+
+    def stop_run(signum, frame):  # noqa: ARG001
+        console.print("[yellow]Stopping after this step and saving a checkpoint…[/]")
+        request_stop(run_dir)
+
+    _on_stop_signals(stop_run)
+    return _print_events(follow_run(run_dir), console)
+
+
+def _print_events(events, console) -> int:
+    """Show a run's events as a progress bar and lines; the exit code of its final event."""
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
-    from core.engine import Engine
-    from core.rundir import CONFIG_FILE
     from core.events import (
         CheckpointSaved,
         EvalLogged,
@@ -115,27 +193,6 @@ def train_main(config_path: str, workspace: str, resume: str | None = None) -> i
         StepLogged,
     )
 
-    if resume:
-        config = RunConfig.load(Path(resume) / CONFIG_FILE)
-    elif config_path:
-        config = RunConfig.load(config_path)
-    else:
-        print("tunetop train: give a CONFIG.yaml, or --resume RUN_DIR.", file=sys.stderr)
-        return 2
-    config.check()
-    console = Console(stderr=True, soft_wrap=True)
-    events: queue.Queue = queue.Queue()
-    engine = Engine(config, events.put, workspace=workspace, resume_dir=resume)
-
-    def request_stop(signum, frame):  # noqa: ARG001
-        console.print("[yellow]Stopping after this step and saving a checkpoint…[/]")
-        engine.stop()
-
-    signal.signal(signal.SIGINT, request_stop)
-    signal.signal(signal.SIGTERM, request_stop)
-    if hasattr(signal, "SIGHUP"):
-        signal.signal(signal.SIGHUP, request_stop)
-    engine.start()
     progress = Progress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),
@@ -148,13 +205,7 @@ def train_main(config_path: str, workspace: str, resume: str | None = None) -> i
     task = None
     code = 1
     with progress:
-        while True:
-            try:
-                event = events.get(timeout=0.5)
-            except queue.Empty:
-                if not engine.running and events.empty():
-                    break
-                continue
+        for event in events:
             if isinstance(event, RunStarted):
                 progress.console.print(
                     f"run {event.run_dir}: {event.method} on {event.device} ({event.precision}), "
@@ -195,7 +246,6 @@ def train_main(config_path: str, workspace: str, resume: str | None = None) -> i
                 hint = f"\n  Fix: {event.suggestion}" if event.suggestion else ""
                 progress.console.print(f"[red]failed[/] during {event.phase}: {event.reason}{hint}")
                 code = 1
-    engine.join()
     return code
 
 

@@ -67,3 +67,20 @@ def test_inspect_of_unusable_data_exits_non_zero(tmp_path):
     result = tunetop("inspect", tmp_path / "empty.jsonl")
     assert result.returncode == 1 and "empty.jsonl" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_train_detach_prints_the_run_and_returns_at_once(tmp_path, capsys):
+    from core.config import RunConfig
+    from core.detach import follow_run
+    from core.events import RunFailed
+    from tui.cli import main
+
+    cfg = RunConfig(run_name="background")
+    cfg.model.name_or_path = str(tmp_path / "no-such-model")
+    cfg.save(tmp_path / "bg.yaml")
+    assert main(["train", str(tmp_path / "bg.yaml"), "--detach", "--workspace", str(tmp_path / "runs")]) == 0
+    err = capsys.readouterr().err
+    run_dir = tmp_path / "runs" / "background"
+    assert "detached, one process" in err and f"tunetop attach {run_dir}" in err
+    final = list(follow_run(run_dir, poll_interval=0.1))[-1]
+    assert isinstance(final, RunFailed) and "no-such-model" in final.reason

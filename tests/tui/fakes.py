@@ -148,7 +148,8 @@ class ScriptedEngine:
         self.delay = float(delay_env) if delay_env else delay
         hold_env = os.environ.get("FAKE_ENGINE_HOLD")
         self.hold_after = int(hold_env) if hold_env else hold_after
-        self.write_events = write_events
+        # Like the real engine, only the main process of a multi-process launch writes files.
+        self.write_events = write_events and os.environ.get("RANK", "0") == "0"
         self.restamp = restamp
         self.stop_latency = stop_latency
         """Seconds the current step still takes after stop() (to see the stopping state)."""

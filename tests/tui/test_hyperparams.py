@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import dataclasses
+import io
 from typing import Any
 
 import pytest
 from fakes import engine_factory, run_started
+from rich.console import Console
 from transformers import LlamaConfig
 
 from core.config import RunConfig
 from core.memory import GIB, AvailableMemory
 from tui.screens.hyperparams import EstimateServices, HyperparamsScreen
 from tui.widgets.config_form import GROUPS, SPECS, ConfigForm, field_docs
+from tui.widgets.memory_panel import MemoryPanel
 
 TINY = LlamaConfig(vocab_size=320, hidden_size=64, intermediate_size=160, num_hidden_layers=2,
                    num_attention_heads=4, num_key_value_heads=2, tie_word_embeddings=True)
@@ -65,6 +68,15 @@ async def settle(app, pilot) -> None:
     await pilot.pause(0.5)
     await app.workers.wait_for_complete()
     await pilot.pause()
+
+
+async def until(pilot, predicate, timeout: float = 5.0) -> None:
+    """Pause until ``predicate()`` holds; fail after ``timeout`` seconds."""
+    for _ in range(int(timeout / 0.05)):
+        if predicate():
+            return
+        await pilot.pause(0.05)
+    assert predicate(), "condition not reached in time"
 
 
 async def type_into(pilot, screen: HyperparamsScreen, path: str, text: str) -> None:
@@ -248,6 +260,24 @@ async def test_small_terminal_scrolls_to_the_focused_field(make):
         form = screen.query_one(ConfigForm)
         control = screen.query_one(f"#{SPECS['eval.save_total_limit'].widget_id}")
         control.focus()
-        await pilot.pause()
-        assert form.scroll_y > 0
-        assert control.region.height > 0 and form.region.contains_region(control.region)
+        # Scrolling to the focused widget lands after a refresh; give a loaded machine time.
+        await until(pilot, lambda: form.scroll_y > 0 and form.region.contains_region(control.region))
+        assert control.region.height > 0
+
+
+async def test_effective_batch_counts_the_processes(make):
+    app = make()
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = await open_screen(app, pilot)
+        await type_into(pilot, screen, "optim.gradient_accumulation_steps", "2")
+        await type_into(pilot, screen, "num_processes", "4")
+        await settle(app, pilot)
+        micro = app.config.optim.per_device_train_batch_size
+        assert app.config.num_processes == 4
+        assert screen.estimate.effective_batch == micro * 2 * 4
+        panel = screen.query_one(MemoryPanel)
+        console = Console(width=40, record=True, file=io.StringIO())
+        console.print(panel.render())
+        shown = console.export_text()
+        rows = {line.split("  ")[0].strip(): line.split()[-1] for line in shown.splitlines() if "  " in line}
+        assert rows["Effective batch"] == str(micro * 2 * 4) and rows["processes"] == "4", shown

@@ -11,6 +11,7 @@ from pathlib import Path
 from conftest import build_app
 from fakes import StubGpuMonitor, h100_sample, retime, run_started, step, training_series, write_events_slowly
 
+from core.config import RunConfig
 from core.events import RunStopped
 from tui.app import AppServices
 from tui.attach import attach_main, make_attach_app
@@ -108,6 +109,29 @@ async def test_detached_key_launches_a_worker_and_follows_it(tmp_path):
         await wait_for(pilot, lambda: screen.run_state == "finished", timeout=60)
         assert screen.follow_dir is not None and (screen.follow_dir / "worker.log").exists()
         assert screen.progress.step == 100
+
+
+async def test_several_processes_start_detached_through_accelerate(tmp_path):
+    """Start (s) with num_processes 2 launches both ranks; the screen follows one event stream."""
+    config = RunConfig(run_name="two-ranks", num_processes=2)
+    app = build_app(tmp_path, config=config)
+    app.services.extras["detach_options"] = {
+        "engine": "fakes:ScriptedEngine",
+        "env": {"PYTHONPATH": str(TUI_TESTS), "FAKE_ENGINE_DELAY": "0.005", "CUDA_VISIBLE_DEVICES": ""},
+    }
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("3")
+        screen = app.screen
+        await pilot.press("s")
+        await wait_for(pilot, lambda: screen.run_state == "finished", timeout=120)
+        assert not screen.has_live_engine and screen.follow_dir is not None
+        assert screen.progress.step == 100
+        shown = " ".join(strip.text for strip in screen.query_one("#log").lines)
+        assert "2 processes" in shown
+        events = (screen.follow_dir / "events.jsonl").read_text()
+        log = (screen.follow_dir / "worker.log").read_text()
+    assert "process 0 of 2 started" in log and "process 1 of 2 started" in log, log
+    assert events.count('"run_started"') == 1, "only rank 0 writes events"
 
 
 def test_attach_main_rejects_a_non_run_directory(tmp_path, capsys):

@@ -366,6 +366,11 @@ class TrainingScreen(Screen):
         config = self._config_to_start(config)
         if config is None:
             return
+        if config.num_processes > 1:
+            self.log_line(f"{config.num_processes} processes: the run starts detached, through "
+                          "accelerate launch.", "ui")
+            self.action_start_detached(config)
+            return
         bridge = self._begin()
         self.follow_dir = None
         self.run_state = "starting"

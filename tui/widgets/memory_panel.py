@@ -44,7 +44,9 @@ class MemoryPanel(Static):
         numbers.add_row(f" of {format_count(e.params.total)}", Text(f"{e.params.share:.2%}", style="bold"))
         numbers.add_row("Micro-batch", f"{e.micro_batch} x {e.tokens_per_row}")
         numbers.add_row("Effective batch", str(e.effective_batch))
-        where = "per GPU" if e.device == "cuda" else "CPU"
+        if e.num_processes > 1:
+            numbers.add_row(" processes", str(e.num_processes))
+        where = "per GPU" if e.device == "cuda" else "per process" if e.num_processes > 1 else "CPU"
         numbers.add_row(Text(f"Memory ({where})", style="bold"), "")
         for part in e.parts:
             numbers.add_row(f" {part.name}", format_bytes(part.bytes))
