@@ -294,3 +294,26 @@ async def test_command_palette_offers_only_fitting_run_commands(app_factory):
         assert live == ["run: Stop training"]
         ScriptedEngine.instances[-1].stop()
         await wait_for(pilot, lambda: screen.run_state == "stopped")
+
+
+async def test_trust_remote_code_on_is_a_standing_warning(app_factory, tmp_path):
+    config = RunConfig(run_name="remote")
+    config.model.trust_remote_code = True
+    app = app_factory(engine_factory=engine_factory(delay=0.002), config=config)
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = await open_training(pilot)
+        await pilot.press("s")
+        await wait_for(pilot, lambda: screen.run_state == "finished")
+        alerts = {a.key: a for a in screen.query_one(AlertsPanel).alerts}
+        assert alerts["remote-code"].level == "warning"
+        assert "trust_remote_code is ON" in alerts["remote-code"].title
+        assert "trust_remote_code is ON" in app.export_screenshot().replace("\xa0", " ").replace("&#160;", " ")
+    # Following the same run from its files (attach, runs list) shows it too.
+    attach = app_factory(config=RunConfig(run_name="other"))
+    async with attach.run_test(size=(120, 40)) as pilot:
+        screen = await open_training(pilot)
+        run_dir = ScriptedEngine.instances[-1].run_dir
+        config.save(run_dir / "config.yaml")  # the real engine writes it; the fake does not
+        screen.follow_run(run_dir)
+        await wait_for(pilot, lambda: screen.run_state == "finished")
+        assert "remote-code" in [a.key for a in screen.query_one(AlertsPanel).alerts]

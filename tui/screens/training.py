@@ -372,6 +372,7 @@ class TrainingScreen(Screen):
             self.action_start_detached(config)
             return
         bridge = self._begin()
+        self._flag_remote_code(config)
         self.follow_dir = None
         self.run_state = "starting"
         resume = resume_dir_of(config)
@@ -477,7 +478,19 @@ class TrainingScreen(Screen):
         if pid:
             self.query_one(VramGauge).set_pid(pid)
         self.log_line(f"Following {self.follow_dir}", "ui")
+        try:
+            self._flag_remote_code(RunConfig.load(self.follow_dir / "config.yaml"))
+        except (OSError, ValueError):
+            pass  # no readable config: the run's own events still say what they can
         self._follow(self.follow_dir, bridge)
+
+    def _flag_remote_code(self, config: RunConfig) -> None:
+        """A standing warning while a run executes the model repository's own code."""
+        if config.model.trust_remote_code:
+            self.query_one(AlertsPanel).add_alert(Alert(
+                "remote-code", "warning", "trust_remote_code is ON",
+                f"{config.model.name_or_path} runs its own Python code in the training process. "
+                "Turn model.trust_remote_code off (key 2) unless you trust that repository."))
 
     @work(thread=True, exclusive=True, group="follow", exit_on_error=False)
     def _follow(self, run_dir: Path, bridge: EventBridge) -> int:
