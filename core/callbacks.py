@@ -161,8 +161,8 @@ class EventCallback(TrainerCallback):
 
     def on_save(self, args, state, control, **kwargs):
         path = Path(args.output_dir) / f"checkpoint-{state.global_step}"
-        if state.is_world_process_zero and path.is_dir():
-            (path / COMPLETE_MARKER).write_text(str(state.global_step))
+        # The trainer published it whole (with its marker); anything else is not a checkpoint.
+        if state.is_world_process_zero and (path / COMPLETE_MARKER).is_file():
             self.last_checkpoint = str(path)
             self.sink(CheckpointSaved(step=state.global_step, path=str(path)))
         self.phase = "train"

@@ -31,6 +31,9 @@ from core.rundir import (
     checkpoint_step,
     latest_checkpoint,
     make_run_dir,
+    publish_checkpoint,
+    remove_staging,
+    staging_dir,
 )
 from core.events import (
     Event,
@@ -118,6 +121,8 @@ class Engine:
         self._trainer: Any = None
         self._callback: EventCallback | None = None
         self._resume_checkpoint: Path | None = None
+        self._half_written: list[Path] = []
+        """Half-written checkpoints removed before resuming (logged once the log is open)."""
         self._prepared: tuple = ()
         self._started = time.monotonic()
         self.phase = "setup"
@@ -209,6 +214,8 @@ class Engine:
                 raise FileNotFoundError(
                     f"{self.resume_dir} has no complete checkpoint to resume from."
                 )
+            if self.is_main:
+                self._half_written = remove_staging(self.resume_dir / CHECKPOINTS_DIR)
         elif self.run_dir is None:
             if not self.is_main:
                 raise ValueError("A multi-process run needs its run directory made by the launcher.")
@@ -222,6 +229,8 @@ class Engine:
         else:
             self._sink = None
         self.log(f"Run directory {self.run_dir}")
+        for path in self._half_written:
+            self.log(f"Removed {path.name}: a checkpoint a crash left half-written.", level="warning")
 
         self.phase = "data"
         loaded = data_mod.load_examples(cfg.data.path, format=cfg.data.format, on_bad_rows=cfg.data.on_bad_rows)
@@ -513,8 +522,28 @@ def _make_trainer(**kwargs: Any) -> Any:
             return norm
 
         def _save_checkpoint(self, model, trial):
+            """Write the checkpoint in a staging directory, then publish it with one rename."""
+            from transformers.trainer import TRAINER_STATE_NAME
+            from transformers.trainer_utils import rotate_checkpoints
+
             callback = next(c for c in self.callback_handler.callbacks if isinstance(c, EventCallback))
             callback.phase = "save"
-            super()._save_checkpoint(model, trial)
+            root, step = self.args.output_dir, self.state.global_step
+            staging = staging_dir(root, step)  # one name for every rank: they all write into it
+            self.args.output_dir = str(staging)
+            try:
+                super()._save_checkpoint(model, trial)
+            finally:
+                self.args.output_dir = root
+            self.accelerator.wait_for_everyone()
+            if self.args.should_save:
+                best = self.state.best_global_step
+                if best and (best == step or Path(root, f"checkpoint-{best}").is_dir()):
+                    # The state saved above names the staging path; name the published one.
+                    self.state.best_model_checkpoint = str(Path(root, f"checkpoint-{best}"))
+                    self.state.save_to_json(str(staging / f"checkpoint-{step}" / TRAINER_STATE_NAME))
+                publish_checkpoint(staging, step)
+                rotate_checkpoints(root, self.args.save_total_limit, self.state.best_model_checkpoint)
+            self.accelerator.wait_for_everyone()
 
     return TunetopTrainer(**kwargs)

@@ -54,6 +54,10 @@ def test_lora_run_lowers_loss_and_writes_a_complete_run_dir(tiny_model_dir, smal
     assert (run_dir / "final" / "adapter_model.safetensors").is_file()
     assert json.loads((run_dir / "final" / "adapter_config.json").read_text())["r"] == 16
     assert latest_checkpoint(run_dir).name == "checkpoint-12"
+    # Published whole: no staging leftovers, and the saved state names the published best.
+    assert sorted(p.name for p in (run_dir / "checkpoints").iterdir()) == ["checkpoint-12", "checkpoint-6"]
+    state = json.loads((run_dir / "checkpoints" / "checkpoint-12" / "trainer_state.json").read_text())
+    assert state["best_model_checkpoint"] == str(run_dir / "checkpoints" / f"checkpoint-{state['best_global_step']}")
 
 
 def test_adapter_reloads_with_the_same_greedy_output(tiny_model_dir, small_data, tmp_path):

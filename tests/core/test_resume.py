@@ -52,3 +52,25 @@ def test_resume_matches_an_uninterrupted_run(tiny_model_dir, small_data, tmp_pat
         assert abs(a[step].learning_rate - b[step].learning_rate) < 1e-12
     before = _steps(first)
     assert all(abs(a[s].loss - before[s].loss) < 1e-3 for s in range(1, 5))
+
+
+def test_publish_is_all_or_nothing_and_leftovers_are_cleared(tmp_path):
+    from core.rundir import COMPLETE_MARKER, complete_checkpoints, publish_checkpoint, remove_staging, staging_dir
+
+    root = tmp_path / "checkpoints"
+    staging = staging_dir(root, 8)
+    (staging / "checkpoint-8").mkdir(parents=True)
+    (staging / "checkpoint-8" / "adapter_model.safetensors").write_bytes(b"weights")
+    assert complete_checkpoints(tmp_path) == []  # being written: not a checkpoint yet
+    (root / "checkpoint-8").mkdir()  # a half-written one from a crash at the same step
+    (root / "checkpoint-8" / "optimizer.pt").write_bytes(b"half")
+    final = publish_checkpoint(staging, 8)
+    assert final == root / "checkpoint-8" and not staging.exists()
+    assert sorted(p.name for p in final.iterdir()) == [COMPLETE_MARKER, "adapter_model.safetensors"]
+    assert complete_checkpoints(tmp_path) == [final]
+
+    (staging_dir(root, 9) / "checkpoint-9").mkdir(parents=True)  # killed while saving
+    (root / "checkpoint-10").mkdir()  # an unmarked one (written by hand, or an old crash)
+    removed = remove_staging(root)
+    assert sorted(p.name for p in removed) == [".saving-checkpoint-9", "checkpoint-10"]
+    assert sorted(p.name for p in root.iterdir()) == ["checkpoint-8"]
