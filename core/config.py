@@ -226,12 +226,20 @@ class RunConfig:
             mark = getattr(exc, "problem_mark", None)
             line = f" line {mark.line + 1}" if mark else ""
             raise ConfigError(
-                [ConfigProblem(f"(yaml{line})", f"not valid YAML: {exc}", "Fix the syntax.")],
+                [ConfigProblem(f"(yaml{line})",
+                               f"not valid YAML: {str(exc).replace('<unicode string>', p.name)}",
+                               "Correct the syntax there: indent with spaces (not tabs), put a "
+                               "colon and a space after each key, close every bracket and quote.")],
                 str(p),
             ) from None
         if data is not None and not isinstance(data, dict):
+            got = "a list" if isinstance(data, list) else f"a {type(data).__name__}"
             raise ConfigError(
-                [ConfigProblem("(top level)", "must be a mapping of sections.", "See README.")],
+                [ConfigProblem("(top level)", f"must be a mapping of sections, got {got}.",
+                               "Write keys at the top level (method: lora, then sections such "
+                               "as lora:, optim:, data: with their keys indented under them)"
+                               + (", not a list: remove the leading '- '." if got == "a list"
+                                  else "; see the README."))],
                 str(p),
             )
         return cls.from_dict(data, str(p))
@@ -315,11 +323,11 @@ class RunConfig:
                 f"Set save_steps to {e.eval_steps}.")
         return out
 
-    def check(self) -> None:
-        """Raise ConfigError listing every problem, if any."""
+    def check(self, source: str = "") -> None:
+        """Raise ConfigError listing every problem, if any; ``source`` names the file."""
         problems = self.validate()
         if problems:
-            raise ConfigError(problems)
+            raise ConfigError(problems, source)
 
 
 def _build(cls: type, data: Any, prefix: str, problems: list[ConfigProblem]) -> Any:

@@ -49,6 +49,10 @@ TEXT_SUFFIXES = (*JSONL_SUFFIXES, ".json", ".csv", ".tsv")
 """Extensions of text formats, which must be UTF-8 (a BOM is accepted)."""
 SUPPORTED = "JSONL, JSON, CSV, TSV, Parquet, or a directory saved with datasets' save_to_disk"
 """The accepted inputs, as named in error messages."""
+MAX_LINE_BYTES = 64 * 2**20
+"""Longest JSONL or CSV line read; a longer one is skipped in chunks, never held in memory."""
+MAX_JSON_BYTES = 2**30
+"""Largest JSON document (read whole, at several times its size in memory); use JSONL beyond."""
 
 ROLE_ALIASES = {
     **dict.fromkeys(("system", "developer"), "system"),
@@ -114,9 +118,15 @@ class Problem:
         unit = "line" if self.source.endswith(JSONL_SUFFIXES) else "row"
         return f"{self.source}, {unit} {self.line}"
 
+    @property
+    def headline(self) -> str:
+        """Where, the field and what is wrong, without the fix."""
+        name = "" if not self.field else (
+            f" {self.field}" if self.field.startswith("(") else f" ({self.field})")
+        return f"{self.where}{name}: {self.message}"
+
     def __str__(self) -> str:
-        name = f" ({self.field})" if self.field else ""
-        return f"{self.where}{name}: {self.message} Fix: {self.fix}"
+        return f"{self.headline} Fix: {self.fix}"
 
 
 class DataError(ValueError):
@@ -132,8 +142,7 @@ class DataError(ValueError):
     def from_problem(cls, problem: Problem) -> "DataError":
         """The error raised for the first bad row when ``on_bad_rows`` is ``stop``."""
         return cls(
-            f"Stopped at the first bad row: {problem.where}"
-            f"{f' ({problem.field})' if problem.field else ''}: {problem.message}",
+            f"Stopped at the first bad row: {problem.headline}",
             f"{problem.fix} Or set data.on_bad_rows to drop to skip bad rows.",
             problem.source,
             problem.line,
@@ -222,8 +231,8 @@ def open_dataset(path_or_ref: str | Path) -> "DatasetFile":
     """Check a dataset file or directory and open it for incremental reading.
 
     Only the first few KB are read here; rows are read on demand. Raises :class:`DataError`
-    for a missing path, a directory without a saved dataset, an empty, binary or UTF-16 file,
-    or an unknown extension.
+    for a missing path, a directory without a saved dataset, an unreadable, empty, binary or
+    UTF-16 file, or an unknown extension.
     """
     path = resolve_data_path(path_or_ref)
     source = str(path)
@@ -246,10 +255,17 @@ def open_dataset(path_or_ref: str | Path) -> "DatasetFile":
             "field into a .jsonl file.",
             source,
         )
-    if path.stat().st_size == 0:
+    try:
+        with path.open("rb") as f:
+            head = f.read(8192)
+    except OSError as exc:
+        raise DataError(f"{source} cannot be read: {exc.strerror or exc}.",
+                        f"Check its permissions (e.g. chmod u+r {path}), or copy it somewhere "
+                        "you can read.", source) from None
+    if not head:
         raise DataError(f"{source} is empty.", "Give a file with at least one row.", source)
     if kind != "parquet":
-        _check_text_head(path)
+        _check_text_head(source, head)
     return DatasetFile(path, kind)
 
 
@@ -266,11 +282,8 @@ def _saved_dataset_kind(path: Path) -> str:
                     "(no state.json or dataset_dict.json).", fix, str(path))
 
 
-def _check_text_head(path: Path) -> None:
+def _check_text_head(source: str, head: bytes) -> None:
     """Reject binary and UTF-16/32 files from their first bytes, before any row is read."""
-    with path.open("rb") as f:
-        head = f.read(8192)
-    source = str(path)
     if head.startswith((b"\xff\xfe", b"\xfe\xff")):
         raise DataError(f"{source} is UTF-16 (or UTF-32) encoded, not UTF-8.",
                         "Re-save the file as UTF-8.", source)
@@ -289,13 +302,46 @@ def _not_utf8(source: str, offset: int, line: int, byte: int) -> DataError:
     )
 
 
+def _size(n: float) -> str:
+    """Bytes for people: ``512 bytes``, ``4.0 KB``, ``2.0 GB``."""
+    if n < 1024:
+        return f"{n:.0f} bytes"
+    for unit in ("KB", "MB", "GB"):
+        n /= 1024
+        if n < 1024 or unit == "GB":
+            break
+    return f"{n:.1f} {unit}"
+
+
+def _bounded_lines(f: Any) -> Iterator[tuple[bytes | None, int]]:
+    """``(line, size)`` for each line of binary file ``f``; ``line`` is ``None`` for a line over
+    :data:`MAX_LINE_BYTES`, which is skipped in chunks of at most 1 MB, so memory stays bounded."""
+    limit = MAX_LINE_BYTES
+    while raw := f.readline(limit + 1):
+        if len(raw) <= limit or raw.endswith(b"\n"):
+            yield raw, len(raw)
+            continue
+        size = len(raw)
+        del raw
+        while chunk := f.readline(min(limit + 1, 2**20)):
+            size += len(chunk)
+            if chunk.endswith(b"\n"):
+                break
+        yield None, size
+
+
+def _too_long(size: int) -> str:
+    return f"the line is {_size(size)}, longer than the {_size(MAX_LINE_BYTES)} limit for one row"
+
+
 def iter_jsonl_rows(path: str | Path, start_line: int = 1,
                     offset: int | None = None) -> Iterator[RawRow]:
     """Yield the rows of a JSONL file one at a time, skipping blank lines.
 
     Reading starts at ``start_line``; pass ``offset``, the byte offset of that line (from an
     earlier :attr:`RawRow.offset`), to seek there instead of scanning from the top. A malformed
-    line becomes a row with a ``problem``; bytes that are not UTF-8 raise :class:`DataError`.
+    line, or one over :data:`MAX_LINE_BYTES`, becomes a row with a ``problem``; bytes that are
+    not UTF-8 raise :class:`DataError`.
     """
     path = Path(path)
     source = str(path)
@@ -304,11 +350,17 @@ def iter_jsonl_rows(path: str | Path, start_line: int = 1,
         if offset is not None:
             f.seek(offset)
             pos, line_no = offset, start_line
-        for raw in f:
+        for raw, size in _bounded_lines(f):
             here, line = pos, line_no
-            pos += len(raw)
+            pos += size
             line_no += 1
             if line < start_line:
+                continue
+            if raw is None:
+                yield RawRow(line, None, Problem(
+                    source, line, "(line)", f"{_too_long(size)}; it was skipped.",
+                    "Shorten or remove the row (no model takes a row this long), or check for "
+                    "missing line breaks between rows."), here)
                 continue
             skip = 3 if here == 0 and raw.startswith(b"\xef\xbb\xbf") else 0
             try:
@@ -322,9 +374,15 @@ def iter_jsonl_rows(path: str | Path, start_line: int = 1,
             try:
                 data = json.loads(text)
             except json.JSONDecodeError as exc:
+                body = text.rstrip()
+                # past the end, json reports line 2 column 1: give the column where it ended
+                column = min(exc.pos, len(body)) + 1
+                cut = exc.pos >= len(body)
                 problem = Problem(
-                    source, line, "(json)", f"malformed JSON: {exc.msg} at column {exc.colno}.",
-                    "Write each row as one complete JSON object on its own line.")
+                    source, line, "(json)", f"malformed JSON: {exc.msg} at column {column}"
+                    f"{' (the line ends before the row is complete)' if cut else ''}.",
+                    "Complete the row or remove the line; the file may have been cut short."
+                    if cut else "Write each row as one complete JSON object on its own line.")
             except RecursionError:
                 problem = Problem(source, line, "(json)", "JSON nested too deeply to read.",
                                   "Flatten the row.")
@@ -335,7 +393,11 @@ def _iter_text_lines(path: Path) -> Iterator[str]:
     """Decoded lines of a text file with the BOM removed; bad UTF-8 raises with its offset."""
     with path.open("rb") as f:
         pos = 0
-        for line, raw in enumerate(f, 1):
+        for line, (raw, size) in enumerate(_bounded_lines(f), 1):
+            if raw is None:
+                raise DataError(f"{path}, line {line}: {_too_long(size)}.",
+                                "Shorten or remove that row, or check for a missing closing "
+                                "quote before it.", str(path), line)
             skip = 3 if pos == 0 and raw.startswith(b"\xef\xbb\xbf") else 0
             try:
                 yield raw[skip:].decode("utf-8")
@@ -389,7 +451,7 @@ class DatasetFile:
         """Number of rows; reads the file through for JSONL and CSV (about 1 s per 500 MB)."""
         if self.kind == "jsonl":
             with self.path.open("rb") as f:
-                return sum(1 for line in f if line.strip())
+                return sum(1 for line, _ in _bounded_lines(f) if line is None or line.strip())
         if self.kind == "parquet":
             return self._parquet().metadata.num_rows
         if self.kind in ("dataset", "dataset_dict"):
@@ -404,7 +466,7 @@ class DatasetFile:
                             self.source)
         if not any(isinstance(r.data, dict) for r in rows):
             first = next((r.problem for r in rows if r.problem), None)
-            detail = f" First problem: {first}" if first else ""
+            detail = f" First problem: {first.headline}" if first else ""
             fix = "Give one JSON object per row."
             if self.kind == "jsonl" and self._starts_with(b"["):
                 fix = "The file looks like one JSON array: rename it to .json."
@@ -420,6 +482,12 @@ class DatasetFile:
         if self._json_rows is not None:
             return self._json_rows
         source = self.source
+        size = self.path.stat().st_size
+        if size > MAX_JSON_BYTES:
+            raise DataError(f"{source} is {_size(size)}, over the {_size(MAX_JSON_BYTES)} limit "
+                            "for a JSON document, which is read whole into memory.",
+                            "Convert it to JSON Lines, read row by row: "
+                            "jq -c '.[]' in.json > out.jsonl", source)
         raw = self.path.read_bytes()
         skip = 3 if raw.startswith(b"\xef\xbb\xbf") else 0
         try:
@@ -435,9 +503,17 @@ class DatasetFile:
             if exc.msg == "Extra data" and text.lstrip().startswith("{"):
                 raise DataError(f"{source} holds JSON Lines (one object per line), not one "
                                 "JSON document.", "Rename it to .jsonl.", source) from None
-            raise DataError(f"{source} is not valid JSON: {exc.msg} at line {exc.lineno} "
-                            f"column {exc.colno}.", "Fix the JSON syntax there.",
-                            source, exc.lineno) from None
+            at = text[exc.pos:exc.pos + 1]
+            if at in ("]", "}") and text[:exc.pos].rstrip().endswith(","):
+                why, fix = f" (a trailing comma before '{at}')", "Remove that comma."
+            elif exc.pos >= len(text.rstrip()) or exc.msg.startswith("Unterminated"):
+                why, fix = (" (the file ends before the JSON is complete)",
+                            "Export or download the file again; it looks cut short.")
+            else:
+                why, fix = "", "Fix the JSON syntax there."
+            raise DataError(f"{source} is not valid JSON: {exc.msg.removesuffix(' at')} at "
+                            f"line {exc.lineno} "
+                            f"column {exc.colno}{why}.", fix, source, exc.lineno) from None
         except RecursionError:
             raise DataError(f"{source} is nested too deeply to read.",
                             "Give a list of flat row objects.", source) from None
@@ -445,13 +521,20 @@ class DatasetFile:
         return self._json_rows
 
     def _iter_csv(self) -> Iterator[RawRow]:
-        csv.field_size_limit(2**31 - 1)  # the default 128 KB rejects long conversations
-        reader = csv.DictReader(_iter_text_lines(self.path),
+        csv.field_size_limit(MAX_LINE_BYTES)  # the default 128 KB rejects long conversations
+        # strict: an unclosed quote is an error, not a cell swallowing the rest of the file
+        reader = csv.DictReader(_iter_text_lines(self.path), strict=True,
                                 delimiter="\t" if self.kind == "tsv" else ",")
         row_no = 0
         try:
             for row_no, row in enumerate(reader, 1):
-                yield RawRow(row_no, row)
+                missing = [str(k) for k, v in row.items() if v is None]  # DictReader's restval
+                problem = None if not missing else Problem(
+                    self.source, row_no, "(row)", "the row has fewer cells than the header: "
+                    f"no {', '.join(map(repr, missing))}.",
+                    "Add the missing cells (an empty cell still needs its delimiter), or quote "
+                    "cells that contain line breaks.")
+                yield RawRow(row_no, row, problem)
         except csv.Error as exc:
             raise DataError(f"{self.source} is not valid CSV near row {row_no + 1}: {exc}.",
                             "Check the quoting there.", self.source, row_no + 1) from None
@@ -465,7 +548,8 @@ class DatasetFile:
             self._handle = pq.ParquetFile(self.path)
             return self._handle
         except Exception as exc:  # pyarrow raises several unrelated types for bad files
-            raise DataError(f"{self.source} is not a readable Parquet file: {exc}.",
+            raise DataError(f"{self.source} is not a readable Parquet file: "
+                            f"{str(exc).rstrip('.')}.",
                             "Re-export it, e.g. with pandas DataFrame.to_parquet().",
                             self.source) from None
 
@@ -580,7 +664,13 @@ def detect_format(rows: Iterable[Any], source: str = "") -> tuple[str, str]:
     best = max(counts, key=counts.__getitem__)
     if not seen or not counts[best]:
         hints = [f"'{k}' to '{_FIELD_HINTS[k.lower()]}'" for k in keys if k.lower() in _FIELD_HINTS]
+        missing = [f"'{need}' (format {name} needs {' and '.join(map(repr, pair))})"
+                   for name, pair in (("alpaca", ("instruction", "output")),
+                                      ("prompt_completion", ("prompt", "completion")))
+                   for need in pair if need not in keys and any(k in keys for k in pair)]
         fix = ("Rename " + ", ".join(hints) + ", or set data.format." if hints else
+               "Add the missing field " + ", ".join(missing) + ", or set data.format."
+               if missing else
                "Use 'messages' (OpenAI chat), 'conversations' (ShareGPT), "
                "'instruction'/'input'/'output' (Alpaca), 'prompt'/'completion' or 'text'.")
         raise DataError(f"{source}: cannot tell the data format: none of the first {seen} rows "
@@ -620,12 +710,19 @@ class _RowChecker:
         if key in row:
             return True
         present = [str(k) for k in row]
+        other = next((name for name, _, test in _FORMAT_TESTS if name != fmt and test(row)), None)
         close = ([k for k in present if _FIELD_HINTS.get(k.lower()) == key]
                  or difflib.get_close_matches(key, present, n=1, cutoff=0.6))
-        fix = (f"Rename '{close[0]}' to '{key}'." if close else
-               f"Give every row a '{key}' field, or set data.format to match the file.")
+        if other:
+            fix = (f"Keep one format in a file: convert the row to {fmt}, or move the {other} "
+                   "rows to a file of their own.")
+        elif close:
+            fix = f"Rename '{close[0]}' to '{key}'."
+        else:
+            fix = f"Give every row a '{key}' field, or set data.format to match the file."
+        looks = f"; it is in {other} format" if other else ""
         self.error(key, f"wrong field names: no '{key}' field for format {fmt} "
-                        f"(the row has {', '.join(present) or 'no fields'}).", fix)
+                        f"(the row has {', '.join(present) or 'no fields'}{looks}).", fix)
         return False
 
     def string(self, value: Any, name: str, *, optional: bool = False) -> str | None:
@@ -633,7 +730,9 @@ class _RowChecker:
         if value is None and optional:
             return ""
         if not isinstance(value, str):
-            got = "missing (null)" if value is None else f"a {type(value).__name__}"
+            kind = type(value).__name__
+            got = ("null (no value)" if value is None
+                   else f"{'an' if kind[0] in 'aeiou' else 'a'} {kind}")
             self.error(name, f"non-string content: expected text, got {got}.",
                        "Write the content as a JSON string.")
             return None

@@ -48,6 +48,10 @@ def inspect_main(dataset: str, model: str | None = None, max_length: int | None 
         print(f"\n{len(problems)} problem(s):")
         for problem in problems:
             print(f"  {problem}")
+    if not loaded.examples:
+        print(f"\nNo usable row: all {loaded.total_rows} rows were dropped. Fix the problems "
+              "listed above.", file=sys.stderr)
+        return 1
     trainable = sum(1 for r in rendered if r.num_trained)
     if not trainable:
         print("\nNo row has a trained token: this data cannot be trained on.", file=sys.stderr)

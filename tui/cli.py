@@ -112,13 +112,12 @@ def train_main(config_path: str | None, workspace: str, resume: str | None = Non
     from core.rundir import CONFIG_FILE
 
     if resume:
-        config = RunConfig.load(Path(resume) / CONFIG_FILE)
-    elif config_path:
-        config = RunConfig.load(config_path)
-    else:
+        config_path = str(Path(resume) / CONFIG_FILE)
+    elif not config_path:
         print("tunetop train: give a CONFIG.yaml, or --resume RUN_DIR.", file=sys.stderr)
         return 2
-    config.check()
+    config = RunConfig.load(config_path)
+    config.check(config_path)
     console = Console(stderr=True, soft_wrap=True)
     if detach or config.num_processes > 1:
         return _train_detached(config, workspace, resume, detach, console)
