@@ -8,9 +8,11 @@ Lifecycle: :meth:`Engine.setup`, :meth:`Engine.train`, :meth:`Engine.cleanup`, d
 
 from __future__ import annotations
 
+import errno
 import logging
 import math
 import os
+import shutil
 import threading
 import time
 import traceback
@@ -74,10 +76,15 @@ def describe_failure(exc: BaseException, phase: str) -> tuple[str, str]:
             "optim.retry_on_oom: true to do it automatically), turn on gradient_checkpointing, "
             "use qlora, or shorten data.max_length.",
         )
-    if isinstance(exc, OSError) and getattr(exc, "errno", None) == 28:
-        return f"The disk is full while writing during {phase}.", "Free disk space or lower eval.save_total_limit."
+    where = f" ({exc.filename})" if isinstance(exc, OSError) and exc.filename else ""
+    if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
+        return (f"The disk is full while writing during {phase}{where}; the last complete "
+                "checkpoint is intact.", "Free disk space or lower eval.save_total_limit, then resume.")
     if isinstance(exc, PermissionError):
-        return f"Permission denied: {exc.filename or text}.", "Choose a writable output_dir."
+        return f"Permission denied{where or ': ' + text}.", "Choose a writable output_dir."
+    if isinstance(exc, (NotADirectoryError, FileExistsError, IsADirectoryError)) and phase == "setup":
+        return (f"Cannot create the run directory{where}: {exc.strerror or text}.",
+                "Set output_dir to a directory (or a path that does not exist yet) you can write to.")
     return f"{name}: {text}", ""
 
 
@@ -533,6 +540,9 @@ def _make_trainer(**kwargs: Any) -> Any:
             self.args.output_dir = str(staging)
             try:
                 super()._save_checkpoint(model, trial)
+            except BaseException:
+                shutil.rmtree(staging, ignore_errors=True)  # a failed write (disk full) leaves nothing
+                raise
             finally:
                 self.args.output_dir = root
             self.accelerator.wait_for_everyone()
