@@ -49,5 +49,6 @@ def attach_main(run_dir: str) -> int:
             file=sys.stderr,
         )
         return 2
-    make_attach_app(path).run()
-    return 0
+    from tui.cli import run_app
+
+    return run_app(make_attach_app(path))

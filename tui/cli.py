@@ -96,8 +96,41 @@ def app_main(config_path: str | None, dataset: str | None, workspace: str) -> in
     from tui.app import make_app
 
     config = RunConfig.load(config_path) if config_path else RunConfig()
-    make_app(config=config, dataset=dataset, workspace=workspace).run()
-    return 0
+    return run_app(make_app(config=config, dataset=dataset, workspace=workspace))
+
+
+_app_ran = False
+"""Set once the TUI ran in this process: :func:`run` then exits without joining threads."""
+
+
+def run_app(app) -> int:
+    """Run a Textual app on a loop of its own; its return code (0 unless it set one).
+
+    ``asyncio.run`` would wait on quit for every thread worker still going, and one still
+    importing torch to load a tokenizer holds the quit for seconds. Those workers only read;
+    a run training in this process was stopped and joined by the quit action before the app
+    exits, so :func:`run` leaves without them.
+    """
+    global _app_ran
+    import asyncio
+
+    _app_ran = True
+    loop = asyncio.new_event_loop()
+    app.run(loop=loop)
+    return app.return_code or 0
+
+
+def run() -> None:
+    """The console script: :func:`main`, then exit (at once after the TUI, see run_app)."""
+    code = main()
+    if _app_ran:
+        import logging
+
+        logging.shutdown()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    sys.exit(code)
 
 
 def train_main(config_path: str | None, workspace: str, resume: str | None = None,
@@ -249,4 +282,4 @@ def _print_events(events, console) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run()

@@ -142,3 +142,44 @@ def test_attach_main_rejects_a_non_run_directory(tmp_path, capsys):
 def test_retime_keeps_spacing():
     events = retime(training_series(total=10, log_every=5, eval_every=10), start=time.time())
     assert events[1].time - events[0].time == 5
+
+
+def threads_in(function: str) -> list[str]:
+    """Names of the threads whose current stack runs ``function``."""
+    import sys
+    import threading
+    import traceback
+
+    names = {t.ident: t.name for t in threading.enumerate()}
+    return [names.get(ident, str(ident)) for ident, frame in sys._current_frames().items()
+            if any(f.name == function for f in traceback.extract_stack(frame))]
+
+
+async def test_quitting_while_following_leaves_no_follower_and_the_run_goes_on(tmp_path):
+    """(How fast the real app quits is tests/tui/test_quit_in_a_terminal.py.)"""
+    from core.detach import follow_run, request_stop
+    from core.runs import pid_alive
+
+    app = build_app(tmp_path)
+    app.services.extras["detach_options"] = {
+        "engine": "fakes:ScriptedEngine",
+        "env": {"PYTHONPATH": str(TUI_TESTS), "FAKE_ENGINE_DELAY": "0.01", "FAKE_ENGINE_HOLD": "2"},
+    }
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("3")
+        screen = app.screen
+        await pilot.press("d")
+        await wait_for(pilot, lambda: screen.progress.step >= 10, timeout=60)
+        run_dir = screen.follow_dir
+        assert threads_in("follow_into")
+        await pilot.press("ctrl+q")
+        await wait_for(pilot, lambda: not app.is_running, timeout=5)
+    for _ in range(40):  # the follower sees the closed bridge within one poll
+        if not threads_in("follow_into"):
+            break
+        time.sleep(0.05)
+    assert not threads_in("follow_into")
+    pid = int((run_dir / "worker.pid").read_text())
+    assert pid_alive(pid), "the detached run keeps training after the app quit"
+    request_stop(run_dir)
+    assert type(list(follow_run(run_dir, poll_interval=0.05))[-1]).__name__ == "RunStopped"
