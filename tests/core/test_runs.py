@@ -205,14 +205,15 @@ def test_detached_run_trains_and_stops_on_stop_file(tmp_path):
     assert "STOP file found" in (run_dir / "worker.log").read_text()
 
 
-def test_detached_run_stops_on_sigterm(tmp_path):
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP])
+def test_detached_run_stops_on_sigterm_and_sighup(tmp_path, signum):
     run_dir = launch_fake(tmp_path, FAKE_ENGINE_DELAY="0.01", FAKE_ENGINE_HOLD="2")
     deadline = time.time() + 60
     seen = []
     for event in follow_run(run_dir, poll_interval=0.05, should_stop=lambda: time.time() > deadline):
         seen.append(event)
         if len([e for e in seen if type(e).__name__ == "StepLogged"]) == 2:
-            os.kill(int((run_dir / "worker.pid").read_text()), signal.SIGTERM)
+            os.kill(int((run_dir / "worker.pid").read_text()), signum)
     assert isinstance(seen[-1], RunStopped), (run_dir / "worker.log").read_text()
 
 
