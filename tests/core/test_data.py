@@ -347,7 +347,7 @@ def test_jsonl_that_is_a_json_array_says_so(tmp_path):
         load_examples(tmp_path / "a.jsonl")
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.one_of(
     st.binary(max_size=300),
     st.lists(st.one_of(
@@ -358,9 +358,10 @@ def test_jsonl_that_is_a_json_array_says_so(tmp_path):
                          b'{"instruction": "a", "output": "b", "input": []}', b"[[[[", b"\x00"]),
     ), max_size=12).map(b"".join),
 ))
-def test_any_bytes_give_a_result_or_a_data_error(content):
+@pytest.mark.parametrize("suffix", [".jsonl", ".json", ".csv", ".parquet"])
+def test_any_bytes_give_a_result_or_a_data_error(suffix, content):
     with tempfile.TemporaryDirectory() as directory:
-        path = Path(directory) / "fuzz.jsonl"
+        path = Path(directory) / f"fuzz{suffix}"
         path.write_bytes(content)
         for on_bad_rows in ("drop", "stop"):
             try:
