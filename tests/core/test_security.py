@@ -65,3 +65,30 @@ def test_pickle_weights_need_an_explicit_opt_in(tiny_model_dir, tmp_path):
 
 def test_remote_code_is_off_by_default():
     assert RunConfig().model.trust_remote_code is False
+
+
+def test_planted_tokens_stay_out_of_a_detached_run_and_its_arguments(tmp_path, monkeypatch):
+    """The worker inherits the environment (it may need HF_TOKEN for a gated model) but never
+    puts a secret on its command line or in its files."""
+    from pathlib import Path
+
+    from core.detach import follow_run, launch_detached, request_stop
+
+    tui_tests = str(Path(__file__).parents[1] / "tui")
+    for name, value in SECRETS.items():
+        monkeypatch.setenv(name, value)
+    run_dir = launch_detached(RunConfig(run_name="secret-run"), tmp_path / "runs", engine="fakes:ScriptedEngine",
+                              env={"PYTHONPATH": tui_tests, "FAKE_ENGINE_DELAY": "0.01", "FAKE_ENGINE_HOLD": "2"})
+    pid = int((run_dir / "worker.pid").read_text())
+    cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+    environ = Path(f"/proc/{pid}/environ").read_bytes()
+    assert SECRETS["HF_TOKEN"].encode() in environ, "the worker still gets the token it may need"
+    for event in follow_run(run_dir, poll_interval=0.05):
+        if type(event).__name__ == "StepLogged":
+            request_stop(run_dir)
+    files = [p for p in run_dir.rglob("*") if p.is_file()]
+    assert {"config.yaml", "events.jsonl", "worker.log"} <= {p.name for p in files}
+    for secret in SECRETS.values():
+        assert secret.encode() not in cmdline
+        for path in files:
+            assert secret.encode() not in path.read_bytes(), f"{secret} found in {path}"
