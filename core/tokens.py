@@ -4,9 +4,10 @@
 mapping per row: right for one row on screen, too slow for statistics over a big file. Here
 each row is templated once (the same template and special-token rules ``render_example`` uses,
 so the counts equal :attr:`core.data.Rendered.full_tokens`) and the tokenizer's batch call
-counts many rows at once. :func:`iter_token_counts` runs batches in a few threads, so
-templating (Python) overlaps with tokenizing (native code that releases the GIL) and every
-core is kept busy.
+counts many rows at once, without the offsets that only highlighting needs (a quarter of the
+tokenizer's time). :func:`iter_token_counts` runs batches in a few threads, so templating
+(Python) overlaps with tokenizing (native code that releases the GIL) and every core is kept
+busy.
 
 Nothing here imports Textual; numpy is imported only by the functions that need it.
 """
@@ -27,6 +28,9 @@ from core.data import DataError, Example, _apply, _template_for
 COUNT_BATCH = 1000
 """Rows templated and tokenized per batch call: big enough to amortise the call, small enough
 for frequent progress."""
+SELF_CHECK_ROWS = 8
+"""Rows of the first batch also counted by the tokenizer's own call, the one training makes:
+if the direct Rust call counts any of them differently, it is not used again."""
 
 
 class TokenCounter:
@@ -45,6 +49,9 @@ class TokenCounter:
                  and backend.truncation is None and backend.padding is None)
         self._backend = backend if plain else None
         """The Rust tokenizer, called directly when it neither truncates nor pads."""
+        self._checked: set[bool] = set()
+        """``add_special_tokens`` values for which the direct call was compared with the
+        tokenizer's own on real rows."""
 
     def texts(self, examples: Sequence[Example]) -> list[tuple[str, bool] | None]:
         """Per example, ``(text, add_special_tokens)`` to tokenize; ``None`` if the template
@@ -81,15 +88,30 @@ class TokenCounter:
             if not index:
                 continue
             batch = [texts[i][0] for i in index]  # type: ignore[index]
-            if self._backend is not None:  # skips building Python lists of ids
-                lengths = [len(e.ids) for e in
-                           self._backend.encode_batch(batch, add_special_tokens=special)]
-            else:
-                lengths = [len(ids) for ids in self.tokenizer(
-                    batch, add_special_tokens=special, return_attention_mask=False)["input_ids"]]
-            for i, n in zip(index, lengths):
+            for i, n in zip(index, self._lengths(batch, special)):
                 counts[i] = n
         return counts
+
+    def _lengths(self, batch: list[str], special: bool) -> list[int]:
+        """Token counts of ``batch``: straight from the Rust tokenizer when it may be called
+        directly, else through the tokenizer's own call (as training tokenizes)."""
+        backend = self._backend
+        if backend is None:
+            return self._tokenizer_lengths(batch, special)
+        # encode_batch_fast (tokenizers >= 0.21) skips the offsets: same ids, less work
+        encode = getattr(backend, "encode_batch_fast", backend.encode_batch)
+        lengths = [len(e) for e in encode(batch, add_special_tokens=special)]
+        if special not in self._checked:
+            self._checked.add(special)
+            probe = batch[:SELF_CHECK_ROWS]
+            if self._tokenizer_lengths(probe, special) != lengths[:len(probe)]:
+                self._backend = None  # the tokenizer's call adds something: use it
+                return self._tokenizer_lengths(batch, special)
+        return lengths
+
+    def _tokenizer_lengths(self, batch: list[str], special: bool) -> list[int]:
+        return [len(ids) for ids in self.tokenizer(
+            batch, add_special_tokens=special, return_attention_mask=False)["input_ids"]]
 
     def count(self, examples: Sequence[Example]) -> list[int | None]:
         """Token counts of ``examples`` (``None`` where the chat template rejected the row).

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import json
+import random
+
 import pytest
 
-from core.data import Example, render_example
+from core.data import Example, load_examples, render_example, tokenize_for_training
 from core.tokens import TokenCounter, iter_token_counts, length_histogram, length_stats
 
 ROWS = [
@@ -32,6 +35,67 @@ def test_counts_equal_render_example(tokenizer):
     """Every format counts exactly what render_example tokenizes before truncation."""
     expected = [render_example(tokenizer, e, 1 << 30).full_tokens for e in ROWS]
     assert TokenCounter(tokenizer).count(ROWS) == expected
+
+
+def other_format_rows(seed: int = 0) -> dict[str, list[dict]]:
+    """Rows of every other format, with text that tokenizers handle in odd ways: leading and
+    trailing spaces, newlines, tabs, digits, accents, CJK, emoji, special-token look-alikes."""
+    rng = random.Random(seed)
+    bits = ["  leading spaces", "trailing spaces  ", "tab\tand\nnewline", "numbers 12345 678",
+            "Ünïcödé ✓ 日本語", "emoji 🙂🚀", "<|im_end|> in the text", "<|endoftext|>", "a" * 300,
+            "Hello, world!", "\n\n", "ends with newline\n"]
+
+    def words() -> str:
+        return " ".join(rng.choice(bits) for _ in range(rng.randint(1, 6)))
+
+    return {
+        "sharegpt": [{"conversations": [{"from": "system", "value": words()},
+                                        {"from": "human", "value": words()},
+                                        {"from": "gpt", "value": words()}]} for _ in range(40)],
+        "alpaca": [{"instruction": words(), "input": rng.choice(["", words()]),
+                    "output": words()} for _ in range(40)],
+        "prompt_completion": [{"prompt": words(), "completion": " " + words()}
+                              for _ in range(40)],
+        "text": [{"text": words()} for _ in range(40)],
+    }
+
+
+def test_fast_counts_equal_training_tokenization(tokenizer, tmp_path):
+    """The statistics count what the trainer trains on: on the bundled sample and on rows of
+    every other format, each count equals the length of the row tokenized for training (and,
+    cut at a max length, the truncated length), through the batched, threaded path."""
+    sets = {"messages": load_examples("sample:support-tickets").examples[:400]}
+    for data_format, rows in other_format_rows().items():
+        path = tmp_path / f"{data_format}.jsonl"
+        path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+        loaded = load_examples(path)
+        assert loaded.format == data_format and len(loaded.examples) > 30  # blank ones dropped
+        sets[data_format] = loaded.examples
+    assert len(sets["messages"]) == 400
+    for data_format, examples in sets.items():
+        batches = [examples[i:i + 64] for i in range(0, len(examples), 64)]
+        counts = sum(iter_token_counts(tokenizer, batches, workers=2), [])
+        trained = tokenize_for_training(tokenizer, examples, 1 << 30)
+        assert counts == [len(r["input_ids"]) for r in trained], data_format
+        cut = tokenize_for_training(tokenizer, examples, 64)
+        assert [min(n, 64) for n in counts] == [len(r["input_ids"]) for r in cut], data_format
+
+
+def test_direct_call_checked_against_the_tokenizer(tokenizer):
+    """If the tokenizer's own call counts differently from the Rust tokenizer called directly
+    (a subclass adding tokens, say), the counter notices on its first batch and counts as the
+    tokenizer does from then on."""
+    class Padded(type(tokenizer)):
+        def __call__(self, text, *args, **kwargs):
+            out = super().__call__(text, *args, **kwargs)
+            out["input_ids"] = [ids + [self.eos_token_id] for ids in out["input_ids"]]
+            return out
+
+    padded = Padded.from_pretrained(tokenizer.name_or_path)
+    counter = TokenCounter(padded)
+    first = counter.count(ROWS)
+    assert first == [n + 1 for n in TokenCounter(tokenizer).count(ROWS)]
+    assert counter.count(ROWS) == first
 
 
 def test_iter_token_counts_keeps_batches_in_order(tokenizer):

@@ -126,6 +126,24 @@ def detail_text(screen: DatasetScreen) -> str:
     return text_of(screen.query_one("#token-view-body", Static))
 
 
+def header_runs_led_by_spaces(screen: DatasetScreen) -> list[str]:
+    """Runs of the detail pane's header lines (down to the trained/masked legend) that start
+    with spaces after text in another style. Some SVG renderers drop such spaces, so that a
+    screenshot read "Model input168 tokens"; gaps must be runs of their own."""
+    from rich.segment import Segment
+
+    console = Console(width=200, file=io.StringIO(), color_system="truecolor")
+    content = screen.query_one("#token-view-body", Static).content
+    found = []
+    for line in console.render_lines(content, pad=False):
+        runs = list(Segment.simplify(line))
+        found += [run.text for before, run in zip(runs, runs[1:])
+                  if before.text.strip() and run.text[:1].isspace() and run.text.strip()]
+        if "".join(run.text for run in runs).startswith("  trained"):
+            break
+    return found
+
+
 async def stats_text(pilot) -> str:
     """The statistics pane's text (above and below the histogram), its tab opened."""
     screen = pilot.app.screen
@@ -159,6 +177,9 @@ async def test_opens_each_format(tmp_path, tokenizer, data_format):
         detail = detail_text(screen)
         assert "Line 1" in detail and first_text in detail
         assert f"{expected[0]:,} tokens" in detail and "EOS trained ✓" in detail
+        assert f"Model input  {expected[0]:,} tokens · " in detail
+        assert "  trained  masked" in detail
+        assert header_runs_led_by_spaces(screen) == []
         assert data_format in await stats_text(pilot)
 
 
@@ -245,6 +266,8 @@ async def test_max_length_and_too_long_filter(tmp_path, tokenizer):
         assert "1 row (14.3%) over max_length 100" in stats
         detail = detail_text(screen)
         assert "✂ max_length 100 cuts here" in detail and "tokens lost" in detail
+        assert "  trained  masked  cut off" in detail
+        assert header_runs_led_by_spaces(screen) == []
         await pilot.press("t", *"8", "enter")
         assert screen.max_length == 100  # below the config's minimum of 16: refused
 

@@ -16,6 +16,7 @@ on the UI thread, is the only writer of the row store.
 
 from __future__ import annotations
 
+import gc
 import heapq
 import threading
 import time
@@ -93,6 +94,29 @@ FILTER_KEYS = Binding.Group("Filter", compact=True)
 """Footer group of the keys that choose the rows shown (/ p l d a)."""
 EDIT_KEYS = Binding.Group("Edit", compact=True)
 """Footer group of the keys that focus an input of the bar (o m t)."""
+GC_YOUNG_THRESHOLD = 10_000
+"""Allocations between two collections of young objects once a tokenizer is loaded (Python's
+default is 700; see :func:`settle_heap`)."""
+
+
+def settle_heap() -> None:
+    """Once transformers is imported (a tokenizer loaded), make garbage collection cheap.
+
+    Measured on 100,000 rows with keys pressed (two cores): transformers leaves ~430,000
+    long-lived objects that every full collection walked, and Textual's repaints make enough
+    cyclic garbage (strips and their caches) that a full collection ran every two seconds and
+    held the GIL for about half a second each time: 5 to 8 s of a 23 to 40 s token count, and
+    the event loop's p99 lag (0.4 s). So: freeze what is alive now (out of every later walk;
+    still freed by reference counting, only cycles among them are never collected, hence
+    once), and collect young objects every :data:`GC_YOUNG_THRESHOLD` allocations instead of
+    700, so far fewer survive into older generations: 26 full collections became one, and
+    the lag's p99 fell to about 70 ms, while counting and while checking.
+    """
+    if not gc.get_freeze_count():
+        gc.freeze()
+    young, middle, old = gc.get_threshold()
+    if 0 < young < GC_YOUNG_THRESHOLD:
+        gc.set_threshold(GC_YOUNG_THRESHOLD, middle, old)
 
 
 @dataclass
@@ -510,10 +534,13 @@ class DatasetScreen(Screen):
     def _load_tokenizer(self, ref: str, services: DatasetServices) -> Any:
         """Load the tokenizer (the first use of the bundled model converts it, ~30 s)."""
         if services.load_tokenizer is not None:
-            return services.load_tokenizer(ref)
-        from core.models import load_tokenizer
+            tokenizer = services.load_tokenizer(ref)
+        else:
+            from core.models import load_tokenizer
 
-        return load_tokenizer(ref)
+            tokenizer = load_tokenizer(ref)
+        settle_heap()
+        return tokenizer
 
     def _tokenizer_finished(self, tokenizer: Any, error: BaseException | None) -> None:
         self._phases.pop("tokenizer", None)

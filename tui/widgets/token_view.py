@@ -101,7 +101,8 @@ class TokenView(VerticalScroll, can_focus=True):
         parts: list[RenderableType] = []
         turns = len(d.example.messages) if d.example and d.example.messages else 0
         head = Text(f"Line {d.line}", style=self._style("title"))
-        head.append(f"  ·  row {d.row + 1}" + (f"  ·  {turns} turns" if turns else ""),
+        head.append("  ")
+        head.append(f"·  row {d.row + 1}" + (f"  ·  {turns} turns" if turns else ""),
                     style=self._style("muted"))
         parts.append(head)
         for problem in d.problems:
@@ -132,22 +133,28 @@ class TokenView(VerticalScroll, can_focus=True):
         return text
 
     def _model_input(self, d: RowDetail) -> RenderableType:
+        # Gaps between differently styled runs are runs of their own: a run that starts with
+        # spaces loses them in some SVG renderers ("Model input168 tokens" in screenshots).
         title = Text("\nModel input", style=self._style("title"))
+        title.append("  ")
         r = d.rendered
         if r is None:
-            tokens = f"  {d.tokens:,} tokens" if d.tokens is not None and d.tokens >= 0 else ""
-            title.append(f"{tokens}  ·  {d.status or 'rendering…'}", style=self._style("muted"))
+            tokens = f"{d.tokens:,} tokens  ·  " if d.tokens is not None and d.tokens >= 0 else ""
+            title.append(f"{tokens}{d.status or 'rendering…'}", style=self._style("muted"))
             return title
         eos = ("EOS trained ✓" if r.eos_trained else "EOS not trained ✗")
-        title.append(f"  {r.full_tokens:,} tokens · {r.num_trained:,} trained · ",
+        title.append(f"{r.full_tokens:,} tokens · {r.num_trained:,} trained · ",
                      style=self._style("muted"))
         title.append(eos, style=self._style("muted" if r.eos_trained else "warning"))
-        title.append(f" · max_length {d.max_length:,}", style=self._style("muted"))
+        title.append(" ")
+        title.append(f"· max_length {d.max_length:,}", style=self._style("muted"))
         legend = Text("  ")
         legend.append("trained", style=self._style("trained"))
-        legend.append("  masked", style=self._style("masked"))
+        legend.append("  ")
+        legend.append("masked", style=self._style("masked"))
         if r.truncated:
-            legend.append("  cut off", style=self._style("cut"))
+            legend.append("  ")
+            legend.append("cut off", style=self._style("cut"))
         body = Text()
         for text, trained in r.segments():
             body.append(text, style=self._style("trained" if trained else "masked"))
