@@ -50,9 +50,14 @@ def _free_port() -> int:
 
 
 def check_processes(config: RunConfig, gpus: int | None = None) -> int:
-    """The visible GPU count, or ValueError when the config asks for more processes than GPUs."""
+    """The visible GPU count, or ValueError when the config asks for more processes than GPUs.
+
+    One process needs no count (0 is returned without asking NVML).
+    """
+    if config.num_processes <= 1:
+        return 0
     gpus = visible_gpu_count() if gpus is None else gpus
-    if config.num_processes > 1 and 0 < gpus < config.num_processes:
+    if 0 < gpus < config.num_processes:
         raise ValueError(
             f"num_processes is {config.num_processes} but only {gpus} GPU(s) are visible; set "
             f"num_processes to {gpus} or fewer, or change CUDA_VISIBLE_DEVICES."
@@ -116,18 +121,19 @@ def launch_detached(
         if not (run_dir / CONFIG_FILE).is_file():
             raise FileNotFoundError(f"{run_dir} has no {CONFIG_FILE}; it is not a run directory.")
         cfg = RunConfig.load(run_dir / CONFIG_FILE)
+        gpus = check_processes(cfg)
     else:
         cfg = config if isinstance(config, RunConfig) else RunConfig.load(config)
         cfg.check()
-        if cfg.num_processes > 1:
-            check_processes(cfg)  # before the run directory exists
+        gpus = check_processes(cfg)  # before the run directory exists
         run_dir = make_run_dir(workspace, cfg.run_name, cfg.method)
         cfg.run_name = run_dir.name
         cfg.output_dir = str(workspace)
         cfg.save(run_dir / CONFIG_FILE)
     for name in (STOP_FILE, SAVE_FILE):
         (run_dir / name).unlink(missing_ok=True)
-    command = worker_command(run_dir, cfg, resume=resume_dir is not None, engine=engine, python=python)
+    command = worker_command(run_dir, cfg, resume=resume_dir is not None, engine=engine, python=python,
+                             gpus=gpus)
     child_env = dict(os.environ)
     child_env.update(env or {})
     child_env["PYTHONPATH"] = os.pathsep.join(
