@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 
 import pytest
 from helpers import tiny_run_config
@@ -80,8 +81,13 @@ def test_planted_tokens_stay_out_of_a_detached_run_and_its_arguments(tmp_path, m
     run_dir = launch_detached(RunConfig(run_name="secret-run"), tmp_path / "runs", engine="fakes:ScriptedEngine",
                               env={"PYTHONPATH": tui_tests, "FAKE_ENGINE_DELAY": "0.01", "FAKE_ENGINE_HOLD": "2"})
     pid = int((run_dir / "worker.pid").read_text())
-    cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+    for _ in range(500):  # /proc shows the worker's own arguments and environment once it has exec'd
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+        if b"core.worker" in cmdline:
+            break
+        time.sleep(0.01)
     environ = Path(f"/proc/{pid}/environ").read_bytes()
+    assert b"core.worker" in cmdline, cmdline
     assert SECRETS["HF_TOKEN"].encode() in environ, "the worker still gets the token it may need"
     for event in follow_run(run_dir, poll_interval=0.05):
         if type(event).__name__ == "StepLogged":
