@@ -227,14 +227,10 @@ def inject(config: RunConfig, workspace: Path, kills: int = 12, seed: int = 0,
 
 def fault_config(model: str, data: str, max_steps: int) -> RunConfig:
     """Full fine-tuning of a tiny model, a checkpoint every 3 steps (bigger, frequent writes)."""
-    cfg = RunConfig(method="full", run_name="faults")
-    cfg.model.name_or_path = model
-    cfg.data.path = data
-    cfg.data.max_length = 256
-    cfg.optim.learning_rate = 1e-3
-    cfg.optim.precision = "fp32"
-    cfg.optim.max_steps = max_steps
-    cfg.optim.per_device_train_batch_size = 4
+    from helpers import tiny_run_config
+
+    cfg = tiny_run_config(model, data, max_steps=max_steps, learning_rate=1e-3)
+    cfg.method, cfg.run_name = "full", "faults"
     cfg.eval.logging_steps = 1
     cfg.eval.eval_steps = cfg.eval.save_steps = 3
     cfg.eval.save_total_limit = 2

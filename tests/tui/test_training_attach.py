@@ -37,6 +37,13 @@ def detached_dir(tmp_path: Path, name: str = "detached-run", pid: int | None = N
     return run_dir
 
 
+def detach_with_fake_engine(app, **env: str) -> None:
+    """Detached runs of ``app`` start the scripted engine in their worker, with ``env`` set."""
+    app.services.extras["detach_options"] = {
+        "engine": "fakes:ScriptedEngine", "env": {"PYTHONPATH": str(TUI_TESTS), **env},
+    }
+
+
 def services() -> AppServices:
     return AppServices(gpu_monitor_factory=lambda: StubGpuMonitor(h100_sample()))
 
@@ -98,10 +105,7 @@ async def test_attached_run_whose_process_died_shows_failed(tmp_path):
 
 async def test_detached_key_launches_a_worker_and_follows_it(tmp_path):
     app = build_app(tmp_path)
-    app.services.extras["detach_options"] = {
-        "engine": "fakes:ScriptedEngine",
-        "env": {"PYTHONPATH": str(TUI_TESTS), "FAKE_ENGINE_DELAY": "0.005"},
-    }
+    detach_with_fake_engine(app, FAKE_ENGINE_DELAY="0.005")
     async with app.run_test(size=(120, 40)) as pilot:
         await pilot.press("3")
         screen = app.screen
@@ -115,10 +119,7 @@ async def test_several_processes_start_detached_through_accelerate(tmp_path):
     """Start (s) with num_processes 2 launches both ranks; the screen follows one event stream."""
     config = RunConfig(run_name="two-ranks", num_processes=2)
     app = build_app(tmp_path, config=config)
-    app.services.extras["detach_options"] = {
-        "engine": "fakes:ScriptedEngine",
-        "env": {"PYTHONPATH": str(TUI_TESTS), "FAKE_ENGINE_DELAY": "0.005", "CUDA_VISIBLE_DEVICES": ""},
-    }
+    detach_with_fake_engine(app, FAKE_ENGINE_DELAY="0.005", CUDA_VISIBLE_DEVICES="")
     async with app.run_test(size=(120, 40)) as pilot:
         await pilot.press("3")
         screen = app.screen
@@ -161,10 +162,7 @@ async def test_quitting_while_following_leaves_no_follower_and_the_run_goes_on(t
     from core.runs import pid_alive
 
     app = build_app(tmp_path)
-    app.services.extras["detach_options"] = {
-        "engine": "fakes:ScriptedEngine",
-        "env": {"PYTHONPATH": str(TUI_TESTS), "FAKE_ENGINE_DELAY": "0.01", "FAKE_ENGINE_HOLD": "2"},
-    }
+    detach_with_fake_engine(app, FAKE_ENGINE_DELAY="0.01", FAKE_ENGINE_HOLD="2")
     async with app.run_test(size=(120, 40)) as pilot:
         await pilot.press("3")
         screen = app.screen
