@@ -118,8 +118,12 @@ class OptimConfig:
     """``auto`` picks bf16 where the device supports it, else fp32."""
     gradient_checkpointing: bool = False
     """Recompute activations in the backward pass: less memory, about 30% slower."""
+    padding_free: bool = True
+    """Join each micro-batch into one sequence with no padding; position ids keep the rows
+    apart in attention. Used where the attention implementation honours them (sdpa, eager,
+    flash attention, without remote code); elsewhere batches are padded."""
     group_by_length: bool = True
-    """Batch rows of similar length together so less compute goes to padding."""
+    """With padded batches, batch rows of similar length so less compute goes to padding."""
     retry_on_oom: bool = False
     """On out of memory, halve the micro-batch, double accumulation and continue."""
 

@@ -220,6 +220,21 @@ def resolve_precision(precision: str, device: str) -> str:
     return "fp16" if device.startswith("cuda") else "fp32"
 
 
+PACKING_ATTENTION = ("sdpa", "eager", "flash_attention_2", "flash_attention_3")
+"""Attention implementations that keep rows packed into one sequence apart: flash attention
+through the sequence boundaries, sdpa and eager through the block-diagonal mask transformers
+builds from position ids that restart at 0."""
+
+
+def keeps_packed_rows_apart(model_cfg: ModelConfig) -> bool:
+    """Whether padding-free batches are safe: a known attention implementation, and modelling
+    code from transformers (remote code may build its own mask and let rows see each other)."""
+    from transformers import masking_utils
+
+    return (not model_cfg.trust_remote_code and model_cfg.attn_implementation in PACKING_ATTENTION
+            and hasattr(masking_utils, "find_packed_sequence_indices"))
+
+
 def load_model(model_cfg: ModelConfig, method: str, precision: str, device: str) -> Any:
     """Load the causal LM for ``method`` (``lora``, ``qlora`` or ``full``).
 

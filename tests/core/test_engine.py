@@ -86,6 +86,78 @@ def test_adapter_reloads_with_the_same_greedy_output(tiny_model_dir, small_data,
         assert not torch.allclose(merged(ids).logits, base_only(ids).logits)
 
 
+def _loss_of(trainer, rows) -> float:
+    import torch
+
+    trainer.model.eval()
+    with torch.no_grad():
+        return float(trainer.compute_loss(trainer.model, trainer.data_collator(rows)))
+
+
+def test_padding_free_batches_keep_rows_apart(tiny_model_dir, small_data, tmp_path):
+    """One unpadded sequence per micro-batch gives each row exactly the loss it has alone."""
+    engine = Engine(tiny_run_config(tiny_model_dir, small_data), lambda e: None, workspace=tmp_path)
+    engine.setup()
+    trainer = engine._trainer
+    rows = [trainer.train_dataset[i] for i in range(4)]
+    assert len({len(r["input_ids"]) for r in rows}) > 1  # varied lengths, so padding would show
+    batch = trainer.data_collator(rows)
+    assert batch["input_ids"].shape == (1, sum(len(r["input_ids"]) for r in rows))
+    assert "attention_mask" not in batch
+    weighted = [(_loss_of(trainer, [r]), sum(x != -100 for x in r["labels"][1:])) for r in rows]
+    alone = sum(loss * n for loss, n in weighted) / sum(n for _, n in weighted)
+    assert _loss_of(trainer, rows) == pytest.approx(alone, rel=1e-4)
+    assert trainer.args.train_sampling_strategy == "random"  # nothing left for length grouping
+    engine.cleanup()
+
+
+def test_lm_head_scores_only_trained_positions_with_the_same_loss_and_gradients(
+        tiny_model_dir, small_data, tmp_path, monkeypatch):
+    import torch
+    import trl.kernels.chunked_logprob as kernel
+    import trl.trainer.utils as trl_utils
+
+    engine = Engine(tiny_run_config(tiny_model_dir, small_data), lambda e: None, workspace=tmp_path)
+    engine.setup()
+    trainer, model = engine._trainer, engine._trainer.model
+    rows = [trainer.train_dataset[i] for i in range(4)]
+    scored = []
+    apply = trl_utils._ChunkedLogProbFunction.apply
+    monkeypatch.setattr(trl_utils._ChunkedLogProbFunction, "apply",
+                        lambda hidden, *a: scored.append(hidden.shape[0]) or apply(hidden, *a))
+
+    def loss_and_grads():
+        model.eval()  # no dropout: both passes must see the same function
+        model.zero_grad()
+        loss = trainer.compute_loss(model, trainer.data_collator(rows))
+        loss.backward()
+        return float(loss), [p.grad.clone() for p in model.parameters() if p.requires_grad]
+
+    compact = loss_and_grads()
+    monkeypatch.setattr(trl_utils, "_use_triton", kernel._use_triton)  # TRL's own CPU path
+    full = loss_and_grads()
+    trained = sum(x != -100 for r in rows for x in r["labels"][1:])
+    assert scored == [trained, sum(len(r["input_ids"]) for r in rows) - 1]
+    assert trained < scored[1] / 2  # the prompts are most of the sample rows
+    assert compact[0] == pytest.approx(full[0], rel=1e-5)
+    assert all(torch.allclose(a, b, rtol=1e-4, atol=1e-6) for a, b in zip(compact[1], full[1]))
+    engine.cleanup()
+
+
+def test_remote_code_models_get_padded_length_grouped_batches(tiny_model_dir, small_data, tmp_path):
+    events = []
+    cfg = tiny_run_config(tiny_model_dir, small_data)
+    cfg.model.trust_remote_code = True  # its own code may build its own mask: no packing
+    engine = Engine(cfg, events.append, workspace=tmp_path)
+    engine.setup()
+    trainer = engine._trainer
+    batch = trainer.data_collator([trainer.train_dataset[i] for i in range(4)])
+    assert batch["input_ids"].shape[0] == 4 and "attention_mask" in batch
+    assert trainer.args.train_sampling_strategy == "group_by_length"
+    assert any("Padding-free batches are off" in getattr(e, "message", "") for e in events)
+    engine.cleanup()
+
+
 def test_stop_takes_effect_within_a_step_and_leaves_a_resumable_checkpoint(
     tiny_model_dir, small_data, tmp_path
 ):
