@@ -27,6 +27,28 @@ from core.runs import CONFIG_FILE, EVENTS_FILE, PID_FILE, SAVE_FILE, STOP_FILE
 
 WATCH_INTERVAL = 0.5
 """Seconds between checks for the STOP and SAVE files."""
+WORKER_NICE = 10
+"""CPU niceness of a detached run: a terminal following it keeps its keys and repaints when
+the training saturates every core; with nothing else to run, the run loses nothing."""
+
+
+def yield_cpu_to_interactive_work(nice: int = WORKER_NICE) -> None:
+    """Lower the CPU priority of this process and the threads it starts (Linux; best effort).
+
+    The worker runs in its own session, so under Linux's autogroup scheduling it is its own
+    group, weighed equally with the follower's group whatever the threads' nice values; the
+    group's niceness (``/proc/self/autogroup``) is what counts. Without autogroup the process
+    niceness does, set before torch starts its threads so that they inherit it.
+    """
+    try:
+        with open("/proc/self/autogroup", "w") as f:
+            f.write(str(nice))
+    except OSError:
+        pass
+    try:
+        os.nice(max(0, nice - os.nice(0)))
+    except (AttributeError, OSError):
+        pass
 
 
 def _load_factory(spec: str | None) -> Callable[..., Any]:
@@ -78,6 +100,7 @@ def run_worker(run_dir: str | Path, resume: bool = False, engine_spec: str | Non
         (run_dir / PID_FILE).write_text(f"{os.getpid()}\n")
         (run_dir / STOP_FILE).unlink(missing_ok=True)
     ensure_pci_bus_order()
+    yield_cpu_to_interactive_work()
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     final: list[Event] = []
 

@@ -184,6 +184,20 @@ def launch_fake(tmp_path: Path, **env: str) -> Path:
     )
 
 
+def _niceness(pid: int) -> tuple[int, int | None] | None:
+    """The process's nice value and its autogroup's (None without autogroup), from /proc."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    nice = int(stat.rsplit(")", 1)[1].split()[16])  # field 19 of proc(5)
+    try:
+        group = int(Path(f"/proc/{pid}/autogroup").read_text().split()[-1])
+    except (OSError, ValueError):
+        group = None
+    return nice, group
+
+
 def test_detached_run_trains_and_stops_on_stop_file(tmp_path):
     run_dir = launch_fake(tmp_path, FAKE_ENGINE_DELAY="0.01", FAKE_ENGINE_HOLD="3")
     assert (run_dir / "config.yaml").is_file() and (run_dir / "worker.pid").is_file()
@@ -192,9 +206,12 @@ def test_detached_run_trains_and_stops_on_stop_file(tmp_path):
     for event in follow_run(run_dir, poll_interval=0.05, should_stop=lambda: time.time() > deadline):
         seen.append(event)
         if len([e for e in seen if type(e).__name__ == "StepLogged"]) == 3:
+            niceness = _niceness(int((run_dir / "worker.pid").read_text()))
             request_stop(run_dir)
     assert isinstance(seen[-1], RunStopped), (run_dir / "worker.log").read_text()
     assert seen[-1].step == 15
+    if niceness is not None:  # Linux: the run yields the CPU to the terminal following it
+        assert niceness[0] == 10 and niceness[1] in (None, 10) and os.nice(0) == 0
     assert isinstance(seen[-2], CheckpointSaved)
     pid = int((run_dir / "worker.pid").read_text())
     for _ in range(100):

@@ -129,6 +129,21 @@ async def test_chart_key_switches_to_learning_rate_and_grad_norm(app_factory):
         assert "grad norm" in str(lr.border_subtitle)
         await pilot.press("g")
         assert switcher.current == "loss-plot"
+        # No new data since: switching back and forth redraws without rebuilding either figure.
+        loss = screen.query_one(LossPlot)
+        await pilot.pause()
+        built = (loss.builds, lr.builds)
+        for _ in range(4):
+            await pilot.press("g")
+            await pilot.pause()
+        assert switcher.current == "loss-plot" and (loss.builds, lr.builds) == built
+        assert "┤" in loss.render().plain
+        # Data that arrives while a chart is hidden is drawn when it is shown.
+        await pilot.press("g")
+        loss.add_eval(101, 0.01)
+        await pilot.press("g")
+        await pilot.pause()
+        assert loss.settled and loss.builds == built[0] + 1 and "0.0100@101" in str(loss.border_subtitle)
 
 
 async def test_nonfinite_loss_raises_alert_and_stops(app_factory):

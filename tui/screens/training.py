@@ -289,8 +289,7 @@ class TrainingScreen(Screen):
         """Show the chosen chart and draw it at once."""
         switcher = self.query_one("#charts", ContentSwitcher)
         switcher.current = "loss-plot" if chart == "loss" else "lr-plot"
-        plot = self.query_one(LossPlot if chart == "loss" else LrGradPlot)
-        plot.replot_now()
+        self.query_one(LossPlot if chart == "loss" else LrGradPlot).show_now()
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         """Offer only the keys that make sense in the current run state."""
