@@ -138,6 +138,10 @@ class DataError(ValueError):
         self.fix = fix
         super().__init__(f"{message} Fix: {fix}")
 
+    def __reduce__(self) -> tuple:
+        # Whole, across the dataset reader's process boundary (core.rows).
+        return _rebuild_data_error, (self.args[0], self.fix, self.source, self.line)
+
     @classmethod
     def from_problem(cls, problem: Problem) -> "DataError":
         """The error raised for the first bad row when ``on_bad_rows`` is ``stop``."""
@@ -147,6 +151,13 @@ class DataError(ValueError):
             problem.source,
             problem.line,
         )
+
+
+def _rebuild_data_error(text: str, fix: str, source: str, line: int | None) -> DataError:
+    error = DataError.__new__(DataError)
+    ValueError.__init__(error, text)
+    error.fix, error.source, error.line = fix, source, line
+    return error
 
 
 # --- rows and examples -------------------------------------------------------------------

@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 from textual.widgets import Input, OptionList, Static
+
+from core.rows import read_batches
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "core"))  # the corpus lives with the core tests
 
@@ -25,14 +28,19 @@ def tokenizer(bundled_dir):
     return AutoTokenizer.from_pretrained(bundled_dir)
 
 
-def write(case_name: str, tmp_path: Path, monkeypatch) -> Path:
-    """Write a corpus case (and apply its patch); its path."""
+def write(case_name: str, tmp_path: Path, monkeypatch) -> tuple[Path, Any]:
+    """Write a corpus case (and apply its patch); its path and how the screen must read it.
+
+    A patch of ``core.data`` (a small line limit, reading denied to root) holds in this
+    process only, so those cases read in-process rather than in the reader process.
+    """
     case = CASES[case_name]
     path = tmp_path / case.filename
     case.write(path)
     if case.patch:
         case.patch(monkeypatch, path)
-    return path
+        return path, read_batches
+    return path, None
 
 
 @pytest.mark.parametrize("name, expected", [
@@ -43,10 +51,10 @@ def write(case_name: str, tmp_path: Path, monkeypatch) -> Path:
 ])
 async def test_unusable_file_shows_its_error_and_the_app_goes_on(tmp_path, monkeypatch,
                                                                  tokenizer, name, expected):
-    path = write(name, tmp_path, monkeypatch)
+    path, read_rows = write(name, tmp_path, monkeypatch)
     good = tmp_path / "good.jsonl"
     jsonl(*GOOD)(good)
-    app = dataset_app(path, lambda ref: tokenizer)
+    app = dataset_app(path, lambda ref: tokenizer, read_rows)
     async with app.run_test(size=(120, 40)) as pilot:
         screen = await settle(pilot)
         error = text_of(screen.query_one("#dataset-error", Static), width=400)
@@ -63,8 +71,8 @@ async def test_unusable_file_shows_its_error_and_the_app_goes_on(tmp_path, monke
 
 
 async def test_bom_file_opens_like_any_other(tmp_path, monkeypatch, tokenizer):
-    path = write("UTF-8 BOM, JSONL", tmp_path, monkeypatch)
-    app = dataset_app(path, lambda ref: tokenizer)
+    path, read_rows = write("UTF-8 BOM, JSONL", tmp_path, monkeypatch)
+    app = dataset_app(path, lambda ref: tokenizer, read_rows)
     async with app.run_test(size=(120, 40)) as pilot:
         screen = await settle(pilot)
         assert screen.store is not None and screen.store.format == "messages"
@@ -75,8 +83,8 @@ async def test_bom_file_opens_like_any_other(tmp_path, monkeypatch, tokenizer):
 
 async def test_huge_line_is_a_dropped_row_listed_with_its_line(tmp_path, monkeypatch, tokenizer):
     """The guard turns a line over the limit into one dropped row; the rows around it stay."""
-    path = write("2 GB JSONL line (guard)", tmp_path, monkeypatch)
-    app = dataset_app(path, lambda ref: tokenizer)
+    path, read_rows = write("2 GB JSONL line (guard)", tmp_path, monkeypatch)
+    app = dataset_app(path, lambda ref: tokenizer, read_rows)
     async with app.run_test(size=(120, 40)) as pilot:
         screen = await settle(pilot)
         store = screen.store

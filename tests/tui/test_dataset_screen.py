@@ -91,13 +91,17 @@ def write_jsonl(path: Path, rows: list[dict[str, Any]] | list[str]) -> Path:
     return path
 
 
-def dataset_app(path: str | Path, load_tokenizer: Any, **data: Any):
-    """The app opening ``path`` on the dataset screen with an injected tokenizer loader."""
+def dataset_app(path: str | Path, load_tokenizer: Any, read_rows: Any = None, **data: Any):
+    """The app opening ``path`` on the dataset screen with an injected tokenizer loader (and
+    ``read_rows``, e.g. in-process reading where a test patches ``core.data``)."""
     config = RunConfig(run_name="test")
     config.data.path = str(path)
     for name, value in data.items():
         setattr(config.data, name, value)
-    services = AppServices(extras={"dataset": DatasetServices(load_tokenizer=load_tokenizer)})
+    dataset = DatasetServices(load_tokenizer=load_tokenizer)
+    if read_rows is not None:
+        dataset.read_rows = read_rows
+    services = AppServices(extras={"dataset": dataset})
     return make_app(config=config, services=services)
 
 

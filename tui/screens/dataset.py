@@ -23,6 +23,7 @@ import time
 from array import array
 from dataclasses import dataclass, field
 from itertools import islice
+from collections.abc import Iterator
 from typing import Any, Callable
 
 from rich.text import Text
@@ -49,22 +50,17 @@ from textual.widgets.option_list import Option
 from textual.worker import Worker, WorkerState, get_current_worker
 
 from core.data import DataError, DatasetStats, Example, Problem, Rendered
+from core.rows import FIRST_PAGE, Opened, Progress, RowBatch, read_in_subprocess
 from tui.widgets.dataset_stats import StatsPanel, StatsSummary
 from tui.widgets.length_histogram import LengthHistogram
 from tui.widgets.row_table import (
     TOKENS_FAILED,
     TOKENS_UNKNOWN,
-    RowBatch,
     RowStore,
     RowTable,
-    pack,
 )
 from tui.widgets.token_view import RowDetail, TokenView
 
-FIRST_PAGE = 100
-"""Rows posted as soon as they are read, so the table fills at once."""
-READ_BATCH = 2000
-"""Rows read between two looks at the clock."""
 POST_SECONDS = 0.1
 """Shortest time between two batches posted by a worker (at most ~10 messages a second)."""
 PROGRESS_AFTER = 1.0
@@ -125,6 +121,8 @@ class DatasetServices:
 
     load_tokenizer: Callable[[str], Any] | None = None
     """The tokenizer for a model reference; default ``core.models.load_tokenizer``."""
+    read_rows: Callable[[str, str], Iterator[Opened | Progress]] = read_in_subprocess
+    """Rows of a dataset in batches; tests that patch ``core.data`` read in-process."""
 
 
 @dataclass
@@ -391,51 +389,29 @@ class DatasetScreen(Screen):
 
     @work(thread=True, exclusive=True, group="read", exit_on_error=False)
     def _read(self, ref: str, data_format: str, generation: int) -> int:
-        """Open, detect the format, then normalise every row, posting batches; rows read."""
+        """Follow the reader process (:mod:`core.rows`), posting its batches; rows read."""
         import numpy  # noqa: F401  (filters and statistics need it: import it off the UI thread)
 
-        from core.data import normalise_row, open_dataset
-
         worker = get_current_worker()
-        dataset = open_dataset(ref)
-        if data_format == "auto":
-            data_format, reason = dataset.detect_format()
-        else:
-            reason = f"{data_format}: set by data.format"
-        size = dataset.path.stat().st_size if dataset.kind == "jsonl" else 0
-        total = None if dataset.kind in ("jsonl", "csv", "tsv") else dataset.count_rows()
-        self.post_message(self.DatasetOpened(
-            generation, RowStore(dataset.source, dataset.kind, data_format, reason)))
-        batch = RowBatch()
-        rows = offset = 0
-        last_post = 0.0
-        for raw in dataset.iter_rows():
-            if raw.problem is not None:
-                example, problems = None, [raw.problem]
-            else:
-                example, problems = normalise_row(raw.data, data_format, dataset.source, raw.line)
-            position = len(batch)
-            batch.rows.append(pack(example))
-            batch.lines.append(raw.line)
-            if problems:
-                batch.problems[position] = problems
-            if example is None:
-                batch.raw[position] = raw.data
-            rows += 1
-            offset = raw.offset or offset
-            first_page = rows == FIRST_PAGE
-            if first_page or rows % READ_BATCH == 0:
+        pending, rows, last_post = RowBatch(), 0, 0.0
+        items = self._services().read_rows(ref, data_format)
+        try:
+            for item in items:
                 if worker.is_cancelled:
                     return rows
+                if isinstance(item, Opened):
+                    self.post_message(self.DatasetOpened(
+                        generation, RowStore(item.source, item.kind, item.format, item.reason)))
+                    continue
+                pending.extend(item.batch)
+                rows += len(item.batch)
                 now = time.monotonic()
-                if first_page or now - last_post >= POST_SECONDS:
-                    done, of = (offset / size * 100, 100.0) if size else (rows, total)
-                    self.post_message(self.RowsRead(generation, batch, done, of))
-                    batch, last_post = RowBatch(), now
-        self.post_message(self.RowsRead(generation, batch, rows, rows))
-        if not rows:
-            raise DataError(f"{dataset.source} has no rows.", "Give a file with at least one row.",
-                            dataset.source)
+                if rows == FIRST_PAGE or now - last_post >= POST_SECONDS:
+                    self.post_message(self.RowsRead(generation, pending, item.done, item.total))
+                    pending, last_post = RowBatch(), now
+            self.post_message(self.RowsRead(generation, pending, rows, rows))
+        finally:
+            items.close()  # kills the reader when cancelled
         return rows
 
     @work(thread=True, exclusive=False, group="release", exit_on_error=False)

@@ -20,8 +20,7 @@ from array import array
 from collections import Counter
 from collections.abc import Sequence
 from collections.abc import Iterator
-from dataclasses import dataclass, field
-from typing import Any, Union
+from typing import Any
 
 from rich.cells import cell_len, set_cell_size
 from rich.segment import Segment
@@ -35,6 +34,7 @@ from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
 from core.data import Example, Problem
+from core.rows import Packed, RowBatch, unpack
 
 ERROR = 1
 """Flag bit: the row has an error and was dropped."""
@@ -77,30 +77,6 @@ RELEASE_CHUNK = 20_000
 """Rows freed per step by :meth:`RowStore.release`."""
 _FLATTEN = str.maketrans({"\n": " ⏎ ", "\r": " ", "\t": " "})
 
-Packed = Union[tuple[tuple[str, str], ...], str, None]
-"""A normalised row as immutable strings: ``(role, content)`` turns, the text of a text row,
-or ``None`` for a dropped row."""
-
-
-def pack(example: Example | None) -> Packed:
-    """Pack a normalised row (see :data:`Packed`)."""
-    if example is None:
-        return None
-    if example.messages is None:
-        return example.text or ""
-    return tuple((m["role"], m["content"]) for m in example.messages)
-
-
-def unpack(line: int, packed: Packed) -> Example | None:
-    """The :class:`core.data.Example` a packed row came from."""
-    if packed is None:
-        return None
-    if isinstance(packed, str):
-        return Example(line, text=packed)
-    return Example(line, messages=[{"role": role, "content": content}
-                                   for role, content in packed])
-
-
 def flatten(text: str) -> str:
     """One line of cell text: newlines shown as ⏎, tabs and carriage returns as spaces."""
     return text[:CELL_CHARS].translate(_FLATTEN)
@@ -118,22 +94,6 @@ def fit(text: str, width: int, right: bool = False) -> str:
     if cell_len(text) > width:
         return set_cell_size(text, width - 1) + "…"
     return text.rjust(width) if right else set_cell_size(text, width)
-
-
-@dataclass
-class RowBatch:
-    """Rows read by a worker, for :meth:`RowStore.extend` on the UI thread."""
-
-    rows: list[Packed] = field(default_factory=list)
-    """The normalised rows, packed; ``None`` where a row was dropped."""
-    lines: list[int] = field(default_factory=list)
-    problems: dict[int, list[Problem]] = field(default_factory=dict)
-    """Problems met reading or normalising, by position in this batch."""
-    raw: dict[int, Any] = field(default_factory=dict)
-    """The raw data of dropped rows, by position in this batch, to show what was wrong."""
-
-    def __len__(self) -> int:
-        return len(self.lines)
 
 
 class RowStore:
