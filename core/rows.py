@@ -1,11 +1,12 @@
-"""Reading a dataset for display: rows normalised and packed in batches, in another process.
+"""Reading and checking a dataset for display, in child processes: rows normalised, packed, in batches.
 
 The dataset screen shows rows while the rest of a big file is read. Parsing JSON and
 normalising rows is pure Python: in a thread of the UI process it held the GIL for most of
 the read, and keys waited (key-to-paint p99 360 ms while reading a million rows on two
 cores, bench/dataset_open.py). :func:`read_in_subprocess` runs :func:`read_batches` in a
 child process (:func:`serve`) that sends pickled batches through a pipe; the UI
-process only unpickles them, which is C code and a small share of the work.
+process only unpickles them, which is C code and a small share of the work. The content checks
+(:func:`check_in_subprocess`) run in a child the same way.
 
 Rows travel packed (:data:`Packed`): tuples of strings, which the cycle collector stops
 tracking, so a million of them cost no time in full collections.
@@ -15,14 +16,15 @@ from __future__ import annotations
 
 import os
 import pickle
+import select
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Union
 
-from core.data import DataError, Example, Problem, normalise_row, open_dataset
+from core.data import DataError, DatasetStats, Example, Problem, dataset_stats, normalise_row, open_dataset
 
 Packed = Union[tuple[tuple[str, str], ...], str, None]
 """A normalised row as immutable strings: ``(role, content)`` turns, the text of a text row,
@@ -32,6 +34,8 @@ FIRST_PAGE = 100
 """Rows sent as soon as they are read, so the table fills at once."""
 SEND_ROWS = 1000
 """Rows per batch after the first page: unpickling one holds the UI process's GIL ~1 ms."""
+CHECK_SLICE = 5000
+"""Rows per slice sent to the checks child: pickling one holds the GIL a few ms."""
 
 
 def pack(example: Example | None) -> Packed:
@@ -147,15 +151,7 @@ def read_in_subprocess(ref: str, data_format: str = "auto") -> Iterator[Opened |
     Closing the iterator (or dropping it) kills the child. A child that dies without saying
     why (killed, out of memory) raises a :class:`DataError` naming its exit code.
     """
-    root = str(Path(__file__).resolve().parents[1])
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH", "")) if p)
-    child = subprocess.Popen(
-        # -c, not -m: pickles must name core.rows' classes, not __main__'s
-        [sys.executable, "-c", "import sys; from core.rows import serve; sys.exit(serve(*sys.argv[1:]))",
-         ref, data_format],
-        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
-    )
+    child = _spawn("serve", ref, data_format)
     try:
         while True:
             try:
@@ -174,28 +170,106 @@ def read_in_subprocess(ref: str, data_format: str = "auto") -> Iterator[Opened |
                 raise item
             yield item
     finally:
-        if child.poll() is None:
-            child.kill()
-        child.wait()
-        child.stdout.close()
-        child.stderr.close()
+        _end(child)
+
+
+def check_in_subprocess(train: Sequence[tuple[int, Packed]], val: Sequence[tuple[int, Packed]],
+                        source: str, is_cancelled: Callable[[], bool]) -> DatasetStats | None:
+    """:func:`core.data.dataset_stats` of ``(line, packed)`` rows, run in a child process.
+
+    The checks are pure Python and take ~20 s for 100,000 rows: in the UI process they held
+    the GIL long enough for keys to wait. Rows go to the child in pickled slices; ``None``
+    when ``is_cancelled()`` turns true (the child is killed).
+    """
+    child = _spawn("serve_checks", source, stdin=subprocess.PIPE)
+    try:
+        for part, rows in (("train", train), ("val", val)):
+            for start in range(0, len(rows), CHECK_SLICE):
+                if is_cancelled():
+                    return None
+                pickle.dump((part, list(rows[start:start + CHECK_SLICE])), child.stdin,
+                            protocol=pickle.HIGHEST_PROTOCOL)
+        child.stdin.close()
+        while not select.select([child.stdout], [], [], 0.1)[0]:
+            if is_cancelled():
+                return None
+        try:
+            kind, item = pickle.load(child.stdout)
+        except EOFError:
+            raise RuntimeError(f"the checks process ended with code {child.wait()}") from None
+        if kind == "error":
+            raise item
+        return item
+    finally:
+        _end(child)
+
+
+def _spawn(entry: str, *args: str, stdin: Any = subprocess.DEVNULL) -> subprocess.Popen:
+    """Start ``core.rows.<entry>(*args)`` in a child Python that finds this package."""
+    root = str(Path(__file__).resolve().parents[1])
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH", "")) if p)
+    return subprocess.Popen(
+        # -c, not -m: pickles must name core.rows' classes, not __main__'s
+        [sys.executable, "-c", f"import sys; from core.rows import {entry}; sys.exit({entry}(*sys.argv[1:]))",
+         *args],
+        stdin=stdin, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
+    )
+
+
+def _end(child: subprocess.Popen) -> None:
+    if child.poll() is None:
+        child.kill()
+    child.wait()
+    for stream in (child.stdin, child.stdout, child.stderr):
+        if stream is not None:
+            try:
+                stream.close()
+            except BrokenPipeError:
+                pass
+
+
+def _pickle_out() -> Callable[[str, Any], None]:
+    """In a child: a writer of ``(kind, item)`` pickles to the real stdout (prints go to stderr)."""
+    out = os.fdopen(os.dup(sys.stdout.fileno()), "wb")
+    sys.stdout = sys.stderr  # a stray print must not corrupt the stream
+
+    def send(kind: str, item: Any) -> None:
+        pickle.dump((kind, item), out, protocol=pickle.HIGHEST_PROTOCOL)
+        out.flush()
+
+    return send
 
 
 def serve(ref: str, data_format: str) -> int:
-    """The child's side: send every item of :func:`read_batches` to stdout, pickled."""
-    out = os.fdopen(os.dup(sys.stdout.fileno()), "wb")
-    sys.stdout = sys.stderr  # a stray print must not corrupt the stream
+    """The reader child: send every item of :func:`read_batches` to stdout, pickled."""
+    send = _pickle_out()
     try:
         for item in read_batches(ref, data_format):
-            pickle.dump(("item", item), out, protocol=pickle.HIGHEST_PROTOCOL)
-            out.flush()
+            send("item", item)
     except DataError as exc:
-        pickle.dump(("error", exc), out, protocol=pickle.HIGHEST_PROTOCOL)
+        send("error", exc)
     except Exception as exc:  # noqa: BLE001  (the UI shows it as a reading failure)
-        error = DataError(f"Reading {ref} failed: {type(exc).__name__}: {exc}.",
-                          "Check the file, or report this with the file's first lines.", ref)
-        pickle.dump(("error", error), out, protocol=pickle.HIGHEST_PROTOCOL)
+        send("error", DataError(f"Reading {ref} failed: {type(exc).__name__}: {exc}.",
+                                "Check the file, or report this with the file's first lines.", ref))
     else:
-        pickle.dump(("end", None), out, protocol=pickle.HIGHEST_PROTOCOL)
-    out.close()
+        send("end", None)
+    return 0
+
+
+def serve_checks(source: str) -> int:
+    """The checks child: read row slices from stdin, send :func:`dataset_stats`' result."""
+    send = _pickle_out()
+    rows: dict[str, list[tuple[int, Packed]]] = {"train": [], "val": []}
+    while True:
+        try:
+            part, chunk = pickle.load(sys.stdin.buffer)
+        except EOFError:
+            break
+        rows[part].extend(chunk)
+    train, val = ([unpack(line, packed) for line, packed in rows[part]] for part in ("train", "val"))
+    try:
+        send("result", dataset_stats(train, val, train_source=source, val_source=source))
+    except Exception as exc:  # noqa: BLE001  (any exception may not pickle: send its text)
+        send("error", RuntimeError(f"{type(exc).__name__}: {exc}"))
     return 0

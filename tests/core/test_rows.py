@@ -67,3 +67,19 @@ def test_closing_the_reader_early_ends_its_process(tmp_path, monkeypatch):
     assert isinstance(next(items), Opened) and len(next(items).batch) == FIRST_PAGE
     items.close()
     assert children[0].returncode is not None  # reaped, not left running
+
+
+def test_checks_in_the_child_find_what_checks_in_process_find(tmp_path):
+    from core.data import dataset_stats
+    from core.rows import check_in_subprocess, unpack
+
+    packed = [(i, (("user", f"question number {i % 40} about my order"),
+                   ("assistant", "As an AI language model I cannot help." if i == 7 else f"answer {i % 40} here")))
+              for i in range(1, 201)]
+    train, val = packed[:180], packed[180:]
+    stats = check_in_subprocess(train, val, "d.jsonl", lambda: False)
+    expected = dataset_stats([unpack(*r) for r in train], [unpack(*r) for r in val],
+                             train_source="d.jsonl", val_source="d.jsonl")
+    assert stats == expected
+    assert stats.exact_duplicates > 0 and stats.refusals == 1 and stats.leaked == 20
+    assert check_in_subprocess(train, val, "d.jsonl", lambda: True) is None

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import gc
 import heapq
-import threading
 import time
 from array import array
 from dataclasses import dataclass, field
@@ -50,7 +49,7 @@ from textual.widgets.option_list import Option
 from textual.worker import Worker, WorkerState, get_current_worker
 
 from core.data import DataError, DatasetStats, Example, Problem, Rendered
-from core.rows import FIRST_PAGE, Opened, Progress, RowBatch, read_in_subprocess
+from core.rows import FIRST_PAGE, Opened, Progress, RowBatch, check_in_subprocess, read_in_subprocess
 from tui.widgets.dataset_stats import StatsPanel, StatsSummary
 from tui.widgets.length_histogram import LengthHistogram
 from tui.widgets.row_table import (
@@ -72,8 +71,8 @@ LENGTHS_SECONDS = 1.0
 DETAIL_DELAY = 0.06
 """Quiet time after the cursor moves before the row's detail is drawn and rendered."""
 CHECK_ROWS = 100_000
-"""Rows the content checks cover (said on screen): dataset_stats cannot be interrupted, and
-beyond this it runs for minutes and keeps several KB per row."""
+"""Rows the content checks cover (said on screen): beyond this dataset_stats runs for minutes
+and keeps several KB per row."""
 COUNT_NICE = 10
 """CPU priority drop of the token-counting threads, so keys are handled first (Linux)."""
 EOS_SAMPLE = 32
@@ -123,6 +122,8 @@ class DatasetServices:
     """The tokenizer for a model reference; default ``core.models.load_tokenizer``."""
     read_rows: Callable[[str, str], Iterator[Opened | Progress]] = read_in_subprocess
     """Rows of a dataset in batches; tests that patch ``core.data`` read in-process."""
+    check_rows: Callable[..., DatasetStats | None] = check_in_subprocess
+    """The content checks of ``(line, packed)`` rows (see :func:`core.rows.check_in_subprocess`)."""
 
 
 @dataclass
@@ -657,41 +658,27 @@ class DatasetScreen(Screen):
                seed: int) -> CheckResult | None:
         """Split as training will, then look for duplicates, refusals, short answers, leakage.
 
-        ``dataset_stats`` cannot be interrupted, so it runs in a daemon thread that this worker
-        waits on while watching for cancellation: quitting (or opening another file) never
-        waits for it (the thread-never-checks-its-flag trap of Textual #3966 and #4889).
-        ``None`` when cancelled.
+        ``dataset_stats`` runs in a child process (:func:`core.rows.check_in_subprocess`),
+        which this worker kills when cancelled: quitting (or opening another file) never
+        waits for it. ``None`` when cancelled.
         """
-        from core.data import dataset_stats, split_examples
+        from core.data import split_examples
 
         worker = get_current_worker()
         # split the kept rows' indices (split_examples only looks at positions), so that
-        # examples are built for the checked rows alone
+        # only the checked rows are sent
         kept = [index for index, packed in enumerate(store.rows) if packed is not None]
         train, val = split_examples(kept, validation_fraction, seed)  # type: ignore[arg-type]
         checked = min(len(kept), CHECK_ROWS)
         end = kept[checked - 1] + 1 if checked else 0
-        train_part = [store.example(i) for i in train if i < end]
-        val_part = [store.example(i) for i in val if i < end]
-        found: list[DatasetStats] = []
-        failed: list[BaseException] = []
-
-        def run() -> None:
-            try:
-                found.append(dataset_stats(train_part, val_part,  # type: ignore[arg-type]
-                                           train_source=store.source, val_source=store.source))
-            except Exception as exc:  # handed to the worker, which reports it
-                failed.append(exc)
-
-        thread = threading.Thread(target=run, name="dataset-checks", daemon=True)
-        thread.start()
-        while thread.is_alive():
-            thread.join(0.1)
-            if worker.is_cancelled:
-                return None
-        if failed:
-            raise failed[0]
-        return CheckResult(found[0], checked, len(kept), len(train), len(val))
+        lines, rows = store.lines, store.rows
+        stats = self._services().check_rows(
+            [(lines[i], rows[i]) for i in train if i < end],
+            [(lines[i], rows[i]) for i in val if i < end],
+            store.source, lambda: worker.is_cancelled)
+        if stats is None:
+            return None
+        return CheckResult(stats, checked, len(kept), len(train), len(val))
 
     def _checks_finished(self, result: CheckResult | None, error: BaseException | None) -> None:
         self._phases.pop("checks", None)
