@@ -120,8 +120,8 @@ class OptimConfig:
     """Recompute activations in the backward pass: less memory, about 30% slower."""
     padding_free: bool = True
     """Join each micro-batch into one sequence with no padding; position ids keep the rows
-    apart in attention. Used where the attention implementation honours them (sdpa, eager,
-    flash attention, without remote code); elsewhere batches are padded."""
+    apart in attention. Used on CPU (sdpa or eager) and with flash attention on a GPU,
+    without remote code; elsewhere batches are padded (see the run log)."""
     group_by_length: bool = True
     """With padded batches, batch rows of similar length so less compute goes to padding."""
     retry_on_oom: bool = False

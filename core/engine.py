@@ -345,14 +345,15 @@ class Engine:
         from transformers.trainer_callback import PrinterCallback
         from trl import SFTConfig
 
-        from core.models import keeps_packed_rows_apart
+        from core.models import padding_free_refusal
 
         cfg, o, e = self.config, self.config.optim, self.config.eval
         has_val = bool(val_rows)
-        padding_free = o.padding_free and keeps_packed_rows_apart(cfg.model)
-        if o.padding_free and not padding_free:
-            self.log("Padding-free batches are off: this model's attention may not keep packed rows "
-                     "apart (remote code or an unknown attention implementation); batches are padded.")
+        refusal = padding_free_refusal(cfg.model, device) if o.padding_free else None
+        padding_free = o.padding_free and refusal is None
+        if refusal:
+            self.log(f"Padding-free batches are off: {refusal}. Batches are padded"
+                     + (", grouped by length." if o.group_by_length else "."))
         # Length grouping only saves padding; with none left, keep TRL's random order.
         sampling = "group_by_length" if o.group_by_length and not padding_free else "random"
         args = SFTConfig(

@@ -226,13 +226,26 @@ through the sequence boundaries, sdpa and eager through the block-diagonal mask 
 builds from position ids that restart at 0."""
 
 
-def keeps_packed_rows_apart(model_cfg: ModelConfig) -> bool:
-    """Whether padding-free batches are safe: a known attention implementation, and modelling
-    code from transformers (remote code may build its own mask and let rows see each other)."""
+def padding_free_refusal(model_cfg: ModelConfig, device: str) -> str | None:
+    """Why padding-free batches are off for this model and device; ``None`` when they are used.
+
+    Correctness: a known attention implementation and modelling code from transformers
+    (remote code may build its own mask and let packed rows see each other). Speed: sdpa and
+    eager compute the masked attention of the whole packed batch, (rows x length)^2 instead of
+    rows x length^2; on CPU the saved padding outweighs that (bench/throughput.py), on a GPU
+    only flash attention's variable-length kernels are known to win.
+    """
     from transformers import masking_utils
 
-    return (not model_cfg.trust_remote_code and model_cfg.attn_implementation in PACKING_ATTENTION
-            and hasattr(masking_utils, "find_packed_sequence_indices"))
+    attention = model_cfg.attn_implementation
+    if model_cfg.trust_remote_code:
+        return "the model runs its own code, which may let packed rows attend to each other"
+    if attention not in PACKING_ATTENTION or not hasattr(masking_utils, "find_packed_sequence_indices"):
+        return f"attention {attention!r} may let packed rows attend to each other"
+    if device != "cpu" and not attention.startswith("flash_attention"):
+        return (f"on a GPU, {attention} attention would compute the whole packed batch; "
+                "set model.attn_implementation: flash_attention_2 to use them")
+    return None
 
 
 def load_model(model_cfg: ModelConfig, method: str, precision: str, device: str) -> Any:

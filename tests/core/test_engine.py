@@ -131,7 +131,7 @@ def test_lm_head_scores_only_trained_positions_with_the_same_loss_and_gradients(
         model.zero_grad()
         loss = trainer.compute_loss(model, trainer.data_collator(rows))
         loss.backward()
-        return float(loss), [p.grad.clone() for p in model.parameters() if p.requires_grad]
+        return float(loss.detach()), [p.grad.clone() for p in model.parameters() if p.requires_grad]
 
     compact = loss_and_grads()
     monkeypatch.setattr(trl_utils, "_use_triton", kernel._use_triton)  # TRL's own CPU path
@@ -142,6 +142,19 @@ def test_lm_head_scores_only_trained_positions_with_the_same_loss_and_gradients(
     assert compact[0] == pytest.approx(full[0], rel=1e-5)
     assert all(torch.allclose(a, b, rtol=1e-4, atol=1e-6) for a, b in zip(compact[1], full[1]))
     engine.cleanup()
+
+
+def test_padding_free_only_where_it_keeps_rows_apart_and_pays():
+    from core.config import ModelConfig
+    from core.models import padding_free_refusal
+
+    model = ModelConfig()
+    assert padding_free_refusal(model, "cpu") is None  # sdpa, measured faster on CPU
+    assert "flash_attention_2" in padding_free_refusal(model, "cuda")
+    model.attn_implementation = "flash_attention_2"
+    assert padding_free_refusal(model, "cuda") is None
+    model.trust_remote_code = True
+    assert "own code" in padding_free_refusal(model, "cuda")
 
 
 def test_remote_code_models_get_padded_length_grouped_batches(tiny_model_dir, small_data, tmp_path):
