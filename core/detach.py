@@ -19,6 +19,7 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+from core import child_environment
 from core.config import RunConfig
 from core.events import TERMINAL_EVENTS, Event, RunFailed, RunStarted, read_events
 from core.gpu import visible_gpu_count
@@ -36,10 +37,6 @@ from core.runs import (
 
 _children: dict[int, subprocess.Popen] = {}
 """Workers started by this process, kept so that their exit status can be collected."""
-
-
-def _project_root() -> str:
-    return str(Path(__file__).resolve().parents[1])
 
 
 def _free_port() -> int:
@@ -134,11 +131,7 @@ def launch_detached(
         (run_dir / name).unlink(missing_ok=True)
     command = worker_command(run_dir, cfg, resume=resume_dir is not None, engine=engine, python=python,
                              gpus=gpus)
-    child_env = dict(os.environ)
-    child_env.update(env or {})
-    child_env["PYTHONPATH"] = os.pathsep.join(
-        p for p in (_project_root(), child_env.get("PYTHONPATH", "")) if p
-    )
+    child_env = child_environment({**os.environ, **(env or {})})
     child_env.setdefault("CUDA_DEVICE_ORDER", "PCI_BUS_ID")
     child_env.setdefault("TOKENIZERS_PARALLELISM", "false")
     child_env["PYTHONUNBUFFERED"] = "1"

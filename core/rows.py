@@ -21,9 +21,9 @@ import subprocess
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Union
 
+from core import child_environment
 from core.data import DataError, DatasetStats, Example, Problem, dataset_stats, normalise_row, open_dataset
 
 Packed = Union[tuple[tuple[str, str], ...], str, None]
@@ -206,14 +206,11 @@ def check_in_subprocess(train: Sequence[tuple[int, Packed]], val: Sequence[tuple
 
 def _spawn(entry: str, *args: str, stdin: Any = subprocess.DEVNULL) -> subprocess.Popen:
     """Start ``core.rows.<entry>(*args)`` in a child Python that finds this package."""
-    root = str(Path(__file__).resolve().parents[1])
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH", "")) if p)
     return subprocess.Popen(
         # -c, not -m: pickles must name core.rows' classes, not __main__'s
         [sys.executable, "-c", f"import sys; from core.rows import {entry}; sys.exit({entry}(*sys.argv[1:]))",
          *args],
-        stdin=stdin, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
+        stdin=stdin, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=child_environment(),
     )
 
 
