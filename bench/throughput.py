@@ -11,8 +11,9 @@ the same optimisation (TRL's schedule: linear, no warm-up, no weight decay; seed
 * ``engine``: ``core.engine.Engine`` with events, run directory and checkpoints.
 
 Every run sees every row once, so each processes the same non-padding tokens; throughput is
-those tokens over the training time (the mean of ``--repeats`` runs of trl-fast and engine). Prints tokens/s, the two ratios and the loss each run
-ends with on a fixed validation set (the speed settings must not change what is learned).
+those tokens over the training time (for trl-fast and engine, the mean of ``--repeats`` runs).
+Prints tokens/s, the two ratios and the loss each run ends with on a fixed validation set (the
+speed settings must not change what is learned).
 
     python bench/throughput.py [--model REF] [--rows 64] [--batch 4] [--repeats 2]
 """
@@ -166,11 +167,11 @@ def main() -> None:
         data, val = Path(tmp) / "train.jsonl", Path(tmp) / "val.jsonl"
         make_dataset(data, args.rows, seed=0)
         make_dataset(val, 24, seed=1)
-        # trl-fast and engine differ by a few percent: run them twice, in ABBA order, so that
-        # drift in this machine's speed during the bench favours neither
-        order = ["trl-defaults"] + ["trl-fast", "engine", "engine", "trl-fast"][: 2 * args.repeats]
-        if args.repeats > 2:
-            order += ["trl-fast", "engine"] * (args.repeats - 2)
+        # trl-fast and engine differ by a few percent: alternate which goes first (ABBA...) so
+        # that drift in this machine's speed during the bench favours neither
+        pair = ("trl-fast", "engine")
+        order = ["trl-defaults"] + [kind for i in range(args.repeats)
+                                    for kind in (pair if i % 2 == 0 else pair[::-1])]
         runs: dict[str, list[dict]] = {}
         for i, kind in enumerate(order):
             out = Path(tmp) / f"{i}-{kind}.json"
