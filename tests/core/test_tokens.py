@@ -7,8 +7,15 @@ import random
 
 import pytest
 
-from core.data import Example, load_examples, render_example, tokenize_for_training
-from core.tokens import TokenCounter, iter_token_counts, length_histogram, length_stats
+from core.data import (
+    Example,
+    length_histogram,
+    length_stats,
+    load_examples,
+    render_example,
+    tokenize_for_training,
+)
+from core.tokens import TokenCounter, iter_token_counts
 
 ROWS = [
     Example(1, messages=[{"role": "system", "content": "Be brief."},
