@@ -700,7 +700,8 @@ class DatasetScreen(Screen):
         tokens = store.tokens[row]
         status = (f"no model: {self.tokenizer_error}" if self.tokenizer_error else
                   "loading the tokenizer…" if self.tokenizer is None else "rendering…")
-        return RowDetail(row=row, line=store.lines[row], example=store.example(row),
+        return RowDetail(row=row, line=store.lines[row], unit=store.unit,
+                         example=store.example(row),
                          raw=store.raw.get(row), problems=store.row_problems(row),
                          tokens=tokens if tokens >= 0 else None, max_length=self.max_length,
                          status=status)
