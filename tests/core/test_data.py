@@ -71,8 +71,6 @@ def test_sample_references_resolve_to_bundled_files(tmp_path):
         resolve_data_path("sample:nope")
 
 
-@pytest.mark.skipif(not resolve_data_path("sample:support-tickets").exists(),
-                    reason="sample not generated yet")
 def test_bundled_sample_loads_cleanly():
     result = load_examples("sample:support-tickets")
     assert result.format == "messages"
