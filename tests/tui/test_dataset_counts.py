@@ -97,37 +97,31 @@ async def test_inspect_and_the_screen_report_the_same_counts(tmp_path, tokenizer
         assert f"{cli['exact']} exact · {cli['near']} near" in stats
 
 
-async def test_rows_of_a_json_array_are_rows_and_jsonl_lines_are_lines(tmp_path, tokenizer):
-    """Row 3 of an indented JSON array is at text line 14: the screen says row 3 everywhere, as
-    the problem itself does; in JSON Lines, after a blank line, line 4 is the third row."""
+@pytest.mark.parametrize("suffix, where, head", [
+    (".json", "row 3", "Row 3"),  # the row starts at text line 12 of the array
+    (".jsonl", "line 4", "Line 4  ·  row 3"),  # a blank line comes before the third row
+])
+async def test_rows_of_a_json_array_are_rows_and_jsonl_lines_are_lines(tmp_path, tokenizer,
+                                                                       suffix, where, head):
+    """The table, the problems list and the detail pane say where a row is as the problem
+    itself does: the text line in JSON Lines, the row elsewhere (never a row as a line)."""
     rows = [alpaca(1), alpaca(2), {"instruction": "Cut short."}, alpaca(4)]
-    path = tmp_path / "rows.json"
-    path.write_text(json.dumps(rows, indent=2), encoding="utf-8")
+    path = tmp_path / f"rows{suffix}"
+    if suffix == ".json":
+        path.write_text(json.dumps(rows, indent=2), encoding="utf-8")
+    else:
+        lines = [json.dumps(r) for r in rows]
+        path.write_text("\n".join([*lines[:2], "", *lines[2:]]) + "\n", encoding="utf-8")
+    unit, number = where.split()
     app = dataset_app(path, lambda ref: tokenizer)
     async with app.run_test(size=(120, 40)) as pilot:
         screen = await settle(pilot)
         assert screen.store is not None
         (problem,) = screen.store.problems[2]
-        assert str(problem).startswith(f"{path}, row 3 (output)")
-        assert screen.table.render_line(0).text.split()[0] == "row"
+        assert str(problem).startswith(f"{path}, {where} (output): wrong field names")
+        assert screen.table.render_line(0).text.split()[0] == unit
         listed = screen.query_one("#problems", OptionList).get_option_at_index(0).prompt
-        assert str(listed).startswith("row       3 ✗ output:")
+        assert str(listed).startswith(f"{unit:<4} {number:>6} ✗ output:")
         await pilot.press("down", "down")
         await settle(pilot)
-        detail = detail_text(screen)
-        assert "Row 3" in detail and "Line" not in detail and "row 3" not in detail
-
-    path = tmp_path / "rows.jsonl"
-    path.write_text("\n".join(json.dumps(r) for r in rows[:2]) + "\n\n"
-                    + "\n".join(json.dumps(r) for r in rows[2:]) + "\n", encoding="utf-8")
-    app = dataset_app(path, lambda ref: tokenizer)
-    async with app.run_test(size=(120, 40)) as pilot:
-        screen = await settle(pilot)
-        (problem,) = screen.store.problems[2]
-        assert str(problem).startswith(f"{path}, line 4 (output)")
-        assert screen.table.render_line(0).text.split()[0] == "line"
-        listed = screen.query_one("#problems", OptionList).get_option_at_index(0).prompt
-        assert str(listed).startswith("line      4 ✗ output:")
-        await pilot.press("down", "down")
-        await settle(pilot)
-        assert "Line 4  ·  row 3" in detail_text(screen)
+        assert detail_text(screen).splitlines()[0].strip() == head
