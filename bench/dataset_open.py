@@ -171,13 +171,12 @@ async def probed(app, screen: DatasetScreen, until, timeout: float) -> tuple[Pro
 
 def core_token_rate(path: Path) -> tuple[int, float, float]:
     """Rows, wall and CPU seconds to count a file's tokens with core.tokens alone (no UI)."""
-    from core.data import normalise_row, open_dataset
+    from core.data import open_rows
     from core.models import load_tokenizer
     from core.tokens import COUNT_BATCH, iter_token_counts
 
     tokenizer = load_tokenizer("bundled:smollm2-135m-instruct")
-    dataset = open_dataset(path)
-    examples = [normalise_row(r.data, "messages", "", r.line)[0] for r in dataset.iter_rows()]
+    examples = [row.example for row in open_rows(path, "messages").read()]
     batches = (examples[i:i + COUNT_BATCH] for i in range(0, len(examples), COUNT_BATCH))
     started, cpu = time.perf_counter(), cpu_seconds()
     for _ in iter_token_counts(tokenizer, batches):

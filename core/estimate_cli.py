@@ -38,7 +38,7 @@ def longest_row_tokens(config: RunConfig) -> tuple[int, str]:
     except Exception as exc:  # any unreadable data or tokenizer: the cap is a safe upper bound
         first = (str(exc).splitlines() or [type(exc).__name__])[0]
         return cap, f"data not measured ({first}): assuming data.max_length {cap}"
-    longest = max(r.num_tokens for r in rendered)
+    longest = data_mod.token_stats(rendered).max
     return min(longest, cap), (f"longest of {len(rendered)} rows after the chat template "
                                f"(data.max_length {cap})")
 

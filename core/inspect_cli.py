@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from core.config import BUNDLED_MODEL, DataConfig
+from core.config import BUNDLED_MODEL, DataConfig, OptimConfig
 
 
 def inspect_main(dataset: str, model: str | None = None, max_length: int | None = None) -> int:
@@ -27,9 +27,12 @@ def inspect_main(dataset: str, model: str | None = None, max_length: int | None 
         print(f"tunetop inspect: {exc}", file=sys.stderr)
         return 1
     rendered = data.render_examples(tokenizer, loaded.examples, max_length)
-    stats = data.dataset_stats(loaded.examples, rendered=rendered, train_source=str(loaded.path))
-    tokens = stats.tokens
-    if tokens is not None and tokens.rows:
+    # the split and checks of the dataset screen (and of training, with default settings)
+    report = data.dataset_report(loaded.examples, DataConfig().validation_fraction,
+                                 OptimConfig().seed, str(loaded.path))
+    stats = report.stats
+    tokens = data.token_stats(rendered)
+    if tokens.rows:
         print(
             f"tokens    min {tokens.min}  p50 {tokens.p50}  mean {tokens.mean:.0f}  p95 {tokens.p95}  "
             f"max {tokens.max}  (max_length {max_length})"
@@ -39,14 +42,25 @@ def inspect_main(dataset: str, model: str | None = None, max_length: int | None 
             f"{tokens.tokens_lost} tokens lost; {tokens.trained_tokens} of {tokens.total_tokens} "
             f"tokens trained"
         )
+    partial = (f" (first {report.checked} of {report.kept} kept rows)"
+               if report.checked < report.kept else "")
     print(
         f"checks    {stats.exact_duplicates} exact duplicates, {stats.near_duplicates} near "
         f"duplicates, {stats.refusals} refusals, {stats.short_answers} empty/one-word answers"
+        f"{partial}"
     )
+    print(f"split     {report.train_rows} train, {report.val_rows} validation "
+          f"({report.validation_fraction:.0%} held out, seed {report.seed}); "
+          f"validation rows repeating training rows: {stats.leaked}")
     problems = loaded.problems + stats.findings
     if problems:
         print(f"\n{len(problems)} problem(s):")
         for problem in problems:
+            print(f"  {problem}")
+    rendering = data.rendering_problems(rendered, str(loaded.path))
+    if rendering:
+        print(f"\n{len(rendering)} rendering warning(s) with {model or BUNDLED_MODEL}:")
+        for problem in rendering:
             print(f"  {problem}")
     if not loaded.examples:
         print(f"\nNo usable row: all {loaded.total_rows} rows were dropped. Fix the problems "

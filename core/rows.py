@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any, Union
 
 from core import child_environment
-from core.data import DataError, DatasetStats, Example, Problem, dataset_stats, normalise_row, open_dataset
+from core.data import DataError, DatasetStats, Example, Problem, dataset_stats, open_rows
 
 Packed = Union[tuple[tuple[str, str], ...], str, None]
 """A normalised row as immutable strings: ``(role, content)`` turns, the text of a text row,
@@ -104,29 +104,23 @@ class Progress:
 def read_batches(ref: str, data_format: str = "auto") -> Iterator[Opened | Progress]:
     """Open ``ref``, detect its format (unless given), then read every row in batches.
 
-    Yields one :class:`Opened`, then :class:`Progress` items: the first page of rows at
-    once, then :data:`SEND_ROWS` at a time, then the rest. Raises :class:`DataError` for a
+    Rows are read and normalised by :func:`core.data.open_rows`, as :func:`core.data.load_examples`
+    reads them. Yields one :class:`Opened`, then :class:`Progress` items: the first page of rows
+    at once, then :data:`SEND_ROWS` at a time, then the rest. Raises :class:`DataError` for a
     file that cannot be read, or one with no rows.
     """
-    dataset = open_dataset(ref)
-    if data_format == "auto":
-        data_format, reason = dataset.detect_format()
-    else:
-        reason = f"{data_format}: set by data.format"
+    reader = open_rows(ref, data_format)
+    dataset = reader.dataset
     size = dataset.path.stat().st_size if dataset.kind == "jsonl" else 0
     total = None if dataset.kind in ("jsonl", "csv", "tsv") else dataset.count_rows()
-    yield Opened(dataset.source, dataset.kind, data_format, reason)
+    yield Opened(dataset.source, dataset.kind, reader.format, reader.reason)
 
     def progress(batch: RowBatch, rows: int, offset: int) -> Progress:
         return Progress(batch, *((offset / size * 100, 100.0) if size else (rows, total)))
 
     batch = RowBatch()
     rows = offset = 0
-    for raw in dataset.iter_rows():
-        if raw.problem is not None:
-            example, problems = None, [raw.problem]
-        else:
-            example, problems = normalise_row(raw.data, data_format, dataset.source, raw.line)
+    for raw, example, problems in reader.read():
         position = len(batch)
         batch.rows.append(pack(example))
         batch.lines.append(raw.line)
@@ -139,9 +133,6 @@ def read_batches(ref: str, data_format: str = "auto") -> Iterator[Opened | Progr
         if rows == FIRST_PAGE or len(batch) == SEND_ROWS:
             yield progress(batch, rows, offset)
             batch = RowBatch()
-    if not rows:
-        raise DataError(f"{dataset.source} has no rows.", "Give a file with at least one row.",
-                        dataset.source)
     yield Progress(batch, rows, rows)
 
 

@@ -7,23 +7,22 @@ so the counts equal :attr:`core.data.Rendered.full_tokens`) and the tokenizer's 
 counts many rows at once, without the offsets that only highlighting needs (a quarter of the
 tokenizer's time). :func:`iter_token_counts` runs batches in a few threads, so templating
 (Python) overlaps with tokenizing (native code that releases the GIL) and every core is kept
-busy.
+busy. :func:`core.data.length_stats` summarises the counts.
 
-Nothing here imports Textual; numpy is imported only by the functions that need it.
+Nothing here imports Textual.
 """
 
 from __future__ import annotations
 
-import math
 import os
 import threading
 from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
 from typing import Any
 
-from core.data import DataError, Example, _apply, _template_for
+from core.data import DataError, Example
+from core.data.render import _apply, _template_for
 
 COUNT_BATCH = 1000
 """Rows templated and tokenized per batch call: big enough to amortise the call, small enough
@@ -152,61 +151,3 @@ def iter_token_counts(tokenizer: Any, batches: Iterable[Sequence[Example]],
                 yield pending.popleft().result()
         while pending:
             yield pending.popleft().result()
-
-
-@dataclass(frozen=True)
-class LengthStats:
-    """Token lengths of rows (before truncation) against a ``max_length`` budget."""
-
-    rows: int
-    min: int
-    mean: float
-    p50: int
-    p95: int
-    max: int
-    max_length: int
-    truncated: int
-    """Rows longer than ``max_length``."""
-    truncated_share: float
-    tokens_lost: int
-    """Tokens beyond ``max_length``, over all rows."""
-    total_tokens: int
-    """Tokens kept after truncation, over all rows."""
-
-
-def length_stats(lengths: Any, max_length: int) -> LengthStats:
-    """Summarise token ``lengths`` (any 1-D sequence of ints) against ``max_length``.
-
-    Percentiles are nearest-rank, as in :func:`core.data.token_stats`. Vectorised: a million
-    rows take milliseconds.
-    """
-    import numpy as np
-
-    values = np.sort(np.asarray(lengths, dtype=np.int64))
-    n = int(values.size)
-    if not n:
-        return LengthStats(0, 0, 0.0, 0, 0, 0, max_length, 0, 0.0, 0, 0)
-
-    def pct(q: float) -> int:
-        return int(values[max(0, math.ceil(q * n) - 1)])
-
-    over = values[values > max_length]
-    lost = int((over - max_length).sum())
-    return LengthStats(
-        rows=n, min=int(values[0]), mean=float(values.mean()), p50=pct(0.5), p95=pct(0.95),
-        max=int(values[-1]), max_length=max_length, truncated=int(over.size),
-        truncated_share=over.size / n, tokens_lost=lost, total_tokens=int(values.sum()) - lost,
-    )
-
-
-def length_histogram(lengths: Any, bins: int, high: float) -> tuple[list[float], list[int], float]:
-    """Count token ``lengths`` in ``bins`` equal bins over ``0..high``: ``(centres, counts,
-    bin width)``; lengths at or above ``high`` fall in the last bin."""
-    import numpy as np
-
-    bins = max(bins, 1)
-    width = max(high / bins, 1e-9)
-    values = np.asarray(lengths, dtype=np.int64)
-    index = np.minimum((values / width).astype(np.int64), bins - 1)
-    counts = np.bincount(index, minlength=bins) if values.size else np.zeros(bins, np.int64)
-    return [(i + 0.5) * width for i in range(bins)], [int(c) for c in counts], width

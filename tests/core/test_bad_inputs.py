@@ -103,11 +103,11 @@ def deny_reading_as_root(monkeypatch: pytest.MonkeyPatch, path: Path) -> None:
 
 
 def small_line_limit(monkeypatch: pytest.MonkeyPatch, path: Path) -> None:  # noqa: ARG001
-    monkeypatch.setattr(data, "MAX_LINE_BYTES", SMALL_LINE_LIMIT)
+    monkeypatch.setattr(data.files, "MAX_LINE_BYTES", SMALL_LINE_LIMIT)
 
 
 def small_json_limit(monkeypatch: pytest.MonkeyPatch, path: Path) -> None:  # noqa: ARG001
-    monkeypatch.setattr(data, "MAX_JSON_BYTES", SMALL_LINE_LIMIT)
+    monkeypatch.setattr(data.files, "MAX_JSON_BYTES", SMALL_LINE_LIMIT)
 
 
 HUGE = "word " * (SMALL_LINE_LIMIT // 4)
@@ -342,7 +342,7 @@ def test_huge_jsonl_line_is_never_read_whole(tmp_path, monkeypatch):
     """A line over the limit is skipped in chunks: no read returns more than the limit."""
     path = tmp_path / "huge.jsonl"
     jsonl(GOOD[0], {"text": HUGE * 8}, GOOD[1])(path)
-    monkeypatch.setattr(data, "MAX_LINE_BYTES", SMALL_LINE_LIMIT)
+    monkeypatch.setattr(data.files, "MAX_LINE_BYTES", SMALL_LINE_LIMIT)
     longest = 0
     real_readline = None
 

@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 from core.data import (
     DataError,
     Example,
+    dataset_report,
     dataset_stats,
     detect_format,
     iter_jsonl_rows,
@@ -71,8 +72,6 @@ def test_sample_references_resolve_to_bundled_files(tmp_path):
         resolve_data_path("sample:nope")
 
 
-@pytest.mark.skipif(not resolve_data_path("sample:support-tickets").exists(),
-                    reason="sample not generated yet")
 def test_bundled_sample_loads_cleanly():
     result = load_examples("sample:support-tickets")
     assert result.format == "messages"
@@ -544,6 +543,20 @@ def test_content_checks_find_duplicates_refusals_short_answers_and_leakage():
     assert "one-word answer 'Yes'" in by_line[("t.jsonl", 5)]
     assert "training row 6" in by_line[("v.jsonl", 9)]
     assert stats.tokens is None
+
+
+def test_dataset_report_splits_like_training_and_checks_the_first_rows():
+    """The split covers every kept row; the checks cover the first ``limit`` of them."""
+    examples = [Example(i, text=f"row {i % 30} says the same few words") for i in range(1, 101)]
+    report = dataset_report(examples, 0.1, 42, "d.jsonl", limit=50)
+    train, val = split_examples(examples, 0.1, 42)
+    assert (report.kept, report.checked) == (100, 50)
+    assert (report.train_rows, report.val_rows) == (len(train), len(val)) == (90, 10)
+    assert report.stats == dataset_stats([e for e in train if e.line <= 50],
+                                         [e for e in val if e.line <= 50],
+                                         train_source="d.jsonl", val_source="d.jsonl")
+    assert report.stats.exact_duplicates + report.stats.leaked == 20
+    assert dataset_report(examples, 0.1, 42, checks=lambda train, val, source: None) is None
 
 
 def test_shared_system_prompts_are_not_near_duplicates():

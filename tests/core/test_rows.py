@@ -44,6 +44,25 @@ def test_the_reader_process_sends_what_reading_in_process_gives(tmp_path):
     assert rows.problems[699][0].line == 700 and "JSON" in rows.problems[699][0].message
 
 
+def test_the_reader_and_the_loader_read_every_row_alike(tmp_path):
+    """read_batches and load_examples share one generator: the same rows and problems."""
+    from core.data import load_examples
+    from core.rows import unpack
+
+    path = write_rows(tmp_path / "d.jsonl", 300, bad_every=70)
+    with path.open("a", encoding="utf-8") as f:  # a row kept with a warning, one dropped
+        f.write(json.dumps({"messages": [{"role": "user", "content": "q"},
+                                         {"role": "assistant", "content": "a"},
+                                         {"role": "user", "content": "unanswered"}]}) + "\n")
+        f.write(json.dumps({"messages": [{"role": "wizard", "content": "x"}]}) + "\n")
+    _, rows, _ = collect(read_batches(str(path)))
+    loaded = load_examples(path)
+    kept = [unpack(line, packed) for line, packed in zip(rows.lines, rows.rows) if packed]
+    assert kept == loaded.examples and len(kept) == 297
+    assert [p for found in rows.problems.values() for p in found] == loaded.problems
+    assert {p.severity for p in loaded.problems} == {"error", "warning"}
+
+
 def test_a_file_error_reaches_the_caller_whole(tmp_path):
     with pytest.raises(DataError) as caught:
         list(read_in_subprocess(str(tmp_path / "missing.jsonl")))

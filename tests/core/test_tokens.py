@@ -4,11 +4,21 @@ from __future__ import annotations
 
 import json
 import random
+from dataclasses import replace
 
 import pytest
 
-from core.data import Example, load_examples, render_example, tokenize_for_training
-from core.tokens import TokenCounter, iter_token_counts, length_histogram, length_stats
+from core.data import (
+    Example,
+    length_histogram,
+    length_stats,
+    load_examples,
+    render_example,
+    render_examples,
+    token_stats,
+    tokenize_for_training,
+)
+from core.tokens import TokenCounter, iter_token_counts
 
 ROWS = [
     Example(1, messages=[{"role": "system", "content": "Be brief."},
@@ -126,6 +136,14 @@ def test_length_stats_truncation_and_percentiles():
     assert stats.truncated_share == pytest.approx(2 / 6)
     assert stats.total_tokens == 10 + 20 + 30 + 40 + 512 + 512
     assert length_stats([], 512).rows == 0
+
+
+def test_counted_and_rendered_rows_give_one_summary(tokenizer):
+    """The dataset screen (batch counts) and inspect (rendered rows) show the same figures."""
+    rendered = token_stats(render_examples(tokenizer, ROWS, 40))
+    counted = length_stats(TokenCounter(tokenizer).count(ROWS), 40)
+    assert rendered.truncated >= 1 and rendered.trained_tokens and counted.trained_tokens is None
+    assert replace(rendered, trained_tokens=None) == counted
 
 
 def test_length_histogram_bins_every_row():

@@ -48,7 +48,7 @@ from textual.widgets import (
 from textual.widgets.option_list import Option
 from textual.worker import Worker, WorkerState, get_current_worker
 
-from core.data import DataError, DatasetStats, Example, Problem, Rendered
+from core.data import DataError, DatasetReport, DatasetStats, Example, Problem, Rendered, position_unit
 from core.rows import FIRST_PAGE, Opened, Progress, RowBatch, check_in_subprocess, read_in_subprocess
 from tui.widgets.dataset_stats import StatsPanel, StatsSummary
 from tui.widgets.length_histogram import LengthHistogram
@@ -70,9 +70,6 @@ LENGTHS_SECONDS = 1.0
 """Shortest time between two recomputations of the length statistics while counting."""
 DETAIL_DELAY = 0.06
 """Quiet time after the cursor moves before the row's detail is drawn and rendered."""
-CHECK_ROWS = 100_000
-"""Rows the content checks cover (said on screen): beyond this dataset_stats runs for minutes
-and keeps several KB per row."""
 COUNT_NICE = 10
 """CPU priority drop of the token-counting threads, so keys are handled first (Linux)."""
 EOS_SAMPLE = 32
@@ -137,22 +134,6 @@ class Phase:
     """``None`` when the size is unknown (the bar pulses)."""
     detail: str = ""
     """Shown after the label, e.g. ``350,000 rows``."""
-
-
-@dataclass
-class CheckResult:
-    """The content checks of one dataset."""
-
-    stats: DatasetStats
-    """Findings of ``dataset_stats`` on the checked rows."""
-    checked: int
-    """Kept rows the checks covered (at most :data:`CHECK_ROWS`)."""
-    kept: int
-    """Kept rows in the file."""
-    train_rows: int
-    """Kept rows in the training split."""
-    val_rows: int
-    """Kept rows in the validation split."""
 
 
 @dataclass
@@ -641,7 +622,7 @@ class DatasetScreen(Screen):
         """Recompute the token-length figures and the histogram from the counts so far."""
         import numpy as np
 
-        from core.tokens import length_stats
+        from core.data import length_stats
 
         self._lengths_dirty = False
         self._lengths_updated = time.monotonic()
@@ -655,32 +636,29 @@ class DatasetScreen(Screen):
 
     @work(thread=True, exclusive=True, group="checks", exit_on_error=False)
     def _check(self, store: RowStore, validation_fraction: float,
-               seed: int) -> CheckResult | None:
+               seed: int) -> DatasetReport | None:
         """Split as training will, then look for duplicates, refusals, short answers, leakage.
 
-        ``dataset_stats`` runs in a child process (:func:`core.rows.check_in_subprocess`),
-        which this worker kills when cancelled: quitting (or opening another file) never
-        waits for it. ``None`` when cancelled.
+        :func:`core.data.dataset_report` splits and picks the rows to check, as for ``tunetop
+        inspect``; ``dataset_stats`` runs in a child process
+        (:func:`core.rows.check_in_subprocess`), which this worker kills when cancelled:
+        quitting (or opening another file) never waits for it. ``None`` when cancelled.
         """
-        from core.data import split_examples
+        from core.data import dataset_report
 
         worker = get_current_worker()
-        # split the kept rows' indices (split_examples only looks at positions), so that
-        # only the checked rows are sent
-        kept = [index for index, packed in enumerate(store.rows) if packed is not None]
-        train, val = split_examples(kept, validation_fraction, seed)  # type: ignore[arg-type]
-        checked = min(len(kept), CHECK_ROWS)
-        end = kept[checked - 1] + 1 if checked else 0
         lines, rows = store.lines, store.rows
-        stats = self._services().check_rows(
-            [(lines[i], rows[i]) for i in train if i < end],
-            [(lines[i], rows[i]) for i in val if i < end],
-            store.source, lambda: worker.is_cancelled)
-        if stats is None:
-            return None
-        return CheckResult(stats, checked, len(kept), len(train), len(val))
+        # the kept rows' indices stand for the rows, so that only the checked rows are sent
+        kept = [index for index, packed in enumerate(rows) if packed is not None]
 
-    def _checks_finished(self, result: CheckResult | None, error: BaseException | None) -> None:
+        def run(train: list[int], val: list[int], source: str) -> DatasetStats | None:
+            return self._services().check_rows([(lines[i], rows[i]) for i in train],
+                                               [(lines[i], rows[i]) for i in val],
+                                               source, lambda: worker.is_cancelled)
+
+        return dataset_report(kept, validation_fraction, seed, store.source, checks=run)
+
+    def _checks_finished(self, result: DatasetReport | None, error: BaseException | None) -> None:
         self._phases.pop("checks", None)
         if error is not None or result is None or self.store is None:
             if error is not None:
@@ -722,7 +700,8 @@ class DatasetScreen(Screen):
         tokens = store.tokens[row]
         status = (f"no model: {self.tokenizer_error}" if self.tokenizer_error else
                   "loading the tokenizer…" if self.tokenizer is None else "rendering…")
-        return RowDetail(row=row, line=store.lines[row], example=store.example(row),
+        return RowDetail(row=row, line=store.lines[row], unit=store.unit,
+                         example=store.example(row),
                          raw=store.raw.get(row), problems=store.row_problems(row),
                          tokens=tokens if tokens >= 0 else None, max_length=self.max_length,
                          status=status)
@@ -882,7 +861,8 @@ class DatasetScreen(Screen):
 
     def _problem_text(self, problem: Problem) -> Text:
         error = problem.severity == "error"
-        where = f"line {problem.line:>6} " if problem.line is not None else "whole file  "
+        where = (f"{position_unit(problem.source):<4} {problem.line:>6} "
+                 if problem.line is not None else "whole file  ")
         text = Text(where, style="dim")
         text.append("✗ " if error else "! ", style="bold red" if error else "bold yellow")
         if problem.field:

@@ -16,8 +16,7 @@ from textual.app import ComposeResult
 from textual.containers import VerticalScroll
 from textual.widgets import Static
 
-from core.data import DatasetStats
-from core.tokens import LengthStats
+from core.data import DatasetStats, TokenStats
 from tui.widgets.length_histogram import LengthHistogram
 
 
@@ -42,7 +41,7 @@ class StatsSummary:
     read_error: str = ""
     """Why reading stopped early, if it did."""
     model: str = ""
-    lengths: LengthStats | None = None
+    lengths: TokenStats | None = None
     counted: int = 0
     """Rows whose tokens have been counted."""
     counting: bool = False

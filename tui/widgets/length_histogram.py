@@ -1,6 +1,6 @@
 """Histogram of token lengths per row, with the ``max_length`` budget marked.
 
-Rows are binned by :func:`core.tokens.length_histogram` (numpy, any number of rows) into two
+Rows are binned by :func:`core.data.length_histogram` (numpy, any number of rows) into two
 bins per chart column, and drawn as a filled outline in half blocks, so the chart plots a
 hundred points whatever the file's size. Replots are throttled to twice a second while counts
 stream in (``clear_data``, plot, ``refresh``; textual-plotext#11).
@@ -15,7 +15,7 @@ from rich.text import Text
 from textual.app import RenderResult
 from textual_plotext import PlotextPlot
 
-from core.tokens import length_histogram
+from core.data import length_histogram
 
 REPLOT_SECONDS = 0.5
 """Shortest time between two replots."""

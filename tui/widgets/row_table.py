@@ -33,7 +33,7 @@ from textual.reactive import reactive
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
-from core.data import Example, Problem
+from core.data import Example, Problem, position_unit
 from core.rows import Packed, RowBatch, unpack
 
 ERROR = 1
@@ -151,6 +151,11 @@ class RowStore:
         self.flags.extend(flags)
         for offset, data in batch.raw.items():
             self.raw[start + offset] = data
+
+    @property
+    def unit(self) -> str:
+        """What :attr:`lines` count: ``line`` (JSONL text lines) or ``row`` (other formats)."""
+        return position_unit(self.source)
 
     def row_for_line(self, line: int) -> int | None:
         """The row read from ``line`` (JSONL line or row number), if any."""
@@ -522,7 +527,7 @@ class RowTable(ScrollView, can_focus=True):
             return Strip([Segment(fit(text, width), base + self._part("dim"))], width)
         widths = self._widths(width)
         if y == 0:
-            names = {"mark": "", "line": "line", "tokens": "tokens"}
+            names = {"mark": "", "line": self.store.unit, "tokens": "tokens"}
             cells = [fit(names.get(n, n), w, right=n in ("line", "tokens")) for n, w in widths]
             return Strip([Segment(" ".join(cells),
                                   base + self._part("header"))],

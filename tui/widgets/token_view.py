@@ -31,6 +31,8 @@ class RowDetail:
     """Index in the file's rows (0-based)."""
     line: int
     """JSONL line, or row number for other formats."""
+    unit: str
+    """What ``line`` counts: ``line`` or ``row`` (see :func:`core.data.position_unit`)."""
     example: Example | None
     """The normalised row; ``None`` when it was dropped."""
     raw: Any = None
@@ -100,10 +102,13 @@ class TokenView(VerticalScroll, can_focus=True):
     def _build(self, d: RowDetail) -> RenderableType:
         parts: list[RenderableType] = []
         turns = len(d.example.messages) if d.example and d.example.messages else 0
-        head = Text(f"Line {d.line}", style=self._style("title"))
-        head.append("  ")
-        head.append(f"·  row {d.row + 1}" + (f"  ·  {turns} turns" if turns else ""),
-                    style=self._style("muted"))
+        head = Text(f"{d.unit.capitalize()} {d.line}", style=self._style("title"))
+        # a JSONL line and the row's position differ (blank lines); a row number is the row
+        facts = ([f"row {d.row + 1}"] if d.unit == "line" else []) + (
+            [f"{turns} turns"] if turns else [])
+        if facts:
+            head.append("  ")
+            head.append("·  " + "  ·  ".join(facts), style=self._style("muted"))
         parts.append(head)
         for problem in d.problems:
             error = problem.severity == "error"

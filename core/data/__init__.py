@@ -1,0 +1,69 @@
+"""Training data: where rows come from, reading, format detection, normalisation, rendering
+and checks.
+
+The flow is :func:`open_dataset` (``files``: whole-file checks, incremental reading) ->
+:func:`detect_format` (``formats``: first rows only) -> :func:`normalise_row` (``normalise``:
+one row to chat ``messages`` or plain ``text``, with problems) -> :func:`render_example`
+(``render``: the exact tokens the model sees, with the loss mask) ->
+:func:`tokenize_for_training` (plain ``input_ids``/``labels`` lists for TRL's ``SFTTrainer``).
+:func:`open_rows` (``load``) runs the first three as one generator, which both
+:func:`load_examples` and the dataset screen's reader consume; :func:`dataset_report`
+(``checks``) splits and checks the rows for duplicates, refusals, short answers and
+train/validation leakage, the same for ``tunetop inspect`` and the screen; :class:`TokenStats`
+(``lengths``) summarises token lengths for every caller.
+
+Bad input never raises a raw traceback: whole-file problems raise :class:`DataError` naming the
+file and the fix; row problems become :class:`Problem` records with their line (JSONL) or row
+number, and bad rows are dropped and counted, or stop the load, as the user chose.
+
+Nothing here imports Textual, and the heavy libraries (``datasets``, ``pyarrow``, ``numpy``) are
+imported only by the functions that need them, so the UI can import this package at start-up.
+Limits such as ``files.MAX_LINE_BYTES`` live in (and are patched in) their own module.
+"""
+
+from __future__ import annotations
+
+from core.data.checks import (
+    CHECK_ROWS,
+    NEAR_DUPLICATE_SIMILARITY,
+    REFUSAL_PATTERNS,
+    DatasetReport,
+    DatasetStats,
+    dataset_report,
+    dataset_stats,
+    rendering_problems,
+)
+from core.data.files import (
+    SUPPORTED,
+    TEXT_SUFFIXES,
+    DatasetFile,
+    RawRow,
+    iter_jsonl_rows,
+    open_dataset,
+)
+from core.data.formats import DETECT_ROWS, detect_format
+from core.data.lengths import TokenStats, length_histogram, length_stats, token_stats
+from core.data.load import LoadResult, ReadRow, RowReader, load_examples, open_rows, split_examples
+from core.data.normalise import ROLE_ALIASES, TOOL_ROLES, Example, normalise_row
+from core.data.problems import JSONL_SUFFIXES, DataError, Problem, position_unit
+from core.data.render import (
+    CHATML_TEMPLATE,
+    END_OF_TURN_TOKENS,
+    Rendered,
+    render_example,
+    render_examples,
+    tokenize_for_training,
+)
+from core.data.sources import SAMPLES, SAMPLES_DIR, resolve_data_path
+
+__all__ = [
+    "CHATML_TEMPLATE", "CHECK_ROWS", "DETECT_ROWS", "END_OF_TURN_TOKENS", "JSONL_SUFFIXES",
+    "NEAR_DUPLICATE_SIMILARITY", "REFUSAL_PATTERNS", "ROLE_ALIASES", "SAMPLES", "SAMPLES_DIR",
+    "SUPPORTED", "TEXT_SUFFIXES", "TOOL_ROLES",
+    "DataError", "DatasetFile", "DatasetReport", "DatasetStats", "Example", "LoadResult",
+    "Problem", "RawRow", "ReadRow", "Rendered", "RowReader", "TokenStats",
+    "dataset_report", "dataset_stats", "detect_format", "iter_jsonl_rows", "length_histogram",
+    "length_stats", "load_examples", "normalise_row", "open_dataset", "open_rows",
+    "position_unit", "render_example", "render_examples", "rendering_problems",
+    "resolve_data_path", "split_examples", "token_stats", "tokenize_for_training",
+]

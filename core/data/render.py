@@ -1,0 +1,301 @@
+"""Rendering with the loss mask: the exact tokens the model sees and which of them are trained.
+
+:func:`render_example` templates a row with the tokenizer's chat template (ChatML when it has
+none), tokenizes it and marks the assistant turns, with their end-of-turn token, as trained;
+:func:`tokenize_for_training` gives TRL's ``SFTTrainer`` the same rows as plain
+``input_ids``/``labels`` lists.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from core.data.normalise import Example
+from core.data.problems import DataError
+
+END_OF_TURN_TOKENS = (
+    "<|im_end|>", "<|eot_id|>", "<|eom_id|>", "<end_of_turn>", "<|end|>", "<|endoftext|>",
+    "<|end_of_text|>", "</s>", "<|END_OF_TURN_TOKEN|>", "<|return|>", "<｜end▁of▁sentence｜>",
+)
+"""End-of-turn tokens used by common chat templates; those the tokenizer knows end a turn."""
+
+CHATML_TEMPLATE = (
+    "{% for message in messages %}{{ '<|im_start|>' + message['role'] + '\\n' + "
+    "message['content'] + END + '\\n' }}{% endfor %}"
+    "{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}"
+)
+"""ChatML, used when a tokenizer has no chat template; ``END`` becomes the end-of-turn token."""
+
+
+@dataclass
+class Rendered:
+    """A row exactly as the model sees it, with which tokens are trained."""
+
+    line: int
+    input_ids: list[int]
+    labels: list[int]
+    """``input_ids`` with -100 on masked tokens (not shifted; the model shifts)."""
+    text: str
+    """The templated text of the kept tokens."""
+    spans: list[tuple[int, int, bool]]
+    """``(start, end, trained)`` character runs of ``text``, for highlighting."""
+    offsets: list[tuple[int, int]] | None
+    """Character span of each token in ``text``; ``None`` for tokenizers without offsets."""
+    full_tokens: int
+    """Tokens before truncation."""
+    max_length: int
+    """The token budget the row was cut to."""
+    eos_trained: bool
+    """The last trained token (ignoring whitespace) is the EOS / end-of-turn token."""
+    template_note: str | None = None
+    """Set when the tokenizer has no chat template and a fallback ChatML template was used."""
+    notes: list[str] = field(default_factory=list)
+    """Problems met rendering this row, e.g. an assistant turn the template dropped."""
+
+    @property
+    def num_tokens(self) -> int:
+        """Tokens kept (at most ``max_length``)."""
+        return len(self.input_ids)
+
+    @property
+    def truncated(self) -> bool:
+        """Whether tokens were cut off at ``max_length``."""
+        return self.full_tokens > len(self.input_ids)
+
+    @property
+    def tokens_lost(self) -> int:
+        """Tokens cut off at ``max_length``."""
+        return self.full_tokens - len(self.input_ids)
+
+    @property
+    def trained(self) -> list[bool]:
+        """Per token: does it count in the loss."""
+        return [label != -100 for label in self.labels]
+
+    @property
+    def num_trained(self) -> int:
+        """Tokens that count in the loss."""
+        return sum(label != -100 for label in self.labels)
+
+    def segments(self) -> list[tuple[str, bool]]:
+        """``(text, trained)`` runs covering ``text`` in order."""
+        return [(self.text[a:b], trained) for a, b, trained in self.spans]
+
+    def to_training_row(self) -> dict[str, list[int]]:
+        """The row for ``SFTTrainer``: plain ``input_ids`` and ``labels`` lists."""
+        return {"input_ids": list(self.input_ids), "labels": list(self.labels)}
+
+
+@dataclass
+class _Template:
+    """What rendering needs to know about one tokenizer, computed once per batch."""
+
+    tokenizer: Any
+    template: str | None
+    note: str | None
+    end_strings: tuple[str, ...]
+    end_ids: frozenset[int]
+    offsets: bool
+
+
+def _template_for(tokenizer: Any) -> _Template:
+    def token_id(text: str) -> int | None:
+        tid = tokenizer.convert_tokens_to_ids(text)
+        if isinstance(tid, int) and tokenizer.convert_ids_to_tokens(tid) == text:
+            return tid
+        return None
+
+    eos = tokenizer.eos_token
+    known = [s for s in dict.fromkeys((*END_OF_TURN_TOKENS, eos)) if s and token_id(s) is not None]
+    template = note = None
+    if not getattr(tokenizer, "chat_template", None):
+        end = "<|im_end|>" if "<|im_end|>" in known else (eos or "<|im_end|>")
+        template = CHATML_TEMPLATE.replace("END", repr(end))
+        note = (f"The tokenizer has no chat template; a simple ChatML template ending turns "
+                f"with {end} was used.")
+    end_ids = frozenset(t for s in known if (t := token_id(s)) is not None)
+    return _Template(tokenizer, template, note, tuple(sorted(known, key=len, reverse=True)),
+                     end_ids, bool(getattr(tokenizer, "is_fast", False)))
+
+
+def _apply(info: _Template, messages: list[dict[str, str]], line: int,
+           generation_prompt: bool = False) -> str:
+    try:
+        return info.tokenizer.apply_chat_template(
+            messages, tokenize=False, add_generation_prompt=generation_prompt,
+            chat_template=info.template)
+    except Exception as exc:  # a Jinja template can raise anything (raise_exception, KeyError)
+        raise DataError(f"The model's chat template rejected the row from line {line}: {exc}",
+                        "Reshape the conversation as the model expects (some templates reject "
+                        "system turns), or choose another model.", "", line) from None
+
+
+def _assistant_spans(info: _Template, messages: list[dict[str, str]], line: int,
+                     ) -> tuple[str, list[tuple[int, int]], list[str]]:
+    """The templated text and the character spans of assistant turns (content + end token).
+
+    Each assistant turn is located by rendering the conversation up to it: the prompt with the
+    generation header marks where the answer starts, the prefix including the turn where it
+    ends. Templates that re-render earlier turns fall back to searching forward for the content.
+    """
+    full = _apply(info, messages, line)
+    spans: list[tuple[int, int]] = []
+    notes: list[str] = []
+    cursor = 0
+    for i, message in enumerate(messages):
+        if message["role"] != "assistant":
+            continue
+        lo, hi = cursor, len(full)
+        if i:
+            head = _apply(info, messages[:i], line, generation_prompt=True)
+            if full.startswith(head):
+                lo = max(lo, len(head))
+        turn = _apply(info, messages[: i + 1], line)
+        if full.startswith(turn) and len(turn) > lo:
+            hi = len(turn)
+        content = message["content"]
+        start = full.find(content, lo, hi)
+        if start < 0 and content.strip():
+            content = content.strip()
+            start = full.find(content, lo, hi)
+        if start < 0:
+            notes.append(f"Assistant turn {i + 1} was not found in the templated text; it is "
+                         "not trained.")
+            continue
+        end = start + len(content)
+        gap = full[end:hi]
+        after = end + len(gap) - len(gap.lstrip(" \n"))  # Llama 2 puts a space before </s>
+        for token in info.end_strings:
+            if full.startswith(token, after):
+                end = after + len(token)
+                break
+        spans.append((start, end))
+        cursor = end
+    return full, spans, notes
+
+
+def _mark(offsets: list[tuple[int, int]], spans: list[tuple[int, int]]) -> list[bool]:
+    """Per token, whether its characters overlap a trained span (both lists are in order)."""
+    flags = []
+    k = 0
+    for s, e in offsets:
+        while k < len(spans) and spans[k][1] <= s:
+            k += 1
+        inside = k < len(spans) and (s < spans[k][1] and max(e, s + 1) > spans[k][0])
+        flags.append(inside)
+    return flags
+
+
+def _render(info: _Template, example: Example, max_length: int,
+            assistant_only_loss: bool) -> Rendered:
+    tok = info.tokenizer
+    notes: list[str] = []
+    if example.messages is None:
+        text = example.text or ""
+        if tok.eos_token and not text.endswith(tok.eos_token):
+            text += tok.eos_token
+        spans = [(0, len(text))]
+        encode_kwargs: dict[str, Any] = {}
+    else:
+        text, spans, notes = _assistant_spans(info, example.messages, example.line)
+        if not assistant_only_loss:
+            spans = [(0, len(text))]
+        encode_kwargs = {"add_special_tokens": False}
+    offsets: list[tuple[int, int]] | None = None
+    if info.offsets:
+        enc = tok(text, return_offsets_mapping=True, **encode_kwargs)
+        ids = list(enc["input_ids"])
+        offsets = [(int(s), int(e)) for s, e in enc["offset_mapping"]]
+        flags = _mark(offsets, spans)
+    else:
+        ids = list(tok(text, **encode_kwargs)["input_ids"])
+        flags = [False] * len(ids)
+        for a, b in spans:
+            first = len(tok(text[:a], **encode_kwargs)["input_ids"]) if a else 0
+            last = len(tok(text[:b], **encode_kwargs)["input_ids"])
+            flags[first:last] = [True] * (last - first)
+    full_tokens = len(ids)
+    ids, flags = ids[:max_length], flags[:max_length]
+    if offsets is not None:
+        offsets = offsets[: len(ids)]
+        if full_tokens > len(ids):
+            text = text[: offsets[-1][1]]
+        token_texts = [text[s:e] for s, e in offsets]
+        starts = [s for s, _ in offsets]
+    else:
+        token_texts = [tok.decode([t]) for t in ids]
+        text = "".join(token_texts)
+        starts = list(itertools.accumulate((len(t) for t in token_texts[:-1]), initial=0))
+    return Rendered(
+        line=example.line, input_ids=ids,
+        labels=[t if f else -100 for t, f in zip(ids, flags)], text=text,
+        spans=_runs(starts, flags, len(text)), offsets=offsets, full_tokens=full_tokens,
+        max_length=max_length,
+        eos_trained=_ends_with_eos(ids, flags, token_texts, info.end_ids),
+        template_note=info.note if example.messages is not None else None, notes=notes,
+    )
+
+
+def _runs(starts: list[int], flags: list[bool], length: int) -> list[tuple[int, int, bool]]:
+    """Merge per-token flags into ``(start, end, flag)`` character runs covering the text."""
+    runs: list[tuple[int, int, bool]] = []
+    for i, flag in enumerate(flags):
+        if i and flag == flags[i - 1]:
+            continue
+        start = starts[i] if i else 0
+        if runs:
+            runs[-1] = (runs[-1][0], start, runs[-1][2])
+        runs.append((start, length, flag))
+    return runs
+
+
+def _ends_with_eos(ids: list[int], flags: list[bool], token_texts: list[str],
+                   end_ids: frozenset[int]) -> bool:
+    """Whether the last trained token, skipping whitespace (ChatML's newline), ends a turn."""
+    for token, flag, token_text in zip(reversed(ids), reversed(flags), reversed(token_texts)):
+        if flag and (token in end_ids or token_text.strip()):
+            return token in end_ids
+    return False
+
+
+def _as_example(example: Example | Mapping[str, Any]) -> Example:
+    if isinstance(example, Example):
+        return example
+    return Example(int(example.get("line", 0)), example.get("messages"), example.get("text"))
+
+
+def render_example(tokenizer: Any, example: Example | Mapping[str, Any], max_length: int,
+                   assistant_only_loss: bool = True) -> Rendered:
+    """Render one example with the tokenizer's chat template and build its loss mask.
+
+    Assistant turns (their content and the end-of-turn token after it) are trained; with
+    ``assistant_only_loss=False`` every token is. Text rows get EOS appended and are trained on
+    every token. Rows longer than ``max_length`` tokens are cut at the end. ``example`` may be an
+    :class:`Example` or a mapping with ``messages`` or ``text``. A chat template that rejects the
+    row raises :class:`DataError`.
+    """
+    return _render(_template_for(tokenizer), _as_example(example), max_length,
+                   assistant_only_loss)
+
+
+def render_examples(tokenizer: Any, examples: Iterable[Example], max_length: int,
+                    assistant_only_loss: bool = True) -> list[Rendered]:
+    """:func:`render_example` over many rows, inspecting the tokenizer once."""
+    info = _template_for(tokenizer)
+    return [_render(info, e, max_length, assistant_only_loss) for e in examples]
+
+
+def tokenize_for_training(tokenizer: Any, examples: Iterable[Example], max_length: int,
+                          assistant_only_loss: bool = True) -> list[dict[str, list[int]]]:
+    """Pre-tokenized rows for ``SFTTrainer``: ``{"input_ids": [...], "labels": [...]}`` each.
+
+    One output row per example, in order. Pass the result as a ``datasets.Dataset``; TRL uses a
+    ``labels`` column as it is, so set its own ``assistant_only_loss`` off. Check
+    :func:`rendering_problems` first: rows with no trained token are dropped by TRL.
+    """
+    return [r.to_training_row()
+            for r in render_examples(tokenizer, examples, max_length, assistant_only_loss)]
+

@@ -1,0 +1,127 @@
+"""``tunetop inspect`` and the dataset screen agree: the same counts for the same file and
+settings, and the same words for where a row is (``line`` in JSON Lines, ``row`` elsewhere)."""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from textual.widgets import OptionList, TabbedContent
+
+from core.config import DataConfig, OptimConfig
+from core.data import split_examples
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from test_dataset_screen import dataset_app, detail_text, settle, stats_text  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def tokenizer(bundled_dir):
+    """The bundled model's tokenizer, loaded once."""
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(bundled_dir)
+
+
+def alpaca(i: int, output: str | None = None) -> dict[str, Any]:
+    """A distinct Alpaca row: its own words, so that no two rows are nearly alike."""
+    words = " ".join(f"w{i}x{j}" for j in range(14))
+    return {"instruction": f"Explain topic {i} in a few words.", "input": "",
+            "output": output or f"Topic {i} means {words}."}
+
+
+def alpaca_with_duplicates(path: Path) -> Path:
+    """A JSON array (indented: a row spans several text lines) of 60 distinct rows, 12 exact
+    copies, a near copy, a refusal, a one-word answer and a row without ``output``."""
+    rows = [alpaca(i) for i in range(60)]
+    rows += [dict(rows[i]) for i in range(0, 60, 5)]
+    near = alpaca(7)
+    near["output"] = near["output"].replace("w7x13", "w7x99")
+    rows += [near, alpaca(100, "As an AI language model, I cannot help with that."),
+             alpaca(101, "Yes"), {"instruction": "No answer here."}]
+    path.write_text(json.dumps(rows, indent=2), encoding="utf-8")
+    return path
+
+
+def inspect_counts(out: str) -> dict[str, int]:
+    """The counts ``tunetop inspect`` printed."""
+    checks = re.search(r"checks +(\d+) exact duplicates, (\d+) near duplicates, (\d+) refusals, "
+                       r"(\d+) empty/one-word answers", out)
+    split = re.search(r"split +(\d+) train, (\d+) validation .*repeating training rows: (\d+)",
+                      out)
+    problems = re.search(r"^(\d+) problem\(s\):$", out, re.MULTILINE)
+    assert checks and split and problems, out
+    return dict(zip(("exact", "near", "refusals", "short", "train", "val", "leaked", "problems"),
+                    map(int, checks.groups() + split.groups() + problems.groups())))
+
+
+async def test_inspect_and_the_screen_report_the_same_counts(tmp_path, tokenizer, capsys,
+                                                             monkeypatch):
+    """Duplicates across the training/validation split are leakage in both, not duplicates in
+    one and leakage in the other (the CLI once checked the whole file, the screen the split)."""
+    import core.models
+    from tui.cli import main
+
+    path = alpaca_with_duplicates(tmp_path / "alpaca.json")
+    monkeypatch.setattr(core.models, "load_tokenizer", lambda ref, *args: tokenizer)
+    assert main(["inspect", str(path)]) == 0
+    cli = inspect_counts(capsys.readouterr().out)
+    # the fixture puts copies on both sides of the split that training makes
+    train, val = split_examples(range(75), DataConfig().validation_fraction, OptimConfig().seed)
+    copies = {60 + k: 5 * k for k in range(12)}
+    assert any((c in val) != (o in val) for c, o in copies.items())
+    assert cli["leaked"] >= 1 and cli["exact"] + cli["leaked"] >= 12
+
+    app = dataset_app(path, lambda ref: tokenizer)
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = await settle(pilot)
+        summary, store = screen.summary, screen.store
+        checks = summary.checks
+        assert checks is not None and store is not None
+        label = str(screen.query_one("#panes", TabbedContent).get_tab("pane-problems").label)
+        shown = int(re.search(r"Problems \((\d+)\)", label).group(1))
+        screen_counts = {
+            "exact": checks.exact_duplicates, "near": checks.near_duplicates,
+            "refusals": checks.refusals, "short": checks.short_answers,
+            "train": summary.train_rows, "val": summary.val_rows, "leaked": checks.leaked,
+            "problems": shown,
+        }
+        assert screen_counts == cli
+        assert (len(train), len(val)) == (cli["train"], cli["val"])
+        stats = await stats_text(pilot)
+        assert f"{cli['exact']} exact · {cli['near']} near" in stats
+
+
+@pytest.mark.parametrize("suffix, where, head", [
+    (".json", "row 3", "Row 3"),  # the row starts at text line 12 of the array
+    (".jsonl", "line 4", "Line 4  ·  row 3"),  # a blank line comes before the third row
+])
+async def test_rows_of_a_json_array_are_rows_and_jsonl_lines_are_lines(tmp_path, tokenizer,
+                                                                       suffix, where, head):
+    """The table, the problems list and the detail pane say where a row is as the problem
+    itself does: the text line in JSON Lines, the row elsewhere (never a row as a line)."""
+    rows = [alpaca(1), alpaca(2), {"instruction": "Cut short."}, alpaca(4)]
+    path = tmp_path / f"rows{suffix}"
+    if suffix == ".json":
+        path.write_text(json.dumps(rows, indent=2), encoding="utf-8")
+    else:
+        lines = [json.dumps(r) for r in rows]
+        path.write_text("\n".join([*lines[:2], "", *lines[2:]]) + "\n", encoding="utf-8")
+    unit, number = where.split()
+    app = dataset_app(path, lambda ref: tokenizer)
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = await settle(pilot)
+        assert screen.store is not None
+        (problem,) = screen.store.problems[2]
+        assert str(problem).startswith(f"{path}, {where} (output): wrong field names")
+        assert screen.table.render_line(0).text.split()[0] == unit
+        listed = screen.query_one("#problems", OptionList).get_option_at_index(0).prompt
+        assert str(listed).startswith(f"{unit:<4} {number:>6} ✗ output:")
+        await pilot.press("down", "down")
+        await settle(pilot)
+        assert detail_text(screen).splitlines()[0].strip() == head
