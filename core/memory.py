@@ -36,7 +36,7 @@ from typing import Any, Callable
 
 from core import machine
 from core.config import ConfigProblem, RunConfig
-from core.machine import GIB, MIB, format_bytes
+from core.machine import MIB, format_bytes
 
 TIGHT_SHARE = 0.85
 """Above this share of the available memory the verdict is ``tight``: fragmentation, other
