@@ -43,9 +43,9 @@ def main() -> int:
 
     import torch
 
-    from core.models import pick_device
+    from core.machine import training_device
 
-    device = args.device or pick_device()
+    device = args.device or training_device()
     if args.threads or device == "cpu":
         torch.set_num_threads(args.threads or 1)
 

@@ -62,7 +62,8 @@ def child(method: str, length: int, batch: int, steps: int, device: str) -> dict
     from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
     from trl import SFTConfig, SFTTrainer
 
-    from core.models import load_model, load_tokenizer, resolve_precision
+    from core.machine import resolve_precision
+    from core.models import load_model, load_tokenizer
 
     config = case_config(method, length, batch)
     precision = resolve_precision("auto", device)
@@ -117,6 +118,7 @@ def main() -> int:
         return 0
 
     from core import memory
+    from core.machine import format_bytes
     from core.models import load_model_config, resolve_model_path
 
     resolve_model_path(BUNDLED_MODEL)  # convert once, before the children race for it
@@ -145,8 +147,8 @@ def main() -> int:
             result = json.loads(done.stdout.strip().splitlines()[-1])
             error = predicted / result["measured"] - 1
             worst_over, worst_under = max(worst_over, error), min(worst_under, error)
-            print(f"{method:<6} {length:>6} {memory.format_bytes(predicted):>10} "
-                  f"{memory.format_bytes(result['measured']):>10} {error:>+7.1%}  "
+            print(f"{method:<6} {length:>6} {format_bytes(predicted, 2):>10} "
+                  f"{format_bytes(result['measured'], 2):>10} {error:>+7.1%}  "
                   f"{result['seconds']:.0f}s", flush=True)
     print(f"worst: {worst_over:+.1%} over, {worst_under:+.1%} under "
           "(target: within 15%, never more than 5% under)")

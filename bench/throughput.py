@@ -59,7 +59,8 @@ def child(kind: str, model: str, data: str, val: str, batch: int, out: str) -> N
 
     from core import data as D
     from core.config import RunConfig
-    from core.models import load_model, load_tokenizer, pick_device, resolve_precision
+    from core.machine import resolve_precision, training_device
+    from core.models import load_model, load_tokenizer
 
     torch.manual_seed(0)
     cfg = RunConfig()
@@ -77,7 +78,7 @@ def child(kind: str, model: str, data: str, val: str, batch: int, out: str) -> N
     train = D.tokenize_for_training(tokenizer, D.load_examples(data).examples, 2048)
     val = D.tokenize_for_training(tokenizer, D.load_examples(val).examples, 2048)
     tokens = sum(len(r["input_ids"]) for r in train)
-    device = pick_device()
+    device = training_device()
 
     if kind == "engine":
         from core.engine import Engine

@@ -22,7 +22,7 @@ from pathlib import Path
 from core import child_environment
 from core.config import RunConfig
 from core.events import TERMINAL_EVENTS, Event, RunFailed, RunStarted, read_events
-from core.gpu import visible_gpu_count
+from core.machine import visible_gpu_count
 from core.rundir import make_run_dir
 from core.runs import (
     CONFIG_FILE,

@@ -209,7 +209,8 @@ class Engine:
     def setup(self) -> None:
         """Create the run directory, load and tokenize the data, load the model, build the trainer."""
         from core import data as data_mod
-        from core.models import load_tokenizer, pick_device, resolve_precision
+        from core.machine import resolve_precision, training_device
+        from core.models import load_tokenizer
 
         cfg = self.config
         cfg.check()
@@ -252,7 +253,7 @@ class Engine:
         )
 
         self.phase = "model"
-        device = pick_device()
+        device = training_device()
         precision = resolve_precision(cfg.optim.precision, device)
         tokenizer = load_tokenizer(cfg.model.name_or_path, cfg.model.trust_remote_code, cfg.model.revision)
         if cfg.model.trust_remote_code:

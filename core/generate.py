@@ -391,25 +391,17 @@ def _end_token_ids(model: Any, tokenizer: Any) -> list[int]:
     return list(dict.fromkeys(i for i in ids if isinstance(i, int) and i >= 0))
 
 
-def pick_precision(device: str) -> str:
-    """bf16 (or fp16) on a GPU to halve memory; fp32 on CPU, where half precision is slow."""
-    from core.models import device_supports_bf16
-
-    if device.startswith("cuda"):
-        return "bf16" if device_supports_bf16(device) else "fp16"
-    return "fp32"
-
-
 def load_generators(refs: Sequence[ModelRef], device: str | None = None,
                     on_status: Callable[[str], None] | None = None) -> list[TextGenerator]:
     """Load every side once; sides on the same base share its weights.
 
     Raises :class:`core.models.ModelError` (with the fix) when a model cannot load.
     """
-    from core.models import load_model, load_tokenizer, pick_device
+    from core.machine import resolve_precision, training_device
+    from core.models import load_model, load_tokenizer
 
-    device = device or pick_device()
-    precision = pick_precision(device)
+    device = device or training_device()
+    precision = resolve_precision("auto", device)
     say = on_status or (lambda text: None)
     groups: dict[tuple, list[int]] = {}
     for i, ref in enumerate(refs):
@@ -417,7 +409,7 @@ def load_generators(refs: Sequence[ModelRef], device: str | None = None,
     out: list[TextGenerator | None] = [None] * len(refs)
     for members in groups.values():
         first = refs[members[0]]
-        say(f"Loading {first.model} on {device} ({precision})…")
+        say(f"Loading {first.model} on {device}…")
         # "lora" loads frozen weights: half precision on a GPU, fp32 on CPU (nothing trains).
         model = load_model(first.model_config(), "lora", precision, device)
         if not getattr(model, "hf_device_map", None):

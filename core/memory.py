@@ -30,15 +30,13 @@ docstring. The GPU figures follow the same model but have not been measured on a
 from __future__ import annotations
 
 import math
-import os
 import threading
 from dataclasses import dataclass, field, replace
 from typing import Any, Callable
 
+from core import machine
 from core.config import ConfigProblem, RunConfig
-
-GIB = 1024**3
-MIB = 1024**2
+from core.machine import MIB, format_bytes
 
 TIGHT_SHARE = 0.85
 """Above this share of the available memory the verdict is ``tight``: fragmentation, other
@@ -91,13 +89,26 @@ class AvailableMemory:
     """Memory the estimate is compared with, and where the figure came from."""
 
     bytes: int
-    """Total memory of the GPU, or available system memory when there is no NVIDIA GPU."""
+    """Free memory on the GPU (what other processes hold is not free), or available system
+    memory when there is no NVIDIA GPU."""
     source: str
     """``gpu`` or ``system``."""
     name: str
     """The GPU's name, or ``system memory``."""
     note: str = ""
-    """Why system memory was used, e.g. ``no NVIDIA GPU: compared with system memory``."""
+    """Why system memory was used, e.g. ``no GPU: CUDA_VISIBLE_DEVICES hides every GPU; ...``."""
+    total_bytes: int = 0
+    """Memory of the GPU, or of the machine; 0 when unknown."""
+    label: str = ""
+    """Which GPU, e.g. ``GPU 0``."""
+    bf16: bool | None = None
+    """Whether the GPU computes in bf16 natively (``None``: NVML did not say)."""
+
+    def describe(self) -> str:
+        """``free on GPU 0: 70.10 GiB of 80.00 GiB (NVIDIA H100)`` or the system's figures."""
+        of = f" of {format_bytes(self.total_bytes, 2)}" if self.total_bytes else ""
+        where = f"free on {self.label or 'the GPU'}: " if self.source == "gpu" else ""
+        return f"{where}{format_bytes(self.bytes, 2)}{of} ({self.name})"
 
 
 @dataclass(frozen=True)
@@ -342,63 +353,22 @@ def _count_lora(model_config: Any, run_config: RunConfig) -> ParamCount:
 # --- available memory ----------------------------------------------------------------------
 
 
-def available_memory(nvml: Any = None) -> AvailableMemory:
-    """Total memory of the first visible NVIDIA GPU, else available system memory. Never raises.
+def available_memory(nvml: Any = None, environ: dict[str, str] | None = None) -> AvailableMemory:
+    """Free memory on the GPU that is ``cuda:0``, else available system memory. Never raises.
 
-    The GPU is the first entry of ``CUDA_VISIBLE_DEVICES`` (an index in PCI bus order, which
-    is NVML's order and the engine's ``CUDA_DEVICE_ORDER=PCI_BUS_ID``, or a ``GPU-``/``MIG-``
-    UUID), else index 0. ``nvml`` defaults to the ``pynvml`` module; tests pass a fake.
+    Free memory, not total: what other processes hold on the GPU is not there for this run.
+    The GPU is :func:`core.machine.gpu_memory`'s; ``nvml`` defaults to ``pynvml`` (tests pass
+    a fake) and ``environ`` to ``os.environ``.
     """
     try:
-        gpu = _gpu_memory(nvml)
-    except Exception as exc:  # NVML raises its own error per failure; any of them means no GPU
-        reason = str(exc) or type(exc).__name__
-        gpu = None
-    else:
-        reason = "no NVIDIA GPU visible"
-    if gpu is not None:
-        return gpu
-    note = ("no NVIDIA GPU: compared with system memory"
-            if "NVML" in reason or "nvml" in reason or reason == "no NVIDIA GPU visible"
-            else f"no NVIDIA GPU ({reason}): compared with system memory")
-    return AvailableMemory(system_memory_bytes(), "system", "system memory", note)
-
-
-def _gpu_memory(nvml: Any) -> AvailableMemory | None:
-    if nvml is None:
-        import pynvml as nvml
-    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
-    first = visible.split(",")[0].strip() if visible is not None else "0"
-    if first in ("", "-1") or first.lower() == "none":
-        return None
-    nvml.nvmlInit()
-    try:
-        if first.startswith(("GPU-", "MIG-")):
-            handle = nvml.nvmlDeviceGetHandleByUUID(first)
-        else:
-            handle = nvml.nvmlDeviceGetHandleByIndex(int(first))
-        total = int(nvml.nvmlDeviceGetMemoryInfo(handle).total)
-        name = nvml.nvmlDeviceGetName(handle)
-    finally:
-        nvml.nvmlShutdown()
-    if isinstance(name, bytes):
-        name = name.decode(errors="replace")
-    return AvailableMemory(total, "gpu", str(name))
-
-
-def system_memory_bytes() -> int:
-    """``MemAvailable`` from ``/proc/meminfo``, else physical memory; 0 if neither is known."""
-    try:
-        with open("/proc/meminfo", encoding="ascii") as f:
-            for line in f:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        pass
-    try:
-        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    except (OSError, ValueError, AttributeError):
-        return 0
+        gpu = machine.gpu_memory(environ, nvml)
+    except machine.NoGpu as exc:
+        free, total = machine.system_available_bytes(), machine.system_total_bytes() or 0
+        what = "available" if free is not None else "total"
+        return AvailableMemory(total if free is None else free, "system", "system memory",
+                               f"no GPU: {exc}; compared with {what} system memory", total)
+    return AvailableMemory(gpu.free_bytes, "gpu", gpu.name, total_bytes=gpu.total_bytes,
+                           label=gpu.label, bf16=gpu.bf16)
 
 
 # --- the estimate --------------------------------------------------------------------------
@@ -409,14 +379,6 @@ def resolve_device(device: str, available: AvailableMemory) -> str:
     if device == "auto":
         return "cuda" if available.source == "gpu" else "cpu"
     return "cuda" if device.startswith("cuda") else "cpu"
-
-
-def resolve_precision(precision: str, device: str) -> str:
-    """Like ``core.models.resolve_precision`` but without importing torch: ``auto`` is bf16.
-
-    Every GPU this is meant for (Ampere and later) and every CPU torch runs on support bf16.
-    """
-    return "bf16" if precision == "auto" else precision
 
 
 def estimate_memory(
@@ -441,14 +403,18 @@ def estimate_memory(
     shape = model_shape(model_config, run_config.model.trust_remote_code)
     params = count_parameters(model_config, run_config)
     tokens = max(1, min(int(longest_tokens), run_config.data.max_length))
-    parts = _parts(shape, params, run_config, tokens, device, model_config)
     o = run_config.optim
+    # The GPU's bf16 support comes from NVML (unknown: taken as the Ampere or later GPU this
+    # is meant for), so the estimate never starts CUDA.
+    bf16 = available.bf16 is not False if device == "cuda" else None
+    precision = machine.resolve_precision(o.precision, device, bf16)
+    parts = _parts(shape, params, run_config, tokens, device, precision)
     estimate = MemoryEstimate(
         parts=parts,
         available=available,
         device=device,
         method=run_config.method,
-        precision=resolve_precision(o.precision, device),
+        precision=precision,
         micro_batch=o.per_device_train_batch_size,
         tokens_per_row=tokens,
         effective_batch=o.per_device_train_batch_size * o.gradient_accumulation_steps
@@ -478,12 +444,10 @@ _DROPOUT_MASK_BYTES = {"cpu": 4, "cuda": 1}
 
 
 def _parts(
-    shape: ModelShape, params: ParamCount, cfg: RunConfig, tokens: int, device: str,
-    model_config: Any,
+    shape: ModelShape, params: ParamCount, cfg: RunConfig, tokens: int, device: str, precision: str,
 ) -> tuple[MemoryPart, ...]:
     method = cfg.method
     o = cfg.optim
-    precision = resolve_precision(o.precision, device)
     half = precision in ("bf16", "fp16")
     compute = 2 if half else 4
     gpu = device == "cuda"
@@ -668,13 +632,6 @@ def has_bitsandbytes() -> bool:
 # --- formatting ----------------------------------------------------------------------------
 
 
-def format_bytes(n: int | float) -> str:
-    """``1.23 GiB`` / ``456 MiB``."""
-    if n >= GIB:
-        return f"{n / GIB:.2f} GiB"
-    return f"{n / MIB:.0f} MiB"
-
-
 def _count(n: int) -> str:
     if n >= 1e9:
         return f"{n / 1e9:.2f}B"
@@ -709,14 +666,14 @@ def format_estimate(estimate: MemoryEstimate) -> str:
     ]
     width = max(len(p.name) for p in e.parts)
     for p in e.parts:
-        lines.append(f"  {p.name:<{width}}  {format_bytes(p.bytes):>10}  {p.detail}")
-    lines.append(f"  {'total':<{width}}  {format_bytes(e.total_bytes):>10}")
+        lines.append(f"  {p.name:<{width}}  {format_bytes(p.bytes, 2):>10}  {p.detail}")
+    lines.append(f"  {'total':<{width}}  {format_bytes(e.total_bytes, 2):>10}")
     lines.append("")
-    avail = f"{format_bytes(e.available.bytes)} ({e.available.name})"
-    lines.append(f"Available: {avail}" + (f"  [{e.available.note}]" if e.available.note else ""))
+    note = f"  [{e.available.note}]" if e.available.note else ""
+    lines.append(f"Available: {e.available.describe()}{note}")
     lines.append(f"Verdict: {e.verdict.upper()} ({e.share:.0%} of available)")
     if e.suggestions:
         lines.append("To make it fit:")
         for s in e.suggestions:
-            lines.append(f"  - {s.text}: {format_bytes(s.total_bytes)} ({s.verdict})")
+            lines.append(f"  - {s.text}: {format_bytes(s.total_bytes, 2)} ({s.verdict})")
     return "\n".join(lines)

@@ -195,31 +195,6 @@ def load_tokenizer(ref: str, trust_remote_code: bool = False, revision: str | No
     return tokenizer
 
 
-def device_supports_bf16(device: str) -> bool:
-    """Whether bf16 mixed precision is safe and fast on ``device`` (``cpu`` or ``cuda``)."""
-    import torch
-
-    if device.startswith("cuda"):
-        return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
-    return device == "cpu"
-
-
-def pick_device() -> str:
-    """``cuda`` when a GPU is visible, else ``cpu``."""
-    import torch
-
-    return "cuda" if torch.cuda.is_available() else "cpu"
-
-
-def resolve_precision(precision: str, device: str) -> str:
-    """Turn ``auto`` into bf16 where supported, else fp16 on GPU or fp32 on CPU."""
-    if precision != "auto":
-        return precision
-    if device_supports_bf16(device):
-        return "bf16"
-    return "fp16" if device.startswith("cuda") else "fp32"
-
-
 PACKING_ATTENTION = ("sdpa", "eager", "flash_attention_2", "flash_attention_3")
 """Attention implementations that keep rows packed into one sequence apart: flash attention
 through the sequence boundaries, sdpa and eager through the block-diagonal mask transformers

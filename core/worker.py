@@ -22,7 +22,7 @@ from typing import Any, Callable
 
 from core.config import RunConfig
 from core.events import TERMINAL_EVENTS, Event, RunFailed
-from core.gpu import ensure_pci_bus_order
+from core.machine import ensure_pci_bus_order
 from core.runs import CONFIG_FILE, EVENTS_FILE, PID_FILE, SAVE_FILE, STOP_FILE
 
 WATCH_INTERVAL = 0.5

@@ -144,6 +144,19 @@ def test_settings_are_validated():
     assert len(bad.problems()) == 4
 
 
+def test_without_a_visible_gpu_generation_loads_fp32_weights_on_cpu(untied_model_dir, monkeypatch):
+    """The device is core.machine's; ``auto`` is bf16 there (training autocasts), but frozen
+    weights on CPU stay fp32, where half-precision matmuls are slow."""
+    import torch
+
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
+    said: list[str] = []
+    (gen,) = load_generators([resolve_ref(str(untied_model_dir))], on_status=said.append)
+    assert gen.device == "cpu"
+    assert {p.dtype for p in gen.model.parameters()} == {torch.float32}
+    assert said == [f"Loading {untied_model_dir} on cpu…"]
+
+
 def test_run_adapter_against_its_base_shares_one_model(trained_run, untied_model_dir, conversations):
     a, b = resolve_pair("base", str(trained_run))
     assert a.model == b.model == str(untied_model_dir) and b.adapter == str(trained_run / "final")

@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
 import pytest
 import torch
 from peft import LoraConfig, get_peft_model
 from transformers import AutoModelForCausalLM, LlamaConfig
 
-from core import memory
-from core.config import RunConfig
+sys.path.insert(0, str(Path(__file__).parents[1] / "tui"))  # the shared fakes live there
 
-GIB = 1024**3
+from fakes import FakeDevice, FakeNvml, FakeNVMLError, full_gpu, no_gpu  # noqa: E402
+
+from core import memory  # noqa: E402
+from core.config import RunConfig  # noqa: E402
+from core.machine import GIB, GPUS_HIDDEN, system_total_bytes  # noqa: E402
 
 
 def tiny_config(tied: bool = True, layers: int = 2) -> LlamaConfig:
@@ -252,68 +258,60 @@ def test_format_estimate_lists_parts_and_verdict():
 # --- available memory ----------------------------------------------------------------------
 
 
-class FakeNvml:
-    """Just enough of pynvml: one or two GPUs, or a library that will not load."""
+def broken(nvml, error: str):
+    """``nvml`` whose memory reading fails with ``error``."""
 
-    class NVMLError(Exception):
-        pass
+    def fail(handle):
+        raise FakeNVMLError(error)
 
-    def __init__(self, gpus: dict[str, int] | None = None) -> None:
-        self.gpus = gpus
-        self.shutdown = False
-
-    def nvmlInit(self) -> None:
-        if self.gpus is None:
-            raise self.NVMLError("NVML Shared Library Not Found")
-
-    def nvmlShutdown(self) -> None:
-        self.shutdown = True
-
-    def nvmlDeviceGetHandleByIndex(self, index: int) -> str:
-        return list(self.gpus)[index]
-
-    def nvmlDeviceGetHandleByUUID(self, uuid: str) -> str:
-        return uuid
-
-    def nvmlDeviceGetMemoryInfo(self, handle: str):
-        return type("Info", (), {"total": self.gpus[handle]})()
-
-    def nvmlDeviceGetName(self, handle: str) -> bytes:
-        return f"Fake {handle}".encode()
+    nvml.nvmlDeviceGetMemoryInfo = fail
+    return nvml
 
 
-def test_gpu_memory_from_nvml(monkeypatch):
-    fake = FakeNvml({"GPU-a": 80 * GIB, "GPU-b": 24 * GIB})
-    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
-    got = memory.available_memory(fake)
-    assert (got.source, got.bytes, got.name, got.note) == ("gpu", 80 * GIB, "Fake GPU-a", "")
-    assert fake.shutdown
-    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "1,0")
-    assert memory.available_memory(fake).bytes == 24 * GIB
-    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "GPU-b")
-    assert memory.available_memory(fake).name == "Fake GPU-b"
+class Turing(FakeNvml):
+    """A GPU of compute capability 7.5 (a T4): no native bf16."""
+
+    def nvmlDeviceGetCudaComputeCapability(self, handle):
+        return (7, 5)
 
 
-@pytest.mark.parametrize("fake,visible", [(FakeNvml(None), None), (FakeNvml({"GPU-a": GIB}), "")])
-def test_no_gpu_falls_back_to_system_memory(monkeypatch, fake, visible):
-    if visible is None:
-        monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
-    else:
-        monkeypatch.setenv("CUDA_VISIBLE_DEVICES", visible)
-    got = memory.available_memory(fake)
+def test_verdict_compares_with_free_gpu_memory():
+    """Other processes hold 72 of the GPU's 80 GiB: a run that would fit the total does not."""
+    got = memory.available_memory(full_gpu(pid=1, used_gib=72.0), {})
+    assert (got.source, got.bytes, got.total_bytes, got.label, got.note) == (
+        "gpu", 8 * GIB, 80 * GIB, "GPU 0", "")
+    est = memory.estimate_memory(smollm2_config(), run_config("full", batch=8, max_length=1024),
+                                 1024, "auto", got, suggest=False)
+    assert est.device == "cuda" and 8 * GIB < est.total_bytes < 0.85 * 80 * GIB
+    assert est.verdict == "will not fit"
+    assert ("Available: free on GPU 0: 8.00 GiB of 80.00 GiB (NVIDIA H100 80GB HBM3)"
+            in memory.format_estimate(est))
+
+
+@pytest.mark.parametrize("nvml,environ,reason", [
+    (no_gpu(), {}, "no NVIDIA driver (libnvidia-ml not found)"),
+    (full_gpu(pid=1), {"CUDA_VISIBLE_DEVICES": ""}, GPUS_HIDDEN),
+    (broken(full_gpu(pid=1), "GPU is lost"), {}, "GPU is lost"),
+])
+def test_no_gpu_compares_with_available_system_memory(nvml, environ, reason):
+    got = memory.available_memory(nvml, environ)
     assert got.source == "system"
-    assert got.note == "no NVIDIA GPU: compared with system memory"
-    assert got.bytes > 0
+    assert got.note == f"no GPU: {reason}; compared with available system memory"
+    assert got.total_bytes == system_total_bytes()
+    assert 0 < got.bytes < got.total_bytes  # MemAvailable: less than what is installed
     est = memory.estimate_memory(tiny_config(), run_config(), 64, "auto", got)
     assert est.device == "cpu"
-    assert "no NVIDIA GPU: compared with system memory" in memory.format_estimate(est)
+    assert got.note in memory.format_estimate(est)
 
 
-def test_broken_nvml_never_raises(monkeypatch):
-    class Broken(FakeNvml):
-        def nvmlDeviceGetMemoryInfo(self, handle):
-            raise RuntimeError("GPU is lost")
+def test_estimate_precision_follows_the_gpus_bf16_support():
+    t4 = memory.available_memory(Turing([FakeDevice(name="Tesla T4", total=16 * GIB, used=0)]), {})
+    assert t4.bf16 is False
 
-    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
-    got = memory.available_memory(Broken({"GPU-a": GIB}))
-    assert got.source == "system" and "GPU is lost" in got.note
+    def precision(device: str, available: memory.AvailableMemory) -> str:
+        return memory.estimate_memory(tiny_config(), run_config(), 64, device, available,
+                                      suggest=False).precision
+
+    assert precision("auto", t4) == "fp16"
+    assert precision("cpu", t4) == "bf16"  # every CPU torch runs on has bf16
+    assert precision("auto", gpu(80)) == "bf16"  # NVML did not say: an Ampere or later GPU

@@ -13,7 +13,6 @@ from helpers import tiny_run_config
 from core.config import RunConfig
 from core.detach import follow_run, launch_detached, request_stop, worker_command
 from core.events import EvalLogged, RunFinished, RunStarted, RunStopped, StepLogged, read_events
-from core.gpu import visible_gpu_count
 from core.rundir import complete_checkpoints
 from tui.cli import main
 
@@ -42,27 +41,6 @@ def test_more_processes_than_gpus_is_refused_before_a_run_directory_exists(tmp_p
     with pytest.raises(ValueError, match="only 2 GPU"):
         launch_detached(cfg, tmp_path / "runs")
     assert not (tmp_path / "runs" / "too-many").exists()
-
-
-def test_visible_gpu_count_follows_cuda_visible_devices_then_nvml():
-    class FakeNvml:
-        def nvmlInit(self):
-            pass
-
-        def nvmlDeviceGetCount(self):
-            return 3
-
-        def nvmlShutdown(self):
-            pass
-
-    class NoDriver(FakeNvml):
-        def nvmlInit(self):
-            raise OSError("libnvidia-ml.so.1: cannot open shared object file")
-
-    assert visible_gpu_count({"CUDA_VISIBLE_DEVICES": "2,3"}) == 2
-    assert visible_gpu_count({"CUDA_VISIBLE_DEVICES": ""}) == 0
-    assert visible_gpu_count({}, nvml=FakeNvml()) == 3
-    assert visible_gpu_count({}, nvml=NoDriver()) == 0
 
 
 def test_two_processes_on_cpu_train_one_adapter(tmp_path, tiny_model_dir, small_data, monkeypatch, capsys):

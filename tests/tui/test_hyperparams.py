@@ -12,10 +12,14 @@ from rich.console import Console
 from transformers import LlamaConfig
 
 from core.config import RunConfig
-from core.memory import GIB, AvailableMemory
+from core.machine import GIB
+from core.memory import AvailableMemory
 from tui.screens.hyperparams import EstimateServices, HyperparamsScreen
 from tui.widgets.config_form import GROUPS, SPECS, ConfigForm, field_docs
 from tui.widgets.memory_panel import MemoryPanel
+
+NO_DRIVER = "no GPU: no NVIDIA driver (libnvidia-ml not found); compared with available system memory"
+"""The note ``core.memory.available_memory`` gives on a machine without the NVIDIA driver."""
 
 TINY = LlamaConfig(vocab_size=320, hidden_size=64, intermediate_size=160, num_hidden_layers=2,
                    num_attention_heads=4, num_key_value_heads=2, tie_word_embeddings=True)
@@ -24,7 +28,7 @@ TINY = LlamaConfig(vocab_size=320, hidden_size=64, intermediate_size=160, num_hi
 def estimate_services(available_gib: float = 16, source: str = "gpu",
                       bitsandbytes: bool = True) -> EstimateServices:
     """The real estimate on a tiny model, with fixed memory and rows (no model download)."""
-    note = "" if source == "gpu" else "no NVIDIA GPU: compared with system memory"
+    note = "" if source == "gpu" else NO_DRIVER
     available = AvailableMemory(int(available_gib * GIB), source,
                                 "Fake GPU 16GB" if source == "gpu" else "system memory", note)
     return EstimateServices(
@@ -247,7 +251,7 @@ async def test_no_gpu_says_it_compares_with_system_memory(make):
         screen = await open_screen(app, pilot)
         est = screen.estimate
         assert est is not None and est.device == "cpu" and est.verdict == "will not fit"
-        assert est.available.note == "no NVIDIA GPU: compared with system memory"
+        assert est.available.note == NO_DRIVER
         assert est.suggestions
         svg = app.export_screenshot()
         assert "NVIDIA" in svg and "WILL" in svg

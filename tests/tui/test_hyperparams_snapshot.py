@@ -17,7 +17,8 @@ from fakes import StubGpuMonitor, h100_sample  # noqa: E402
 from transformers import LlamaConfig  # noqa: E402
 
 from core.config import RunConfig  # noqa: E402
-from core.memory import GIB, AvailableMemory  # noqa: E402
+from core.machine import GIB  # noqa: E402
+from core.memory import AvailableMemory  # noqa: E402
 from tui.app import AppServices, make_app  # noqa: E402
 from tui.screens.hyperparams import EstimateServices  # noqa: E402
 

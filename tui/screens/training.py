@@ -44,7 +44,7 @@ from core.events import (
     StepLogged,
     read_events,
 )
-from core.gpu import ensure_pci_bus_order
+from core.machine import ensure_pci_bus_order
 from core.runs import RunProgress, read_pid, resume_dir_of
 from tui.bridge import EventBridge, capture_library_logs, follow_into
 from tui.messages import (

@@ -12,7 +12,8 @@ from rich.text import Text
 from textual.reactive import reactive
 from textual.widgets import Static
 
-from core.memory import MemoryEstimate, format_bytes, format_count
+from core.machine import format_bytes
+from core.memory import MemoryEstimate, format_count
 
 VERDICT_STYLES = {"fits": "bold green", "tight": "bold yellow", "will not fit": "bold red"}
 """How each verdict is shown."""
@@ -49,9 +50,9 @@ class MemoryPanel(Static):
         where = "per GPU" if e.device == "cuda" else "per process" if e.num_processes > 1 else "CPU"
         numbers.add_row(Text(f"Memory ({where})", style="bold"), "")
         for part in e.parts:
-            numbers.add_row(f" {part.name}", format_bytes(part.bytes))
-        numbers.add_row(Text(" total", style="bold"), Text(format_bytes(e.total_bytes), style="bold"))
-        numbers.add_row(" available", format_bytes(e.available.bytes))
+            numbers.add_row(f" {part.name}", format_bytes(part.bytes, 2))
+        numbers.add_row(Text(" total", style="bold"), Text(format_bytes(e.total_bytes, 2), style="bold"))
+        numbers.add_row(" available", format_bytes(e.available.bytes, 2))
         style = VERDICT_STYLES.get(e.verdict, "bold")
         share = f"{e.share:.0%}" if e.share < 10 else ">999%"
         width = max(8, self.content_size.width - len(share) - 1)
@@ -65,7 +66,7 @@ class MemoryPanel(Static):
             lines.append(Text(e.available.note, style="italic"))
         for s in e.suggestions:
             fix = Text("Fix: ", style="bold yellow")
-            fix.append(f"{s.text} -> {format_bytes(s.total_bytes)}, {s.verdict}")
+            fix.append(f"{s.text} -> {format_bytes(s.total_bytes, 2)}, {s.verdict}")
             lines.append(fix)
         if self.status:
             lines.append(Text(self.status, style="dim italic"))

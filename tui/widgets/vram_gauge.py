@@ -20,7 +20,8 @@ from textual.reactive import reactive
 from textual.widget import Widget
 from textual.worker import Worker, WorkerState
 
-from core.gpu import GpuMonitor, GpuSample, format_bytes, format_gib
+from core.gpu import GpuMonitor, GpuSample, format_gib
+from core.machine import format_bytes
 
 SAMPLE_SECONDS = 1.0
 """Seconds between the end of one sample and the start of the next (about 1 Hz)."""
