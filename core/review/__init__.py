@@ -22,43 +22,15 @@ importable from here. Nothing here imports torch or Textual.
 
 from core.review.jobs import Choice, GenerationJob, generate_into, prepare_job, resolve_choice
 from core.review.prompts import load_prompts, prompts_from_messages
-from core.review.records import (
-    VERDICT_LABELS,
-    VERDICTS,
-    Judgement,
-    PromptItem,
-    ReviewError,
-    ReviewItem,
-    a_side_for,
-)
+from core.review.records import (VERDICT_LABELS, VERDICTS, Judgement, PromptItem, ReviewError,
+                                 ReviewItem, a_side_for)
 from core.review.report import CSV_COLUMNS, markdown_report
-from core.review.stats import (
-    OUTCOME_LABELS,
-    WIN_RATE_DEFINITION,
-    Z_95,
-    ItemRow,
-    ReviewStats,
-    SideChecks,
-    check_answer,
-    wilson_interval,
-)
-from core.review.store import (
-    CSV_FILE,
-    FORMAT_VERSION,
-    ITEMS_FILE,
-    JUDGEMENTS_FILE,
-    MARKDOWN_FILE,
-    META_FILE,
-    PROMPTS_FILE,
-    REVIEW_DIR,
-    ReviewSet,
-    ReviewSetInfo,
-    append_items,
-    default_set_name,
-    find_review_sets,
-    slug,
-    write_meta,
-)
+from core.review.stats import (OUTCOME_LABELS, WIN_RATE_DEFINITION, Z_95, ItemRow, ReviewStats,
+                               SideChecks, check_answer, wilson_interval)
+from core.review.store import (CSV_FILE, FORMAT_VERSION, ITEMS_FILE, JUDGEMENTS_FILE,
+                               MARKDOWN_FILE, META_FILE, PROMPTS_FILE, REVIEW_DIR, ReviewSet,
+                               ReviewSetInfo, append_items, default_set_name, find_review_sets,
+                               slug, write_meta)
 from core.review.workspace import FILE_PROMPTS, HELD_OUT_SAMPLE, ReviewChoices, scan_workspace
 
 __all__ = [

@@ -124,11 +124,14 @@ class ReviewStats:
         """95% Wilson interval of :attr:`win_rate`."""
         return wilson_interval(self.wins, self.decisions)
 
+    def counts_text(self) -> str:
+        """``B better 7 · A better 3 · tie 2 · both bad 1 · skipped 1``."""
+        return (f"B better {self.wins} · A better {self.losses} · tie {self.ties} · "
+                f"both bad {self.both_bad} · skipped {self.skipped}")
+
     def summary(self) -> str:
-        """``B 7 · A 3 · tie 2 · both bad 1 · skipped 1``, then the win rate."""
-        counts = (f"B better {self.wins} · A better {self.losses} · tie {self.ties} · "
-                  f"both bad {self.both_bad} · skipped {self.skipped}")
-        return f"{counts}\n{self.win_rate_text()}"
+        """The counts, then the win rate, on two lines."""
+        return f"{self.counts_text()}\n{self.win_rate_text()}"
 
     def win_rate_text(self) -> str:
         """``B win rate 70.0% (95% CI 39.7%-89.2%, n=10)`` or why there is none."""
