@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import threading
 from pathlib import Path
 
 import pytest
@@ -14,17 +15,24 @@ import pytest
 from core.compare_cli import add_compare_parser, compare_from_args, compare_main
 from core.config import RunConfig
 from core.generate import GeneratedPair, GenerationError, resolve_pair, resolve_ref
+from core.generate import GenerationSettings
 from core.review import (
     CSV_COLUMNS,
+    FILE_PROMPTS,
+    HELD_OUT_SAMPLE,
     ITEMS_FILE,
     JUDGEMENTS_FILE,
     WIN_RATE_DEFINITION,
+    GenerationJob,
     PromptItem,
     ReviewError,
     ReviewSet,
     a_side_for,
     find_review_sets,
+    generate_into,
     load_prompts,
+    prepare_job,
+    scan_workspace,
     wilson_interval,
 )
 
@@ -359,6 +367,69 @@ def test_base_means_the_base_of_the_run_on_the_other_side(tmp_path):
     assert a.model == "bundled:smollm2-135m-instruct"
     with pytest.raises(GenerationError, match="neither side is a run"):
         resolve_pair("base", "org/other")
+
+
+# --- what a workspace offers, and generation jobs ----------------------------------------------
+
+
+def test_workspace_scan_offers_finished_runs_complete_checkpoints_and_splits(tmp_path):
+    older = fake_run(tmp_path, "old", checkpoints={10: True, 30: True, 20: False})
+    (older / "checkpoints" / ".saving-checkpoint-40" / "checkpoint-40").mkdir(parents=True)
+    newer = fake_run(tmp_path, "new", final=None, checkpoints={5: True})
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "config.yaml").write_text("model: [\n")
+    make_set(older, n=3)
+    os.utime(older, (1000, 1000))
+    os.utime(newer, (2000, 2000))
+    choices = scan_workspace(tmp_path, "bundled:app-model")
+    ckpt = older / "checkpoints"
+    assert choices.models == [
+        ("base bundled:app-model", ("base", "bundled:app-model")),
+        ("base org/base-model", ("base", "org/base-model")),
+        ("run new checkpoint-5", ("path", str(newer / "checkpoints" / "checkpoint-5"))),
+        ("run old (final)", ("path", str(older))),
+        ("run old checkpoint-30", ("path", str(ckpt / "checkpoint-30"))),
+        ("run old checkpoint-10", ("path", str(ckpt / "checkpoint-10"))),
+    ]  # newest run first, its checkpoints newest first; half-written and staged ones left out
+    assert choices.default_a == ("base", "org/base-model")  # the base of the newest finished run
+    assert choices.default_b == ("path", str(older))
+    assert [value for _, value in choices.prompts] == [
+        ("sample", HELD_OUT_SAMPLE), ("val", str(newer)), ("val", str(older)), FILE_PROMPTS]
+    assert [(s.name, s.total) for s in choices.sets] == [("s", 3)]
+    assert choices.for_run(older) == (("base", "org/base-model"), ("path", str(older)),
+                                      ("val", str(older)))
+    assert choices.for_run(newer) is None  # no final output to review yet
+
+
+def test_an_empty_workspace_offers_the_app_model_and_the_sample(tmp_path):
+    choices = scan_workspace(tmp_path / "missing", "bundled:app-model")
+    assert choices.models == [("base bundled:app-model", ("base", "bundled:app-model"))]
+    assert choices.default_a == choices.default_b == ("base", "bundled:app-model")
+    assert [value for _, value in choices.prompts] == [("sample", HELD_OUT_SAMPLE), FILE_PROMPTS]
+    assert choices.sets == []
+
+
+def test_a_job_creates_its_set_in_bs_run_and_a_resumed_job_reuses_it(tmp_path):
+    run = fake_run(tmp_path / "runs")
+    settings = GenerationSettings(batch_size=2)
+    stop = threading.Event()
+    review, request = prepare_job(GenerationJob(
+        settings=settings, choice_a=("base", "org/base-model"), choice_b=("path", str(run)),
+        prompts="sample:support-tickets-heldout", limit=3, workspace=tmp_path / "runs"), stop)
+    assert review.path.parent == run / "review" and review.total == 3 and not review.items
+    assert request.stop is stop and request.settings == settings
+    assert (request.a.kind, request.b.adapter) == ("base", str(run / "final"))
+    assert request.conversations == [p.messages for p in review.prompts]
+    assert generate_into(review, request, fake_generator) == 3
+    again, resumed = prepare_job(GenerationJob(settings=settings, resume=ReviewSet.open(review.path)),
+                                 threading.Event())
+    assert again.path == review.path and again.complete
+    assert (resumed.a, resumed.b) == (request.a, request.b)
+    plain, _ = prepare_job(GenerationJob(
+        settings=settings, choice_a=("path", "org/a"), choice_b=("path", "org/b"),
+        prompts="sample:support-tickets-heldout", limit=2, workspace=tmp_path / "ws"), stop)
+    assert plain.path.parent == tmp_path / "ws" / "review"  # neither side is a run
 
 
 # --- tunetop compare (fake generator) ---------------------------------------------------------

@@ -23,7 +23,8 @@ from core.review import JUDGEMENTS_FILE, ReviewSet, find_review_sets, wilson_int
 from tui.app import AppServices, make_app
 from tui.messages import ReviewRun
 from tui.screens.dataset import DatasetServices
-from tui.screens.review import ConfirmReveal, ReviewScreen
+from tui.screens.review import ReviewScreen
+from tui.widgets.confirm import Confirm
 
 
 class FakeGenerator:
@@ -203,7 +204,7 @@ async def test_blind_session_with_undo_resume_and_reveal(tmp_path):
         await pilot.press("m")
         assert not (review.path / "results.md").exists()
         await pilot.press("v")
-        assert isinstance(app.screen, ConfirmReveal)
+        assert isinstance(app.screen, Confirm)
         await pilot.press("n")
         assert not review.revealed
         await pilot.press("v")
