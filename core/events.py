@@ -173,3 +173,35 @@ def read_events(path: str, offset: int = 0) -> tuple[list[Event], int]:
             except (ValueError, KeyError, TypeError):
                 continue  # a foreign or damaged line must not stop a follower
     return events, offset + end
+
+
+def describe_event(event: Event) -> str:
+    """One readable sentence for ``event``, without markup: what the CLI prints and the
+    training screen logs. Each caller adds only what differs between them (how to resume or
+    review: a command on the command line, a key in the app)."""
+    if isinstance(event, RunStarted):
+        resumed = f", resumed at step {event.resumed_from_step}" if event.resumed_from_step else ""
+        return (f"Run {event.run_name}: {event.method} of {event.model} on {event.device} "
+                f"({event.precision}), {event.total_steps} steps, {event.num_train_rows} train / "
+                f"{event.num_val_rows} val rows, {event.trainable_params:,} of "
+                f"{event.total_params:,} parameters trainable{resumed}")
+    if isinstance(event, StepLogged):
+        return (f"Step {event.step}/{event.total_steps}: loss {event.loss:.4f}, "
+                f"lr {event.learning_rate:.2e}, {event.tokens_per_second:,.0f} tok/s")
+    if isinstance(event, EvalLogged):
+        mark = " (new best)" if event.is_best else ""
+        return f"Step {event.step}: validation loss {event.eval_loss:.4f}{mark}"
+    if isinstance(event, CheckpointSaved):
+        return f"Step {event.step}: checkpoint {event.path}"
+    if isinstance(event, MessageLogged):
+        return event.message
+    if isinstance(event, RunFinished):
+        best = f"{event.best_eval_loss:.4f}" if event.best_eval_loss is not None else "n/a"
+        return (f"Finished at step {event.step} in {event.elapsed_seconds:.0f}s; best validation "
+                f"loss {best}; output {event.output_path}")
+    if isinstance(event, RunStopped):
+        return f"Stopped at step {event.step}: {event.reason.rstrip('.')}"
+    if isinstance(event, RunFailed):
+        fix = f" Fix: {event.suggestion}" if event.suggestion else ""
+        return f"Failed during {event.phase} at step {event.step}: {event.reason}{fix}"
+    return event.kind

@@ -183,22 +183,3 @@ def export_merged(run_dir: str | Path, out: str | Path) -> tuple[Path, str]:
         shutil.rmtree(tmp, ignore_errors=True)
     return out, note
 
-
-def export_main(run_dir: str, out: str | None, merge: bool) -> int:
-    """``tunetop export``: 0 on success, 1 with a clear message otherwise."""
-    import sys
-
-    run = Path(run_dir)
-    target = Path(out) if out else run / ("export-merged" if merge else "export-adapter")
-    try:
-        if merge:
-            path, note = export_merged(run, target)
-            if note:
-                print(note)
-        else:
-            path = export_adapter(run, target)
-    except (ExportError, FileNotFoundError) as exc:
-        print(f"tunetop export: {exc}", file=sys.stderr)
-        return 1
-    print(f"exported {'merged model' if merge else 'adapter'} to {path}")
-    return 0

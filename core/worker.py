@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import logging
 import os
 import signal
 import sys
@@ -21,10 +22,15 @@ from pathlib import Path
 from typing import Any, Callable
 
 from core.config import RunConfig
-from core.events import TERMINAL_EVENTS, Event, RunFailed
+from core.events import TERMINAL_EVENTS, Event, MessageLogged, RunFailed, describe_event
 from core.machine import ensure_pci_bus_order
 from core.runs import CONFIG_FILE, EVENTS_FILE, PID_FILE, SAVE_FILE, STOP_FILE
 
+log = logging.getLogger(__name__)
+"""What the worker does, for ``worker.log`` (its stdout; :func:`main` sets the handler)."""
+
+LOG_LEVELS = {"warning": logging.WARNING, "error": logging.ERROR}
+"""Logging levels of the engine's message levels (others are info)."""
 WATCH_INTERVAL = 0.5
 """Seconds between checks for the STOP and SAVE files."""
 WORKER_NICE = 10
@@ -80,12 +86,12 @@ def _watch_files(run_dir: Path, engine: Any, done: threading.Event) -> None:
     while not done.wait(WATCH_INTERVAL):
         if not stop_sent and (run_dir / STOP_FILE).exists():
             stop_sent = True
-            print("STOP file found: stopping after this step", flush=True)
+            log.info("STOP file found: stopping after this step")
             engine.stop()
         save = run_dir / SAVE_FILE
         if save.exists():
             save.unlink(missing_ok=True)
-            print("SAVE file found: checkpoint at the next step end", flush=True)
+            log.info("SAVE file found: checkpoint at the next step end")
             engine.save_now()
 
 
@@ -95,7 +101,7 @@ def run_worker(run_dir: str | Path, resume: bool = False, engine_spec: str | Non
     rank, world = int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1"))
     main_process = rank == 0
     if world > 1:
-        print(f"process {rank} of {world} started (pid {os.getpid()})", flush=True)
+        log.info("process %d of %d started (pid %d)", rank, world, os.getpid())
     if main_process:
         (run_dir / PID_FILE).write_text(f"{os.getpid()}\n")
         (run_dir / STOP_FILE).unlink(missing_ok=True)
@@ -107,22 +113,22 @@ def run_worker(run_dir: str | Path, resume: bool = False, engine_spec: str | Non
     def sink(event: Event) -> None:
         if isinstance(event, TERMINAL_EVENTS):
             final.append(event)
-        if hasattr(event, "message"):
-            print(f"[{getattr(event, 'level', 'info')}] {event.message}", flush=True)
+        if isinstance(event, MessageLogged):
+            log.log(LOG_LEVELS.get(event.level, logging.INFO), describe_event(event))
 
     try:
         config = RunConfig.load(run_dir / CONFIG_FILE)
         engine = build_engine(_load_factory(engine_spec), config, sink, run_dir, resume)
     except Exception as exc:  # the UI only sees events.jsonl, so a failure must land there
         reason = f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}"
-        print(f"worker could not build the engine: {reason}", flush=True)
+        log.error("worker could not build the engine: %s", reason)
         if main_process:
             _append_event(run_dir, RunFailed(step=0, phase="setup", reason=reason,
                                              suggestion=f"See {run_dir / 'worker.log'}."))
         return 1
 
     def on_signal(signum: int, frame: Any) -> None:  # noqa: ARG001
-        print(f"signal {signum}: stopping after this step", flush=True)
+        log.info("signal %d: stopping after this step", signum)
         engine.stop()
 
     for name in ("SIGTERM", "SIGHUP", "SIGINT"):
@@ -156,6 +162,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--resume", action="store_true", help="Continue from the latest checkpoint.")
     parser.add_argument("--engine", default=None, help="Engine factory as module:attr (tests).")
     args = parser.parse_args(argv)
+    handler = logging.StreamHandler(sys.stdout)  # the launcher sends it to worker.log
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    log.addHandler(handler)
+    log.setLevel(logging.INFO)
+    log.propagate = False
     return run_worker(args.run_dir, resume=args.resume, engine_spec=args.engine)
 
 

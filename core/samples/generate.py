@@ -21,6 +21,7 @@ import argparse
 import json
 import random
 import re
+import sys
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -491,4 +492,4 @@ if __name__ == "__main__":
         "--out-dir", type=Path, default=None, help="where to write (default: next to this file)"
     )
     for written in main(parser.parse_args().out_dir):
-        print(written)
+        sys.stdout.write(f"{written}\n")

@@ -23,7 +23,7 @@ def test_train_runs_headless_and_prints_progress(tiny_model_dir, small_data, tmp
     cfg.save(tmp_path / "run.yaml")
     result = tunetop("train", tmp_path / "run.yaml", "--workspace", tmp_path / "ws")
     assert result.returncode == 0, result.stderr
-    assert "finished" in result.stderr and "validation loss" in result.stderr
+    assert "Finished at step 6" in result.stderr and "validation loss" in result.stderr
     assert "Traceback" not in result.stderr + result.stdout
     (run_dir,) = (tmp_path / "ws").iterdir()
     lines = (run_dir / "events.jsonl").read_text().splitlines()

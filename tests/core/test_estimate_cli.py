@@ -9,7 +9,7 @@ from transformers import LlamaConfig
 
 from core import memory
 from core.config import RunConfig
-from core.estimate_cli import EXIT_BAD_CONFIG, EXIT_FITS, EXIT_WONT_FIT, estimate_main
+from tui.cli.estimate import EXIT_BAD_CONFIG, EXIT_FITS, EXIT_WONT_FIT, estimate_main
 
 GIB = 1024**3
 

@@ -1,10 +1,23 @@
-"""Events survive a JSON round trip and can be followed from a growing file."""
+"""Events survive a JSON round trip, can be followed from a growing file and read as one
+sentence each."""
 
 from __future__ import annotations
 
 import math
 
-from core.events import EvalLogged, RunFailed, StepLogged, event_from_dict, read_events
+from core.events import (
+    CheckpointSaved,
+    EvalLogged,
+    MessageLogged,
+    RunFailed,
+    RunFinished,
+    RunStarted,
+    RunStopped,
+    StepLogged,
+    describe_event,
+    event_from_dict,
+    read_events,
+)
 
 
 def test_round_trip_keeps_every_field_including_nan():
@@ -31,3 +44,33 @@ def test_read_events_skips_half_written_tail_and_resumes(tmp_path):
     more, offset2 = read_events(str(path), offset)
     assert [type(e) for e in more] == [RunFailed] and more[0].reason == "boom"
     assert offset2 == path.stat().st_size
+
+
+def test_every_event_reads_as_one_plain_sentence():
+    started = RunStarted(run_dir="runs/r", run_name="r", model="m", method="lora", device="cpu",
+                         precision="fp32", total_steps=40, num_train_rows=90, num_val_rows=10,
+                         trainable_params=1_234_567, total_params=9_000_000, resumed_from_step=20)
+    step = StepLogged(step=3, total_steps=10, epoch=0.3, loss=1.23456, learning_rate=1e-4,
+                      grad_norm=1.5, tokens_per_second=1234.4, samples_per_second=7.0,
+                      elapsed_seconds=3.2, eta_seconds=9.0)
+    lines = {
+        started: "Run r: lora of m on cpu (fp32), 40 steps, 90 train / 10 val rows, 1,234,567 of "
+                 "9,000,000 parameters trainable, resumed at step 20",
+        step: "Step 3/10: loss 1.2346, lr 1.00e-04, 1,234 tok/s",
+        EvalLogged(step=5, eval_loss=1.0, best_eval_loss=1.0, is_best=True):
+            "Step 5: validation loss 1.0000 (new best)",
+        EvalLogged(step=6, eval_loss=1.5, best_eval_loss=1.0, is_best=False):
+            "Step 6: validation loss 1.5000",
+        CheckpointSaved(step=5, path="runs/r/checkpoints/checkpoint-5"):
+            "Step 5: checkpoint runs/r/checkpoints/checkpoint-5",
+        MessageLogged(level="warning", message="Early stop."): "Early stop.",
+        RunFinished(step=40, output_path="runs/r/final", final_eval_loss=None, best_eval_loss=None,
+                    elapsed_seconds=61.6):
+            "Finished at step 40 in 62s; best validation loss n/a; output runs/r/final",
+        RunStopped(step=12, reason="Stopped on request.", checkpoint=""):
+            "Stopped at step 12: Stopped on request",
+        RunFailed(step=0, phase="setup", reason="No model.", suggestion="Check the path."):
+            "Failed during setup at step 0: No model. Fix: Check the path.",
+    }
+    for event, line in lines.items():
+        assert describe_event(event) == line

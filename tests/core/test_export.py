@@ -7,7 +7,8 @@ from helpers import tiny_run_config
 
 from core.engine import Engine
 from core.events import RunFinished
-from core.export import ExportError, export_adapter, export_main, export_merged
+from core.export import ExportError, export_adapter, export_merged
+from tui.cli.export import export_main
 
 
 @pytest.fixture(scope="module")

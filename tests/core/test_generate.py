@@ -177,7 +177,7 @@ def test_run_adapter_against_its_base_shares_one_model(trained_run, untied_model
 
 
 def test_compare_command_end_to_end_on_a_real_run(trained_run, capsys):
-    from core.compare_cli import compare_main
+    from tui.cli.compare import compare_main
     from core.review import ReviewSet
 
     code = compare_main(a="base", b=str(trained_run / "checkpoints" / "checkpoint-3"),

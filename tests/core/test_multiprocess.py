@@ -54,7 +54,7 @@ def test_two_processes_on_cpu_train_one_adapter(tmp_path, tiny_model_dir, small_
     run_dir = tmp_path / "runs" / "ddp"
     err = capsys.readouterr().err
     assert code == 0, err + (run_dir / "worker.log").read_text()[-3000:]
-    assert "2 processes through accelerate launch" in err and "finished" in err
+    assert "2 processes through accelerate launch" in err and "Finished at step 12" in err
     on_file, _ = read_events(str(run_dir / "events.jsonl"))
     started = [e for e in on_file if isinstance(e, RunStarted)]
     assert len(started) == 1 and started[0].device == "cpu x2 processes", started

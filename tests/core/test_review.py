@@ -12,7 +12,6 @@ from pathlib import Path
 
 import pytest
 
-from core.compare_cli import add_compare_parser, compare_from_args, compare_main
 from core.config import RunConfig
 from core.generate import GeneratedPair, GenerationError, resolve_pair, resolve_ref
 from core.generate import GenerationSettings
@@ -35,6 +34,8 @@ from core.review import (
     scan_workspace,
     wilson_interval,
 )
+from tui.cli import build_parser
+from tui.cli.compare import Compare, compare_main
 
 
 def prompts(n: int) -> list[PromptItem]:
@@ -492,16 +493,12 @@ def test_compare_explains_bad_arguments(tmp_path, capsys):
 
 
 def test_compare_parser_builds_the_call(tmp_path, monkeypatch):
-    import argparse
-
-    parser = argparse.ArgumentParser(prog="tunetop")
-    add_compare_parser(parser.add_subparsers(dest="command"))
-    args = parser.parse_args(["compare", "--a", "base", "--b", "runs/x", "--prompts", "p.jsonl",
-                              "--out", str(tmp_path), "--max-new-tokens", "64",
-                              "--batch-size", "4"])
+    args = build_parser().parse_args(["compare", "--a", "base", "--b", "runs/x", "--prompts",
+                                      "p.jsonl", "--out", str(tmp_path), "--max-new-tokens", "64",
+                                      "--batch-size", "4"])
     seen = {}
-    monkeypatch.setattr("core.compare_cli.compare_main", lambda **kw: seen.update(kw) or 0)
-    assert compare_from_args(args) == 0
+    monkeypatch.setattr("tui.cli.compare.compare_main", lambda **kw: seen.update(kw) or 0)
+    assert Compare().run(args) == 0
     assert (seen["a"], seen["b"], seen["prompts"], seen["out"]) == ("base", "runs/x", "p.jsonl", str(tmp_path))
     assert (seen["max_new_tokens"], seen["batch_size"]) == (64, 4)
 
@@ -510,7 +507,7 @@ def test_review_modules_import_without_textual_or_torch():
     import subprocess
     import sys
 
-    code = ("import sys, core.review, core.generate, core.compare_cli; "
+    code = ("import sys, core.review, core.generate, core.compare, tui.cli.compare; "
             "print(sorted(m for m in ('textual', 'torch', 'transformers', 'peft') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"

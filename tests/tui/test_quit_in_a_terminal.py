@@ -15,7 +15,7 @@ CHILD = """
 import sys, time
 from core.config import RunConfig
 from tui.app import AppServices, make_app
-from tui.cli import run_app
+from tui.cli.app import run_app
 from tui.screens.dataset import DatasetServices
 
 def slow_tokenizer(ref):

@@ -14,7 +14,7 @@ from fakes import StubGpuMonitor, h100_sample, retime, run_started, step, traini
 from core.config import RunConfig
 from core.events import RunStopped
 from tui.app import AppServices
-from tui.attach import attach_main, make_attach_app
+from tui.cli.attach import attach_main, make_attach_app
 from tui.screens.training import TrainingScreen
 from tui.widgets.loss_plot import LossPlot
 from tui.widgets.vram_gauge import VramGauge

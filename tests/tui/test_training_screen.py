@@ -259,7 +259,7 @@ async def test_works_at_80x24(app_factory):
 def test_imports_stay_light():
     """The UI modules must not load torch; the core modules must not load textual."""
     code = (
-        "import sys, tui.app, tui.attach, tui.screens.training, tui.screens.runs, tui.bridge\n"
+        "import sys, tui.app, tui.cli.attach, tui.screens.training, tui.screens.runs, tui.bridge\n"
         "bad = [m for m in ('torch', 'transformers', 'trl', 'peft') if m in sys.modules]\n"
         "assert not bad, bad\n"
     )

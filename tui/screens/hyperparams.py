@@ -376,7 +376,7 @@ class HyperparamsScreen(Screen):
 
 def _longest_tokens(config: RunConfig) -> tuple[int, str]:
     """The dataset's longest row (cached per data and model settings and file change time)."""
-    from core.estimate_cli import longest_row_tokens
+    from core.estimate import longest_row_tokens
 
     key = _data_key(config)
     if key not in _longest_cache:

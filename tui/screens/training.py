@@ -25,10 +25,10 @@ from textual import on, work
 from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.command import DiscoveryHit, Hit, Hits, Provider
-from textual.containers import Horizontal, Vertical
+from textual.containers import Horizontal
 from textual.reactive import reactive
-from textual.screen import ModalScreen, Screen
-from textual.widgets import Button, ContentSwitcher, Footer, Header, Label, RichLog
+from textual.screen import Screen
+from textual.widgets import ContentSwitcher, Footer, Header, RichLog
 from textual.worker import Worker, WorkerState, get_current_worker
 
 from core.alerts import Alert, AlertTracker
@@ -42,6 +42,7 @@ from core.events import (
     RunFinished,
     RunStopped,
     StepLogged,
+    describe_event,
     read_events,
 )
 from core.machine import ensure_pci_bus_order
@@ -58,6 +59,7 @@ from tui.messages import (
     StartRun,
     StepsLogged,
 )
+from tui.screens.confirm_stop import ConfirmStop
 from tui.widgets.alerts import AlertsPanel
 from tui.widgets.loss_plot import LossPlot
 from tui.widgets.lr_plot import LrGradPlot
@@ -71,63 +73,6 @@ ENDED_STATES = ("finished", "stopped", "failed")
 FLUSH_SECONDS = 0.25
 """How often the screen flushes steps the bridge's throttle held back."""
 LOG_STYLES = {"info": "", "warning": "yellow", "error": "bold red", "event": "cyan", "ui": "dim"}
-
-
-class ConfirmStop(ModalScreen[bool]):
-    """Asks before stopping a run: it stops after the current step and saves a checkpoint."""
-
-    DEFAULT_CSS = """
-    ConfirmStop {
-        align: center middle;
-    }
-    ConfirmStop > Vertical {
-        width: 60;
-        max-width: 95%;
-        height: auto;
-        padding: 1 2;
-        border: thick $warning;
-        background: $panel;
-    }
-    ConfirmStop Label { width: 100%; margin-bottom: 1; }
-    ConfirmStop Horizontal { height: auto; align-horizontal: right; }
-    ConfirmStop Button { margin-left: 1; }
-    """
-
-    BINDINGS = [
-        Binding("y", "answer(True)", "Stop", id="confirm-stop.yes"),
-        Binding("n,escape", "answer(False)", "Keep training", id="confirm-stop.no"),
-    ]
-    """``y`` stops, ``n`` or Escape keeps training."""
-
-    def __init__(self, detached: bool = False) -> None:
-        super().__init__()
-        self.detached = detached
-
-    def compose(self) -> ComposeResult:
-        """The question and two buttons."""
-        where = "The detached run" if self.detached else "The run"
-        with Vertical():
-            yield Label(
-                f"Stop training? {where} stops after the current step and saves a "
-                "checkpoint you can resume from (runs screen, key r)."
-            )
-            with Horizontal():
-                yield Button("Keep training (n)", id="keep")
-                yield Button("Stop (y)", variant="error", id="stop")
-
-    def action_answer(self, stop: bool) -> None:
-        """Close the dialog with the answer."""
-        self.dismiss(stop)
-
-    @on(Button.Pressed, "#stop")
-    def confirm(self) -> None:
-        """The user chose to stop."""
-        self.dismiss(True)
-
-    @on(Button.Pressed, "#keep")
-    def cancel(self) -> None:
-        """The user chose to keep training."""
-        self.dismiss(False)
 
 
 RUN_COMMANDS = (
@@ -570,14 +515,7 @@ class TrainingScreen(Screen):
             self.run_state = "following"
             if event.pid and not read_pid(self.follow_dir):
                 self.query_one(VramGauge).set_pid(event.pid)
-        resumed = f", resumed at step {event.resumed_from_step}" if event.resumed_from_step else ""
-        self.log_line(
-            f"Run {event.run_name}: {event.method} of {event.model} on {event.device} ({event.precision}), "
-            f"{event.total_steps} steps, {event.num_train_rows} train / {event.num_val_rows} val rows, "
-            f"{event.trainable_params:,} of {event.total_params:,} parameters trainable{resumed}",
-            "event",
-            at=event.time,
-        )
+        self.log_line(describe_event(event), "event", at=event.time)
         self._show_figures()
 
     @on(StepsLogged)
@@ -599,8 +537,7 @@ class TrainingScreen(Screen):
         event = message.event
         self._fold(event)
         self.query_one(LossPlot).add_eval(event.step, event.eval_loss)
-        mark = " (new best)" if event.is_best else ""
-        self.log_line(f"Step {event.step}: validation loss {event.eval_loss:.4f}{mark}", "event", at=event.time)
+        self.log_line(describe_event(event), "event", at=event.time)
         self._show_figures()
 
     @on(CheckpointReceived)
@@ -609,7 +546,7 @@ class TrainingScreen(Screen):
         if not self._is_current(message):
             return
         self._fold(message.event)
-        self.log_line(f"Step {message.event.step}: checkpoint {message.event.path}", "event", at=message.event.time)
+        self.log_line(describe_event(message.event), "event", at=message.event.time)
         self._show_figures()
 
     @on(LogReceived)
@@ -618,7 +555,7 @@ class TrainingScreen(Screen):
         if not self._is_current(message):
             return
         self._fold(message.event)
-        self.log_line(message.event.message, message.event.level, at=message.event.time)
+        self.log_line(describe_event(message.event), message.event.level, at=message.event.time)
 
     @on(RunEnded)
     def show_run_ended(self, message: RunEnded) -> None:
@@ -627,18 +564,16 @@ class TrainingScreen(Screen):
             return
         event = message.event
         self._fold(event)
+        line = describe_event(event)
         if isinstance(event, RunFinished):
-            best = f"{event.best_eval_loss:.4f}" if event.best_eval_loss is not None else "n/a"
-            self.log_line(f"Finished at step {event.step}; best validation loss {best}; output {event.output_path}. "
-                          "Press r to review.", "event", at=event.time)
+            self.log_line(f"{line}. Press r to review.", "event", at=event.time)
             self.run_state = "finished"
         elif isinstance(event, RunStopped):
             where = f"; resume from {event.checkpoint} (runs screen, key r)" if event.checkpoint else ""
-            self.log_line(f"Stopped at step {event.step}: {event.reason.rstrip('.')}{where}", "warning", at=event.time)
+            self.log_line(f"{line}{where}", "warning", at=event.time)
             self.run_state = "stopped"
         elif isinstance(event, RunFailed):
-            fix = f" Fix: {event.suggestion}" if event.suggestion else ""
-            self.log_line(f"Failed during {event.phase} at step {event.step}: {event.reason}{fix}", "error", at=event.time)
+            self.log_line(line, "error", at=event.time)
             self.run_state = "failed"
         self._stop_capturing_logs()
         if self.engine is not None or self.quitting:

@@ -1,10 +1,29 @@
-"""``tunetop inspect``: what a dataset looks like to the model, and every problem in it."""
+"""``tunetop inspect DATA``: what a dataset looks like to the model, and every problem in it."""
 
 from __future__ import annotations
 
+import argparse
 import sys
 
 from core.config import BUNDLED_MODEL, DataConfig, OptimConfig
+from tui.cli.subcommand import Subcommand
+
+
+class Inspect(Subcommand):
+    """Check a dataset without training on it."""
+
+    name = "inspect"
+    help = "Check a dataset: format, rows, token lengths, problems."
+
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+        """The dataset, and optionally the model whose template to use and the token budget."""
+        parser.add_argument("dataset", help="Dataset file, save_to_disk directory or sample:support-tickets.")
+        parser.add_argument("--model", default=None, help="Model reference whose chat template to use.")
+        parser.add_argument("--max-length", type=int, default=None, help="Token budget per row.")
+
+    def run(self, args: argparse.Namespace) -> int:
+        """Print the report; 1 when the data cannot be trained on."""
+        return inspect_main(args.dataset, args.model, args.max_length)
 
 
 def inspect_main(dataset: str, model: str | None = None, max_length: int | None = None) -> int:

@@ -13,59 +13,59 @@ Ctrl-C stops after the current token; ``--resume SET_DIR`` generates the rest.
 from __future__ import annotations
 
 import argparse
-import secrets
 import signal
 import sys
 import threading
 import time
-from pathlib import Path
 from typing import Any
 
 from core.generate import DEFAULT_BATCH_SIZE, GenerationSettings
+from tui.cli.subcommand import Subcommand
 
 REF_HELP = ("base (the base model of the run on the other side), a model reference "
             "(hub id, model directory, bundled:smollm2-135m-instruct), a run directory (its "
             "final adapter on its base model), or a checkpoint directory")
 
 
-def add_compare_parser(sub: Any) -> argparse.ArgumentParser:
-    """Add the ``compare`` sub-command to ``sub`` (from ``add_subparsers``); returns it.
+class Compare(Subcommand):
+    """Generate both models' answers into a new (or interrupted) review set."""
 
-    ``tui/cli.py`` dispatches with ``compare_from_args(args)``.
-    """
-    p = sub.add_parser("compare", help="Generate a blind A/B review set headless.",
-                       description=__doc__.split("\n\n")[0])
-    p.add_argument("--a", metavar="REF", help=f"Model A: {REF_HELP}.")
-    p.add_argument("--b", metavar="REF", help="Model B, same forms as --a. The win rate is B's.")
-    p.add_argument("--prompts", metavar="FILE",
-                   help="Dataset file, sample:support-tickets-heldout, or val:RUN_DIR (the "
-                        "run's validation split). A final assistant turn is the reference.")
-    p.add_argument("--out", metavar="DIR", default=None,
-                   help="Root for review/<name>/ (default: B's run directory, else A's, else .).")
-    p.add_argument("--name", default=None, help="Review set name (default: time and models).")
-    p.add_argument("--max-new-tokens", type=int, default=GenerationSettings.max_new_tokens,
-                   help="Longest answer in tokens (default: %(default)s).")
-    p.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE,
-                   help="Prompts generated together (default: %(default)s).")
-    p.add_argument("--temperature", type=float, default=0.0,
-                   help="0 for greedy decoding (default), above 0 to sample.")
-    p.add_argument("--top-p", type=float, default=1.0, help="Nucleus mass when sampling.")
-    p.add_argument("--seed", type=int, default=0, help="Sampling seed (default: %(default)s).")
-    p.add_argument("--limit", type=int, default=None, help="Use only the first N prompts.")
-    p.add_argument("--device", default=None, help="cuda or cpu (default: cuda if available).")
-    p.add_argument("--resume", metavar="SET_DIR", default=None,
-                   help="Generate the missing answers of an interrupted review set.")
-    return p
+    name = "compare"
+    help = "Generate a blind A/B review set headless."
+    description = __doc__.split("\n\n")[0]
 
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+        """Both models and the prompts, or ``--resume``; where to write; generation settings."""
+        p = parser
+        p.add_argument("--a", metavar="REF", help=f"Model A: {REF_HELP}.")
+        p.add_argument("--b", metavar="REF", help="Model B, same forms as --a. The win rate is B's.")
+        p.add_argument("--prompts", metavar="FILE",
+                       help="Dataset file, sample:support-tickets-heldout, or val:RUN_DIR (the "
+                            "run's validation split). A final assistant turn is the reference.")
+        p.add_argument("--out", metavar="DIR", default=None,
+                       help="Root for review/<name>/ (default: B's run directory, else A's, else .).")
+        p.add_argument("--name", default=None, help="Review set name (default: time and models).")
+        p.add_argument("--max-new-tokens", type=int, default=GenerationSettings.max_new_tokens,
+                       help="Longest answer in tokens (default: %(default)s).")
+        p.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE,
+                       help="Prompts generated together (default: %(default)s).")
+        p.add_argument("--temperature", type=float, default=0.0,
+                       help="0 for greedy decoding (default), above 0 to sample.")
+        p.add_argument("--top-p", type=float, default=1.0, help="Nucleus mass when sampling.")
+        p.add_argument("--seed", type=int, default=0, help="Sampling seed (default: %(default)s).")
+        p.add_argument("--limit", type=int, default=None, help="Use only the first N prompts.")
+        p.add_argument("--device", default=None, help="cuda or cpu (default: cuda if available).")
+        p.add_argument("--resume", metavar="SET_DIR", default=None,
+                       help="Generate the missing answers of an interrupted review set.")
 
-def compare_from_args(args: argparse.Namespace) -> int:
-    """Run :func:`compare_main` with parsed arguments."""
-    return compare_main(
-        a=args.a, b=args.b, prompts=args.prompts, out=args.out, name=args.name,
-        max_new_tokens=args.max_new_tokens, batch_size=args.batch_size,
-        temperature=args.temperature, top_p=args.top_p, seed=args.seed, limit=args.limit,
-        device=args.device, resume=args.resume,
-    )
+    def run(self, args: argparse.Namespace) -> int:
+        """Run :func:`compare_main` with the parsed arguments."""
+        return compare_main(
+            a=args.a, b=args.b, prompts=args.prompts, out=args.out, name=args.name,
+            max_new_tokens=args.max_new_tokens, batch_size=args.batch_size,
+            temperature=args.temperature, top_p=args.top_p, seed=args.seed, limit=args.limit,
+            device=args.device, resume=args.resume,
+        )
 
 
 def _fail(message: str, code: int = 2) -> int:
@@ -80,47 +80,41 @@ def compare_main(a: str | None = None, b: str | None = None, prompts: str | None
                  top_p: float = 1.0, seed: int = 0, limit: int | None = None,
                  device: str | None = None, resume: str | None = None,
                  generator: Any = None, side_seed: int | None = None) -> int:
-    """Create (or ``resume``) a review set and generate both models' answers.
+    """Create (or ``resume``) a review set and generate both models' answers, printing progress.
 
     ``generator`` replaces :func:`core.generate.generate_pairs` (tests); ``side_seed`` fixes
     the side randomisation (default: a fresh random seed). Exit codes: 0 done, 1 a model
     failed to load or generate, 2 bad arguments, 130 interrupted (resume with ``--resume``).
     """
+    from core.compare import new_comparison, resume_comparison
     from core.data import DataError
-    from core.generate import GenerationError, ModelRef, PairRequest, resolve_pair, run_dir_of
-    from core.review import ReviewError, ReviewSet, default_set_name, generate_into, load_prompts
+    from core.generate import GenerationError, PairRequest
+    from core.review import ReviewError, generate_into
 
     try:
         if resume:
-            review = ReviewSet.open(resume)
-            ref_a = ModelRef.from_dict(review.meta["a"])
-            ref_b = ModelRef.from_dict(review.meta["b"])
-            settings = GenerationSettings.from_dict(review.meta.get("generation", {}))
+            comparison = resume_comparison(resume)
+        elif not (a and b and prompts):
+            return _fail("give --a, --b and --prompts (or --resume SET_DIR).")
         else:
-            if not (a and b and prompts):
-                return _fail("give --a, --b and --prompts (or --resume SET_DIR).")
             settings = GenerationSettings(max_new_tokens=max_new_tokens, temperature=temperature,
                                           top_p=top_p, seed=seed, batch_size=batch_size)
-            settings.check()
-            ref_a, ref_b = resolve_pair(a, b)
-            items, source = load_prompts(prompts, limit)
-            root = Path(out) if out else (run_dir_of(ref_b) or run_dir_of(ref_a) or Path("."))
-            review = ReviewSet.create(
-                root, name or default_set_name(root, ref_a.label, ref_b.label), ref_a.to_dict(),
-                ref_b.to_dict(), items, source, settings.to_dict(),
-                secrets.randbelow(2**31) if side_seed is None else side_seed)
-    except (GenerationError, ReviewError, DataError, KeyError) as exc:
+            comparison = new_comparison(a, b, prompts, settings, out=out, name=name, limit=limit,
+                                        side_seed=side_seed)
+    except (GenerationError, ReviewError, DataError) as exc:
         return _fail(str(exc))
     except Exception as exc:  # a config.yaml that does not load, an unreadable directory
         return _fail(f"{type(exc).__name__}: {exc}")
 
+    review, settings = comparison.review, comparison.settings
     print(f"review set {review.path}")
-    print(f"A: {ref_a.label}\nB: {ref_b.label}")
+    print(f"A: {comparison.a.label}\nB: {comparison.b.label}")
     print(f"prompts: {review.meta['prompts']['source']} ({review.total}); {settings.describe()}")
     if review.complete:
         print("nothing to generate: every prompt has both answers.")
         return 0
-    request = PairRequest(a=ref_a, b=ref_b, conversations=[p.messages for p in review.prompts],
+    request = PairRequest(a=comparison.a, b=comparison.b,
+                          conversations=[p.messages for p in review.prompts],
                           settings=settings, device=device)
     done = [len(review.items)]
     started = time.monotonic()

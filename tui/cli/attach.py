@@ -7,28 +7,39 @@ picks up after the current step; quitting leaves the run training.
 
 from __future__ import annotations
 
+import argparse
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from core.config import ConfigError, RunConfig
 from core.runs import CONFIG_FILE, EVENTS_FILE
-from tui.app import TunetopApp
+from tui.cli.app import run_app
+from tui.cli.subcommand import Subcommand
+
+if TYPE_CHECKING:
+    from tui.cli._attach_app import AttachApp
 
 
-class AttachApp(TunetopApp):
-    """The tunetop app opened on the training screen, following one run."""
+class Attach(Subcommand):
+    """Follow a run in the app."""
 
-    DEFAULT_MODE = "training"
+    name = "attach"
+    help = "Follow a (detached) run in the app; it can be stopped there."
 
-    def __init__(self, run_dir: str | Path, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.attach_dir = Path(run_dir)
-        """The followed run; the training screen reads it when it mounts."""
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+        """The run directory."""
+        parser.add_argument("run_dir", help="Run directory holding events.jsonl.")
+
+    def run(self, args: argparse.Namespace) -> int:
+        """Open the app on the run."""
+        return attach_main(args.run_dir)
 
 
 def make_attach_app(run_dir: str | Path, **kwargs: Any) -> AttachApp:
     """The attach app for ``run_dir``, with the run's config and workspace (tests pass fakes)."""
+    from tui.cli._attach_app import AttachApp
+
     path = Path(run_dir)
     if "config" not in kwargs:
         try:
@@ -49,6 +60,4 @@ def attach_main(run_dir: str) -> int:
             file=sys.stderr,
         )
         return 2
-    from tui.cli import run_app
-
     return run_app(make_attach_app(path))

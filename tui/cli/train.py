@@ -1,0 +1,170 @@
+"""``tunetop train CONFIG.yaml``: train headless with a progress bar (or ``--detach``)."""
+
+from __future__ import annotations
+
+import argparse
+import queue
+import signal
+import sys
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from core.config import RunConfig
+from tui.cli.subcommand import Subcommand
+
+EXIT_FINISHED, EXIT_FAILED, EXIT_STOPPED = 0, 1, 130
+"""Exit statuses of a followed run by its final event."""
+
+
+class Train(Subcommand):
+    """Train from a YAML config in this process, or detached in its own."""
+
+    name = "train"
+    help = "Train headless from a YAML config."
+
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+        """The config, or ``--resume RUN_DIR``; ``--workspace``; ``--detach``."""
+        parser.add_argument("config", nargs="?", help="YAML run config (not needed with --resume).")
+        parser.add_argument("--resume", metavar="RUN_DIR", help="Continue a run from its latest checkpoint.")
+        # SUPPRESS: without the option here, the top-level `tunetop --workspace DIR train` holds.
+        parser.add_argument("--workspace", default=argparse.SUPPRESS, help="Directory holding the runs.")
+        parser.add_argument("--detach", action="store_true",
+                            help="Start the run in its own process session, print its directory and "
+                                 "return (follow it with `tunetop attach RUN_DIR`).")
+
+    def run(self, args: argparse.Namespace) -> int:
+        """Train; the exit status of the run's final event."""
+        return train_main(args.config, args.workspace, args.resume, args.detach)
+
+
+def train_main(config_path: str | None, workspace: str, resume: str | None = None,
+               detach: bool = False) -> int:
+    """Train with a progress bar; non-zero exit on failure.
+
+    One process trains here; ``num_processes`` above 1 (or ``detach``) starts a detached run
+    through :func:`core.detach.launch_detached`, which this follows unless ``detach``.
+    """
+    from rich.console import Console
+
+    from core.rundir import CONFIG_FILE
+
+    if resume:
+        config_path = str(Path(resume) / CONFIG_FILE)
+    elif not config_path:
+        print("tunetop train: give a CONFIG.yaml, or --resume RUN_DIR.", file=sys.stderr)
+        return 2
+    config = RunConfig.load(config_path)
+    config.check(config_path)
+    console = Console(stderr=True, soft_wrap=True)
+    if detach or config.num_processes > 1:
+        return _train_detached(config, workspace, resume, detach, console)
+    from core.engine import Engine
+
+    events: queue.Queue = queue.Queue()
+    engine = Engine(config, events.put, workspace=workspace, resume_dir=resume)
+
+    def request_stop(signum, frame):  # noqa: ARG001
+        console.print("[yellow]Stopping after this step and saving a checkpoint…[/]")
+        engine.stop()
+
+    _on_stop_signals(request_stop)
+    engine.start()
+
+    def stream():
+        while True:
+            try:
+                yield events.get(timeout=0.5)
+            except queue.Empty:
+                if not engine.running and events.empty():
+                    return
+
+    code = _print_events(stream(), console)
+    engine.join()
+    return code
+
+
+def _on_stop_signals(handler) -> None:
+    for name in ("SIGINT", "SIGTERM", "SIGHUP"):
+        if hasattr(signal, name):
+            signal.signal(getattr(signal, name), handler)
+
+
+def _train_detached(config: RunConfig, workspace: str, resume: str | None, detach: bool, console) -> int:
+    """Launch the run in its own session (through accelerate for several processes)."""
+    from core.detach import follow_run, launch_detached, request_stop
+
+    try:
+        run_dir = launch_detached(config, workspace, resume_dir=resume)
+    except (OSError, ValueError) as exc:
+        console.print(f"[red]tunetop train: could not start the run: {exc}[/]")
+        return 1
+    how = (f"{config.num_processes} processes through accelerate launch"
+           if config.num_processes > 1 else "one process")
+    console.print(f"run {run_dir}: detached, {how}; its output goes to {run_dir / 'worker.log'}")
+    if detach:
+        console.print(f"Follow it with `tunetop attach {run_dir}`; stop it there or with "
+                      f"`touch {run_dir / 'STOP'}`.")
+        return 0
+
+    def stop_run(signum, frame):  # noqa: ARG001
+        console.print("[yellow]Stopping after this step and saving a checkpoint…[/]")
+        request_stop(run_dir)
+
+    _on_stop_signals(stop_run)
+    return _print_events(follow_run(run_dir), console)
+
+
+def _print_events(events: Iterable[Any], console) -> int:
+    """Show a run's events as a progress bar and lines; the exit code of its final event."""
+    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+    from rich.text import Text
+
+    from core.events import (
+        MessageLogged,
+        RunFailed,
+        RunFinished,
+        RunStarted,
+        RunStopped,
+        StepLogged,
+        describe_event,
+    )
+
+    progress = Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total}"),
+        TextColumn("{task.fields[metrics]}"),
+        TimeRemainingColumn(),
+        console=console,
+        transient=False,
+    )
+    task = None
+    code = EXIT_FAILED
+    with progress:
+        for event in events:
+            if isinstance(event, StepLogged):
+                if task is not None:
+                    progress.update(
+                        task, completed=event.step, total=event.total_steps,
+                        metrics=f"loss {event.loss:.4f} lr {event.learning_rate:.2e} "
+                                f"{event.tokens_per_second:,.0f} tok/s",
+                    )
+                continue
+            line, style = describe_event(event), ""
+            if isinstance(event, RunStarted):
+                line += f"; directory {event.run_dir}"
+                task = progress.add_task("train", total=event.total_steps, metrics="",
+                                         completed=event.resumed_from_step)
+            elif isinstance(event, MessageLogged):
+                style = {"warning": "yellow", "error": "red"}.get(event.level, "dim")
+            elif isinstance(event, RunFinished):
+                style, code = "green", EXIT_FINISHED
+            elif isinstance(event, RunStopped):
+                if event.checkpoint:
+                    line += f"; resume with `tunetop train --resume {Path(event.checkpoint).parent.parent}`"
+                style, code = "yellow", EXIT_STOPPED
+            elif isinstance(event, RunFailed):
+                style, code = "red", EXIT_FAILED
+            progress.console.print(Text(line, style=style))
+    return code
