@@ -155,6 +155,7 @@ class EventCallback(TrainerCallback):
                         f"Early stop at step {state.global_step}: validation loss has not improved "
                         f"for {self.patience} evaluations (best {self.best_eval_loss:.4f})."
                     ),
+                    early_stop=True,
                 )
             )
         self.phase = "train"
