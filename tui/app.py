@@ -9,11 +9,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+from textual import on
 from textual.app import App
 from textual.binding import Binding
 
 from core.config import RunConfig
 from tui.commands import TunetopCommands
+from tui.messages import FollowRun, ReviewRun, StartRun
 from tui.screens.dataset import DatasetScreen
 from tui.screens.hyperparams import HyperparamsScreen
 from tui.screens.review import ReviewScreen
@@ -30,6 +32,10 @@ class AppServices:
     gpu_monitor_factory: Callable[[], Any] | None = None
     """Builds the GPU sampler for the VRAM gauge; ``None`` uses ``core.gpu.GpuMonitor``."""
     extras: dict[str, Any] = field(default_factory=dict)
+
+
+REQUEST_MODES: dict[type, str] = {StartRun: "training", FollowRun: "training", ReviewRun: "review"}
+"""The screen (mode) that handles each cross-screen request."""
 
 
 class TunetopApp(App[None]):
@@ -70,6 +76,14 @@ class TunetopApp(App[None]):
             self.config.data.path = dataset
         self.services = services or AppServices()
         self.workspace = workspace
+
+    @on(StartRun)
+    @on(FollowRun)
+    @on(ReviewRun)
+    async def forward_request(self, request: StartRun | FollowRun | ReviewRun) -> None:
+        """A screen asked another for something: switch to that screen and hand it over."""
+        await self.switch_mode(REQUEST_MODES[type(request)])
+        self.screen.post_message(request)
 
     async def action_quit(self) -> None:
         """Quit; a live run is asked to stop first and saves a checkpoint."""

@@ -285,7 +285,7 @@ class HyperparamsScreen(Screen):
             return self.query_one("#path-bar").has_class("-open")
         return True
 
-    async def action_start_training(self) -> None:
+    def action_start_training(self) -> None:
         """Start training with this config on the training screen, or say why not."""
         problems = self.problems()
         if problems:
@@ -302,8 +302,7 @@ class HyperparamsScreen(Screen):
             self.notify("The estimate says this will not fit; starting anyway.",
                         severity="warning")
         config = copy.deepcopy(self.config)
-        await self.app.switch_mode("training")
-        self.app.screen.post_message(StartRun(config))
+        self.app.post_message(StartRun(config))
 
     def action_preset(self, name: str) -> None:
         """Apply a preset's fields to the config."""

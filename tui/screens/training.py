@@ -538,12 +538,11 @@ class TrainingScreen(Screen):
         """Switch between the loss chart and the learning-rate / grad-norm chart."""
         self.chart = "lr" if self.chart == "loss" else "loss"
 
-    async def action_open_review(self) -> None:
-        """Open the review screen and tell it which run ended (a ``ReviewRun`` message)."""
+    def action_open_review(self) -> None:
+        """Open the review screen on the run that ended (the app forwards a ``ReviewRun``)."""
         if self.run_state not in ENDED_STATES:
             return
-        await self.app.switch_mode("review")
-        self.app.screen.post_message(ReviewRun(self.run_dir))
+        self.app.post_message(ReviewRun(self.run_dir))
 
     def stop_then_quit(self) -> None:
         """Quit requested while a run trains here: stop it, then exit once it has ended."""
