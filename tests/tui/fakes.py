@@ -461,7 +461,7 @@ def demo_services() -> Any:
     return AppServices(
         engine_factory=engine_factory(script=demo_series(), hold_after=30, restamp=False, write_events=False),
         gpu_monitor_factory=lambda: StubGpuMonitor(h100_sample()),
-        extras={"clock": lambda: DEMO_NOW},
+        clock=lambda: DEMO_NOW,
     )
 
 

@@ -1,7 +1,7 @@
 """Pilot tests of the dataset screen: every format, keys, filters, problems, bad files, model.
 
 The tokenizer is the bundled model's, loaded once per session from its converted directory
-and injected through ``AppServices.extras["dataset"]`` (no 30 s conversion per app).
+and injected through ``AppServices.dataset`` (no 30 s conversion per app).
 """
 
 from __future__ import annotations
@@ -101,7 +101,7 @@ def dataset_app(path: str | Path, load_tokenizer: Any, read_rows: Any = None, **
     dataset = DatasetServices(load_tokenizer=load_tokenizer)
     if read_rows is not None:
         dataset.read_rows = read_rows
-    services = AppServices(extras={"dataset": dataset})
+    services = AppServices(dataset=dataset)
     return make_app(config=config, services=services)
 
 

@@ -60,7 +60,7 @@ def demo_app(dataset: str, tokenizer, max_length: int = 512):
     config.data.path = dataset
     config.data.max_length = max_length
     loader = DatasetServices(load_tokenizer=lambda ref: tokenizer)
-    services = AppServices(extras={"dataset": loader})
+    services = AppServices(dataset=loader)
     return make_app(config=config, services=services)
 
 

@@ -116,7 +116,7 @@ def settle_heap() -> None:
 
 @dataclass
 class DatasetServices:
-    """What the dataset screen calls; tests pass fakes via ``AppServices.extras["dataset"]``."""
+    """What the dataset screen calls; tests pass fakes via ``AppServices.dataset``."""
 
     load_tokenizer: Callable[[str], Any] | None = None
     """The tokenizer for a model reference; default ``core.models.load_tokenizer``."""
@@ -350,8 +350,7 @@ class DatasetScreen(Screen):
                        for w in self._workers.values()))
 
     def _services(self) -> DatasetServices:
-        extras = getattr(getattr(self.app, "services", None), "extras", {})
-        return extras.get("dataset") or DatasetServices()
+        return self.app.services.dataset
 
     def _current(self, worker: Worker) -> bool:
         """Whether ``worker`` is the latest of its group (older results are stale)."""

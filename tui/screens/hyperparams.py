@@ -61,7 +61,7 @@ PRESETS: dict[str, tuple[str, dict[str, Any]]] = {
 
 @dataclass
 class EstimateServices:
-    """What the estimate worker calls; tests pass fakes via ``AppServices.extras["estimate"]``."""
+    """What the estimate worker calls; tests pass fakes via ``AppServices.estimate``."""
 
     model_config: Callable[[RunConfig], Any] | None = None
     """The model's ``PretrainedConfig``; default ``core.models.load_model_config``."""
@@ -214,8 +214,7 @@ class HyperparamsScreen(Screen):
         self._estimate(copy.deepcopy(self.config), self._generation, self._services())
 
     def _services(self) -> EstimateServices:
-        extras = getattr(getattr(self.app, "services", None), "extras", {})
-        return extras.get("estimate") or EstimateServices()
+        return self.app.services.estimate
 
     @work(thread=True, exclusive=True, group="estimate", exit_on_error=False)
     def _estimate(self, config: RunConfig, generation: int,

@@ -11,7 +11,7 @@ Three views in one screen:
 - **results**: counts of B against A, the win rate with its 95% Wilson interval, and after
   reveal (asked for, then confirmed) the per-item table with the automatic checks.
 
-Generation is injectable: ``app.services.extras["review_generator"]`` replaces
+Generation is injectable: ``app.services.review_generator`` replaces
 :func:`core.generate.generate_pairs` (tests pass a fake). torch is imported only inside the
 generation worker.
 """
@@ -368,13 +368,12 @@ class ReviewScreen(Screen):
     @property
     def workspace(self) -> Path:
         """The app's workspace directory."""
-        return Path(str(getattr(self.app, "workspace", "runs")))
+        return Path(str(self.app.workspace))
 
     @property
     def app_model(self) -> str:
         """The model of the app's config, offered as a base."""
-        config = getattr(self.app, "config", None)
-        return config.model.name_or_path if config is not None else RunConfig().model.name_or_path
+        return self.app.config.model.name_or_path
 
     # --- bindings ------------------------------------------------------------------------
 
@@ -564,9 +563,7 @@ class ReviewScreen(Screen):
         self._stop = threading.Event()
         self.generating = True
         self._status = "Starting…"
-        services = getattr(self.app, "services", None)
-        generator = services.extras.get("review_generator") if services is not None else None
-        self._generate(job, self._stop, generator)
+        self._generate(job, self._stop, self.app.services.review_generator)
 
     @work(thread=True, exclusive=True, group="review-generate", exit_on_error=False)
     def _generate(self, job: GenerationJob, stop: threading.Event,

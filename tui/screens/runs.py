@@ -76,7 +76,7 @@ class RunsScreen(Screen):
     @property
     def workspace(self) -> str:
         """The app's workspace directory."""
-        return str(getattr(self.app, "workspace", "runs"))
+        return str(self.app.workspace)
 
     def action_refresh(self) -> None:
         """Read the workspace again (in a thread)."""

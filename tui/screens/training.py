@@ -234,23 +234,21 @@ class TrainingScreen(Screen):
         yield Footer()
 
     def _gpu_monitor_factory(self) -> Callable[[], Any] | None:
-        services = getattr(self.app, "services", None)
-        return getattr(services, "gpu_monitor_factory", None)
+        return self.app.services.gpu_monitor_factory
 
     def on_mount(self) -> None:
         """Show the idle hint, start the flush tick, and follow ``follow_dir`` if given."""
-        services = getattr(self.app, "services", None)
-        self.clock = getattr(services, "extras", {}).get("clock", self.clock)  # snapshots freeze it
+        self.clock = self.app.services.clock  # snapshots freeze it
         figures = self.query_one(RunFigures)
         figures.clock = lambda: self.clock()
         figures.border_title = "Run"
         self.query_one("#log", RichLog).border_title = "Log"
         self.set_interval(FLUSH_SECONDS, self._flush_bridge)
-        follow_dir = self.follow_dir or getattr(self.app, "attach_dir", None)  # tunetop attach
+        follow_dir = self.follow_dir or self.app.attach_dir  # tunetop attach
         if follow_dir is not None:
             self.follow_run(follow_dir)
         else:
-            config = getattr(self.app, "config", None)
+            config = self.app.config
             if isinstance(config, RunConfig):
                 self.log_line(
                     f"Ready: {config.method} on {config.model.name_or_path} with {config.data.path}. "
@@ -383,10 +381,9 @@ class TrainingScreen(Screen):
             + ": loading data and model…",
             "ui",
         )
-        services = getattr(self.app, "services", None)
-        factory = getattr(services, "engine_factory", None)
+        factory = self.app.services.engine_factory
         self._release_logs = capture_library_logs(bridge)
-        self._launch_engine(config, bridge, factory, str(getattr(self.app, "workspace", "runs")))
+        self._launch_engine(config, bridge, factory, str(self.app.workspace))
 
     def _preload_history(self, run_dir: Path) -> None:
         """Show a resumed run's earlier steps, evaluations and checkpoints before it goes on."""
@@ -439,8 +436,8 @@ class TrainingScreen(Screen):
             return
         self.run_state = "starting"
         self.log_line("Launching a detached run…", "ui")
-        options = dict(getattr(getattr(self.app, "services", None), "extras", {}).get("detach_options", {}))
-        self._launch_detached(config, str(getattr(self.app, "workspace", "runs")), options)
+        options = dict(self.app.services.detach_options)
+        self._launch_detached(config, str(self.app.workspace), options)
 
     @work(thread=True, exclusive=True, group="detach", exit_on_error=False)
     def _launch_detached(self, config: RunConfig, workspace: str, options: dict[str, Any]) -> Path:
