@@ -17,8 +17,9 @@ from textual.binding import Binding
 
 from core.config import RunConfig
 from tui.commands import TunetopCommands
+from tui.dataset_tasks import DatasetServices
 from tui.messages import FollowRun, ReviewRun, StartRun
-from tui.screens.dataset import DatasetScreen, DatasetServices
+from tui.screens.dataset import DatasetScreen
 from tui.screens.hyperparams import EstimateServices, HyperparamsScreen
 from tui.screens.review import ReviewScreen
 from tui.screens.runs import RunsScreen

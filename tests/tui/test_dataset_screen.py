@@ -20,9 +20,11 @@ from textual.widgets import Input, OptionList, Static, TabbedContent
 from core.config import RunConfig
 from core.data import render_example
 from core.models import ModelError
+from core.rows import FIRST_PAGE
 from tui.app import AppServices, make_app
 from tui.commands import TunetopCommands
-from tui.screens.dataset import FIRST_PAGE, DatasetScreen, DatasetServices
+from tui.dataset_tasks import DatasetServices
+from tui.screens.dataset import DatasetScreen
 from tui.widgets.row_table import RowBatch, RowStore, RowTable
 from tui.widgets.token_view import TokenView
 

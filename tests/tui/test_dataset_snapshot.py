@@ -23,7 +23,8 @@ import pytest  # noqa: E402
 from core.config import RunConfig  # noqa: E402
 from core.models import ensure_bundled_model  # noqa: E402
 from tui.app import AppServices, make_app  # noqa: E402
-from tui.screens.dataset import DatasetScreen, DatasetServices  # noqa: E402
+from tui.dataset_tasks import DatasetServices  # noqa: E402
+from tui.screens.dataset import DatasetScreen  # noqa: E402
 
 SYSTEM = {"role": "system", "content": "Answer in one short sentence."}
 PROBLEMS = [

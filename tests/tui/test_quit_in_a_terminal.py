@@ -16,7 +16,7 @@ import sys, time
 from core.config import RunConfig
 from tui.app import AppServices, make_app
 from tui.cli import run_app
-from tui.screens.dataset import DatasetServices
+from tui.dataset_tasks import DatasetServices
 
 def slow_tokenizer(ref):
     time.sleep(60)

@@ -22,7 +22,7 @@ from core.generate import GeneratedPair, GenerationSettings, PairRequest
 from core.review import JUDGEMENTS_FILE, ReviewSet, find_review_sets, wilson_interval
 from tui.app import AppServices, make_app
 from tui.messages import ReviewRun
-from tui.screens.dataset import DatasetServices
+from tui.dataset_tasks import DatasetServices
 from tui.screens.review import ConfirmReveal, ReviewScreen
 
 
