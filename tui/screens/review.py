@@ -72,7 +72,7 @@ from core.review import (
     generate_into,
     load_prompts,
 )
-from core.rundir import CHECKPOINTS_DIR, COMPLETE_MARKER, CONFIG_FILE, FINAL_DIR, checkpoint_step
+from core.rundir import CHECKPOINT_PREFIX, CHECKPOINTS_DIR, COMPLETE_MARKER, CONFIG_FILE, FINAL_DIR, checkpoint_step
 from tui.messages import ReviewRun
 from tui.widgets.review_pane import ReviewTextPane, render_conversation
 
@@ -178,7 +178,7 @@ def scan_workspace(workspace: Path, app_model: str) -> ScanResult:
             runs.append((f"run {run_dir.name} (final)", ("path", str(run_dir))))
             if newest_final is None:
                 newest_final, newest_base = ("path", str(run_dir)), config.model.name_or_path
-        checkpoints = [p for p in (run_dir / CHECKPOINTS_DIR).glob("checkpoint-*")
+        checkpoints = [p for p in (run_dir / CHECKPOINTS_DIR).glob(f"{CHECKPOINT_PREFIX}*")
                        if checkpoint_step(p) is not None and (p / COMPLETE_MARKER).is_file()]
         for ckpt in sorted(checkpoints, key=checkpoint_step, reverse=True):
             runs.append((f"run {run_dir.name} {ckpt.name}", ("path", str(ckpt))))

@@ -45,6 +45,7 @@ from core.events import (
     read_events,
 )
 from core.gpu import ensure_pci_bus_order
+from core.rundir import CONFIG_FILE, EVENTS_FILE
 from core.runs import RunProgress, read_pid, resume_dir_of
 from tui.bridge import EventBridge, capture_library_logs, follow_into
 from tui.messages import (
@@ -388,7 +389,7 @@ class TrainingScreen(Screen):
     def _preload_history(self, run_dir: Path) -> None:
         """Show a resumed run's earlier steps, evaluations and checkpoints before it goes on."""
         try:
-            events, _ = read_events(str(run_dir / "events.jsonl"))
+            events, _ = read_events(str(run_dir / EVENTS_FILE))
         except OSError:
             return
         steps = [e for e in events if isinstance(e, StepLogged)]
@@ -475,7 +476,7 @@ class TrainingScreen(Screen):
             self.query_one(VramGauge).set_pid(pid)
         self.log_line(f"Following {self.follow_dir}", "ui")
         try:
-            self._flag_remote_code(RunConfig.load(self.follow_dir / "config.yaml"))
+            self._flag_remote_code(RunConfig.load(self.follow_dir / CONFIG_FILE))
         except (OSError, ValueError):
             pass  # no readable config: the run's own events still say what they can
         self._follow(self.follow_dir, bridge)
