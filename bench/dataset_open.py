@@ -146,7 +146,7 @@ async def open_path(pilot, screen: DatasetScreen, path: Path) -> float:
     screen.query_one("#dataset-path").value = str(path)
     sent = time.perf_counter()
     pilot.app._driver.send_message(events.Key("enter", "\r"))
-    await wait_for(lambda: screen.dataset_ref == str(path), 30, 0.001)
+    await wait_for(lambda: screen.loader.ref == str(path), 30, 0.001)
     return sent
 
 
@@ -202,7 +202,7 @@ async def run(big: Path, mid: Path) -> list[str]:
         screen = app.screen
         assert isinstance(screen, DatasetScreen)
         started = time.perf_counter()
-        await wait_for(lambda: screen.tokenizer is not None and not screen.busy, 600, 0.05)
+        await wait_for(lambda: screen.loader.tokenizer is not None and not screen.busy, 600, 0.05)
         out.append(f"{'tokenizer + sample ready':34} {time.perf_counter() - started:6.1f} s "
                    "(bundled model; includes importing transformers)")
         probe, _, _ = await probed(app, screen, _after(3), 10)
@@ -214,7 +214,7 @@ async def run(big: Path, mid: Path) -> list[str]:
                                and screen.table.row_at(0) is not None, 60, 0.001)
         out.append(f"{'time to first page':34} {(first - sent) * 1000:6.0f} ms "
                    f"({len(screen.store):,} rows in the table, the rest still reading)")
-        probe, wall, cpu = await probed(app, screen, lambda: "read" not in screen._phases, 1800)
+        probe, wall, cpu = await probed(app, screen, lambda: "read" not in screen.loader.phases, 1800)
         rows = len(screen.store)
         out.append(f"{'read ' + format(rows, ',') + ' rows':34} {first - sent + wall:6.1f} s "
                    f"({cpu:.0f} CPU s), {rows / (first - sent + wall):,.0f} rows/s, "
@@ -225,19 +225,19 @@ async def run(big: Path, mid: Path) -> list[str]:
 
         # 2. 100k rows: token statistics with the bundled tokenizer, then the checks
         sent = await open_path(pilot, screen, mid)
-        await wait_for(lambda: "tokens" in screen._phases, 600, 0.01)
+        await wait_for(lambda: "tokens" in screen.loader.phases, 600, 0.01)
         out.append(f"{'read ' + format(len(screen.store), ',') + ' rows':34} "
                    f"{time.perf_counter() - sent:6.1f} s")
-        probe, wall, cpu = await probed(app, screen, lambda: "tokens" not in screen._phases, 1800)
-        counted = screen.summary.counted
-        lengths = screen.summary.lengths
+        probe, wall, cpu = await probed(app, screen, lambda: "tokens" not in screen.loader.phases, 1800)
+        counted = screen.loader.summary.counted
+        lengths = screen.loader.summary.lengths
         out.append(f"{'token stats ' + format(counted, ',') + ' rows':34} {wall:6.1f} s "
                    f"({cpu:.1f} CPU s), {counted / wall:,.0f} rows/s, p50 "
                    f"{lengths.p50 if lengths else '?'} tokens per row")
         out.append(probe.report("  keys while counting"))
         probe, wall, cpu = await probed(app, screen, lambda: not screen.busy, 1800)
         out.append(f"{'content checks (dataset_stats)':34} {wall:6.1f} s ({cpu:.1f} CPU s) on "
-                   f"{screen.summary.checked_rows:,} rows")
+                   f"{screen.loader.summary.checked_rows:,} rows")
         out.append(probe.report("  keys while checking"))
     rows, wall, cpu = core_token_rate(mid)
     out.append(f"{'core.tokens alone, no UI':34} {wall:6.1f} s ({cpu:.1f} CPU s) for {rows:,} rows")

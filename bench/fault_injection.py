@@ -40,7 +40,13 @@ sys.path.insert(0, str(ROOT / "tests"))
 from core.config import RunConfig  # noqa: E402
 from core.detach import launch_detached  # noqa: E402
 from core.events import TERMINAL_EVENTS, RunFinished, RunStarted, StepLogged, read_events  # noqa: E402
-from core.rundir import CHECKPOINTS_DIR, STAGING_PREFIX, checkpoint_step  # noqa: E402
+from core.rundir import (  # noqa: E402
+    CHECKPOINT_PREFIX,
+    CHECKPOINTS_DIR,
+    EVENTS_FILE,
+    STAGING_PREFIX,
+    checkpoint_step,
+)
 from core.runs import read_pid  # noqa: E402
 
 MODES = ("step", "save", "setup")
@@ -82,7 +88,7 @@ class Report:
 def newest_complete(run_dir: Path) -> int:
     """The step of the newest checkpoint that is whole, checked independently of the engine."""
     best = 0
-    for path in (run_dir / CHECKPOINTS_DIR).glob("checkpoint-*"):
+    for path in (run_dir / CHECKPOINTS_DIR).glob(f"{CHECKPOINT_PREFIX}*"):
         step = checkpoint_step(path)
         if step is None or step <= best:
             continue
@@ -101,7 +107,7 @@ def newest_complete(run_dir: Path) -> int:
 
 
 def _events(run_dir: Path) -> list:
-    path = run_dir / "events.jsonl"
+    path = run_dir / EVENTS_FILE
     return read_events(str(path))[0] if path.exists() else []
 
 

@@ -83,6 +83,7 @@ def child(kind: str, model: str, data: str, val: str, batch: int, out: str) -> N
     if kind == "engine":
         from core.engine import Engine
         from core.events import RunStarted, StepLogged
+        from core.rundir import FINAL_DIR
 
         marks: dict[str, float] = {}
 
@@ -100,7 +101,7 @@ def child(kind: str, model: str, data: str, val: str, batch: int, out: str) -> N
             from peft import PeftModel
 
             base = load_model(cfg.model, "lora", resolve_precision("auto", device), device)
-            trained = PeftModel.from_pretrained(base, Path(engine.run_dir) / "final")
+            trained = PeftModel.from_pretrained(base, Path(engine.run_dir) / FINAL_DIR)
             eval_loss = _eval_loss(trained, val, tokenizer)
     else:
         from peft import LoraConfig

@@ -12,7 +12,7 @@ from collections import deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from core.events import Event, EvalLogged, MessageLogged, RunFailed, RunStopped, StepLogged
+from core.events import Event, EvalLogged, MessageLogged, RunFailed, StepLogged
 
 RISING_EVALS = 2
 """Validation losses in a row above the best one that count as overfitting."""
@@ -126,19 +126,14 @@ def check_flat_loss(
 
 
 def check_early_stop(event: Event) -> Alert | None:
-    """The engine's early-stopping message or a stop whose reason is early stopping."""
-    text = ""
-    if isinstance(event, MessageLogged):
-        text = event.message
-    elif isinstance(event, RunStopped):
-        text = event.reason
-    if "early stop" not in text.lower():
+    """The engine's early-stopping message (a ``MessageLogged`` flagged ``early_stop``)."""
+    if not (isinstance(event, MessageLogged) and event.early_stop):
         return None
     return Alert(
         key="early-stop",
         level="info",
         title="Early stop",
-        detail=f"{text} The best checkpoint is kept and exported.",
+        detail=f"{event.message} The best checkpoint is kept and exported.",
     )
 
 
@@ -180,7 +175,7 @@ class AlertTracker:
         elif isinstance(event, EvalLogged):
             self.evals.append((event.step, event.eval_loss))
             found.append(check_rising_validation(self.evals, self.rising))
-        elif isinstance(event, (MessageLogged, RunStopped)):
+        elif isinstance(event, MessageLogged):
             found.append(check_early_stop(event))
         elif isinstance(event, RunFailed):
             found.append(check_failure(event))

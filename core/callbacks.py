@@ -10,11 +10,12 @@ from typing import Any
 
 from transformers import TrainerCallback
 
-from core.rundir import COMPLETE_MARKER
+from core.rundir import COMPLETE_MARKER, checkpoint_name
 from core.events import CheckpointSaved, EvalLogged, EventSink, MessageLogged, StepLogged
 
 
-def _finite(value: Any) -> float:
+def _float_or_nan(value: Any) -> float:
+    """``value`` as a float; NaN when it is missing or not a number (a log without it)."""
     try:
         return float(value)
     except (TypeError, ValueError):
@@ -111,10 +112,10 @@ class EventCallback(TrainerCallback):
             StepLogged(
                 step=state.global_step,
                 total_steps=state.max_steps,
-                epoch=_finite(state.epoch),
-                loss=_finite(logs.get("loss")),
-                learning_rate=_finite(logs.get("learning_rate")),
-                grad_norm=_finite(logs.get("grad_norm")),
+                epoch=_float_or_nan(state.epoch),
+                loss=_float_or_nan(logs.get("loss")),
+                learning_rate=_float_or_nan(logs.get("learning_rate")),
+                grad_norm=_float_or_nan(logs.get("grad_norm")),
                 tokens_per_second=tokens / seconds,
                 samples_per_second=self._window_samples / seconds,
                 elapsed_seconds=time.monotonic() - self._start,
@@ -128,7 +129,7 @@ class EventCallback(TrainerCallback):
         self.phase = "eval"
 
     def on_evaluate(self, args, state, control, metrics=None, **kwargs):
-        loss = _finite((metrics or {}).get("eval_loss"))
+        loss = _float_or_nan((metrics or {}).get("eval_loss"))
         self.last_eval_loss = loss
         is_best = math.isfinite(loss) and (self.best_eval_loss is None or loss < self.best_eval_loss)
         if is_best:
@@ -154,13 +155,14 @@ class EventCallback(TrainerCallback):
                         f"Early stop at step {state.global_step}: validation loss has not improved "
                         f"for {self.patience} evaluations (best {self.best_eval_loss:.4f})."
                     ),
+                    early_stop=True,
                 )
             )
         self.phase = "train"
         return control
 
     def on_save(self, args, state, control, **kwargs):
-        path = Path(args.output_dir) / f"checkpoint-{state.global_step}"
+        path = Path(args.output_dir) / checkpoint_name(state.global_step)
         # The trainer published it whole (with its marker); anything else is not a checkpoint.
         if state.is_world_process_zero and (path / COMPLETE_MARKER).is_file():
             self.last_checkpoint = str(path)

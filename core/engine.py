@@ -16,6 +16,7 @@ import shutil
 import threading
 import time
 import traceback
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -28,8 +29,10 @@ from core.config import ConfigError, RunConfig
 from core.rundir import (
     CHECKPOINTS_DIR,
     CONFIG_FILE,
+    ERROR_LOG,
     EVENTS_FILE,
     FINAL_DIR,
+    checkpoint_name,
     checkpoint_step,
     latest_checkpoint,
     make_run_dir,
@@ -46,6 +49,22 @@ from core.events import (
     RunStarted,
     RunStopped,
 )
+
+
+@dataclass(frozen=True)
+class RunInputs:
+    """What :meth:`Engine.setup` settles once and every trainer of the run is built from
+    (the first, and each rebuild after an out-of-memory retry)."""
+
+    tokenizer: Any
+    train_rows: list[dict]
+    """Rows for the trainer: ``input_ids`` and ``labels`` (masked tokens are -100)."""
+    val_rows: list[dict]
+    """Tokenized validation rows; empty when nothing is held out."""
+    precision: str
+    """``bf16``, ``fp16`` or ``fp32``, resolved for the device."""
+    device: str
+    """``cuda`` or ``cpu`` (:func:`core.models.pick_device`)."""
 
 
 class NonFiniteError(RuntimeError):
@@ -130,7 +149,7 @@ class Engine:
         self._resume_checkpoint: Path | None = None
         self._half_written: list[Path] = []
         """Half-written checkpoints removed before resuming (logged once the log is open)."""
-        self._prepared: tuple = ()
+        self._inputs: RunInputs | None = None
         self._started = time.monotonic()
         self.phase = "setup"
         self.final_event: Event | None = None
@@ -199,7 +218,7 @@ class Engine:
             phase = self._callback.phase if self._callback is not None else self.phase
             reason, suggestion = describe_failure(exc, phase)
             if self.run_dir is not None and self.is_main and self.run_dir.is_dir():
-                (self.run_dir / "error.log").write_text(traceback.format_exc())
+                (self.run_dir / ERROR_LOG).write_text(traceback.format_exc())
             self.final_event = RunFailed(step=step, phase=phase, reason=reason, suggestion=suggestion)
             self.emit(self.final_event)
         finally:
@@ -262,11 +281,11 @@ class Engine:
         val_rows = self._tokenize(data_mod, tokenizer, val_ex, "validation")
         if not train_rows:
             raise ValueError("No training row has a trained token. Check the chat template and data.")
-        self._prepared = (tokenizer, train_rows, val_rows, precision, device)
+        self._inputs = RunInputs(tokenizer, train_rows, val_rows, precision, device)
         model = self._load_model()
         trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
         total = sum(p.numel() for p in model.parameters())
-        self._trainer = self._build_trainer(model, *self._prepared)
+        self._trainer = self._build_trainer(model, self._inputs)
         world = int(os.environ.get("WORLD_SIZE", "1"))
         self.emit(
             RunStarted(
@@ -306,11 +325,10 @@ class Engine:
 
         from core.models import load_model
 
-        cfg = self.config
-        precision, device = self._prepared[3:]
+        cfg, inputs = self.config, self._inputs
         # Seed before the adapter is initialised: the Trainer seeds only later, in its __init__.
         set_seed(cfg.optim.seed)
-        model = load_model(cfg.model, cfg.method, precision, device)
+        model = load_model(cfg.model, cfg.method, inputs.precision, inputs.device)
         if cfg.method in ("lora", "qlora"):
             model = self._apply_lora(model)
         return model
@@ -341,7 +359,7 @@ class Engine:
         per_epoch = math.ceil(num_rows / world / o.per_device_train_batch_size / o.gradient_accumulation_steps)
         return max(1, math.ceil(per_epoch * o.num_train_epochs))
 
-    def _build_trainer(self, model, tokenizer, train_rows, val_rows, precision, device) -> Any:
+    def _build_trainer(self, model: Any, inputs: RunInputs) -> Any:
         from datasets import Dataset
         from transformers.trainer_callback import PrinterCallback
         from trl import SFTConfig
@@ -349,8 +367,8 @@ class Engine:
         from core.models import padding_free_refusal
 
         cfg, o, e = self.config, self.config.optim, self.config.eval
-        has_val = bool(val_rows)
-        refusal = padding_free_refusal(cfg.model, device) if o.padding_free else None
+        has_val = bool(inputs.val_rows)
+        refusal = padding_free_refusal(cfg.model, inputs.device) if o.padding_free else None
         padding_free = o.padding_free and refusal is None
         if refusal:
             self.log(f"Padding-free batches are off: {refusal}. Batches are padded"
@@ -371,9 +389,9 @@ class Engine:
             max_grad_norm=o.max_grad_norm,
             seed=o.seed,
             data_seed=o.seed,
-            bf16=precision == "bf16",
-            fp16=precision == "fp16",
-            use_cpu=device == "cpu",
+            bf16=inputs.precision == "bf16",
+            fp16=inputs.precision == "fp16",
+            use_cpu=inputs.device == "cpu",
             gradient_checkpointing=o.gradient_checkpointing,
             train_sampling_strategy=sampling,
             padding_free=padding_free,
@@ -401,9 +419,9 @@ class Engine:
         trainer = _make_trainer(
             model=model,
             args=args,
-            train_dataset=Dataset.from_list(train_rows),
-            eval_dataset=Dataset.from_list(val_rows) if has_val else None,
-            processing_class=tokenizer,
+            train_dataset=Dataset.from_list(inputs.train_rows),
+            eval_dataset=Dataset.from_list(inputs.val_rows) if has_val else None,
+            processing_class=inputs.tokenizer,
             callbacks=[self._callback],
         )
         # The printer writes every log dict to stdout; our events replace it.
@@ -483,7 +501,7 @@ class Engine:
         gc.collect()
         if torch.cuda.is_available():
             torch.cuda.empty_cache()
-        self._trainer = self._build_trainer(self._load_model(), *self._prepared)
+        self._trainer = self._build_trainer(self._load_model(), self._inputs)
         return self._trainer, self._callback, str(checkpoint) if checkpoint else None
 
     def cleanup(self) -> None:
@@ -587,10 +605,10 @@ def _make_trainer(**kwargs: Any) -> Any:
             self.accelerator.wait_for_everyone()
             if self.args.should_save:
                 best = self.state.best_global_step
-                if best and (best == step or Path(root, f"checkpoint-{best}").is_dir()):
+                if best and (best == step or Path(root, checkpoint_name(best)).is_dir()):
                     # The state saved above names the staging path; name the published one.
-                    self.state.best_model_checkpoint = str(Path(root, f"checkpoint-{best}"))
-                    self.state.save_to_json(str(staging / f"checkpoint-{step}" / TRAINER_STATE_NAME))
+                    self.state.best_model_checkpoint = str(Path(root, checkpoint_name(best)))
+                    self.state.save_to_json(str(staging / checkpoint_name(step) / TRAINER_STATE_NAME))
                 publish_checkpoint(staging, step)
                 rotate_checkpoints(root, self.args.save_total_limit, self.state.best_model_checkpoint)
             self.accelerator.wait_for_everyone()

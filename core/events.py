@@ -94,6 +94,9 @@ class MessageLogged(Event):
     kind: ClassVar[str] = "message_logged"
     level: str
     message: str
+    early_stop: bool = False
+    """Early stopping ends training here: the line says why (alerts use this flag, never
+    the text; lines written before the flag existed read as ``False``)."""
 
 
 @dataclass(frozen=True)

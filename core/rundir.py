@@ -21,6 +21,11 @@ CONFIG_FILE = "config.yaml"
 EVENTS_FILE = "events.jsonl"
 CHECKPOINTS_DIR = "checkpoints"
 FINAL_DIR = "final"
+ERROR_LOG = "error.log"
+"""Traceback of a failed run, for bug reports."""
+CHECKPOINT_PREFIX = "checkpoint-"
+"""A checkpoint folder is ``checkpoint-N``: the name transformers' Trainer gives it
+(``transformers.trainer_utils.PREFIX_CHECKPOINT_DIR``)."""
 COMPLETE_MARKER = "COMPLETE"
 """File written last into a checkpoint: a checkpoint without it is half-written."""
 STAGING_PREFIX = ".saving-"
@@ -40,16 +45,21 @@ def make_run_dir(workspace: str | Path, run_name: str | None, method: str) -> Pa
     return path
 
 
+def checkpoint_name(step: int) -> str:
+    """The folder name of the checkpoint of ``step``: ``checkpoint-N``."""
+    return f"{CHECKPOINT_PREFIX}{step}"
+
+
 def checkpoint_step(path: Path) -> int | None:
     """The step of a ``checkpoint-N`` directory, or None for anything else."""
-    prefix, _, number = path.name.rpartition("-")
-    return int(number) if prefix == "checkpoint" and number.isdigit() else None
+    number = path.name.removeprefix(CHECKPOINT_PREFIX)
+    return int(number) if path.name.startswith(CHECKPOINT_PREFIX) and number.isdigit() else None
 
 
 def complete_checkpoints(run_dir: str | Path) -> list[Path]:
     """Complete checkpoints of a run, oldest first; half-written ones (no marker) are ignored."""
     root = Path(run_dir) / CHECKPOINTS_DIR
-    found = [p for p in root.glob("checkpoint-*")
+    found = [p for p in root.glob(f"{CHECKPOINT_PREFIX}*")
              if checkpoint_step(p) is not None and (p / COMPLETE_MARKER).is_file()]
     return sorted(found, key=checkpoint_step)
 
@@ -62,7 +72,7 @@ def latest_checkpoint(run_dir: str | Path) -> Path | None:
 
 def staging_dir(checkpoints_dir: str | Path, step: int) -> Path:
     """Where the checkpoint of ``step`` is written before it is published."""
-    return Path(checkpoints_dir) / f"{STAGING_PREFIX}checkpoint-{step}"
+    return Path(checkpoints_dir) / f"{STAGING_PREFIX}{checkpoint_name(step)}"
 
 
 def _fsync(path: Path) -> None:
@@ -81,7 +91,7 @@ def publish_checkpoint(staging: Path, step: int) -> Path:
     already there is a half-written leftover of a crash at this step (resume starts earlier)
     and is replaced.
     """
-    written = staging / f"checkpoint-{step}"
+    written = staging / checkpoint_name(step)
     for folder, _, files in os.walk(written):
         for name in files:
             _fsync(Path(folder, name))
@@ -100,8 +110,8 @@ def publish_checkpoint(staging: Path, step: int) -> Path:
 def remove_staging(checkpoints_dir: str | Path) -> list[Path]:
     """Delete checkpoints a crash left half-written (before resuming); returns what went."""
     root = Path(checkpoints_dir)
-    leftovers = [p for p in root.glob(f"{STAGING_PREFIX}checkpoint-*") if p.is_dir()]
-    leftovers += [p for p in root.glob("checkpoint-*")
+    leftovers = [p for p in root.glob(f"{STAGING_PREFIX}{CHECKPOINT_PREFIX}*") if p.is_dir()]
+    leftovers += [p for p in root.glob(f"{CHECKPOINT_PREFIX}*")
                   if checkpoint_step(p) is not None and not (p / COMPLETE_MARKER).is_file()]
     for path in leftovers:
         shutil.rmtree(path, ignore_errors=True)

@@ -6,16 +6,21 @@ those inside its own thread when a run starts.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Callable
 
+from textual import on
 from textual.app import App
 from textual.binding import Binding
 
 from core.config import RunConfig
 from tui.commands import TunetopCommands
+from tui.dataset_tasks import DatasetServices
+from tui.messages import FollowRun, ReviewRun, StartRun
 from tui.screens.dataset import DatasetScreen
-from tui.screens.hyperparams import HyperparamsScreen
+from tui.screens.hyperparams import EstimateServices, HyperparamsScreen
 from tui.screens.review import ReviewScreen
 from tui.screens.runs import RunsScreen
 from tui.screens.training import TrainingScreen, quit_app
@@ -23,13 +28,29 @@ from tui.screens.training import TrainingScreen, quit_app
 
 @dataclass
 class AppServices:
-    """What the screens use to reach the engine and the machine; tests pass fakes."""
+    """What the screens use to reach the engine and the machine; tests pass fakes.
+
+    Screens read these as ``self.app.services.<field>``; every field has a working default.
+    """
 
     engine_factory: Callable[..., Any] | None = None
     """Builds an engine for a config and an event sink; ``None`` uses ``core.engine.Engine``."""
     gpu_monitor_factory: Callable[[], Any] | None = None
     """Builds the GPU sampler for the VRAM gauge; ``None`` uses ``core.gpu.GpuMonitor``."""
-    extras: dict[str, Any] = field(default_factory=dict)
+    dataset: DatasetServices = field(default_factory=DatasetServices)
+    """Tokenizer loading, row reading and content checks of the dataset screen."""
+    estimate: EstimateServices = field(default_factory=EstimateServices)
+    """Model config, memory and dataset measurements of the hyperparameters screen's estimate."""
+    review_generator: Callable[..., Any] | None = None
+    """Generates the review's answer pairs; ``None`` uses ``core.generate.generate_pairs``."""
+    detach_options: dict[str, Any] = field(default_factory=dict)
+    """Extra keyword arguments of ``core.detach.launch_detached`` (tests pick the engine)."""
+    clock: Callable[[], float] = time.time
+    """Wall clock of the training screen's elapsed times (snapshot tests freeze it)."""
+
+
+REQUEST_MODES: dict[type, str] = {StartRun: "training", FollowRun: "training", ReviewRun: "review"}
+"""The screen (mode) that handles each cross-screen request."""
 
 
 class TunetopApp(App[None]):
@@ -70,6 +91,17 @@ class TunetopApp(App[None]):
             self.config.data.path = dataset
         self.services = services or AppServices()
         self.workspace = workspace
+        """Folder of the runs (and review sets) this app starts and lists."""
+        self.attach_dir: Path | None = None
+        """A run to follow on opening (``tunetop attach``); ``None`` otherwise."""
+
+    @on(StartRun)
+    @on(FollowRun)
+    @on(ReviewRun)
+    async def forward_request(self, request: StartRun | FollowRun | ReviewRun) -> None:
+        """A screen asked another for something: switch to that screen and hand it over."""
+        await self.switch_mode(REQUEST_MODES[type(request)])
+        self.screen.post_message(request)
 
     async def action_quit(self) -> None:
         """Quit; a live run is asked to stop first and saves a checkpoint."""

@@ -64,9 +64,9 @@ class TunetopCommands(Provider):
             for title, action, help_text in DATASET_COMMANDS:
                 if dataset_command_available(screen, action):
                     commands.append((title, self._screen_action(screen, action), help_text))
-        current = getattr(app, "current_mode", None)
+        current = app.current_mode
         for mode, title, help_text in SCREENS:
-            if mode != current and mode in getattr(app, "MODES", {}):
+            if mode != current and mode in app.MODES:
                 commands.append((title, self._switch(mode), help_text))
         return commands
 

@@ -75,8 +75,12 @@ class RunEnded(EngineMessage):
     event: RunFinished | RunStopped | RunFailed
 
 
-class StartRun(Message):
-    """Ask the training screen to start a run with ``config`` (detached if ``detached``)."""
+class StartRun(Message, bubble=False):
+    """Ask the training screen to start a run with ``config`` (detached if ``detached``).
+
+    Like :class:`FollowRun` and :class:`ReviewRun`, a screen posts it to the app, which
+    switches to the training screen and forwards it there; it does not bubble back up.
+    """
 
     def __init__(self, config: RunConfig, detached: bool = False) -> None:
         super().__init__()
@@ -84,7 +88,7 @@ class StartRun(Message):
         self.detached = detached
 
 
-class FollowRun(Message):
+class FollowRun(Message, bubble=False):
     """Ask the training screen to follow (attach to) the run in ``run_dir``."""
 
     def __init__(self, run_dir: str | Path) -> None:
@@ -92,8 +96,8 @@ class FollowRun(Message):
         self.run_dir = Path(run_dir)
 
 
-class ReviewRun(Message):
-    """Posted to the review screen when the user opens the run in ``run_dir`` for review."""
+class ReviewRun(Message, bubble=False):
+    """Ask the review screen to preselect the run in ``run_dir`` (the one that just ended)."""
 
     def __init__(self, run_dir: str | Path | None) -> None:
         super().__init__()

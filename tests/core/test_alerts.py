@@ -47,9 +47,17 @@ def test_flat_loss_needs_a_full_window_of_nearly_equal_values():
 
 
 def test_early_stop_from_message_or_stop_reason():
-    msg = MessageLogged(level="warning", message="Early stop at step 100: validation loss has not improved.")
+    msg = MessageLogged(level="warning", message="Early stop at step 100: validation loss has not improved.",
+                        early_stop=True)
     assert check_early_stop(msg).key == "early-stop"
     assert check_early_stop(RunStopped(step=5, reason="Stopped on request.", checkpoint="")) is None
+
+
+def test_early_stop_is_the_event_flag_not_the_text():
+    said = MessageLogged(level="info", message="Early stop is on: patience 3 evaluations.")
+    assert check_early_stop(said) is None
+    flagged = MessageLogged(level="warning", message="Stopped at step 40: no better loss.", early_stop=True)
+    assert "Stopped at step 40" in check_early_stop(flagged).detail
 
 
 def test_failure_keeps_reason_and_suggestion():
@@ -68,3 +76,21 @@ def test_tracker_on_recorded_streams_raises_each_alert_once():
     assert "overfit@40" in keys and "early-stop" in keys
     assert keys.count("overfit@40") == 1
     assert AlertTracker().update_all(training_series()) == []
+
+
+def test_the_callbacks_early_stop_raises_the_alert():
+    """The engine's callback flags its early-stop line; the tracker keys on that flag."""
+    import threading
+    from types import SimpleNamespace
+
+    from transformers import TrainerControl
+
+    from core.callbacks import EventCallback
+
+    events = []
+    callback = EventCallback(events.append, threading.Event(), threading.Event(), lambda: 0, patience=2)
+    control = TrainerControl()
+    for step, loss in ((10, 1.0), (20, 1.1), (30, 1.2)):
+        callback.on_evaluate(None, SimpleNamespace(global_step=step), control, metrics={"eval_loss": loss})
+    assert control.should_training_stop and events[-1].early_stop
+    assert "early-stop" in [a.key for a in AlertTracker().update_all(events)]

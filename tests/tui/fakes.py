@@ -108,7 +108,7 @@ def overfit_series(run_dir: str = "runs/overfit-run") -> list[Event]:
     events = training_series(total=100, eval_every=20, run_dir=run_dir, end="none",
                              eval_losses=[1.4, 1.1, 1.15, 1.22, 1.31])
     events.append(MessageLogged(level="warning", message="Early stop at step 100: validation loss has not "
-                                "improved for 3 evaluations (best 1.1000)."))
+                                "improved for 3 evaluations (best 1.1000).", early_stop=True))
     events.append(RunFinished(step=100, output_path=f"{run_dir}/final", final_eval_loss=1.31,
                               best_eval_loss=1.1, elapsed_seconds=100.0, time=T0 + 102))
     return events
@@ -461,7 +461,7 @@ def demo_services() -> Any:
     return AppServices(
         engine_factory=engine_factory(script=demo_series(), hold_after=30, restamp=False, write_events=False),
         gpu_monitor_factory=lambda: StubGpuMonitor(h100_sample()),
-        extras={"clock": lambda: DEMO_NOW},
+        clock=lambda: DEMO_NOW,
     )
 
 

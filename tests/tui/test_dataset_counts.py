@@ -80,7 +80,7 @@ async def test_inspect_and_the_screen_report_the_same_counts(tmp_path, tokenizer
     app = dataset_app(path, lambda ref: tokenizer)
     async with app.run_test(size=(120, 40)) as pilot:
         screen = await settle(pilot)
-        summary, store = screen.summary, screen.store
+        summary, store = screen.loader.summary, screen.store
         checks = summary.checks
         assert checks is not None and store is not None
         label = str(screen.query_one("#panes", TabbedContent).get_tab("pane-problems").label)

@@ -1,7 +1,7 @@
 """Pilot tests of the dataset screen: every format, keys, filters, problems, bad files, model.
 
 The tokenizer is the bundled model's, loaded once per session from its converted directory
-and injected through ``AppServices.extras["dataset"]`` (no 30 s conversion per app).
+and injected through ``AppServices.dataset`` (no 30 s conversion per app).
 """
 
 from __future__ import annotations
@@ -20,9 +20,11 @@ from textual.widgets import Input, OptionList, Static, TabbedContent
 from core.config import RunConfig
 from core.data import render_example
 from core.models import ModelError
+from core.rows import FIRST_PAGE
 from tui.app import AppServices, make_app
 from tui.commands import TunetopCommands
-from tui.screens.dataset import FIRST_PAGE, DatasetScreen, DatasetServices
+from tui.dataset_tasks import DatasetServices
+from tui.screens.dataset import DatasetScreen
 from tui.widgets.row_table import RowBatch, RowStore, RowTable
 from tui.widgets.token_view import TokenView
 
@@ -101,7 +103,7 @@ def dataset_app(path: str | Path, load_tokenizer: Any, read_rows: Any = None, **
     dataset = DatasetServices(load_tokenizer=load_tokenizer)
     if read_rows is not None:
         dataset.read_rows = read_rows
-    services = AppServices(extras={"dataset": dataset})
+    services = AppServices(dataset=dataset)
     return make_app(config=config, services=services)
 
 

@@ -23,7 +23,8 @@ import pytest  # noqa: E402
 from core.config import RunConfig  # noqa: E402
 from core.models import ensure_bundled_model  # noqa: E402
 from tui.app import AppServices, make_app  # noqa: E402
-from tui.screens.dataset import DatasetScreen, DatasetServices  # noqa: E402
+from tui.dataset_tasks import DatasetServices  # noqa: E402
+from tui.screens.dataset import DatasetScreen  # noqa: E402
 
 SYSTEM = {"role": "system", "content": "Answer in one short sentence."}
 PROBLEMS = [
@@ -60,7 +61,7 @@ def demo_app(dataset: str, tokenizer, max_length: int = 512):
     config.data.path = dataset
     config.data.max_length = max_length
     loader = DatasetServices(load_tokenizer=lambda ref: tokenizer)
-    services = AppServices(extras={"dataset": loader})
+    services = AppServices(dataset=loader)
     return make_app(config=config, services=services)
 
 

@@ -52,7 +52,7 @@ def make(app_factory):
             return inner(config, sink, **kwargs)
 
         app = app_factory(engine_factory=factory)
-        app.services.extras["estimate"] = estimate_services(**options)
+        app.services.estimate = estimate_services(**options)
         app.started = started
         return app
 

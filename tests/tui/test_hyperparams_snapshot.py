@@ -38,7 +38,7 @@ def demo_app():
         has_bitsandbytes=lambda: True,
     )
     services = AppServices(gpu_monitor_factory=lambda: StubGpuMonitor(h100_sample()),
-                           extras={"estimate": estimate})
+                           estimate=estimate)
     return make_app(config=RunConfig(run_name="demo"), services=services)
 
 

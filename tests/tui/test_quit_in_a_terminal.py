@@ -16,12 +16,12 @@ import sys, time
 from core.config import RunConfig
 from tui.app import AppServices, make_app
 from tui.cli.app import run_app
-from tui.screens.dataset import DatasetServices
+from tui.dataset_tasks import DatasetServices
 
 def slow_tokenizer(ref):
     time.sleep(60)
 
-services = AppServices(extras={"dataset": DatasetServices(load_tokenizer=slow_tokenizer)})
+services = AppServices(dataset=DatasetServices(load_tokenizer=slow_tokenizer))
 code = run_app(make_app(config=RunConfig(), services=services, workspace=sys.argv[1]))
 import os
 os._exit(code)  # what the console script does after the app (tui.cli.run)

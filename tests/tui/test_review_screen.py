@@ -22,7 +22,7 @@ from core.generate import GeneratedPair, GenerationSettings, PairRequest
 from core.review import JUDGEMENTS_FILE, ReviewSet, find_review_sets, wilson_interval
 from tui.app import AppServices, make_app
 from tui.messages import ReviewRun
-from tui.screens.dataset import DatasetServices
+from tui.dataset_tasks import DatasetServices
 from tui.screens.review import ReviewScreen
 from tui.widgets.confirm import Confirm
 
@@ -84,15 +84,15 @@ class NoTokenizer:
 
 def review_app(workspace: Path, generator=None):
     """The app on ``workspace`` with a fake generator (and no tokenizer for the data screen)."""
-    services = AppServices(extras={"review_generator": generator or FakeGenerator(),
-                                   "dataset": DatasetServices(load_tokenizer=NoTokenizer())})
+    services = AppServices(review_generator=generator or FakeGenerator(),
+                           dataset=DatasetServices(load_tokenizer=NoTokenizer()))
     return make_app(config=RunConfig(run_name="test"), services=services, workspace=str(workspace))
 
 
 async def dismiss_data_screen_notice(pilot) -> None:
     """Wait for the data screen's refused tokenizer, then clear its notice (for snapshots)."""
     app = pilot.app
-    await wait_for(pilot, app.services.extras["dataset"].load_tokenizer.asked.is_set)
+    await wait_for(pilot, app.services.dataset.load_tokenizer.asked.is_set)
     await wait_for(pilot, lambda: all(w.is_finished for w in app.workers if w.group == "tokenizer"))
     await pilot.pause(0.2)
     app.clear_notifications()
@@ -345,7 +345,7 @@ async def test_real_generation_with_tiny_models(tmp_path, tiny_model_dir):
 
     other = shutil.copytree(tiny_model_dir, tmp_path / "tiny-copy")
     prompts = write_prompts(tmp_path / "p.jsonl", 3)
-    services = AppServices(extras={"dataset": DatasetServices(load_tokenizer=NoTokenizer())})
+    services = AppServices(dataset=DatasetServices(load_tokenizer=NoTokenizer()))
     app = make_app(config=RunConfig(run_name="t"), services=services, workspace=str(tmp_path / "runs"))
     async with app.run_test(size=(120, 40)) as pilot:
         screen = await open_review(pilot)

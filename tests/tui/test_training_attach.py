@@ -39,7 +39,7 @@ def detached_dir(tmp_path: Path, name: str = "detached-run", pid: int | None = N
 
 def detach_with_fake_engine(app, **env: str) -> None:
     """Detached runs of ``app`` start the scripted engine in their worker, with ``env`` set."""
-    app.services.extras["detach_options"] = {
+    app.services.detach_options = {
         "engine": "fakes:ScriptedEngine", "env": {"PYTHONPATH": str(TUI_TESTS), **env},
     }
 

@@ -15,7 +15,8 @@ from fakes import (
 from textual.widgets import ContentSwitcher
 
 from core.config import RunConfig
-from tui.screens.training import ConfirmStop, TrainingScreen
+from tui.screens.training import TrainingScreen
+from tui.widgets.confirm import Confirm
 from tui.widgets.alerts import AlertsPanel
 from tui.widgets.loss_plot import LossPlot
 from tui.widgets.lr_plot import LrGradPlot
@@ -87,12 +88,12 @@ async def test_stop_asks_for_confirmation_then_stops_after_the_step(app_factory)
         await wait_for(pilot, lambda: screen.progress.step == 15)
         assert screen.run_state == "running"
         await pilot.press("x")
-        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmStop))
+        await wait_for(pilot, lambda: isinstance(app.screen, Confirm))
         await pilot.press("n")  # keep training
         await pilot.pause()
         assert app.screen is screen and screen.run_state == "running"
         await pilot.press("x")
-        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmStop))
+        await wait_for(pilot, lambda: isinstance(app.screen, Confirm))
         await pilot.press("y")
         await wait_for(pilot, lambda: screen.run_state == "stopped")
         assert screen.progress.checkpoints[-1].endswith("checkpoint-15")

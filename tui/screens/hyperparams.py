@@ -61,7 +61,7 @@ PRESETS: dict[str, tuple[str, dict[str, Any]]] = {
 
 @dataclass
 class EstimateServices:
-    """What the estimate worker calls; tests pass fakes via ``AppServices.extras["estimate"]``."""
+    """What the estimate worker calls; tests pass fakes via ``AppServices.estimate``."""
 
     model_config: Callable[[RunConfig], Any] | None = None
     """The model's ``PretrainedConfig``; default ``core.models.load_model_config``."""
@@ -214,8 +214,7 @@ class HyperparamsScreen(Screen):
         self._estimate(copy.deepcopy(self.config), self._generation, self._services())
 
     def _services(self) -> EstimateServices:
-        extras = getattr(getattr(self.app, "services", None), "extras", {})
-        return extras.get("estimate") or EstimateServices()
+        return self.app.services.estimate
 
     @work(thread=True, exclusive=True, group="estimate", exit_on_error=False)
     def _estimate(self, config: RunConfig, generation: int,
@@ -285,7 +284,7 @@ class HyperparamsScreen(Screen):
             return self.query_one("#path-bar").has_class("-open")
         return True
 
-    async def action_start_training(self) -> None:
+    def action_start_training(self) -> None:
         """Start training with this config on the training screen, or say why not."""
         problems = self.problems()
         if problems:
@@ -302,8 +301,7 @@ class HyperparamsScreen(Screen):
             self.notify("The estimate says this will not fit; starting anyway.",
                         severity="warning")
         config = copy.deepcopy(self.config)
-        await self.app.switch_mode("training")
-        self.app.screen.post_message(StartRun(config))
+        self.app.post_message(StartRun(config))
 
     def action_preset(self, name: str) -> None:
         """Apply a preset's fields to the config."""

@@ -15,7 +15,7 @@ Three views, one at a time, composed from widgets:
 
 The screen owns the state (the open set, the view, the item, generation) and every key, so
 keys work whatever has focus; the views render that state and post what the user chose in
-them. Generation is injectable: ``app.services.extras["review_generator"]`` replaces
+them. Generation is injectable: ``app.services.review_generator`` replaces
 :func:`core.generate.generate_pairs` (tests pass a fake). torch is imported only inside the
 generation worker.
 """
@@ -34,7 +34,6 @@ from textual.screen import Screen
 from textual.widgets import ContentSwitcher, Footer, Header
 from textual.worker import Worker, WorkerState
 
-from core.config import RunConfig
 from core.generate import GenerationSettings, PairGenerator
 from core.review import (
     VERDICT_LABELS,
@@ -158,13 +157,12 @@ class ReviewScreen(Screen):
     @property
     def workspace(self) -> Path:
         """The app's workspace directory."""
-        return Path(str(getattr(self.app, "workspace", "runs")))
+        return Path(str(self.app.workspace))
 
     @property
     def app_model(self) -> str:
         """The model of the app's config, offered as a base."""
-        config = getattr(self.app, "config", None)
-        return config.model.name_or_path if config is not None else RunConfig().model.name_or_path
+        return self.app.config.model.name_or_path
 
     @property
     def setup_view(self) -> ReviewSetup:
@@ -273,9 +271,7 @@ class ReviewScreen(Screen):
         self._stop = threading.Event()
         self.generating = True
         self._status = "Starting…"
-        services = getattr(self.app, "services", None)
-        generator = services.extras.get("review_generator") if services is not None else None
-        self._generate(job, self._stop, generator)
+        self._generate(job, self._stop, self.app.services.review_generator)
 
     @work(thread=True, exclusive=True, group="review-generate", exit_on_error=False)
     def _generate(self, job: GenerationJob, stop: threading.Event,

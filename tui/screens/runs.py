@@ -76,7 +76,7 @@ class RunsScreen(Screen):
     @property
     def workspace(self) -> str:
         """The app's workspace directory."""
-        return str(getattr(self.app, "workspace", "runs"))
+        return str(self.app.workspace)
 
     def action_refresh(self) -> None:
         """Read the workspace again (in a thread)."""
@@ -142,19 +142,18 @@ class RunsScreen(Screen):
         detail.update(f"{run.path} · {run.status} ({where}): {run.detail}{resumable}")
 
     @on(DataTable.RowSelected)
-    async def open_selected(self) -> None:
+    def open_selected(self) -> None:
         """Enter on a row opens it."""
-        await self.action_open_run()
+        self.action_open_run()
 
-    async def action_open_run(self) -> None:
+    def action_open_run(self) -> None:
         """Show the highlighted run on the training screen, following its events."""
         run = self.selected_run
         if run is None:
             return
-        await self.app.switch_mode("training")
-        self.app.screen.post_message(FollowRun(run.path))
+        self.app.post_message(FollowRun(run.path))
 
-    async def action_resume_run(self) -> None:
+    def action_resume_run(self) -> None:
         """Continue the highlighted run from its latest checkpoint on the training screen."""
         run = self.selected_run
         if run is None:
@@ -164,5 +163,4 @@ class RunsScreen(Screen):
         except (ValueError, OSError) as exc:
             self.notify(str(exc), severity="error")
             return
-        await self.app.switch_mode("training")
-        self.app.screen.post_message(StartRun(config, detached=run.detached))
+        self.app.post_message(StartRun(config, detached=run.detached))

@@ -46,6 +46,7 @@ from core.events import (
     read_events,
 )
 from core.machine import ensure_pci_bus_order
+from core.rundir import CONFIG_FILE, EVENTS_FILE
 from core.runs import RunProgress, read_pid, resume_dir_of
 from tui.bridge import EventBridge, capture_library_logs, follow_into
 from tui.messages import (
@@ -59,8 +60,8 @@ from tui.messages import (
     StartRun,
     StepsLogged,
 )
-from tui.screens.confirm_stop import ConfirmStop
 from tui.widgets.alerts import AlertsPanel
+from tui.widgets.confirm import Confirm
 from tui.widgets.loss_plot import LossPlot
 from tui.widgets.lr_plot import LrGradPlot
 from tui.widgets.run_figures import RunFigures
@@ -179,23 +180,21 @@ class TrainingScreen(Screen):
         yield Footer()
 
     def _gpu_monitor_factory(self) -> Callable[[], Any] | None:
-        services = getattr(self.app, "services", None)
-        return getattr(services, "gpu_monitor_factory", None)
+        return self.app.services.gpu_monitor_factory
 
     def on_mount(self) -> None:
         """Show the idle hint, start the flush tick, and follow ``follow_dir`` if given."""
-        services = getattr(self.app, "services", None)
-        self.clock = getattr(services, "extras", {}).get("clock", self.clock)  # snapshots freeze it
+        self.clock = self.app.services.clock  # snapshots freeze it
         figures = self.query_one(RunFigures)
         figures.clock = lambda: self.clock()
         figures.border_title = "Run"
         self.query_one("#log", RichLog).border_title = "Log"
         self.set_interval(FLUSH_SECONDS, self._flush_bridge)
-        follow_dir = self.follow_dir or getattr(self.app, "attach_dir", None)  # tunetop attach
+        follow_dir = self.follow_dir or self.app.attach_dir  # tunetop attach
         if follow_dir is not None:
             self.follow_run(follow_dir)
         else:
-            config = getattr(self.app, "config", None)
+            config = self.app.config
             if isinstance(config, RunConfig):
                 self.log_line(
                     f"Ready: {config.method} on {config.model.name_or_path} with {config.data.path}. "
@@ -328,15 +327,14 @@ class TrainingScreen(Screen):
             + ": loading data and model…",
             "ui",
         )
-        services = getattr(self.app, "services", None)
-        factory = getattr(services, "engine_factory", None)
+        factory = self.app.services.engine_factory
         self._release_logs = capture_library_logs(bridge)
-        self._launch_engine(config, bridge, factory, str(getattr(self.app, "workspace", "runs")))
+        self._launch_engine(config, bridge, factory, str(self.app.workspace))
 
     def _preload_history(self, run_dir: Path) -> None:
         """Show a resumed run's earlier steps, evaluations and checkpoints before it goes on."""
         try:
-            events, _ = read_events(str(run_dir / "events.jsonl"))
+            events, _ = read_events(str(run_dir / EVENTS_FILE))
         except OSError:
             return
         steps = [e for e in events if isinstance(e, StepLogged)]
@@ -384,8 +382,8 @@ class TrainingScreen(Screen):
             return
         self.run_state = "starting"
         self.log_line("Launching a detached run…", "ui")
-        options = dict(getattr(getattr(self.app, "services", None), "extras", {}).get("detach_options", {}))
-        self._launch_detached(config, str(getattr(self.app, "workspace", "runs")), options)
+        options = dict(self.app.services.detach_options)
+        self._launch_detached(config, str(self.app.workspace), options)
 
     @work(thread=True, exclusive=True, group="detach", exit_on_error=False)
     def _launch_detached(self, config: RunConfig, workspace: str, options: dict[str, Any]) -> Path:
@@ -423,7 +421,7 @@ class TrainingScreen(Screen):
             self.query_one(VramGauge).set_pid(pid)
         self.log_line(f"Following {self.follow_dir}", "ui")
         try:
-            self._flag_remote_code(RunConfig.load(self.follow_dir / "config.yaml"))
+            self._flag_remote_code(RunConfig.load(self.follow_dir / CONFIG_FILE))
         except (OSError, ValueError):
             pass  # no readable config: the run's own events still say what they can
         self._follow(self.follow_dir, bridge)
@@ -453,7 +451,11 @@ class TrainingScreen(Screen):
             if stop:
                 self._request_stop("on request")
 
-        self.app.push_screen(ConfirmStop(detached=self.follow_dir is not None), answered)
+        where = "The detached run" if self.follow_dir is not None else "The run"
+        question = (f"Stop training? {where} stops after the current step and saves a checkpoint "
+                    "you can resume from (runs screen, key r).")
+        self.app.push_screen(Confirm(question, "Stop", "Keep training", yes_variant="error"),
+                             answered)
 
     def _request_stop(self, why: str) -> None:
         if self.follow_dir is not None:
@@ -483,12 +485,11 @@ class TrainingScreen(Screen):
         """Switch between the loss chart and the learning-rate / grad-norm chart."""
         self.chart = "lr" if self.chart == "loss" else "loss"
 
-    async def action_open_review(self) -> None:
-        """Open the review screen and tell it which run ended (a ``ReviewRun`` message)."""
+    def action_open_review(self) -> None:
+        """Open the review screen on the run that ended (the app forwards a ``ReviewRun``)."""
         if self.run_state not in ENDED_STATES:
             return
-        await self.app.switch_mode("review")
-        self.app.screen.post_message(ReviewRun(self.run_dir))
+        self.app.post_message(ReviewRun(self.run_dir))
 
     def stop_then_quit(self) -> None:
         """Quit requested while a run trains here: stop it, then exit once it has ended."""

@@ -1,0 +1,78 @@
+"""The Problems pane: every reading error, warning and check finding of a dataset, by line.
+
+Enter on a problem posts :class:`ProblemList.ProblemChosen` with its line, for the screen to
+put the table's cursor on that row.
+"""
+
+from __future__ import annotations
+
+import heapq
+
+from rich.text import Text
+from textual import on
+from textual.message import Message
+from textual.widgets import OptionList
+from textual.widgets.option_list import Option
+
+from core.data import Problem, position_unit
+from tui.widgets.row_table import RowStore
+
+PROBLEM_LIST_LIMIT = 1000
+"""Problems listed in the Problems pane; the problems filter shows every row."""
+
+
+def problem_text(problem: Problem) -> Text:
+    """One problem as a list entry: where, a mark for its severity, the field, the message."""
+    error = problem.severity == "error"
+    where = (f"{position_unit(problem.source):<4} {problem.line:>6} "
+             if problem.line is not None else "whole file  ")
+    text = Text(where, style="dim")
+    text.append("✗ " if error else "! ", style="bold red" if error else "bold yellow")
+    if problem.field:
+        text.append(f"{problem.field}: ", style="bold")
+    text.append(problem.message)
+    return text
+
+
+class ProblemList(OptionList):
+    """The problems of the open dataset (the first :data:`PROBLEM_LIST_LIMIT`), in line order."""
+
+    class ProblemChosen(Message):
+        """Enter on a problem; ``line`` is ``None`` for one about the whole file."""
+
+        def __init__(self, line: int | None) -> None:
+            super().__init__()
+            self.line = line
+
+    def __init__(self, *, id: str | None = None) -> None:  # noqa: A002
+        super().__init__(id=id)
+        self._problem_lines: list[int | None] = []
+        """The line of each listed problem, by option index."""
+
+    def show(self, store: RowStore | None) -> int:
+        """List the problems of ``store`` (reading errors and warnings, then check findings,
+        row by row); returns how many it has in all."""
+        self.clear_options()
+        self._problem_lines = []
+        if store is None:
+            return 0
+        items: list[Option] = []
+        for row in heapq.nsmallest(PROBLEM_LIST_LIMIT, {*store.problems, *store.findings}):
+            for problem in store.row_problems(row):
+                items.append(Option(problem_text(problem)))
+                self._problem_lines.append(problem.line)
+        del items[PROBLEM_LIST_LIMIT:], self._problem_lines[PROBLEM_LIST_LIMIT:]
+        self.add_options(items)
+        count = sum(map(len, store.problems.values())) + sum(map(len, store.findings.values()))
+        if count > len(items):
+            self.add_option(Option(
+                f"… {count - len(items):,} more: press p to filter the rows with problems.",
+                disabled=True))
+        return count
+
+    @on(OptionList.OptionSelected)
+    def problem_selected(self, event: OptionList.OptionSelected) -> None:
+        """Pass the chosen problem's line on."""
+        event.stop()
+        if event.option_index < len(self._problem_lines):
+            self.post_message(self.ProblemChosen(self._problem_lines[event.option_index]))
