@@ -9,6 +9,9 @@ from pathlib import Path
 
 from tui.cli.subcommand import Subcommand
 
+DIRECTORY = {"bash": "_shtab_compgen_dirs", "zsh": "_files -/", "tcsh": "d"}
+"""Completes a folder name (``shtab.DIRECTORY``, spelled out: shtab loads only to complete)."""
+
 OUTTYPES = ("auto", "f32", "f16", "bf16", "q8_0")
 """As :data:`core.export.OUTTYPES` (not imported: building the parser stays light)."""
 
@@ -28,7 +31,8 @@ class Export(Subcommand):
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
         """The run, what to export, and where."""
-        parser.add_argument("run_dir", metavar="RUN", help="Run directory, or a checkpoint folder of one.")
+        run = parser.add_argument("run_dir", metavar="RUN", help="Run directory, or a checkpoint folder of one.")
+        run.complete = DIRECTORY  # type: ignore[attr-defined]  (read by shtab)
         parser.add_argument("--checkpoint", metavar="N", default=None,
                             help="Export checkpoint N of the run instead of its final model.")
         parser.add_argument("--merge", action="store_true", help="Save a standalone merged model.")
