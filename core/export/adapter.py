@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
-from core.export.card import model_card, summarize_run
+from core.export.card import base_model_hub_id, model_card, summarize_run
 from core.export.common import ExportError, Progress, atomic_dir, no_progress
-from core.export.source import PICKLE_SUFFIXES, ExportSource, resolve_source
+from core.export.source import ADAPTER_CONFIG, PICKLE_SUFFIXES, ExportSource, resolve_source
 from core.rundir import COMPLETE_MARKER
 
 TRAINING_STATE = {"optimizer.pt", "scheduler.pt", "scaler.pt", "trainer_state.json",
@@ -34,8 +35,18 @@ def copy_weights(source: ExportSource, into: Path) -> None:
 
 
 def write_adapter(source: ExportSource, into: Path, repo_id: str = "") -> None:
-    """Fill ``into`` with the adapter of ``source`` and its model card."""
+    """Fill ``into`` with the adapter of ``source`` and its model card.
+
+    For the Hub (``repo_id``), the adapter names its base by Hub id rather than by this
+    machine's path, so ``AutoPeftModelForCausalLM`` finds it from anywhere.
+    """
     copy_weights(source, into)
+    base_id = base_model_hub_id(source.config.model.name_or_path)
+    config_path = into / ADAPTER_CONFIG
+    if repo_id and base_id and config_path.is_file():
+        config = json.loads(config_path.read_text(encoding="utf-8"))
+        config["base_model_name_or_path"] = base_id
+        config_path.write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
     usage = ("```python\nfrom peft import AutoPeftModelForCausalLM\n"
              f"model = AutoPeftModelForCausalLM.from_pretrained(\"{repo_id or 'PATH'}\")\n```")
     model_card(summarize_run(source.run_dir, source.step), "adapter", usage=usage).save(into / "README.md")

@@ -11,6 +11,12 @@ FAKE_TRACKER_TOKEN = "wandb-fake-key-0123456789abcdef"
 
 
 @pytest.fixture(scope="session")
+def tracker_token():
+    """The fake tracker token set while :func:`bundled_run` trained."""
+    return FAKE_TRACKER_TOKEN
+
+
+@pytest.fixture(scope="session")
 def bundled_run(bundled_dir, tmp_path_factory):
     """A finished LoRA run of the bundled SmolLM2-135M: 2 steps on 16 tickets (4 held out),
     a checkpoint at each step, TensorBoard as its tracker. About half a minute on 2 cores."""
