@@ -18,6 +18,8 @@ from typing import Any
 
 import yaml
 
+from core.trackers import TRACKERS
+
 BUNDLED_MODEL = "bundled:smollm2-135m-instruct"
 SAMPLE_DATASET = "sample:support-tickets"
 
@@ -180,6 +182,9 @@ class RunConfig:
     """Processes (GPUs) to train on; more than 1 launches through ``accelerate``."""
     distributed_strategy: str = "ddp"
     """With several processes: ``ddp`` (data parallel) or ``fsdp`` (sharded, full fine-tuning)."""
+    report_to: list[str] = field(default_factory=lambda: ["none"])
+    """Experiment trackers: none, or tensorboard, wandb, trackio, mlflow (several: a list).
+    Their local files go in the run's tracker/ folder; tokens stay in the environment."""
     model: ModelConfig = field(default_factory=ModelConfig)
     lora: LoraSettings = field(default_factory=LoraSettings)
     optim: OptimConfig = field(default_factory=OptimConfig)
@@ -266,6 +271,14 @@ class RunConfig:
         elif self.distributed_strategy == "fsdp" and self.method != "full":
             bad("distributed_strategy", "fsdp shards full fine-tuning only.",
                 "Use ddp for lora and qlora, or set method: full.")
+        report_to = [name.strip() for name in self.report_to]
+        unknown = [name for name in report_to if name not in ("none", *TRACKERS)]
+        if unknown:
+            bad("report_to", f"{', '.join(repr(n) for n in unknown)} is not a tracker.",
+                f"Use none, or one or more of {', '.join(TRACKERS)}.")
+        elif "none" in report_to and len(report_to) > 1:
+            bad("report_to", "names none together with trackers.",
+                "Remove none, or give none alone for no tracker.")
         if not self.model.name_or_path.strip():
             bad("model.name_or_path", "is empty.", f"Use a hub id, a directory or {BUNDLED_MODEL}.")
         if self.lora.r < 1:

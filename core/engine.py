@@ -25,7 +25,7 @@ from typing import Any
 logging.getLogger("bitsandbytes").setLevel(logging.ERROR)
 
 from core.callbacks import EventCallback  # noqa: E402
-from core.config import ConfigError, RunConfig
+from core.config import ConfigError, ConfigProblem, RunConfig
 from core.rundir import (
     CHECKPOINTS_DIR,
     CONFIG_FILE,
@@ -49,6 +49,7 @@ from core.events import (
     RunStarted,
     RunStopped,
 )
+from core.trackers import apply_tracker_env, missing_packages, point_tensorboard, tracker_names
 
 
 @dataclass(frozen=True)
@@ -233,6 +234,11 @@ class Engine:
 
         cfg = self.config
         cfg.check()
+        missing = missing_packages(tracker_names(cfg.report_to))
+        if missing:
+            raise ConfigError([ConfigProblem(
+                "report_to", f"the tracker needs {', '.join(missing)}, which is not installed.",
+                f"pip install {' '.join(missing)}, or set report_to: none.")])
         quiet_libraries()
         if self.resume_dir is not None:
             self.run_dir = self.resume_dir
@@ -368,6 +374,9 @@ class Engine:
 
         cfg, o, e = self.config, self.config.optim, self.config.eval
         has_val = bool(inputs.val_rows)
+        trackers = tracker_names(cfg.report_to)
+        if trackers and self.is_main:
+            apply_tracker_env(trackers, self.run_dir)
         refusal = padding_free_refusal(cfg.model, inputs.device) if o.padding_free else None
         padding_free = o.padding_free and refusal is None
         if refusal:
@@ -408,7 +417,7 @@ class Engine:
             # Rows arrive truncated to max_length (tokenize_for_training); TRL refuses the
             # limit with padding-free batches, which it cannot truncate.
             max_length=None if padding_free else cfg.data.max_length,
-            report_to="none",
+            report_to=trackers or "none",
             disable_tqdm=True,
             dataloader_num_workers=0,
             **_fsdp_args(cfg),
@@ -426,6 +435,8 @@ class Engine:
         )
         # The printer writes every log dict to stdout; our events replace it.
         trainer.remove_callback(PrinterCallback)
+        if "tensorboard" in trackers:
+            point_tensorboard(trainer, self.run_dir)
         return trainer
 
     def _take_tokens(self) -> int:

@@ -84,3 +84,36 @@ def test_train_detach_prints_the_run_and_returns_at_once(tmp_path, capsys):
     assert "detached, one process" in err and f"tunetop attach {run_dir}" in err
     final = list(follow_run(run_dir, poll_interval=0.1))[-1]
     assert isinstance(final, RunFailed) and "no-such-model" in final.reason
+
+
+def test_version_env_and_completion(tmp_path):
+    import shutil
+
+    from core.envinfo import tunetop_version
+
+    version = tunetop("--version")
+    assert version.returncode == 0 and version.stdout.strip() == f"tunetop {tunetop_version()}"
+    env = tunetop("env")
+    assert env.returncode == 0, env.stderr
+    names = [line.split()[0] for line in env.stdout.splitlines()]
+    for name in ("tunetop", "python", "torch", "transformers", "trl", "peft", "bitsandbytes", "cuda", "gpu"):
+        assert name in names, env.stdout
+    script = tunetop("completion", "bash")
+    assert script.returncode == 0 and "_shtab_tunetop" in script.stdout
+    if shutil.which("bash"):
+        (tmp_path / "tunetop.bash").write_text(script.stdout)
+        done = subprocess.run(
+            ["bash", "-c", f"source {tmp_path / 'tunetop.bash'}; COMP_WORDS=(tunetop export --ou); "
+                           "COMP_CWORD=2; _shtab_tunetop; echo ${COMPREPLY[@]}"],
+            capture_output=True, text=True, check=True)
+        assert done.stdout.split() == ["--outtype", "--out"]
+
+
+def test_export_options_that_do_not_go_together_exit_2(tmp_path):
+    for argv, expected in ((["--outtype", "q8_0"], "add --gguf"),
+                           (["--private"], "add --push-to-hub"),
+                           (["--gguf", "--push-to-hub", "me/x"], "go separately"),
+                           (["--dtype", "bf16"], "add --merge")):
+        result = tunetop("export", tmp_path, *argv)
+        assert result.returncode == 2 and expected in result.stderr, (argv, result.stderr)
+

@@ -54,7 +54,7 @@ GROUPS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("Evaluation & checkpoints", ("eval.eval_steps", "eval.save_steps", "eval.logging_steps",
                                   "eval.per_device_eval_batch_size",
                                   "eval.early_stopping_patience", "eval.keep_best",
-                                  "eval.save_total_limit")),
+                                  "eval.save_total_limit", "report_to")),
 )
 """Form sections in screen order; together they hold every field of ``RunConfig`` once."""
 
