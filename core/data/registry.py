@@ -179,7 +179,8 @@ def registry_entry(directory: str | Path, name: str) -> RegistryEntry:
     entries = read_registry(directory)
     source = str(Path(directory) / REGISTRY_FILE)
     if name not in entries:
-        close = difflib.get_close_matches(name, list(entries), n=1)
+        close = ([n for n in entries if name and name.lower() in n.lower()][:1]
+                 or difflib.get_close_matches(name, list(entries), n=1))
         hint = f"Did you mean {close[0]}? " if close else ""
         raise DataError(f"{source} has no dataset '{name}' (it has {', '.join(entries)}).",
                         f"{hint}Set data.dataset to one of its names (tunetop inspect "
