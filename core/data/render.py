@@ -83,13 +83,13 @@ class TemplateInfo:
 
     def lines(self) -> list[tuple[str, str]]:
         """``(label, text)`` lines for ``tunetop inspect`` and the dataset screen."""
-        tools = ("rendered by the template (tools=, tool_calls, role tool)"
-                 if self.tools == "native" else "fallback: tools in the system turn, calls as "
-                 "<tool_call> JSON, results as <tool_response> user turns")
+        tools = ("native (the template renders tools=, tool_calls, role tool)"
+                 if self.tools == "native" else
+                 "fallback: <tools> in the system turn, <tool_call>, <tool_response>")
         system = (f"{self.system_prompt!r} ({self.system_from})" if self.system_prompt
                   else f"none ({self.system_from})")
         return [("template", self.name), ("system", system), ("tools", tools),
-                ("reasoning", "rendered by the template" if self.reasoning == "native"
+                ("reasoning", "native" if self.reasoning == "native"
                  else "fallback: <think>…</think> before the answer")]
 
 
