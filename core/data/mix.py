@@ -73,13 +73,17 @@ def plan_mix(kept: Sequence[int], weights: Sequence[float | None],
     if all(w is None for w in weights):
         used = available
     else:
-        total = sum(w or 0.0 for w in weights)
         for i, (n, w) in enumerate(zip(available, weights)):
+            name = labels[i] if i < len(labels) else f"source {i + 1}"
+            if w is None or not (math.isfinite(w) and w > 0):
+                raise DataError(f"{name} has weight {w}: every source of a weighted mix needs "
+                                "a positive weight.", "Give each source a share such as 0.8, "
+                                "or remove every weight.", name)
             if not n:
-                name = labels[i] if i < len(labels) else f"source {i + 1}"
                 raise DataError(f"{name} has no usable rows, so the mix cannot give it its "
                                 f"weight {w:g}.", "Fix its rows (tunetop inspect it) or remove "
                                 "it from data.sources.", name)
+        total = sum(w or 0.0 for w in weights)
         shares = [(w or 0.0) / total for w in weights]
         size = min(math.floor(n / p + 1e-9) for n, p in zip(available, shares))
         used = [min(n, round(p * size)) for n, p in zip(available, shares)]

@@ -14,11 +14,14 @@ import time
 
 import pytest
 from dataset_fixtures import (
+    alpaca_history_rows,
     card_folder,
     general_rows,
+    glaive_rows,
     mix_config,
     openai_tool_rows,
     registry_dir,
+    v1_parts_rows,
     write_json,
     write_jsonl,
 )
@@ -285,6 +288,9 @@ def test_plan_mix_draws_shares_without_repeats_reproducibly():
         plan_mix([100, 30, 50], [None] * 3, [10, None, None], seed=1)[0]
     with pytest.raises(DataError, match="general has no usable rows.*weight 0.5"):
         plan_mix([10, 0], [0.5, 0.5], [None, None], 0, ["tools", "general"])
+    for weight in (None, 0, -1, float("nan")):  # the config says so too; the reader may not ask
+        with pytest.raises(DataError, match="needs a positive weight"):
+            plan_mix([10, 5], [0.5, weight], [None, None], 0)
 
 
 def test_load_data_mixes_two_sources_and_reports_each(tmp_path):
@@ -304,6 +310,17 @@ def test_load_data_mixes_two_sources_and_reports_each(tmp_path):
     capped = load_data(DataConfig(sources=[SourceConfig(str(general), max_rows=5)]), seed=3)
     assert len(capped.examples) == 5 and capped.sources[0].left_out == 35
     assert capped.examples[0].source == ""  # one source: rows keep their plain names
+
+
+def test_inspect_reads_a_run_configs_mix(tmp_path, cli):
+    path = mix_config(tmp_path, "bundled:smollm2-135m-instruct", max_length=1024)
+    code, out, _ = cli("inspect", path)
+    assert code == 0, out
+    assert "data      mix of 2 sources" in out and "24 usable of 24; 0 dropped" in out
+    assert "tools.jsonl (messages): 12 read, 12 kept, 0 dropped; 12 used (50% of the mix; " \
+           "weight 0.5)" in out
+    assert "general.json (alpaca): 12 read" in out and out.count("checks: ") == 2
+    assert "truncated 0 rows" in out
 
 
 def test_sources_are_validated():
@@ -358,3 +375,29 @@ def test_training_on_a_two_source_mix_with_tool_calls_lowers_loss(tiny_model_dir
     assert "12 used (50% of the mix; weight 0.5)" in log and "tools fallback" in log
     steps = [e for e in events if isinstance(e, StepLogged)]
     assert steps[-1].loss < steps[0].loss
+
+
+@pytest.mark.slow
+def test_every_shape_and_source_trains_with_no_row_lost(tiny_model_dir, tmp_path):
+    """ShareGPT function calls, v1 content parts, Alpaca history, a registry entry and a
+    dataset card folder, mixed whole: every row reaches the trainer."""
+    from helpers import tiny_run_config
+
+    from core.engine import Engine
+    from core.events import RunFinished, RunStarted
+
+    folder = registry_dir(tmp_path)
+    paths = [write_json(tmp_path / "glaive.json", glaive_rows()),
+             write_jsonl(tmp_path / "v1.jsonl", v1_parts_rows()),
+             write_json(tmp_path / "alpaca.json", alpaca_history_rows())]
+    config = tiny_run_config(tiny_model_dir, paths[0], max_steps=2)
+    config.data.max_length = 1024
+    config.data.sources = [SourceConfig(str(p)) for p in paths] + [
+        SourceConfig(str(folder), dataset="renamed"), SourceConfig(str(card_folder(tmp_path)))]
+    events = []
+    engine = Engine(config, events.append, workspace=tmp_path / "runs")
+    engine.start()
+    assert engine.join(timeout=600)
+    assert isinstance(events[-1], RunFinished), events[-1]
+    started = next(e for e in events if isinstance(e, RunStarted))
+    assert started.num_train_rows + started.num_val_rows == 5 + 3 + 3 + 1 + 6

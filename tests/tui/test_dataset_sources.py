@@ -1,6 +1,7 @@
-"""The dataset screen on the data users already have: a mix of two sources (each source's
-share and checks, rows from both, problems that jump to their row), tool-calling rows (the
-calls and the fallback rendering shown), and a preference dataset refused with what to do.
+"""The dataset screen on the data users already have: every row shape and source opened with
+no row lost, a mix of two sources (each source's share and checks, rows from both, problems
+that jump to their row), tool-calling rows (the calls and the fallback rendering shown), a
+preference dataset refused with what to do, and the sources on the Config screen.
 
 Real keystrokes through the pilot, the bundled tokenizer, the real reader process.
 """
@@ -8,7 +9,18 @@ Real keystrokes through the pilot, the bundled tokenizer, the real reader proces
 from __future__ import annotations
 
 import pytest
-from dataset_fixtures import general_rows, openai_tool_rows, preference_rows, write_json, write_jsonl
+from dataset_fixtures import (
+    alpaca_history_rows,
+    card_folder,
+    general_rows,
+    glaive_rows,
+    openai_tool_rows,
+    preference_rows,
+    registry_dir,
+    v1_parts_rows,
+    write_json,
+    write_jsonl,
+)
 from test_dataset_screen import dataset_app, detail_text, settle, stats_text, text_of
 from textual.widgets import OptionList, Static, TabbedContent
 
@@ -111,3 +123,42 @@ async def test_a_preference_dataset_says_what_to_do(tmp_path, tokenizer):
         screen.on_screen_resume()  # as after changing data.format on the Config screen
         screen = await settle(pilot)
         assert screen.store is not None and len(screen.store) == 3
+
+
+SHAPE_FILES = {
+    "sharegpt function_call": (lambda d: write_json(d / "glaive.json", glaive_rows()), {}, 5),
+    "llama-factory v1 parts": (lambda d: write_jsonl(d / "v1.jsonl", v1_parts_rows()), {}, 3),
+    "alpaca history": (lambda d: write_json(d / "alpaca.json", alpaca_history_rows()), {}, 3),
+    "registry entry": (registry_dir, {"dataset": "glaive_toolcall"}, 5),
+    "load_dataset folder": (card_folder, {"split": "test"}, 2),
+}
+"""Per shape (the OpenAI tool calls and the mix have tests of their own): a writer, the
+config's data fields besides the path, and the rows."""
+
+
+@pytest.mark.parametrize("name", SHAPE_FILES)
+async def test_every_shape_opens_with_no_row_lost(tmp_path, tokenizer, name):
+    write, fields, rows = SHAPE_FILES[name]
+    app = dataset_app(write(tmp_path), lambda ref: tokenizer, max_length=1024, **fields)
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = await settle(pilot)
+        assert screen.store is not None and len(screen.store) == rows
+        assert screen.store.dropped == 0 and not screen.store.problems
+        assert screen.loader.summary.lengths.truncated == 0
+        stats = " ".join((await stats_text(pilot)).split())
+        assert f"{rows} row{'s' if rows > 1 else ''} loaded · 0 dropped" in stats
+
+
+async def test_the_config_screen_shows_the_sources_read_only(tmp_path, tokenizer):
+    from test_hyperparams import open_screen
+
+    app, sources = mix_app(tmp_path, tokenizer)
+    app.config.data.sources[1].weight = -1
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = await open_screen(app, pilot)
+        field = screen.query_one("#field-data-sources")
+        assert isinstance(field, Static) and not field.can_focus
+        shown = text_of(field)
+        assert f"{sources[0].path} (weight 1)" in shown and "(weight -1)" in shown
+        error = text_of(field.parent.query_one(".field-error", Static))
+        assert "[1].weight: -1 must be a positive number" in error

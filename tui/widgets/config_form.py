@@ -269,7 +269,12 @@ class ConfigForm(VerticalScroll, can_focus=False):
     def show_errors(self, errors: dict[str, str]) -> None:
         """Show ``errors`` (dotted path -> message) and clear every other field's."""
         for field in self.query(ConfigField):
-            field.show_error(errors.get(field.spec.path))
+            path = field.spec.path
+            # a read-only list shows its items' errors too (data.sources[1].weight)
+            found = [f"{key.removeprefix(path)}: {text}" if key != path else text
+                     for key, text in errors.items()
+                     if key == path or (field.spec.kind == "summary" and key.startswith(path + "["))]
+            field.show_error(" ".join(found) or None)
 
     def _edited(self, control: Input | Select | Switch, raw: Any) -> None:
         field = control.parent
