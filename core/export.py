@@ -87,7 +87,7 @@ def model_card(summary: RunSummary, kind: str, note: str = "") -> str:
         "|---|---|",
         f"| Base model | `{cfg.model.name_or_path}` |",
         f"| Method | {cfg.method} |",
-        f"| Dataset | `{cfg.data.path}` (validation fraction {cfg.data.validation_fraction}) |",
+        f"| Dataset | {_dataset(cfg)} (validation fraction {cfg.data.validation_fraction}) |",
         f"| Steps | {summary.steps} |",
         f"| Final validation loss | {loss(summary.final_eval_loss)} |",
         f"| Best validation loss | {loss(summary.best_eval_loss)} |",
@@ -183,3 +183,10 @@ def export_merged(run_dir: str | Path, out: str | Path) -> tuple[Path, str]:
         shutil.rmtree(tmp, ignore_errors=True)
     return out, note
 
+
+def _dataset(cfg: RunConfig) -> str:
+    """The data a run read, for the model card: its path (and registry entry), or its mix."""
+    sources = cfg.data.sources or [cfg.data]
+    return ", ".join(f"`{s.path}`" + (f" [{s.dataset}]" if s.dataset else "")
+                     + (f" (weight {s.weight:g})" if getattr(s, "weight", None) else "")
+                     for s in sources)
