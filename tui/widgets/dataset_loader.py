@@ -197,7 +197,9 @@ class DatasetLoader(Widget):
         if self.store is not None:
             self._release(self.store)
         self.store = None
-        self.summary = StatsSummary(ref=ref, model=self.model_ref)
+        # a mix is named by its sources (the File line), not by the JSON that selects it
+        self.summary = StatsSummary(ref="" if ref.lstrip().startswith("{") else ref,
+                                    model=self.model_ref)
         self._cancel("read", "tokens", "checks", "search")
         self.data_format = self.app.config.data.format
         self._start("read", self._read(ref, self.data_format, self._generation),
