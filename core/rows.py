@@ -198,10 +198,14 @@ def read_batches(ref: str, data_format: str = "auto") -> Iterator[Opened | Progr
 
 def _read_mix(specs: list[SourceSpec], readers: list[Any], seed: int
               ) -> Iterator[Opened | Progress]:
-    """Several sources (or one with ``max_rows``): every row is read first, then the rows the
-    mix uses and the dropped ones are sent, each numbered in the mix, source after source."""
-    read = [list(reader.read()) for reader in readers]
-    kept = [[i for i, r in enumerate(rows) if r.example is not None] for rows in read]
+    """Several sources (or one with ``max_rows``): every row is read (and packed) first, then
+    the rows the mix uses and the dropped ones are sent, each numbered in the mix, source
+    after source."""
+    read: list[list[tuple[int, Packed, list[Problem], Any]]] = []
+    for reader in readers:
+        read.append([(raw.line, pack(example), problems, raw.data if example is None else None)
+                     for raw, example, problems in reader.read()])
+    kept = [[i for i, row in enumerate(rows) if row[1] is not None] for rows in read]
     reports = [SourceReport(reader.dataset.source, reader.format, reader.reason, len(rows),
                             len(k), len(rows) - len(k), 0, spec.weight,
                             spec.max_rows or reader.max_rows)
@@ -219,22 +223,23 @@ def _read_mix(specs: list[SourceSpec], readers: list[Any], seed: int
     position = 0
     for source, (rows, picks) in enumerate(zip(read, chosen)):
         used = {kept[source][i] for i in picks}
-        for index, (raw, example, problems) in enumerate(rows):
-            if example is not None and index not in used:
+        for index, (line, packed, problems, raw) in enumerate(rows):
+            if packed is not None and index not in used:
                 continue  # left out by the mix: counted in the source's report
             position += 1
             at = len(batch)
-            batch.rows.append(pack(example))
+            batch.rows.append(packed)
             batch.lines.append(position)
             batch.sources.append(source)
-            batch.origins.append(raw.line)
+            batch.origins.append(line)
             if problems:
                 batch.problems[at] = problems
-            if example is None:
-                batch.raw[at] = raw.data
+            if packed is None:
+                batch.raw[at] = raw
             if position == FIRST_PAGE or len(batch) == SEND_ROWS:
                 yield Progress(batch, position, total)
                 batch = RowBatch()
+        rows.clear()  # sent: free it before packing the next source's batches
     yield Progress(batch, position, position)
 
 

@@ -79,7 +79,9 @@ def preference_refusal(source: str, reason: str) -> DataError:
         "answer to one prompt. That is data for preference training (DPO/ORPO), which tunetop "
         "does not run yet; supervised fine-tuning cannot use the pairs as they are.",
         "To fine-tune on each prompt with its chosen answer today, set data.format: chosen "
-        "(tunetop inspect DATA --format chosen shows the result); method dpo/orpo is coming.",
+        "(tunetop inspect DATA --format chosen shows the result); if the rows also hold a "
+        "whole conversation, set data.format to its format (e.g. messages). Preference "
+        "training (method dpo/orpo) is coming.",
         source)
 
 

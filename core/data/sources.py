@@ -125,8 +125,20 @@ class Resolved:
 
 def resolve_source(spec: SourceSpec) -> Resolved:
     """Say how to read ``spec``. Raises :class:`DataError` for a registry without the entry,
-    or an entry that cannot be loaded. Paths that do not exist resolve to ``file`` (opening
-    them says so), unless they are Hub ids."""
+    an entry that cannot be loaded, or a split or revision given for a file (which has
+    neither). Paths that do not exist resolve to ``file`` (opening them says so), unless they
+    are Hub ids."""
+    resolved = _resolve(spec)
+    if resolved.kind == "file" and (spec.split != "train" or spec.revision):
+        name = "split" if spec.split != "train" else "revision"
+        raise DataError(f"{resolved.label} is a file, which has no {name} "
+                        f"('{getattr(spec, name)}'): data.{name} applies to Hub datasets and "
+                        "dataset card folders.", f"Remove data.{name}, or give the Hub id or "
+                        "the folder.", resolved.label)
+    return resolved
+
+
+def _resolve(spec: SourceSpec) -> Resolved:
     text = spec.path.strip()
     if spec.dataset:
         return _from_registry(spec, Path(text).expanduser())
@@ -179,9 +191,10 @@ def _from_registry(spec: SourceSpec, directory: Path) -> Resolved:
               f"{', ranking' if entry.ranking else ''})") if fmt != "auto" else ""
     max_rows = spec.max_rows or entry.num_samples
     label = f"{directory} [{entry.name}]"
+    split = spec.split if spec.split != "train" else entry.split  # the config's wins
     if entry.hf_hub_url:
         return Resolved("hub", entry.hf_hub_url, f"{entry.hf_hub_url} [{entry.name}]", fmt,
-                        entry.shape, entry.subset, entry.split, spec.revision, entry.folder,
+                        entry.shape, entry.subset, split, spec.revision, entry.folder,
                         max_rows, reason)
     target = (directory / str(entry.file_name)).resolve()
     if not target.exists():
@@ -189,6 +202,6 @@ def _from_registry(spec: SourceSpec, directory: Path) -> Resolved:
                         f"{entry.file_name}, which does not exist in {directory}.",
                         "Put the file there, or correct file_name.", str(target))
     kind = "folder" if target.is_dir() and not (target / "state.json").is_file() else "file"
-    return Resolved(kind, str(target), label, fmt, entry.shape, split=entry.split,
-                    max_rows=max_rows, reason=reason)
+    return Resolved(kind, str(target), label, fmt, entry.shape, split=split if kind == "folder"
+                    else "train", max_rows=max_rows, reason=reason)
 

@@ -148,6 +148,9 @@ def test_a_dataset_card_folder_loads_through_load_dataset(tmp_path, cli):
         load_data(DataConfig(path=str(folder), split="validation"), 0)
     code, out, _ = cli("inspect", folder, "--split", "test", "--max-length", 1024)
     assert code == 0 and "2 usable of 2; 0 dropped" in out
+    file = folder / "data" / "test.jsonl"  # a file has no split: never silently all its rows
+    with pytest.raises(DataError, match=r"is a file, which has no split \('test'\)"):
+        load_data(DataConfig(path=str(file), split="test"), 0)
 
 
 def test_hub_ids_and_local_paths_are_told_apart(tmp_path, monkeypatch):
