@@ -162,3 +162,18 @@ async def test_the_config_screen_shows_the_sources_read_only(tmp_path, tokenizer
         assert f"{sources[0].path} (weight 1)" in shown and "(weight -1)" in shown
         error = text_of(field.parent.query_one(".field-error", Static))
         assert "[1].weight: -1 must be a positive number" in error
+
+
+async def test_text_chunking_is_shown_as_chunks_not_cuts(tmp_path, tokenizer):
+    long = " ".join(f"word{i}" for i in range(300))
+    path = write_jsonl(tmp_path / "book.jsonl", [{"text": long}, {"text": "A short line."}])
+    app = dataset_app(path, lambda ref: tokenizer, max_length=64, text_chunking=True)
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = await settle(pilot)
+        assert "text rows become chunks of 64 (data.text_chunking)" in " ".join(
+            (await stats_text(pilot)).split())
+        screen.query_one("#panes", TabbedContent).active = "pane-row"
+        await pilot.pause()
+        detail = detail_text(screen)
+        assert "Trained as" in detail and "rows of at most 64 tokens" in detail
+        assert "cuts here" not in detail

@@ -159,6 +159,7 @@ class DatasetLoader(Widget):
             s.rows, s.dropped = len(store), store.dropped
             s.drop_reasons = store.drop_reasons.most_common()
         s.counting = "tokens" in phases
+        s.chunking = self.options.text_chunking
         s.status = ("Checking…" if "checks" in phases else
                     "Waiting for the token counts…" if "tokens" in phases else
                     "No dataset." if store is None else "Waiting for the rows…")

@@ -62,6 +62,8 @@ class StatsSummary:
     """What is running now, e.g. ``Counting tokens…``."""
     template: TemplateInfo | None = None
     """The chat template, system prompt and tool rendering rows get."""
+    chunking: bool = False
+    """``data.text_chunking``: text rows over max_length become chunks, not cut rows."""
     sources: list[SourceReport] = field(default_factory=list)
     """Each source of a mix (empty for a single source)."""
     source_findings: list[dict[str, int]] = field(default_factory=list)
@@ -128,8 +130,10 @@ class StatsPanel(VerticalScroll, can_focus=True):
         else:
             grid.add_row("Tokens", f"min {n.min:,} · p50 {n.p50:,} · mean {n.mean:,.0f} · "
                                    f"p95 {n.p95:,} · max {n.max:,}{counting}")
+            lost = (f"text rows become chunks of {n.max_length:,} (data.text_chunking), chat "
+                    "rows are cut" if s.chunking else f"{n.tokens_lost:,} tokens lost")
             share = Text(f"{rows(n.truncated)} ({n.truncated_share:.1%}) over max_length "
-                         f"{n.max_length:,}; {n.tokens_lost:,} tokens lost",
+                         f"{n.max_length:,}; {lost}",
                          style="bold yellow" if n.truncated else "")
             grid.add_row("Truncated", share)
         if s.eos is not None:

@@ -184,6 +184,10 @@ class TokenView(VerticalScroll, can_focus=True):
             parts.append(Text(f"✂ max_length {d.max_length:,} cuts here: {r.tokens_lost:,} "
                               f"tokens lost", style=self._style("error")))
             parts.append(Text(d.cut_text, style=self._style("cut")))
+        if r.chunked:
+            parts.append(Text(f"Trained as {len(r.lengths())} rows of at most "
+                              f"{d.max_length:,} tokens (data.text_chunking).",
+                              style=self._style("muted")))
         for note in r.notes:
             parts.append(Text(f"! {note}", style=self._style("warning")))
         if r.template_note:
