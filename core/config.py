@@ -34,7 +34,10 @@ SCHEDULERS = (
     "constant_with_warmup",
     "inverse_sqrt",
 )
-DATA_FORMATS = ("auto", "messages", "sharegpt", "alpaca", "prompt_completion", "text")
+DATA_FORMATS = ("auto", "messages", "sharegpt", "alpaca", "prompt_completion", "text",
+                "preference", "chosen")
+"""Row formats: ``auto`` detects one; ``preference`` (prompt/chosen/rejected) is recognised for
+preference training, ``chosen`` trains SFT on each prompt with its chosen answer."""
 
 
 @dataclass
@@ -131,13 +134,54 @@ class OptimConfig:
 
 
 @dataclass
+class SourceConfig:
+    """One dataset of a mix (``data.sources``)."""
+
+    path: str = ""
+    """A file, a directory (saved dataset, dataset card folder or dataset_info.json registry),
+    a Hub id ``org/name`` or ``org/name:subset``, or ``sample:<name>``."""
+    dataset: str | None = None
+    """Entry of the ``dataset_info.json`` registry in ``path``; ``None`` for other sources."""
+    split: str = "train"
+    """Split of a Hub dataset or dataset card folder."""
+    revision: str | None = None
+    """Hub branch, tag or commit of a Hub dataset; ``None`` for the default branch."""
+    format: str = "auto"
+    """Row format of this source; ``auto`` detects it."""
+    weight: float | None = None
+    """Share of the mixed set (weights are relative); ``None`` takes every kept row."""
+    max_rows: int | None = None
+    """Use at most this many of the source's kept rows, drawn with ``optim.seed``."""
+
+
+@dataclass
 class DataConfig:
     """Where the training data comes from and how it is prepared."""
 
     path: str = SAMPLE_DATASET
-    """JSON/JSONL/CSV/Parquet file, a ``save_to_disk`` directory, or ``sample:support-tickets``."""
+    """A JSON/JSONL/CSV/Parquet file, a directory (save_to_disk, dataset card folder, or a
+    dataset_info.json registry with ``dataset``), a Hub id ``org/name[:subset]``, or
+    ``sample:support-tickets``."""
+    dataset: str | None = None
+    """Entry to load when ``path`` is a directory with a ``dataset_info.json`` registry."""
+    split: str = "train"
+    """Split of a Hub dataset or dataset card folder."""
+    revision: str | None = None
+    """Hub branch, tag or commit of a Hub dataset; ``None`` for the default branch."""
+    sources: list[SourceConfig] = field(default_factory=list)
+    """Several datasets mixed into one (each with path, dataset, split, format, weight,
+    max_rows); when set, it replaces ``path``. Edit it in the YAML."""
     format: str = "auto"
     """Row format; ``auto`` detects it from the first rows."""
+    chat_template: str = "model"
+    """``model`` (the tokenizer's own), a template name shipped with TRL (``chatml``,
+    ``llama3``, ``qwen2_5``...), or a ``.jinja`` file."""
+    default_system_prompt: str = "model"
+    """System prompt for rows without one: ``model`` keeps the template's own, a text replaces
+    it, empty gives none."""
+    text_chunking: bool = False
+    """Split ``text`` rows longer than ``max_length`` into chunks (continued pre-training)
+    instead of truncating them."""
     max_length: int = 512
     """Tokens per row after the chat template; longer rows are truncated."""
     validation_fraction: float = 0.1
@@ -317,10 +361,16 @@ class RunConfig:
         if o.precision not in PRECISIONS:
             bad("optim.precision", f"'{o.precision}' is unknown.", f"Use one of {', '.join(PRECISIONS)}.")
         d = self.data
-        if not d.path.strip():
+        if not d.sources and not d.path.strip():
             bad("data.path", "is empty.", f"Give a dataset file or {SAMPLE_DATASET}.")
         if d.format not in DATA_FORMATS:
             bad("data.format", f"'{d.format}' is unknown.", f"Use one of {', '.join(DATA_FORMATS)}.")
+        if not d.split.strip():
+            bad("data.split", "is empty.", "Use train.")
+        out.extend(_source_problems(d))
+        template_problem = _chat_template_problem(d.chat_template)
+        if template_problem:
+            bad("data.chat_template", *template_problem)
         if d.max_length < 16:
             bad("data.max_length", f"{d.max_length} tokens is too short.", "Use 512-2048.")
         if not 0 <= d.validation_fraction < 1:
@@ -347,6 +397,51 @@ class RunConfig:
             raise ConfigError(problems, source)
 
 
+def _source_problems(d: DataConfig) -> list[ConfigProblem]:
+    """Problems of ``data.sources``: each source's fields, and weights on all or none."""
+    out: list[ConfigProblem] = []
+    if not d.sources:
+        return out
+    for name in ("dataset", "revision"):
+        if getattr(d, name) is not None:
+            out.append(ConfigProblem(f"data.{name}", "is set beside data.sources, which replaces "
+                                     "data.path.", f"Move it into the source it belongs to "
+                                     f"(data.sources[N].{name})."))
+    if d.format != "auto":
+        out.append(ConfigProblem("data.format", "is set beside data.sources.",
+                                 "Set format in each source (data.sources[N].format)."))
+    for i, s in enumerate(d.sources):
+        where = f"data.sources[{i}]"
+        if not s.path.strip():
+            out.append(ConfigProblem(f"{where}.path", "is empty.",
+                                     "Give a file, a directory or a Hub id."))
+        if s.format not in DATA_FORMATS:
+            out.append(ConfigProblem(f"{where}.format", f"'{s.format}' is unknown.",
+                                     f"Use one of {', '.join(DATA_FORMATS)}."))
+        if not s.split.strip():
+            out.append(ConfigProblem(f"{where}.split", "is empty.", "Use train."))
+        if s.weight is not None and not (math.isfinite(s.weight) and s.weight > 0):
+            out.append(ConfigProblem(f"{where}.weight", f"{s.weight} must be a positive number.",
+                                     "Use a share such as 0.8 (weights are relative)."))
+        if s.max_rows is not None and s.max_rows < 1:
+            out.append(ConfigProblem(f"{where}.max_rows", "must be at least 1.",
+                                     "Use a row count, or remove it to take every row."))
+    weighted = [s.weight is not None for s in d.sources]
+    if any(weighted) and not all(weighted):
+        missing = ", ".join(f"data.sources[{i}]" for i, w in enumerate(weighted) if not w)
+        out.append(ConfigProblem("data.sources", f"some sources have a weight and {missing} "
+                                 "has none, so their shares are undefined.",
+                                 "Give every source a weight, or none (every row of each)."))
+    return out
+
+
+def _chat_template_problem(value: str) -> tuple[str, str] | None:
+    """``(message, fix)`` when ``data.chat_template`` names no template, else ``None``."""
+    from core.data.templates import template_problem  # lazy: the data package imports config
+
+    return template_problem(value)
+
+
 def _build(cls: type, data: Any, prefix: str, problems: list[ConfigProblem]) -> Any:
     """Build dataclass ``cls`` from ``data``, collecting problems instead of raising."""
     if not isinstance(data, dict):
@@ -370,6 +465,10 @@ def _build(cls: type, data: Any, prefix: str, problems: list[ConfigProblem]) -> 
         if dataclasses.is_dataclass(hint):
             kwargs[key] = _build(hint, value, f"{name}.", problems)
             continue
+        item = _dataclass_items(hint)
+        if item is not None:
+            kwargs[key] = _build_items(item, value, name, problems)
+            continue
         ok, converted = _coerce(value, hint)
         if ok:
             kwargs[key] = converted
@@ -377,6 +476,26 @@ def _build(cls: type, data: Any, prefix: str, problems: list[ConfigProblem]) -> 
             problems.append(ConfigProblem(name, f"expected {_type_name(hint)}, got {value!r}.",
                                           f"Give a {_type_name(hint)}."))
     return cls(**kwargs)
+
+
+def _dataclass_items(hint: Any) -> type | None:
+    """The dataclass of a ``list[SomeDataclass]`` field, else ``None``."""
+    args = typing.get_args(hint)
+    if typing.get_origin(hint) is list and args and dataclasses.is_dataclass(args[0]):
+        return args[0]
+    return None
+
+
+def _build_items(cls: type, value: Any, name: str, problems: list[ConfigProblem]) -> list[Any]:
+    """A list of ``cls`` from a YAML list of mappings; a bare string stands for its ``path``."""
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        problems.append(ConfigProblem(name, f"must be a list, got {type(value).__name__}.",
+                                      "Write one '- path: ...' entry per item."))
+        return []
+    return [_build(cls, {"path": item} if isinstance(item, str) else item, f"{name}[{i}].",
+                   problems) for i, item in enumerate(value)]
 
 
 def _coerce(value: Any, hint: Any) -> tuple[bool, Any]:

@@ -8,6 +8,7 @@ Lifecycle: :meth:`Engine.setup`, :meth:`Engine.train`, :meth:`Engine.cleanup`, d
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import logging
 import math
@@ -266,13 +267,18 @@ class Engine:
             self.log(f"Removed {path.name}: a checkpoint a crash left half-written.", level="warning")
 
         self.phase = "data"
-        loaded = data_mod.load_examples(cfg.data.path, format=cfg.data.format, on_bad_rows=cfg.data.on_bad_rows)
-        self.log(f"Data: {loaded.path} ({loaded.format_reason})")
+        loaded = data_mod.load_data(cfg.data, cfg.optim.seed)
+        self.log(f"Data: {loaded.name} ({loaded.format_reason})")
+        if len(loaded.sources) > 1 or loaded.left_out:
+            used = len(loaded.examples)
+            for report in loaded.sources:
+                self.log(f"Source {report.label}: {report.describe(used)}")
         if loaded.dropped:
+            first = next(p for p in loaded.problems if p.severity == "error")
             self.log(f"Dropped {loaded.dropped} of {loaded.total_rows} rows; first problem: "
-                     f"{loaded.problems[0].message}", level="warning")
+                     f"{first.message}", level="warning")
         if not loaded.examples:
-            raise ValueError(f"{loaded.path} has no usable rows.")
+            raise ValueError(f"{loaded.name} has no usable rows.")
         train_ex, val_ex = data_mod.split_examples(
             loaded.examples, cfg.data.validation_fraction, cfg.optim.seed
         )
@@ -281,6 +287,12 @@ class Engine:
         device = training_device()
         precision = resolve_precision(cfg.optim.precision, device)
         tokenizer = load_tokenizer(cfg.model.name_or_path, cfg.model.trust_remote_code, cfg.model.revision)
+        chosen = data_mod.resolve_template(cfg.data.chat_template)
+        if chosen is not None:
+            # saved with the model, so that it is prompted as it was trained
+            tokenizer.chat_template = chosen
+        info = data_mod.template_info(tokenizer, data_mod.RenderOptions.from_config(cfg.data))
+        self.log("Rendering: " + "; ".join(f"{k} {v}" for k, v in info.lines()))
         if cfg.model.trust_remote_code:
             self.log("trust_remote_code is ON: the model's own Python code runs.", level="warning")
         train_rows = self._tokenize(data_mod, tokenizer, train_ex, "training")
@@ -314,12 +326,21 @@ class Engine:
     def _tokenize(self, data_mod: Any, tokenizer: Any, examples: list, split: str) -> list[dict]:
         """Render rows through the chat template; rows with nothing to learn are dropped, loudly."""
         cfg = self.config.data
-        rendered = data_mod.render_examples(tokenizer, examples, cfg.max_length, cfg.assistant_only_loss)
-        kept = [r.to_training_row() for r in rendered if r.num_trained > 0]
+        options = data_mod.RenderOptions.from_config(cfg)
+        # the chosen template is the tokenizer's now; "model" keeps it instead of loading again
+        rendered = data_mod.render_examples(tokenizer, examples, cfg.max_length,
+                                            cfg.assistant_only_loss,
+                                            dataclasses.replace(options, chat_template="model"))
+        kept = [row for r in rendered if r.num_trained > 0 for row in r.to_training_rows()]
         truncated = sum(r.truncated for r in rendered)
-        if len(kept) < len(rendered):
-            self.log(f"Dropped {len(rendered) - len(kept)} {split} rows with no trained token "
+        chunked = [r for r in rendered if r.chunked]
+        untrained = sum(1 for r in rendered if not r.num_trained)
+        if untrained:
+            self.log(f"Dropped {untrained} {split} rows with no trained token "
                      f"(all masked or cut by max_length {cfg.max_length}).", level="warning")
+        if chunked:
+            self.log(f"{len(chunked)} {split} text rows longer than max_length {cfg.max_length} "
+                     f"became {sum(len(r.lengths()) for r in chunked)} rows (data.text_chunking).")
         if truncated:
             self.log(f"{truncated} {split} rows are longer than max_length {cfg.max_length} and were "
                      f"truncated.", level="warning")

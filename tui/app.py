@@ -87,8 +87,8 @@ class TunetopApp(App[None]):
     ) -> None:
         super().__init__()
         self.config = config or RunConfig()
-        if dataset:
-            self.config.data.path = dataset
+        if dataset:  # --dataset opens that file, instead of any data.sources mix
+            self.config.data.path, self.config.data.sources = dataset, []
         self.services = services or AppServices()
         self.workspace = workspace
         """Folder of the runs (and review sets) this app starts and lists."""

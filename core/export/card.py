@@ -19,8 +19,6 @@ from core.rundir import EVENTS_FILE
 BUNDLED_HUB_ID = "HuggingFaceTB/SmolLM2-135M-Instruct"
 """The Hub model the bundled model is a copy of (dequantized from its Q4_1 GGUF)."""
 
-HUB_DATASET_PREFIXES = ("hf://datasets/", "hf:", "hub:")
-"""How a data path names a dataset on the Hub (``hf:org/name``), as opposed to a file."""
 
 
 @dataclass(frozen=True)
@@ -81,16 +79,21 @@ def base_model_hub_id(ref: str) -> str | None:
     return ref
 
 
-def hub_dataset_id(path: str) -> str | None:
-    """The Hub dataset id a data path names (``hf:org/name``, ``hf://datasets/org/name/...``),
-    or ``None`` for local files and samples."""
-    for prefix in HUB_DATASET_PREFIXES:
-        if path.startswith(prefix):
-            rest = path.removeprefix(prefix).split("@")[0].split(":")[0]
-            parts = [p for p in rest.split("/") if p]
-            if len(parts) >= 2:
-                return "/".join(parts[:2])
-    return None
+def hub_datasets(data: Any) -> list[str]:
+    """The Hub dataset ids a run's data came from (``data.path`` or each of ``data.sources``)."""
+    from core.data.sources import parse_hub_id, source_specs
+
+    return list(dict.fromkeys(hub[0] for spec in source_specs(data)
+                              if (hub := parse_hub_id(spec.path)) is not None))
+
+
+def _dataset(data: Any) -> str:
+    """The data a run read, for the model card: its path (and registry entry), or its mix."""
+    from core.data.sources import source_specs
+
+    return ", ".join(f"`{s.path}`" + (f" [{s.dataset}]" if s.dataset else "")
+                     + (f" (weight {s.weight:g})" if s.weight else "")
+                     for s in source_specs(data))
 
 
 KINDS = {
@@ -112,11 +115,11 @@ def model_card(summary: RunSummary, kind: str, note: str = "", usage: str = "",
     cfg = summary.config
     library, what, relation = KINDS[kind]
     base_id = base_model_hub_id(cfg.model.name_or_path)
-    dataset = hub_dataset_id(cfg.data.path)
+    datasets = hub_datasets(cfg.data)
     data = ModelCardData(
         base_model=base_id,
         base_model_relation=relation if base_id else None,
-        datasets=[dataset] if dataset else None,
+        datasets=datasets or None,
         library_name=library,
         pipeline_tag="text-generation",
         tags=["tunetop", "sft", cfg.method, *extra_tags],
@@ -140,7 +143,7 @@ def model_card(summary: RunSummary, kind: str, note: str = "", usage: str = "",
         "|---|---|",
         f"| Base model | {base} |",
         f"| Method | {cfg.method} |",
-        f"| Dataset | `{cfg.data.path}` (validation fraction {cfg.data.validation_fraction}) |",
+        f"| Dataset | {_dataset(cfg.data)} (validation fraction {cfg.data.validation_fraction}) |",
         f"| Steps | {summary.steps} |",
         f"| Final validation loss | {loss(summary.final_eval_loss)} |",
         f"| Best validation loss | {loss(summary.best_eval_loss)} |",

@@ -202,3 +202,17 @@ def test_a_pickle_adapter_is_never_loaded_and_the_suggested_conversion_works(bun
     subprocess.run([sys.executable, "-c", command[2]], check=True)
     assert cli_main(["export", str(run)]) == 0
     assert dir_size(run / "export-adapter") > 0
+
+
+def test_card_names_the_hub_datasets_a_run_read(tmp_path):
+    from core.config import DataConfig, SourceConfig
+    from core.export.card import hub_datasets
+
+    local = tmp_path / "rows.jsonl"
+    local.write_text('{"text": "x"}\n')
+    assert hub_datasets(DataConfig(path="org/name:subset")) == ["org/name"]
+    mix = DataConfig(sources=[SourceConfig(path="org/name", weight=1.0),
+                              SourceConfig(path=str(local), weight=1.0),
+                              SourceConfig(path="other/set", weight=1.0)])
+    assert hub_datasets(mix) == ["org/name", "other/set"]
+    assert hub_datasets(DataConfig(path=str(local))) == []

@@ -392,5 +392,9 @@ def _data_key(config: RunConfig) -> tuple:
         mtime = Path(d.path).expanduser().stat().st_mtime
     except OSError:
         mtime = None
+    # the sources (a mix, a registry entry, a split) and how rows render change the lengths
+    sources = tuple((s.path, s.dataset, s.split, s.revision, s.format, s.weight, s.max_rows)
+                    for s in d.sources)
     return (d.path, mtime, d.format, d.max_length, d.assistant_only_loss, m.name_or_path,
-            m.revision)
+            m.revision, d.dataset, d.split, d.revision, sources, d.chat_template,
+            d.default_system_prompt, d.text_chunking, config.optim.seed)

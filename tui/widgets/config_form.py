@@ -48,7 +48,9 @@ GROUPS: tuple[tuple[str, tuple[str, ...]], ...] = (
                       "optim.retry_on_oom")),
     ("Schedule", ("optim.num_train_epochs", "optim.max_steps", "optim.lr_scheduler_type",
                   "optim.warmup_ratio")),
-    ("Data", ("data.path", "data.format", "data.max_length", "data.validation_fraction",
+    ("Data", ("data.path", "data.dataset", "data.split", "data.revision", "data.sources",
+              "data.format", "data.chat_template", "data.default_system_prompt",
+              "data.max_length", "data.text_chunking", "data.validation_fraction",
               "data.assistant_only_loss", "data.on_bad_rows", "optim.padding_free",
               "optim.group_by_length")),
     ("Evaluation & checkpoints", ("eval.eval_steps", "eval.save_steps", "eval.logging_steps",
@@ -79,7 +81,8 @@ class FieldSpec:
     path: str
     """Dotted name, e.g. ``optim.learning_rate``."""
     kind: str
-    """``int``, ``float``, ``str``, ``optional``, ``bool``, ``choice`` or ``list``."""
+    """``int``, ``float``, ``str``, ``optional``, ``bool``, ``choice``, ``list`` or
+    ``summary`` (a list of sections, shown read-only: edited in the YAML)."""
     default: Any
     help: str
 
@@ -94,7 +97,8 @@ def _kind(path: str, hint: Any) -> str:
         return "choice"
     origin = typing.get_origin(hint)
     if origin is list:
-        return "list"
+        args = typing.get_args(hint)
+        return "summary" if args and dataclasses.is_dataclass(args[0]) else "list"
     if origin is not None and type(None) in typing.get_args(hint):
         return "optional"
     return {bool: "bool", int: "int", float: "float"}.get(hint, "str")
@@ -144,6 +148,10 @@ def format_value(spec: FieldSpec, value: Any) -> str:
     """The text an ``Input`` shows for ``value``."""
     if value is None:
         return ""
+    if spec.kind == "summary":  # data.sources: one "path (weight)" per item
+        return "; ".join(str(getattr(item, "path", item)) + (
+            f" (weight {item.weight:g})" if getattr(item, "weight", None) is not None else "")
+            for item in value) or "none"
     if spec.kind == "list":
         return ", ".join(value)
     if spec.kind == "float":
@@ -187,6 +195,8 @@ class ConfigField(Vertical):
         elif spec.kind == "choice":
             yield Select([(c, c) for c in CHOICES[spec.path]], value=spec.default,
                          allow_blank=False, id=spec.widget_id, compact=True)
+        elif spec.kind == "summary":  # read-only: a list of sections is edited in the YAML
+            yield Static(format_value(spec, spec.default), id=spec.widget_id, markup=False)
         else:
             yield Input(format_value(spec, spec.default), id=spec.widget_id, compact=True,
                         placeholder="empty = none" if spec.kind == "optional" else "")
@@ -194,13 +204,17 @@ class ConfigField(Vertical):
         yield Static("", classes="field-error", markup=False)
 
     @property
-    def control(self) -> Input | Select | Switch:
-        """The editing widget."""
+    def control(self) -> Input | Select | Switch | Static:
+        """The editing widget (a ``Static`` for a read-only summary)."""
         return self.query_one(f"#{self.spec.widget_id}")  # type: ignore[return-value]
 
     def show(self, value: Any) -> None:
         """Show ``value`` in the control (without reporting it as an edit)."""
         control = self.control
+        if isinstance(control, Static):
+            control.update(format_value(self.spec, value))
+            self.mark_modified(value)
+            return
         with control.prevent(Input.Changed, Select.Changed, Switch.Changed):
             if isinstance(control, Switch):
                 control.value = bool(value)
@@ -255,7 +269,12 @@ class ConfigForm(VerticalScroll, can_focus=False):
     def show_errors(self, errors: dict[str, str]) -> None:
         """Show ``errors`` (dotted path -> message) and clear every other field's."""
         for field in self.query(ConfigField):
-            field.show_error(errors.get(field.spec.path))
+            path = field.spec.path
+            # a read-only list shows its items' errors too (data.sources[1].weight)
+            found = [f"{key.removeprefix(path)}: {text}" if key != path else text
+                     for key, text in errors.items()
+                     if key == path or (field.spec.kind == "summary" and key.startswith(path + "["))]
+            field.show_error(" ".join(found) or None)
 
     def _edited(self, control: Input | Select | Switch, raw: Any) -> None:
         field = control.parent
