@@ -61,7 +61,7 @@ from core.data.load import (
     preference_refusal,
     split_examples,
 )
-from core.data.mix import SourceReport, plan_mix
+from core.data.mix import SourceReport, plan_mix, replay_rows
 from core.data.normalise import (
     CALL_ROLES,
     ROLE_ALIASES,
@@ -74,6 +74,7 @@ from core.data.normalise import (
     normalise_row,
 )
 from core.data.problems import JSONL_SUFFIXES, DataError, Problem, position_unit
+from core.data.prompts import prompt_messages, read_prompts
 from core.data.registry import REGISTRY_FILE, RegistryEntry, is_registry, read_registry
 from core.data.render import (
     END_OF_TURN_TOKENS,
@@ -112,7 +113,8 @@ __all__ = [
     "finding_kind", "is_registry", "is_short_answer", "iter_jsonl_rows", "length_histogram",
     "length_stats", "load_data", "load_examples", "load_preferences", "normalise_preference",
     "normalise_row", "open_dataset", "open_rows", "parse_hub_id", "parse_selection",
-    "plan_mix", "position_unit", "preference_refusal", "read_registry", "render_example",
+    "plan_mix", "position_unit", "preference_refusal", "prompt_messages", "read_prompts",
+    "read_registry", "replay_rows", "render_example",
     "render_examples", "rendering_problems", "resolve_data_path", "resolve_source",
     "resolve_template", "selection_ref", "source_specs", "split_examples", "template_info",
     "template_names", "token_stats", "tokenize_for_training",

@@ -92,3 +92,12 @@ def plan_mix(kept: Sequence[int], weights: Sequence[float | None],
         order = random.Random(f"{seed}/{i}").sample(range(n), n) if k < n else range(n)
         chosen.append(sorted(order[:k]))
     return chosen
+
+
+def replay_rows(train_rows: int, share: float) -> int:
+    """Replay rows that make ``share`` of a training split with ``train_rows`` task rows
+    (``data.replay``): ``train_rows * share / (1 - share)``, rounded, at least 1 for a positive
+    share of a non-empty split."""
+    if share <= 0 or train_rows <= 0:
+        return 0
+    return max(1, round(train_rows * share / (1 - share)))

@@ -23,6 +23,7 @@ SAMPLES_DIR = Path(__file__).parents[1] / "samples"
 SAMPLES = {
     "support-tickets": "support_tickets_train.jsonl",
     "support-tickets-heldout": "support_tickets_heldout.jsonl",
+    "general-prompts": "general_prompts.jsonl",
 }
 """``sample:<name>`` references and the file in ``core/samples`` each resolves to."""
 
