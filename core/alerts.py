@@ -12,7 +12,7 @@ from collections import deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from core.events import Event, EvalLogged, MessageLogged, RunFailed, StepLogged
+from core.events import Event, EvalLogged, MessageLogged, RunFailed, RunStarted, StepLogged
 
 RISING_EVALS = 2
 """Validation losses in a row above the best one that count as overfitting."""
@@ -20,6 +20,8 @@ FLAT_WINDOW = 20
 """Logged training losses that must all be nearly equal to count as a plateau."""
 FLAT_TOLERANCE = 0.005
 """Relative spread (max-min over mean) under which a window of losses counts as flat."""
+DRIFT_RISES = 2
+"""Evaluations in a row at which general drift rose, counting from the base model's 0."""
 
 
 @dataclass(frozen=True)
@@ -125,6 +127,42 @@ def check_flat_loss(
     )
 
 
+def check_drift(drifts: Sequence[tuple[int, float]], threshold: float, method: str = "",
+                rises: int = DRIFT_RISES) -> Alert | None:
+    """General drift above ``threshold`` that rose at each of the last ``rises`` evaluations.
+
+    ``drifts`` is ``(step, general_drift)`` in order; the untouched base model's drift (0 at
+    step 0) comes first, so a run whose drift rose from the start fires at its ``rises``-th
+    evaluation. The fixes are the fine-tuning guides': a lower learning rate, LoRA instead of
+    full fine-tuning (for ``method`` full), fewer steps, and general data mixed back in.
+    """
+    series = [(0, 0.0), *((s, d) for s, d in drifts if math.isfinite(d))]
+    if len(series) < rises + 1:
+        return None
+    tail = series[-(rises + 1):]
+    step, last = tail[-1]
+    if last <= threshold or not all(b[1] > a[1] for a, b in zip(tail, tail[1:])):
+        return None
+    path = " → ".join(f"{d:+.3f}" for _, d in tail)
+    fixes = ["lower optim.learning_rate (halve it)"]
+    if method == "full":
+        fixes.append("train LoRA instead of the full model (method: lora)")
+    fixes += ["train fewer steps (optim.max_steps, or export an earlier checkpoint)",
+              "mix general data back in (data.replay: 0.05 trains on the base model's own "
+              "answers to general prompts)"]
+    return Alert(
+        key="drift",
+        level="warning",
+        title="General drift rising: forgetting",
+        detail=(
+            f"Step {step}: the model's loss on the base model's answers to general prompts is "
+            f"{last:+.3f} per token above the base's (threshold {threshold:g}) and rose at each "
+            f"of the last {rises} evaluations ({path}): the fine-tune is costing general "
+            f"ability. Fixes: {'; '.join(fixes)}. Judge it in a review on general prompts."
+        ),
+    )
+
+
 def check_early_stop(event: Event) -> Alert | None:
     """The engine's early-stopping message (a ``MessageLogged`` flagged ``early_stop``)."""
     if not (isinstance(event, MessageLogged) and event.early_stop):
@@ -163,6 +201,10 @@ class AlertTracker:
         self.flat_tolerance = flat_tolerance
         self.losses: deque[tuple[int, float]] = deque(maxlen=flat_window)
         self.evals: list[tuple[int, float]] = []
+        self.drifts: list[tuple[int, float]] = []
+        self.drift_threshold: float | None = None
+        """The run's ``eval.drift_threshold``, from its :class:`RunStarted`."""
+        self.method = ""
         self.raised: dict[str, Alert] = {}
 
     def update(self, event: Event) -> list[Alert]:
@@ -172,9 +214,14 @@ class AlertTracker:
             found.append(check_nonfinite(event))
             self.losses.append((event.step, event.loss))
             found.append(check_flat_loss(self.losses, self.flat_window, self.flat_tolerance))
+        elif isinstance(event, RunStarted):
+            self.drift_threshold, self.method = event.drift_threshold, event.method
         elif isinstance(event, EvalLogged):
             self.evals.append((event.step, event.eval_loss))
             found.append(check_rising_validation(self.evals, self.rising))
+            if event.general_drift is not None and self.drift_threshold is not None:
+                self.drifts.append((event.step, event.general_drift))
+                found.append(check_drift(self.drifts, self.drift_threshold, self.method))
         elif isinstance(event, MessageLogged):
             found.append(check_early_stop(event))
         elif isinstance(event, RunFailed):

@@ -42,7 +42,8 @@ class EventCallback(TrainerCallback):
     """Emits step, eval and checkpoint events, handles stop/save requests and early stopping.
 
     ``tokens`` is a callable returning the non-padding tokens counted since the last call
-    (the trainer counts them per micro-batch).
+    (the trainer counts them per micro-batch). ``probe`` (a :class:`core.forgetting.GeneralProbe`)
+    measures general drift at each evaluation, after the validation loss.
     """
 
     def __init__(
@@ -52,8 +53,10 @@ class EventCallback(TrainerCallback):
         save_requested: threading.Event,
         tokens: Any,
         patience: int,
+        probe: Any = None,
     ) -> None:
         self.sink = sink
+        self.probe = probe
         self.stop_requested = stop_requested
         self.save_requested = save_requested
         self.tokens = tokens
@@ -137,12 +140,17 @@ class EventCallback(TrainerCallback):
             self.evals_without_improvement = 0
         else:
             self.evals_without_improvement += 1
+        general_loss = general_drift = None
+        if self.probe is not None and kwargs.get("model") is not None:
+            general_loss, general_drift = self.probe.measure(kwargs["model"])
         self.sink(
             EvalLogged(
                 step=state.global_step,
                 eval_loss=loss,
                 best_eval_loss=self.best_eval_loss if self.best_eval_loss is not None else math.nan,
                 is_best=is_best,
+                general_loss=general_loss,
+                general_drift=general_drift,
             )
         )
         if self.patience and self.evals_without_improvement >= self.patience:

@@ -22,6 +22,8 @@ from core.trackers import TRACKERS
 
 BUNDLED_MODEL = "bundled:smollm2-135m-instruct"
 SAMPLE_DATASET = "sample:support-tickets"
+GENERAL_PROMPTS = "sample:general-prompts"
+"""The bundled general probe set (``core/samples/general_prompts.jsonl``)."""
 
 METHODS = ("lora", "qlora", "full")
 PRECISIONS = ("auto", "bf16", "fp16", "fp32")
@@ -190,6 +192,9 @@ class DataConfig:
     """Train only on assistant turns (prompts are masked from the loss)."""
     on_bad_rows: str = "drop"
     """``drop`` bad rows (always counted and reported) or ``stop`` on the first."""
+    replay: float = 0.0
+    """Share of the training rows that are the base model's own answers to general prompts
+    (self-distillation replay, against forgetting), e.g. 0.05; 0 for none."""
 
 
 @dataclass
@@ -210,6 +215,16 @@ class EvalConfig:
     """Load the best checkpoint (lowest validation loss) at the end and export it."""
     save_total_limit: int = 3
     """Checkpoints kept on disk (the best one is always kept)."""
+    general_prompts: str = GENERAL_PROMPTS
+    """General instructions that measure forgetting: the bundled sample:general-prompts, or a
+    file of prompts (messages ending in a user turn, or a prompt field)."""
+    general_sample: int = 32
+    """General prompts scored at each evaluation (the same ones every run); 0 turns drift off."""
+    general_max_new_tokens: int = 48
+    """Longest base-model answer to a general prompt, in tokens (generated once, cached)."""
+    drift_threshold: float = 0.3
+    """General drift (loss per token above the base model's on its own answers) past which,
+    while it keeps rising, an alert says the fine-tune is forgetting."""
 
 
 @dataclass
@@ -388,6 +403,7 @@ class RunConfig:
         if e.keep_best and e.save_steps % max(e.eval_steps, 1):
             bad("eval.save_steps", "must be a multiple of eval_steps when keep_best is on.",
                 f"Set save_steps to {e.eval_steps}.")
+        out.extend(_forgetting_problems(self))
         return out
 
     def check(self, source: str = "") -> None:
@@ -432,6 +448,35 @@ def _source_problems(d: DataConfig) -> list[ConfigProblem]:
         out.append(ConfigProblem("data.sources", f"some sources have a weight and {missing} "
                                  "has none, so their shares are undefined.",
                                  "Give every source a weight, or none (every row of each)."))
+    return out
+
+
+def _forgetting_problems(cfg: RunConfig) -> list[ConfigProblem]:
+    """Problems of the forgetting guard's fields (``eval.general_*``, ``eval.drift_threshold``,
+    ``data.replay``)."""
+    out: list[ConfigProblem] = []
+    e, replay = cfg.eval, cfg.data.replay
+    if e.general_sample < 0:
+        out.append(ConfigProblem("eval.general_sample", "must not be negative.",
+                                 "Use 32, or 0 to turn drift off."))
+    if not 1 <= e.general_max_new_tokens <= 1024:
+        out.append(ConfigProblem("eval.general_max_new_tokens", "must be between 1 and 1024.",
+                                 "Use 48; longer answers cost generation time once per model."))
+    if not (math.isfinite(e.drift_threshold) and e.drift_threshold > 0):
+        out.append(ConfigProblem("eval.drift_threshold", f"{e.drift_threshold} must be a "
+                                 "positive number.", "Use 0.3 (loss per token)."))
+    if not (math.isfinite(replay) and 0 <= replay <= 0.5):
+        out.append(ConfigProblem("data.replay", f"{replay} must be a share between 0 and 0.5.",
+                                 "Use 0.05-0.2, or 0 for no replay."))
+    if e.general_sample > 0 or replay > 0:
+        text = e.general_prompts.strip()
+        if not text:
+            out.append(ConfigProblem("eval.general_prompts", "is empty.",
+                                     f"Use {GENERAL_PROMPTS} or a prompts file."))
+        elif not text.startswith("sample:") and not Path(text).expanduser().is_file():
+            out.append(ConfigProblem("eval.general_prompts", f"{text} is not a file.",
+                                     f"Give a prompts file (JSONL of messages ending in a user "
+                                     f"turn), or {GENERAL_PROMPTS}."))
     return out
 
 

@@ -152,6 +152,8 @@ class Engine:
         self._half_written: list[Path] = []
         """Half-written checkpoints removed before resuming (logged once the log is open)."""
         self._inputs: RunInputs | None = None
+        self._probe: Any = None
+        """The general-drift probe (:class:`core.forgetting.GeneralProbe`), when measured."""
         self._started = time.monotonic()
         self.phase = "setup"
         self.final_event: Event | None = None
@@ -301,6 +303,9 @@ class Engine:
             raise ValueError("No training row has a trained token. Check the chat template and data.")
         self._inputs = RunInputs(tokenizer, train_rows, val_rows, precision, device)
         model = self._load_model()
+        replay = self._prepare_general(model)
+        if replay:
+            self._inputs = dataclasses.replace(self._inputs, train_rows=train_rows + replay)
         trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
         total = sum(p.numel() for p in model.parameters())
         self._trainer = self._build_trainer(model, self._inputs)
@@ -313,13 +318,15 @@ class Engine:
                 method=cfg.method,
                 device=device if world < 2 else f"{device} x{world} processes",
                 precision=precision,
-                total_steps=self._planned_steps(len(train_rows)),
-                num_train_rows=len(train_rows),
+                total_steps=self._planned_steps(len(self._inputs.train_rows)),
+                num_train_rows=len(self._inputs.train_rows),
                 num_val_rows=len(val_rows),
                 trainable_params=trainable,
                 total_params=total,
                 resumed_from_step=checkpoint_step(self._resume_checkpoint) if self._resume_checkpoint else 0,
                 pid=os.getpid(),
+                general_prompts=self._probe.prompts if self._probe else 0,
+                drift_threshold=cfg.eval.drift_threshold if self._probe else None,
             )
         )
 
@@ -345,6 +352,121 @@ class Engine:
             self.log(f"{truncated} {split} rows are longer than max_length {cfg.max_length} and were "
                      f"truncated.", level="warning")
         return kept
+
+    def _prepare_general(self, model: Any) -> list[dict]:
+        """Ask the base model the general prompts (answers cached per model, template and cap):
+        the drift probe of the evaluations, and the replay rows of ``data.replay``, returned."""
+        from core import forgetting
+        from core.data import RenderOptions, read_prompts, replay_rows
+        from core.models import padding_free_refusal
+
+        cfg, inputs = self.config, self._inputs
+        e, share = cfg.eval, cfg.data.replay
+        measure = e.general_sample > 0
+        if measure and not inputs.val_rows:
+            self.log("General drift is measured at each evaluation, and this run holds out no "
+                     "validation rows (data.validation_fraction 0), so it is not measured.",
+                     level="warning")
+            measure = False
+        if not measure and share <= 0:
+            return []
+        tokenizer = inputs.tokenizer
+        if not getattr(tokenizer, "chat_template", None):
+            self.log("General drift and replay ask the base model through its chat template, "
+                     "and this tokenizer has none: set data.chat_template (e.g. chatml) to use "
+                     "them.", level="warning")
+            return []
+        self.phase = "general prompts"
+        prompts, problems = read_prompts(e.general_prompts)
+        if problems:
+            self.log(f"{len(problems)} rows of {e.general_prompts} are not prompts and are left "
+                     f"out; first: {problems[0]}", level="warning")
+        sample, pool = forgetting.split_probe(len(prompts), e.general_sample if measure else 0)
+        if measure and len(sample) < e.general_sample:
+            self.log(f"{e.general_prompts} has {len(prompts)} prompts, fewer than "
+                     f"eval.general_sample {e.general_sample}: drift is measured on all of them.",
+                     level="warning")
+        wanted = replay_rows(len(inputs.train_rows), share)
+        picks = forgetting.replay_picks(pool, wanted, cfg.optim.seed)
+        if len(picks) < wanted:
+            self.log(f"data.replay {share:g} asks for {wanted} replay rows, and {e.general_prompts} "
+                     f"has {len(pool)} prompts besides the drift sample: replay uses those.",
+                     level="warning")
+        answers = self._base_answers(model, [prompts[i] for i in sample + picks])
+        if answers is None:
+            return []  # stopped: the run ends before training
+        options = dataclasses.replace(RenderOptions.from_config(cfg.data), chat_template="model")
+        if measure:
+            rows = forgetting.answer_rows(tokenizer, answers[:len(sample)], cfg.data.max_length,
+                                          options)
+            packed = cfg.optim.padding_free and padding_free_refusal(cfg.model, inputs.device) is None
+            if rows:
+                self._probe = forgetting.GeneralProbe(
+                    rows, math.nan, len(sample), e.per_device_eval_batch_size, packed,
+                    inputs.precision, tokenizer.pad_token_id or 0).with_base(model)
+                self.log(f"General drift: {len(sample)} prompts of {e.general_prompts}; the base "
+                         f"model's loss on its own answers is {self._probe.base_loss:.4f} per "
+                         "token.")
+            else:
+                self.log("General drift is not measured: the base model's answers to the "
+                         "general prompts are empty.", level="warning")
+        replay = forgetting.answer_rows(tokenizer, answers[len(sample):], cfg.data.max_length,
+                                        options)
+        if replay:
+            self.log(f"Replay (data.replay {share:g}): {len(replay)} rows of the base model's own "
+                     f"answers to general prompts join the {len(inputs.train_rows)} training rows.")
+        return replay
+
+    def _base_answers(self, model: Any, prompts: list) -> list | None:
+        """The base model's answers to ``prompts``, from the cache or generated now with progress
+        lines; ``None`` when a stop request came first."""
+        import torch
+
+        from core import forgetting
+        from core.generate import GenerationSettings, TextGenerator
+
+        cfg, inputs = self.config, self._inputs
+        tokenizer, e = inputs.tokenizer, cfg.eval
+        if inputs.device != "cpu" and not getattr(model, "hf_device_map", None):
+            # the trainer would move it there next; generating on the CPU would crawl
+            rank = int(os.environ.get("LOCAL_RANK", "0"))
+            model.to(torch.device(inputs.device, rank) if inputs.device == "cuda" else inputs.device)
+        identity = {**forgetting.model_identity(cfg.model, cfg.method, model),
+                    "template": tokenizer.chat_template, "eos": tokenizer.eos_token,
+                    "system_prompt": cfg.data.default_system_prompt,
+                    "max_new_tokens": e.general_max_new_tokens}
+        cache = forgetting.AnswerCache(identity)
+        generator = TextGenerator(model, tokenizer, None, inputs.device)
+        settings = GenerationSettings(max_new_tokens=e.general_max_new_tokens,
+                                      batch_size=forgetting.GENERATION_BATCH)
+        system = cfg.data.default_system_prompt
+
+        def generate(batch: list) -> list[tuple[str, bool]]:
+            turns = [forgetting.generation_prompt(p, system) for p in batch]
+            # unstripped: the rows score exactly what the base wrote before its end of turn
+            return generator.generate_with_ends(turns, settings, stop=self._stop, strip=False)
+
+        def progress(done: int, total: int) -> None:
+            # Log lines until train-runs' phase/progress event is on main, then that event.
+            if not done:
+                self.log(f"Asking the base model {total} general prompts (once per base model, "
+                         f"at most {e.general_max_new_tokens} new tokens each; cached in "
+                         f"{cache.path.parent})…")
+            else:
+                self.log(f"Computing base answers {done}/{total}…")
+
+        padding, tokenizer.padding_side = tokenizer.padding_side, "left"  # answers follow prompts
+        started = time.monotonic()
+        try:
+            answers, made = forgetting.base_answers(generate, prompts, cache, progress,
+                                                    write=self.is_main, stop=self._stop)
+        finally:
+            tokenizer.padding_side = padding
+        if answers is not None:
+            where = (f"generated {made} in {time.monotonic() - started:.0f}s" if made
+                     else "all from the cache")
+            self.log(f"Base answers to {len(prompts)} general prompts: {where}.")
+        return answers
 
     def _load_model(self) -> Any:
         """The model to train: the base, with a freshly initialised adapter for (q)lora."""
@@ -444,7 +566,8 @@ class Engine:
             **_fsdp_args(cfg),
         )
         self._callback = EventCallback(
-            self.emit, self._stop, self._save, self._take_tokens, e.early_stopping_patience if has_val else 0
+            self.emit, self._stop, self._save, self._take_tokens,
+            e.early_stopping_patience if has_val else 0, self._probe,
         )
         trainer = _make_trainer(
             model=model,

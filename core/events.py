@@ -48,6 +48,10 @@ class RunStarted(Event):
     total_params: int
     resumed_from_step: int = 0
     pid: int = 0
+    general_prompts: int = 0
+    """General prompts whose drift each evaluation measures; 0 when drift is not measured."""
+    drift_threshold: float | None = None
+    """``eval.drift_threshold`` of the run, for the drift alert; ``None`` when not measured."""
 
 
 @dataclass(frozen=True)
@@ -76,6 +80,11 @@ class EvalLogged(Event):
     eval_loss: float
     best_eval_loss: float
     is_best: bool
+    general_loss: float | None = None
+    """Mean loss per token on the base model's answers to the general prompts; ``None`` when
+    drift is not measured (and in lines written before it was)."""
+    general_drift: float | None = None
+    """``general_loss`` minus the base model's own loss on those answers."""
 
 
 @dataclass(frozen=True)
@@ -187,13 +196,19 @@ def describe_event(event: Event) -> str:
         return (f"Run {event.run_name}: {event.method} of {event.model} on {event.device} "
                 f"({event.precision}), {event.total_steps} steps, {event.num_train_rows} train / "
                 f"{event.num_val_rows} val rows, {event.trainable_params:,} of "
-                f"{event.total_params:,} parameters trainable{resumed}")
+                f"{event.total_params:,} parameters trainable{resumed}"
+                + (f"; general drift on {event.general_prompts} prompts"
+                   if event.general_prompts else ""))
     if isinstance(event, StepLogged):
         return (f"Step {event.step}/{event.total_steps}: loss {event.loss:.4f}, "
                 f"lr {event.learning_rate:.2e}, {event.tokens_per_second:,.0f} tok/s")
     if isinstance(event, EvalLogged):
         mark = " (new best)" if event.is_best else ""
-        return f"Step {event.step}: validation loss {event.eval_loss:.4f}{mark}"
+        drift = ""
+        if event.general_drift is not None and event.general_loss is not None:
+            drift = (f"; general drift {event.general_drift:+.4f} (loss "
+                     f"{event.general_loss:.4f} on the base model's answers)")
+        return f"Step {event.step}: validation loss {event.eval_loss:.4f}{mark}{drift}"
     if isinstance(event, CheckpointSaved):
         return f"Step {event.step}: checkpoint {event.path}"
     if isinstance(event, MessageLogged):

@@ -283,14 +283,15 @@ def render_prompt(tokenizer: Any, messages: Sequence[dict[str, str]]) -> str:
     return tokenizer.apply_chat_template(list(messages), add_generation_prompt=True, tokenize=False)
 
 
-def cut_at_end_of_turn(text: str) -> str:
-    """The answer up to the first end-of-turn marker, stripped (some are not special tokens)."""
+def cut_at_end_of_turn(text: str, strip: bool = True) -> str:
+    """The answer up to the first end-of-turn marker (some are not special tokens), stripped
+    unless ``strip`` is off."""
     cut = len(text)
     for marker in END_OF_TURN_TOKENS:
         at = text.find(marker)
         if 0 <= at < cut:
             cut = at
-    return text[:cut].strip()
+    return text[:cut].strip() if strip else text[:cut]
 
 
 # --- loading -----------------------------------------------------------------------------
@@ -328,6 +329,14 @@ class TextGenerator:
         The model's own generation defaults (repetition penalty, top_k...) are not used: the
         stored settings describe the decoding completely.
         """
+        return [answer for answer, _ in self.generate_with_ends(conversations, settings, seed, stop)]
+
+    def generate_with_ends(self, conversations: Sequence[Sequence[dict[str, str]]],
+                           settings: GenerationSettings, seed: int = 0,
+                           stop: threading.Event | None = None,
+                           strip: bool = True) -> list[tuple[str, bool]]:
+        """:meth:`generate`, each answer with whether it ended (an end-of-turn token came
+        before ``max_new_tokens`` ran out); ``strip`` off keeps the whitespace around it."""
         import torch
         from transformers import GenerationConfig, StoppingCriteria, StoppingCriteriaList
 
@@ -358,7 +367,9 @@ class TextGenerator:
             out = self.model.generate(**enc, generation_config=config,
                                       stopping_criteria=StoppingCriteriaList([StopRequested()]))
         new = out[:, enc["input_ids"].shape[1]:]
-        return [cut_at_end_of_turn(tok.decode(row, skip_special_tokens=True)) for row in new]
+        ends = set(self.eos_token_ids)
+        return [(cut_at_end_of_turn(tok.decode(row, skip_special_tokens=True), strip),
+                 any(int(t) in ends for t in row)) for row in new]
 
     def generate_all(self, conversations: Sequence[Sequence[dict[str, str]]],
                      settings: GenerationSettings, stop: threading.Event | None = None,

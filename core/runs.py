@@ -73,6 +73,12 @@ class RunProgress:
     eval_loss: float | None = None
     best_eval_loss: float | None = None
     best_eval_step: int | None = None
+    general_loss: float | None = None
+    """Loss on the base model's answers to general prompts, at the last evaluation."""
+    general_drift: float | None = None
+    """``general_loss`` above the base model's own, at the last evaluation."""
+    general_prompts: int = 0
+    """General prompts drift is measured on; 0 when it is not measured."""
     checkpoints: list[str] = field(default_factory=list)
     ended: Event | None = None
     seconds_per_step: float | None = None
@@ -102,6 +108,7 @@ class RunProgress:
             self.total_steps = event.total_steps
             self.num_train_rows, self.num_val_rows = event.num_train_rows, event.num_val_rows
             self.trainable_params, self.total_params = event.trainable_params, event.total_params
+            self.general_prompts = event.general_prompts
             self.step = self._last_step = resumed
             self.started_at = event.time
             self.ended = None
@@ -112,6 +119,8 @@ class RunProgress:
         elif isinstance(event, EvalLogged):
             self._paused = True
             self.eval_loss = event.eval_loss
+            if event.general_drift is not None:
+                self.general_loss, self.general_drift = event.general_loss, event.general_drift
             if math.isfinite(event.eval_loss) and (
                 self.best_eval_loss is None or event.eval_loss < self.best_eval_loss
             ):
@@ -189,6 +198,8 @@ class RunInfo:
     detached: bool
     resumable: bool
     """Whether a complete checkpoint exists to resume from."""
+    general_drift: float | None = None
+    """General drift at the last evaluation; ``None`` when not measured."""
 
     @property
     def age_seconds(self) -> float:
@@ -307,6 +318,7 @@ class RunIndex:
             pid=worker_pid or progress.pid or None,
             detached=worker_pid is not None,
             resumable=bool(complete_checkpoints(path)),
+            general_drift=progress.general_drift,
         )
 
 

@@ -15,6 +15,22 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
 
 
+@pytest.fixture(scope="session", autouse=True)
+def base_answers_cache(tmp_path_factory):
+    """The forgetting guard caches base answers in a session folder, never the user's cache
+    (an environment variable, so detached and launched workers use it too)."""
+    from core.forgetting import ANSWERS_ENV
+
+    path = tmp_path_factory.mktemp("base-answers")
+    before = os.environ.get(ANSWERS_ENV)
+    os.environ[ANSWERS_ENV] = str(path)
+    yield path
+    if before is None:
+        os.environ.pop(ANSWERS_ENV, None)
+    else:
+        os.environ[ANSWERS_ENV] = before
+
+
 @pytest.fixture(scope="session")
 def bundled_dir():
     """Directory of the converted bundled model (converted on first use)."""

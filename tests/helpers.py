@@ -19,6 +19,9 @@ def tiny_run_config(model_dir, data_path, **optim):
     cfg.eval.eval_steps = 6
     cfg.eval.save_steps = 6
     cfg.eval.per_device_eval_batch_size = 8
+    # general drift on a few short answers: the feature runs, at a tiny model's cost
+    cfg.eval.general_sample = 8
+    cfg.eval.general_max_new_tokens = 8
     for key, value in optim.items():
         setattr(cfg.optim, key, value)
     return cfg

@@ -2,7 +2,8 @@
 
 Its metadata is what the Hub reads (``base_model`` links the fine-tune to its base,
 ``datasets`` to its data where they came from the Hub); its text is what a person reads:
-the method, the validation losses, the blind review and the whole training config.
+the method, the validation losses, the general drift (what the fine-tune cost the base
+model's general ability), the blind review and the whole training config.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from core.config import BUNDLED_MODEL, RunConfig
-from core.events import EvalLogged, RunFinished, read_events
+from core.events import EvalLogged, RunFinished, RunStarted, read_events
 from core.rundir import EVENTS_FILE
 
 BUNDLED_HUB_ID = "HuggingFaceTB/SmolLM2-135M-Instruct"
@@ -32,6 +33,10 @@ class RunSummary:
     win_rate: str | None
     checkpoint: int | None = None
     """The checkpoint exported, or ``None`` for the final model."""
+    general_drift: float | None = None
+    """General drift at the last evaluation (up to the checkpoint); ``None`` if not measured."""
+    general_loss: float | None = None
+    general_prompts: int = 0
 
 
 def summarize_run(run_dir: str | Path, checkpoint: int | None = None) -> RunSummary:
@@ -47,6 +52,8 @@ def summarize_run(run_dir: str | Path, checkpoint: int | None = None) -> RunSumm
              and (checkpoint is None or e.step <= checkpoint)]
     finished = [e for e in events if isinstance(e, RunFinished)]
     losses = [e.eval_loss for e in evals]
+    drifts = [e for e in evals if e.general_drift is not None]
+    started = [e for e in events if isinstance(e, RunStarted)]
     return RunSummary(
         config=config,
         final_eval_loss=losses[-1] if losses else None,
@@ -54,6 +61,9 @@ def summarize_run(run_dir: str | Path, checkpoint: int | None = None) -> RunSumm
         steps=checkpoint if checkpoint is not None else (finished[-1].step if finished else 0),
         win_rate=_review_win_rate(run_dir),
         checkpoint=checkpoint,
+        general_drift=drifts[-1].general_drift if drifts else None,
+        general_loss=drifts[-1].general_loss if drifts else None,
+        general_prompts=started[-1].general_prompts if started else 0,
     )
 
 
@@ -147,6 +157,7 @@ def model_card(summary: RunSummary, kind: str, note: str = "", usage: str = "",
         f"| Steps | {summary.steps} |",
         f"| Final validation loss | {loss(summary.final_eval_loss)} |",
         f"| Best validation loss | {loss(summary.best_eval_loss)} |",
+        f"| General drift | {_drift(summary)} |",
         f"| Blind review | {summary.win_rate or 'no review judged yet'} |",
     ]
     if note:
@@ -154,6 +165,16 @@ def model_card(summary: RunSummary, kind: str, note: str = "", usage: str = "",
     lines += ["", "## Use", "", usage or _default_usage(kind), "",
               "## Training config", "", "```yaml", cfg.to_yaml().rstrip(), "```", ""]
     return ModelCard(f"---\n{data.to_yaml()}\n---\n" + "\n".join(lines))
+
+
+def _drift(summary: RunSummary) -> str:
+    """The final general drift for the card, with what it was measured on."""
+    if summary.general_drift is None or summary.general_loss is None:
+        return "not measured"
+    base = summary.general_loss - summary.general_drift
+    on = f"{summary.general_prompts} general prompts" if summary.general_prompts else "general prompts"
+    return (f"{summary.general_drift:+.4f} per token: loss {summary.general_loss:.4f} on the base "
+            f"model's own answers to {on}, against the base's {base:.4f} (0 means no forgetting)")
 
 
 def _default_usage(kind: str) -> str:
