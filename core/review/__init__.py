@@ -31,10 +31,12 @@ from core.review.store import (CSV_FILE, FORMAT_VERSION, ITEMS_FILE, JUDGEMENTS_
                                MARKDOWN_FILE, META_FILE, PROMPTS_FILE, REVIEW_DIR, ReviewSet,
                                ReviewSetInfo, append_items, default_set_name, find_review_sets,
                                slug, write_meta)
-from core.review.workspace import FILE_PROMPTS, HELD_OUT_SAMPLE, ReviewChoices, scan_workspace
+from core.review.workspace import (FILE_PROMPTS, GENERAL_SAMPLE, HELD_OUT_SAMPLE, ReviewChoices,
+                                   scan_workspace)
 
 __all__ = [
-    "CSV_COLUMNS", "CSV_FILE", "FILE_PROMPTS", "FORMAT_VERSION", "HELD_OUT_SAMPLE", "ITEMS_FILE",
+    "CSV_COLUMNS", "CSV_FILE", "FILE_PROMPTS", "FORMAT_VERSION", "GENERAL_SAMPLE",
+    "HELD_OUT_SAMPLE", "ITEMS_FILE",
     "JUDGEMENTS_FILE", "MARKDOWN_FILE", "META_FILE", "OUTCOME_LABELS", "PROMPTS_FILE",
     "REVIEW_DIR", "VERDICTS", "VERDICT_LABELS", "WIN_RATE_DEFINITION", "Z_95", "Choice",
     "GenerationJob", "ItemRow", "Judgement", "PromptItem", "ReviewChoices", "ReviewError",

@@ -1,8 +1,9 @@
-"""Where the prompts of a review set come from: a dataset file, a bundled sample, or the
-validation split of a run.
+"""Where the prompts of a review set come from: a dataset file, a bundled sample (the held-out
+tickets, the general prompts), or the validation split of a run.
 
 Each row must be a chat ending in a user turn, or in the assistant answer that becomes the
-reference. Nothing here imports torch.
+reference; a file of prompts alone (no answers, like ``sample:general-prompts``) is read as
+prompts (:func:`core.data.read_prompts`). Nothing here imports torch.
 """
 
 from __future__ import annotations
@@ -61,6 +62,8 @@ def load_prompts(source: str, limit: int | None = None) -> tuple[list[PromptItem
         loaded = load_examples(source, on_bad_rows="drop")
         examples = loaded.examples
         described = source
+        if not examples:  # no row has an answer: a file of prompts alone
+            return _prompts_only(source, limit)
     prompts, skipped = prompts_from_messages((e.line, e.messages) for e in examples)
     if not prompts:
         raise ReviewError(f"{described} has no chat rows to use as prompts ({skipped} plain-text "
@@ -68,3 +71,16 @@ def load_prompts(source: str, limit: int | None = None) -> tuple[list[PromptItem
     if limit is not None and limit > 0:
         prompts = prompts[:limit]
     return prompts, described
+
+
+def _prompts_only(source: str, limit: int | None) -> tuple[list[PromptItem], str]:
+    """Prompts without reference answers (:func:`core.data.read_prompts`); a row that is not a
+    prompt raises :class:`ReviewError` naming it."""
+    from core.data import read_prompts
+
+    prompts, problems = read_prompts(source)
+    if problems:
+        raise ReviewError(f"{len(problems)} rows of {source} are not prompts; first: "
+                          f"{problems[0]}")
+    items = [PromptItem(messages=p, reference=None, source_line=i + 1) for i, p in enumerate(prompts)]
+    return (items[:limit] if limit is not None and limit > 0 else items), source

@@ -10,13 +10,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from core.config import RunConfig
+from core.config import GENERAL_PROMPTS, RunConfig
 from core.review.jobs import Choice
 from core.review.store import ReviewSetInfo, find_review_sets
 from core.rundir import CONFIG_FILE, FINAL_DIR, complete_checkpoints
 
 HELD_OUT_SAMPLE = "sample:support-tickets-heldout"
 """The bundled held-out prompts, always offered."""
+GENERAL_SAMPLE = GENERAL_PROMPTS
+"""The bundled general prompts (the forgetting guard's probe set), always offered: a fine-tune
+judged on general tasks as well as on its own."""
 FILE_PROMPTS: Choice = ("file", "")
 """The prompts choice that reads a path the user types."""
 
@@ -30,7 +33,8 @@ class ReviewChoices:
     models: list[tuple[str, Choice]]
     """``(label, (kind, value))``: kind ``base`` (a model ref) or ``path`` (run/checkpoint)."""
     prompts: list[tuple[str, Choice]]
-    """``(label, (kind, value))``: ``sample``, ``val`` (a run directory) or ``file``."""
+    """``(label, (kind, value))``: ``sample`` (the held-out tickets, the general prompts),
+    ``val`` (a run directory) or ``file``."""
     sets: list[ReviewSetInfo]
     """Review sets of the workspace and its runs, newest first."""
     default_a: Choice
@@ -65,7 +69,8 @@ def scan_workspace(workspace: Path, app_model: str) -> ReviewChoices:
     bases: dict[str, None] = {app_model: None}
     runs: list[tuple[str, Choice]] = []
     prompts: list[tuple[str, Choice]] = [
-        (f"held-out sample ({HELD_OUT_SAMPLE})", ("sample", HELD_OUT_SAMPLE))]
+        (f"held-out sample ({HELD_OUT_SAMPLE})", ("sample", HELD_OUT_SAMPLE)),
+        (f"general prompts ({GENERAL_SAMPLE})", ("sample", GENERAL_SAMPLE))]
     run_dirs = sorted((p.parent for p in workspace.glob(f"*/{CONFIG_FILE}")),
                       key=lambda p: p.stat().st_mtime, reverse=True) if workspace.is_dir() else []
     newest_final: Choice | None = None
