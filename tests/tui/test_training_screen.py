@@ -128,13 +128,13 @@ async def test_chart_key_switches_to_learning_rate_and_grad_norm(app_factory):
         await wait_for(pilot, lambda: lr.settled and lr.replots >= 1)
         assert len(lr.learning_rate) == 20 and len(lr.grad_norm) == 20
         assert "grad norm" in str(lr.border_subtitle)
-        await pilot.press("g")
+        await pilot.press("g", "g")  # the task vs general drift chart, then loss again
         assert switcher.current == "loss-plot"
         # No new data since: switching back and forth redraws without rebuilding either figure.
         loss = screen.query_one(LossPlot)
         await pilot.pause()
         built = (loss.builds, lr.builds)
-        for _ in range(4):
+        for _ in range(6):
             await pilot.press("g")
             await pilot.pause()
         assert switcher.current == "loss-plot" and (loss.builds, lr.builds) == built

@@ -139,6 +139,10 @@ def inspect_main(dataset: str, model: str | None = None, max_length: int | None 
     print(f"split     {report.train_rows} train, {report.val_rows} validation "
           f"({report.validation_fraction:.0%} held out, seed {report.seed}); "
           f"validation rows repeating training rows: {stats.leaked}")
+    if settings.replay > 0:
+        print(f"replay    +{data.replay_rows(report.train_rows, settings.replay)} training rows "
+              f"(data.replay {settings.replay:g}): the base model's own answers to general "
+              "prompts, made when training starts (cached per model)")
     problems = loaded.problems + stats.findings
     if problems:
         print(f"\n{len(problems)} problem(s):")

@@ -1,4 +1,5 @@
-"""The runs screen: every run of the workspace with its status, best validation loss and age.
+"""The runs screen: every run of the workspace with its status, best validation loss, general
+drift (what the fine-tune costs general ability) and age.
 
 Enter (or ``o``) opens the highlighted run on the training screen, following its events;
 ``r`` resumes a stopped or finished run from its latest checkpoint. The list refreshes every
@@ -64,6 +65,7 @@ class RunsScreen(Screen):
         table.add_column("Status", key="status")
         table.add_column("Step", key="step")
         table.add_column("Best val", key="best")
+        table.add_column("Drift", key="drift")
         table.add_column("Age", key="age")
         table.add_column("Model", key="model")
         self.action_refresh()
@@ -108,10 +110,12 @@ class RunsScreen(Screen):
         table.clear()
         for run in runs:
             best = f"{run.best_eval_loss:.4f}" if run.best_eval_loss is not None else "—"
+            drift = f"{run.general_drift:+.3f}" if run.general_drift is not None else "—"
             step = f"{run.step}/{run.total_steps}" if run.total_steps else str(run.step)
             model = f"{run.method} {run.model}".strip()
             status = Text(run.status + (" ⇱" if run.detached else ""), style=STATUS_STYLES.get(run.status, ""))
-            table.add_row(run.name, status, step, best, format_age(run.age_seconds), model, key=str(run.path))
+            table.add_row(run.name, status, step, best, drift, format_age(run.age_seconds), model,
+                          key=str(run.path))
         if selected is not None:
             for row, run in enumerate(runs):
                 if run.path == selected.path:

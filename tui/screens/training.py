@@ -62,7 +62,8 @@ from tui.messages import (
 )
 from tui.widgets.alerts import AlertsPanel
 from tui.widgets.confirm import Confirm
-from tui.widgets.loss_plot import LossPlot
+from tui.widgets.drift_plot import DriftPlot
+from tui.widgets.loss_plot import ChartBase, LossPlot
 from tui.widgets.lr_plot import LrGradPlot
 from tui.widgets.run_figures import RunFigures
 from tui.widgets.vram_gauge import VramGauge
@@ -74,6 +75,8 @@ ENDED_STATES = ("finished", "stopped", "failed")
 FLUSH_SECONDS = 0.25
 """How often the screen flushes steps the bridge's throttle held back."""
 LOG_STYLES = {"info": "", "warning": "yellow", "error": "bold red", "event": "cyan", "ui": "dim"}
+CHARTS = ("loss", "lr", "drift")
+"""The charts ``g`` cycles through: loss, learning rate / grad norm, task vs general drift."""
 
 
 RUN_COMMANDS = (
@@ -81,7 +84,7 @@ RUN_COMMANDS = (
     ("run: Start training detached", "start_detached", "Train in its own process; survives a dropped SSH session."),
     ("run: Stop training", "stop_run", "Stop after the current step and save a checkpoint."),
     ("run: Save a checkpoint now", "checkpoint", "Write a checkpoint at the end of this step."),
-    ("run: Switch chart", "toggle_chart", "Loss, or learning rate and gradient norm."),
+    ("run: Switch chart", "toggle_chart", "Loss, learning rate and gradient norm, or task vs general drift."),
     ("run: Review the run", "open_review", "Compare the fine-tuned model with the base model."),
 )
 """Command-palette entries of the training screen: (title, action, help)."""
@@ -138,7 +141,7 @@ class TrainingScreen(Screen):
     run_state: reactive[str] = reactive("idle")
     """idle, starting, running, following, stopping, finished, stopped or failed."""
     chart: reactive[str] = reactive("loss")
-    """Which chart is shown: ``loss`` or ``lr``."""
+    """Which chart is shown: ``loss``, ``lr`` or ``drift`` (see :data:`CHARTS`)."""
 
     def __init__(
         self,
@@ -174,6 +177,7 @@ class TrainingScreen(Screen):
             with ContentSwitcher(initial="loss-plot", id="charts"):
                 yield LossPlot(id="loss-plot")
                 yield LrGradPlot(id="lr-plot")
+                yield DriftPlot(id="drift-plot")
         yield AlertsPanel(id="alerts")
         yield VramGauge(self._gpu_monitor_factory(), id="gauge")
         yield RichLog(id="log", max_lines=2000, wrap=True, markup=False, auto_scroll=True)
@@ -232,8 +236,8 @@ class TrainingScreen(Screen):
     def watch_chart(self, chart: str) -> None:
         """Show the chosen chart and draw it at once."""
         switcher = self.query_one("#charts", ContentSwitcher)
-        switcher.current = "loss-plot" if chart == "loss" else "lr-plot"
-        self.query_one(LossPlot if chart == "loss" else LrGradPlot).show_now()
+        switcher.current = f"{chart}-plot"
+        self.query_one(f"#{chart}-plot", ChartBase).show_now()
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         """Offer only the keys that make sense in the current run state."""
@@ -265,6 +269,7 @@ class TrainingScreen(Screen):
         self._stop_pending = False
         self.query_one(LossPlot).reset()
         self.query_one(LrGradPlot).reset()
+        self.query_one(DriftPlot).reset()
         self.query_one(AlertsPanel).clear_alerts()
         self.query_one(VramGauge).set_pid(os.getpid())
         return self.bridge
@@ -343,6 +348,7 @@ class TrainingScreen(Screen):
                 self.progress.update(event)
             if isinstance(event, EvalLogged):
                 self.query_one(LossPlot).add_eval(event.step, event.eval_loss)
+                self.query_one(DriftPlot).add_eval(event)
         self.query_one(LossPlot).add_steps(steps)
         self.query_one(LrGradPlot).add_steps(steps)
         self.log_line(f"Loaded {len(steps)} logged steps of {run_dir.name} from before the stop.", "ui")
@@ -482,8 +488,8 @@ class TrainingScreen(Screen):
         self.log_line("Checkpoint requested: it is written at the end of this step.", "ui")
 
     def action_toggle_chart(self) -> None:
-        """Switch between the loss chart and the learning-rate / grad-norm chart."""
-        self.chart = "lr" if self.chart == "loss" else "loss"
+        """Show the next chart: loss, learning rate / grad norm, task vs general drift."""
+        self.chart = CHARTS[(CHARTS.index(self.chart) + 1) % len(CHARTS)]
 
     def action_open_review(self) -> None:
         """Open the review screen on the run that ended (the app forwards a ``ReviewRun``)."""
@@ -510,6 +516,7 @@ class TrainingScreen(Screen):
         event = message.event
         self._fold(event)
         self.run_dir = Path(event.run_dir)
+        self.query_one(DriftPlot).set_threshold(event.drift_threshold)
         if self.follow_dir is None:
             self.run_state = "stopping" if self.run_state == "stopping" else "running"
         elif self.run_state not in ("stopping",):
@@ -538,6 +545,7 @@ class TrainingScreen(Screen):
         event = message.event
         self._fold(event)
         self.query_one(LossPlot).add_eval(event.step, event.eval_loss)
+        self.query_one(DriftPlot).add_eval(event)
         self.log_line(describe_event(event), "event", at=event.time)
         self._show_figures()
 

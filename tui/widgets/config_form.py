@@ -52,11 +52,13 @@ GROUPS: tuple[tuple[str, tuple[str, ...]], ...] = (
               "data.format", "data.chat_template", "data.default_system_prompt",
               "data.max_length", "data.text_chunking", "data.validation_fraction",
               "data.assistant_only_loss", "data.on_bad_rows", "optim.padding_free",
-              "optim.group_by_length")),
+              "optim.group_by_length", "data.replay")),
     ("Evaluation & checkpoints", ("eval.eval_steps", "eval.save_steps", "eval.logging_steps",
                                   "eval.per_device_eval_batch_size",
                                   "eval.early_stopping_patience", "eval.keep_best",
-                                  "eval.save_total_limit", "report_to")),
+                                  "eval.save_total_limit", "report_to", "eval.general_prompts",
+                                  "eval.general_sample", "eval.general_max_new_tokens",
+                                  "eval.drift_threshold")),
 )
 """Form sections in screen order; together they hold every field of ``RunConfig`` once."""
 

@@ -57,6 +57,8 @@ def figure_rows(progress: RunProgress, state: str, now: float) -> list[tuple[str
     ckpt = str(len(p.checkpoints))
     if p.checkpoints:
         ckpt += f" · {p.checkpoints[-1].rstrip('/').rsplit('/', 1)[-1]}"
+    drift = ([("Drift", format_number(p.general_drift, "+.3f"))]
+             if p.general_drift is not None else [])  # only runs that measure it
     return [
         ("Step", f"{p.step:,} / {p.total_steps:,}{pct}" if p.total_steps else f"{p.step:,}"),
         ("Epoch", format_number(p.epoch, ".2f") if p.step else "—"),
@@ -67,6 +69,7 @@ def figure_rows(progress: RunProgress, state: str, now: float) -> list[tuple[str
         ("Loss", format_number(p.loss, ".4f")),
         ("Val loss", format_number(p.eval_loss, ".4f")),
         ("Best val", best),
+        *drift,
         ("Checkpoints", ckpt),
         ("LR", format_number(p.learning_rate, ".2e")),
         ("Grad norm", format_number(p.grad_norm, ".3f")),
