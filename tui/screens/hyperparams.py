@@ -1,10 +1,12 @@
 """The hyperparams screen: edit the whole run config and see what it will cost.
 
-Left, a scrolling form of every ``RunConfig`` field with help, defaults and per-field errors as
-you type; right, the live figures: trainable parameters and the memory estimate against the
-GPU (or system memory) with its verdict and the change that would make it fit. The heavy part
-(the model's config, a meta-device model, the estimate) runs in a debounced thread worker.
-Edits go straight into ``app.config``; one key starts training with it.
+Left, a list of every ``RunConfig`` field with help, defaults and per-field errors as you
+type: nothing has the keyboard until ``Enter`` edits the highlighted field (see
+:class:`~tui.widgets.config_form.ConfigForm`); right, the live figures: trainable parameters
+and the memory estimate against the GPU (or system memory) with its verdict and the change
+that would make it fit. The heavy part (the model's config, a meta-device model, the
+estimate) runs in a debounced thread worker. Edits go straight into ``app.config``; one key
+starts training with it. Save and load default to the workspace, with path completion.
 """
 
 from __future__ import annotations
@@ -21,18 +23,20 @@ from textual.containers import Horizontal, VerticalScroll
 from textual.reactive import reactive
 from textual.screen import Screen
 from textual.timer import Timer
-from textual.widget import Widget
 from textual.widgets import Footer, Header, Input, Label, Static
 from textual.worker import Worker, WorkerState
 
 from core.config import ConfigError, ConfigProblem, RunConfig
 from core.memory import AvailableMemory, MemoryEstimate, apply_changes
 from tui.messages import StartRun
-from tui.widgets.config_form import SPECS, ConfigField, ConfigForm, get_value, set_value
+from tui.widgets.config_form import SPECS, ConfigForm, get_value, set_value
 from tui.widgets.memory_panel import MemoryPanel
+from tui.widgets.path_suggester import PathSuggester
 
 DEBOUNCE_SECONDS = 0.4
 """Quiet time after the last keystroke before the estimate is recomputed."""
+CONFIG_FILE = "tunetop.yaml"
+"""The file name Save and Load offer first, in the workspace."""
 
 PRESETS: dict[str, tuple[str, dict[str, Any]]] = {
     "qlora-small": ("QLoRA, small GPU", {
@@ -88,21 +92,30 @@ class HyperparamsScreen(Screen):
 
     CSS_PATH = "../styles/hyperparams.tcss"
     HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (110, "-wide")]
+    AUTO_FOCUS = "#form"
 
+    # Priority: each of these moves the focus (or leaves the screen), so it must act before
+    # the keys typed after it are routed (see ConfigForm).
     BINDINGS = [
-        Binding("ctrl+t", "start_training", "Train", id="hyperparams.train"),
-        Binding("f2", "preset('qlora-small')", "QLoRA small", id="hyperparams.preset-qlora"),
-        Binding("f3", "preset('lora')", "LoRA", id="hyperparams.preset-lora"),
-        Binding("f4", "preset('full')", "Full FT", id="hyperparams.preset-full"),
-        Binding("ctrl+s", "ask_path('save')", "Save", id="hyperparams.save"),
-        Binding("ctrl+o", "ask_path('load')", "Load", id="hyperparams.load"),
-        Binding("ctrl+r", "reset_field", "Default", id="hyperparams.reset-field"),
-        Binding("down", "app.focus_next", "Next field", show=False, id="hyperparams.next"),
-        Binding("up", "app.focus_previous", "Previous field", show=False,
-                id="hyperparams.previous"),
+        Binding("ctrl+t", "start_training", "Train", priority=True,
+                tooltip="Start training with this config", id="hyperparams.train"),
+        Binding("ctrl+s", "ask_path('save')", "Save", priority=True,
+                tooltip="Save the config to a YAML file", id="hyperparams.save"),
+        Binding("ctrl+o", "ask_path('load')", "Load", priority=True,
+                tooltip="Load a config from a YAML file", id="hyperparams.load"),
+        Binding("f2", "preset('qlora-small')", "QLoRA small", show=False,
+                tooltip="Preset: QLoRA for a small GPU", id="hyperparams.preset-qlora"),
+        Binding("f3", "preset('lora')", "LoRA", show=False,
+                tooltip="Preset: LoRA", id="hyperparams.preset-lora"),
+        Binding("f4", "preset('full')", "Full fine-tune", show=False,
+                tooltip="Preset: full fine-tune", id="hyperparams.preset-full"),
+        Binding("ctrl+r", "reset_field", "Field to default", show=False, priority=True,
+                tooltip="Put the highlighted field back to its default",
+                id="hyperparams.reset-field"),
         Binding("escape", "close_path", "Cancel", id="hyperparams.cancel-path"),
     ]
-    """Train, presets, save/load, reset a field; up/down move between fields."""
+    """Train, save, load (in the footer); presets and reset a field (under ``?``); Escape
+    closes the save/load bar. The form adds its own keys (edit, find, move)."""
 
     estimate: reactive[MemoryEstimate | None] = reactive(None)
     """The latest memory estimate (``None`` until the first worker run ends)."""
@@ -117,8 +130,7 @@ class HyperparamsScreen(Screen):
         self._checked_generation = -1
         self._debounce: Timer | None = None
         self._path_mode = "save"
-        self._last_path = "tunetop.yaml"
-        self._focus_before: Widget | None = None
+        self._last_path: str | None = None
 
     # --- layout ----------------------------------------------------------------------------
 
@@ -132,7 +144,8 @@ class HyperparamsScreen(Screen):
         yield Static("", id="problems", markup=False)
         with Horizontal(id="path-bar"):
             yield Label("Save to:", id="path-label")
-            yield Input(id="path-input", compact=True)
+            yield Input(id="path-input", compact=True,
+                        suggester=PathSuggester(suffixes=(".yaml", ".yml")))
         yield Footer()
 
     def on_mount(self) -> None:
@@ -140,12 +153,14 @@ class HyperparamsScreen(Screen):
         self.query_one("#form", ConfigForm).border_title = "Config"
         self.query_one("#figures").border_title = "Figures"
         self.reload()
-        # Focusing the first field scrolls it flush to the top; show its group title too.
-        self.call_after_refresh(self.query_one("#form", ConfigForm).scroll_home, animate=False)
 
     def on_screen_resume(self) -> None:
         """Another screen may have changed the config (the dataset screen sets the data)."""
         self.reload()
+
+    def on_screen_suspend(self) -> None:
+        """Leave any open editor, so coming back finds the list, not a hidden input."""
+        self.query_one(ConfigForm).stop_editing()
 
     def reload(self) -> None:
         """Show ``app.config`` in the form, re-validate and re-estimate."""
@@ -311,12 +326,8 @@ class HyperparamsScreen(Screen):
         self.notify(f"Preset: {label}.")
 
     def action_reset_field(self) -> None:
-        """Put the focused field back to its default."""
-        focused = self.focused
-        field = focused.parent if focused is not None else None
-        if not isinstance(field, ConfigField):
-            self.notify("Move to a field first (Tab).", severity="warning")
-            return
+        """Put the highlighted field back to its default."""
+        field = self.query_one(ConfigForm).current
         path = field.spec.path
         set_value(self.config, path, copy.deepcopy(SPECS[path].default))
         self._parse_errors.pop(path, None)
@@ -324,25 +335,21 @@ class HyperparamsScreen(Screen):
         self._changed()
 
     def action_ask_path(self, mode: str) -> None:
-        """Open the path bar to save or load a YAML config."""
+        """Open the path bar to save or load a YAML config (the workspace's file first)."""
         self._path_mode = mode
         bar = self.query_one("#path-bar")
-        self.query_one("#path-label", Label).update("Save to:" if mode == "save" else "Load from:")
+        self.query_one("#path-label", Label).update(
+            "Save to (→ completes):" if mode == "save" else "Load from (→ completes):")
         path_input = self.query_one("#path-input", Input)
-        path_input.value = self._last_path
-        if not bar.has_class("-open"):
-            self._focus_before = self.focused
+        path_input.value = self._last_path or str(Path(self.app.workspace) / CONFIG_FILE)
         bar.add_class("-open")
-        path_input.focus()
+        self.set_focus(path_input)  # now: the keys typed next go into it
         self.refresh_bindings()
 
     def action_close_path(self) -> None:
-        """Close the path bar without saving or loading."""
+        """Close the path bar without saving or loading; the list has the keyboard again."""
         self.query_one("#path-bar").remove_class("-open")
-        if self._focus_before is not None and self._focus_before.is_attached:
-            self._focus_before.focus()
-        else:
-            self.focus_next()
+        self.set_focus(self.query_one(ConfigForm))
         self.refresh_bindings()
 
     @on(Input.Submitted, "#path-input")
@@ -360,6 +367,7 @@ class HyperparamsScreen(Screen):
             except OSError as exc:
                 self.notify(f"Cannot save {path}: {exc.strerror or exc}", severity="error")
                 return
+            self.app.config_saved()
             self.notify(f"Saved {path}.")
         else:
             try:
@@ -367,6 +375,7 @@ class HyperparamsScreen(Screen):
             except ConfigError as exc:
                 self.notify(str(exc), title=f"Cannot load {path}", severity="error", timeout=10)
                 return
+            self.app.config_saved()
             self.reload()
             self.notify(f"Loaded {path}.")
         self.action_close_path()
