@@ -17,6 +17,14 @@ from core.memory import MemoryEstimate, format_count
 
 VERDICT_STYLES = {"fits": "bold green", "tight": "bold yellow", "will not fit": "bold red"}
 """How each verdict is shown."""
+PART_LABELS = {
+    "embeddings and head": "embeddings + head",
+    "autocast weight copies": "16-bit copies",
+    "gradients reuse freed": "saved by reuse",
+}
+"""Short labels of the estimate's parts, to fit the panel at 80 columns."""
+REUSE_NOTE = "Saved: gradients take the memory that freed activations leave."
+"""Says what the one negative part is, under the figures, when it is there."""
 
 class MemoryPanel(Static):
     """Trainable share, memory parts against the available memory, verdict and the fix."""
@@ -38,7 +46,7 @@ class MemoryPanel(Static):
         e = self.estimate
         if e is None:
             return Text(self.status, style="italic")
-        numbers = Table.grid(padding=(0, 1), expand=True)
+        numbers = Table.grid(padding=(0, 0, 0, 1), pad_edge=False, expand=True)
         numbers.add_column(no_wrap=True, overflow="ellipsis", ratio=1)
         numbers.add_column(justify="right", no_wrap=True)
         numbers.add_row(Text("Trainable", style="bold"), format_count(e.params.trainable))
@@ -50,7 +58,9 @@ class MemoryPanel(Static):
         where = "per GPU" if e.device == "cuda" else "per process" if e.num_processes > 1 else "CPU"
         numbers.add_row(Text(f"Memory ({where})", style="bold"), "")
         for part in e.parts:
-            numbers.add_row(f" {part.name}", format_bytes(part.bytes, 2))
+            amount = format_bytes(abs(part.bytes), 2)
+            numbers.add_row(f" {PART_LABELS.get(part.name, part.name)}",
+                            f"−{amount}" if part.bytes < 0 else amount)
         numbers.add_row(Text(" total", style="bold"), Text(format_bytes(e.total_bytes, 2), style="bold"))
         numbers.add_row(" available", format_bytes(e.available.bytes, 2))
         style = VERDICT_STYLES.get(e.verdict, "bold")
@@ -62,6 +72,8 @@ class MemoryPanel(Static):
         bar.append(share, style=style)
         lines: list[Table | Text] = [numbers, bar,
                                      Text(f"{e.verdict.upper()} ({e.available.name})", style=style)]
+        if any(part.bytes < 0 for part in e.parts):
+            lines.append(Text(REUSE_NOTE, style="dim"))
         if e.available.note:
             lines.append(Text(e.available.note, style="italic"))
         for s in e.suggestions:
