@@ -114,17 +114,20 @@ class TunetopApp(App[None]):
         """Folder of the runs (and review sets) this app starts and lists."""
         self.attach_dir: Path | None = None
         """A run to follow on opening (``tunetop attach``); ``None`` otherwise."""
+        self.config_edits_on_the_way: list[Callable[[], list[str]]] = []
+        """Functions naming config fields a screen shows edited that ``config`` does not hold
+        yet (their change messages are still on the way); the Config screen adds one."""
         self._config_baseline = dataclasses.asdict(self.config)
         self._quit_question: Confirm | None = None
 
     @property
     def config_modified(self) -> bool:
-        """Whether the config differs from the one last loaded, saved or started."""
-        return dataclasses.asdict(self.config) != self._config_baseline
+        """Whether the config (as shown) differs from the one last loaded, saved or started."""
+        return bool(self.modified_fields())
 
     def modified_fields(self) -> list[str]:
         """Dotted names of the fields that differ from the config last loaded, saved or
-        started."""
+        started, counting edits shown but not applied yet."""
         def flat(values: dict[str, Any], prefix: str = "") -> dict[str, Any]:
             out: dict[str, Any] = {}
             for key, value in values.items():
@@ -135,7 +138,10 @@ class TunetopApp(App[None]):
             return out
 
         now, then = flat(dataclasses.asdict(self.config)), flat(self._config_baseline)
-        return [name for name in now if now[name] != then.get(name)]
+        names = [name for name in now if now[name] != then.get(name)]
+        for on_the_way in self.config_edits_on_the_way:
+            names += [name for name in on_the_way() if name not in names]
+        return names
 
     def config_saved(self, config: RunConfig | None = None) -> None:
         """Remember ``config`` (default: the app's) as loaded, saved or started: quitting

@@ -12,6 +12,7 @@ starts training with it. Save and load default to the workspace, with path compl
 from __future__ import annotations
 
 import copy
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -98,19 +99,19 @@ class HyperparamsScreen(Screen):
     # the keys typed after it are routed (see ConfigForm).
     BINDINGS = [
         Binding("ctrl+t", "start_training", "Train", priority=True,
-                tooltip="Start training with this config", id="hyperparams.train"),
+                tooltip="with this config", id="hyperparams.train"),
         Binding("ctrl+s", "ask_path('save')", "Save", priority=True,
-                tooltip="Save the config to a YAML file", id="hyperparams.save"),
+                tooltip="the config to a YAML file", id="hyperparams.save"),
         Binding("ctrl+o", "ask_path('load')", "Load", priority=True,
-                tooltip="Load a config from a YAML file", id="hyperparams.load"),
-        Binding("f2", "preset('qlora-small')", "QLoRA small", show=False,
-                tooltip="Preset: QLoRA for a small GPU", id="hyperparams.preset-qlora"),
-        Binding("f3", "preset('lora')", "LoRA", show=False,
-                tooltip="Preset: LoRA", id="hyperparams.preset-lora"),
-        Binding("f4", "preset('full')", "Full fine-tune", show=False,
-                tooltip="Preset: full fine-tune", id="hyperparams.preset-full"),
-        Binding("ctrl+r", "reset_field", "Field to default", show=False, priority=True,
-                tooltip="Put the highlighted field back to its default",
+                tooltip="a config from a YAML file", id="hyperparams.load"),
+        Binding("f2", "preset('qlora-small')", "QLoRA preset", show=False,
+                tooltip="for a small GPU", id="hyperparams.preset-qlora"),
+        Binding("f3", "preset('lora')", "LoRA preset", show=False,
+                id="hyperparams.preset-lora"),
+        Binding("f4", "preset('full')", "Full fine-tune preset", show=False,
+                id="hyperparams.preset-full"),
+        Binding("ctrl+r", "reset_field", "Default", show=False, priority=True,
+                tooltip="for the highlighted field",
                 id="hyperparams.reset-field"),
         Binding("escape", "close_path", "Cancel", id="hyperparams.cancel-path"),
     ]
@@ -131,6 +132,10 @@ class HyperparamsScreen(Screen):
         self._debounce: Timer | None = None
         self._path_mode = "save"
         self._last_path: str | None = None
+        self._phase = ""
+        self._phase_since: float | None = None
+        self._estimating = False
+        self._estimate_again = False
 
     # --- layout ----------------------------------------------------------------------------
 
@@ -153,6 +158,10 @@ class HyperparamsScreen(Screen):
         self.query_one("#form", ConfigForm).border_title = "Config"
         self.query_one("#figures").border_title = "Figures"
         self.reload()
+        self.set_interval(1.0, self._show_phase)
+        form = self.query_one(ConfigForm)
+        self.app.config_edits_on_the_way.append(
+            lambda: [path for path, _, _ in form.unapplied(self.config)])
 
     def on_screen_resume(self) -> None:
         """Another screen may have changed the config (the dataset screen sets the data)."""
@@ -184,6 +193,19 @@ class HyperparamsScreen(Screen):
         else:
             self._parse_errors[message.path] = message.error
         self._changed()
+
+    def apply_shown_edits(self) -> None:
+        """Apply what the form shows now, before its change messages arrive: saving or
+        starting uses exactly what is on screen."""
+        unapplied = self.query_one(ConfigForm).unapplied(self.config)
+        for path, value, error in unapplied:
+            if error is None:
+                self._parse_errors.pop(path, None)
+                set_value(self.config, path, value)
+            else:
+                self._parse_errors[path] = error
+        if unapplied:
+            self._changed()
 
     def _changed(self) -> None:
         """Validate now (cheap) and re-estimate after the user pauses (expensive)."""
@@ -222,11 +244,32 @@ class HyperparamsScreen(Screen):
         self._debounce = None
         if self._parse_errors or any(p.field == "model.name_or_path"
                                      for p in self.config.validate()):
+            self._phase_since = None
             self.estimate = None
             self.estimate_status = "No estimate until the errors are fixed."
             return
-        self.estimate_status = "Estimating…"
+        if self._estimating:
+            # One at a time: a thread cannot be stopped, and a second one importing torch
+            # beside it would only slow both (and the UI) down. It starts when this one ends.
+            self._estimate_again = True
+            return
+        self._estimating = True
+        self._phase_since = time.monotonic()
+        self._set_phase(self._generation, "starting")
         self._estimate(copy.deepcopy(self.config), self._generation, self._services())
+
+    def _set_phase(self, generation: int, phase: str) -> None:
+        """The estimate of ``generation`` started ``phase`` (ignored once superseded)."""
+        if generation == self._generation and self._phase_since is not None:
+            self._phase = phase
+            self._show_phase()
+
+    def _show_phase(self) -> None:
+        """While estimating: what it does and for how long (the first one imports torch and
+        measures every row, tens of seconds on a small machine)."""
+        if self._phase_since is not None:
+            seconds = time.monotonic() - self._phase_since
+            self.estimate_status = f"Estimating: {self._phase}… {seconds:.0f} s"
 
     def _services(self) -> EstimateServices:
         return self.app.services.estimate
@@ -237,7 +280,11 @@ class HyperparamsScreen(Screen):
         """Load the model's config, check targets and bitsandbytes, count and estimate."""
         from core import memory
 
+        def phase(text: str) -> None:
+            self.app.call_from_thread(self._set_phase, generation, text)
+
         result = EstimateResult(generation)
+        phase("loading the model's config")
         if config.method == "qlora" and not (services.has_bitsandbytes or memory.has_bitsandbytes)():
             result.problems.append(ConfigProblem(
                 "method", "qlora needs bitsandbytes, which is not installed.",
@@ -262,7 +309,9 @@ class HyperparamsScreen(Screen):
                 return result
         if config.validate():
             return result
+        phase("measuring the longest row of the data")
         tokens, result.note = (services.longest_tokens or _longest_tokens)(config)
+        phase("counting parameters and memory")
         available = (services.available or memory.available_memory)()
         result.estimate = memory.estimate_memory(model_config, config, tokens, "auto", available)
         return result
@@ -273,10 +322,16 @@ class HyperparamsScreen(Screen):
         worker = event.worker
         if worker.group != "estimate":
             return
+        if worker.is_finished:
+            self._estimating = False
+            if self._estimate_again:  # the config changed while it ran: estimate it now
+                self._estimate_again = False
+                self._start_estimate()
         if worker.state == WorkerState.SUCCESS:
             result: EstimateResult = worker.result
             if result.generation != self._generation:
                 return  # the config changed while it ran; a newer run is on its way
+            self._phase_since = None
             self._checked_generation = result.generation
             self._model_problems = result.problems
             self._show_problems()
@@ -286,7 +341,8 @@ class HyperparamsScreen(Screen):
             else:
                 self.estimate = None
                 self.estimate_status = "No estimate until the errors are fixed."
-        elif worker.state == WorkerState.ERROR:
+        elif worker.state == WorkerState.ERROR and not self._estimating:
+            self._phase_since = None
             error = worker.error
             self.estimate_status = f"Estimate failed: {type(error).__name__}: {error}"
         # PENDING, RUNNING and CANCELLED (a newer run replaced it) change nothing shown.
@@ -301,6 +357,7 @@ class HyperparamsScreen(Screen):
 
     def action_start_training(self) -> None:
         """Start training with this config on the training screen, or say why not."""
+        self.apply_shown_edits()
         problems = self.problems()
         if problems:
             first = problems[0]
@@ -360,6 +417,7 @@ class HyperparamsScreen(Screen):
             self.notify("Type a file path.", severity="warning")
             return
         self._last_path = str(path)
+        self.apply_shown_edits()
         if self._path_mode == "save":
             try:
                 path.parent.mkdir(parents=True, exist_ok=True)

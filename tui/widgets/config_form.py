@@ -272,7 +272,7 @@ class ConfigField(Vertical):
         self.query_one(".field-error", Static).update(f"✗ {message}" if message else "")
 
 
-class ConfigForm(VerticalScroll, can_focus=True):
+class ConfigForm(VerticalScroll, can_focus=True, inherit_bindings=False):
     """Every ``RunConfig`` field in titled groups: a list with one highlighted field.
 
     Nothing is edited until asked: ``Enter`` (or ``e``) edits the highlighted field in place
@@ -287,6 +287,7 @@ class ConfigForm(VerticalScroll, can_focus=True):
     already queued there (and ``Widget.focus`` itself waits a turn of the loop).
     """
 
+    # Its own keys only (inherit_bindings=False): a list, not a scroll container's left/right.
     BINDINGS = [
         Binding("enter", "edit", "Edit", priority=True, id="config.edit"),
         Binding("enter", "done", "Done", priority=True, id="config.done"),
@@ -494,6 +495,24 @@ class ConfigForm(VerticalScroll, can_focus=True):
         """Show every value of ``config``."""
         for field in self.query(ConfigField):
             field.show(get_value(config, field.spec.path))
+
+    def unapplied(self, config: RunConfig) -> list[tuple[str, Any, str | None]]:
+        """Fields the user edited whose shown value ``config`` does not hold (yet: their
+        change messages are still on the way): (path, parsed value, typing error)."""
+        out: list[tuple[str, Any, str | None]] = []
+        for field in self.fields:
+            if not field.opened:
+                continue
+            control = field.control
+            value, error = control.value, None
+            if isinstance(control, Input):
+                try:
+                    value = parse_value(field.spec, control.value)
+                except ValueError as exc:
+                    value, error = None, f"'{control.value.strip()}' {exc}"
+            if error is not None or value != get_value(config, field.spec.path):
+                out.append((field.spec.path, value, error))
+        return out
 
     def show_errors(self, errors: dict[str, str]) -> None:
         """Show ``errors`` (dotted path -> message) and clear every other field's."""
