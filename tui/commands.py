@@ -1,8 +1,9 @@
 """The app's command-palette provider: every action of the screen in front, and the others.
 
 The actions come from the screen's own key bindings, so a key added to a screen is in the
-palette too, under the screen's one name ("Config: Save the config to a YAML file"), titled
-with the binding's tooltip (or its description) and offered only while the screen's
+palette too, under the screen's one name, titled with the binding's description and tooltip
+(which the key panel shows the same way: "Save" + "the config to a YAML file" reads
+"Config: Save the config to a YAML file"), and offered only while the screen's
 ``check_action`` allows it (a dataset filter not already on, "Reveal" before the reveal...).
 Keys that only move or go back are not commands. A screen with a provider of its own (the
 training screen's run commands) offers its actions through it instead.
@@ -40,7 +41,7 @@ def screen_commands(screen: Screen, name: str) -> list[tuple[str, str, str]]:
             continue
         keys = ", ".join(screen.app.get_key_display(Binding(key, item.action))
                          for key in item.key.split(","))
-        commands.append((f"{name}: {item.tooltip or item.description}", item.action,
+        commands.append((f"{name}: {item.description} {item.tooltip}".rstrip(), item.action,
                          f"Key {keys}."))
     return commands
 

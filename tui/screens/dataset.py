@@ -56,25 +56,26 @@ class DatasetScreen(Screen):
 
     CSS_PATH = "../styles/dataset.tcss"
     HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (110, "-wide")]
+    AUTO_FOCUS = "#rows"  # not the bar's first input: screen keys must work on arrival
 
     BINDINGS = [
-        Binding("slash", "search", "Search", tooltip="Search the rows", id="dataset.search"),
-        Binding("p", "filter('problems')", "Problems", tooltip="Show only rows with problems",
+        Binding("slash", "search", "Search", tooltip="the rows", id="dataset.search"),
+        Binding("p", "filter('problems')", "Problems", tooltip="only (again: all rows)",
                 id="dataset.filter-problems"),
         Binding("l", "filter('long')", "Over max length", show=False,
-                tooltip="Show only rows over max length", id="dataset.filter-long"),
+                tooltip="only", id="dataset.filter-long"),
         Binding("d", "filter('duplicates')", "Duplicates", show=False,
-                tooltip="Show only duplicates", id="dataset.filter-duplicates"),
+                tooltip="only (exact, near, leaked into validation)", id="dataset.filter-duplicates"),
         Binding("a", "show_all", "All rows", show=False,
-                tooltip="Show all rows (no filter, no search)", id="dataset.show-all"),
-        Binding("o", "edit('#dataset-path')", "Open", tooltip="Open another dataset file",
+                tooltip="(no filter, no search)", id="dataset.show-all"),
+        Binding("o", "edit('#dataset-path')", "Open", tooltip="another dataset file",
                 id="dataset.open"),
         Binding("m", "edit('#dataset-model')", "Model", show=False,
-                tooltip="Change the model (its tokenizer and chat template)", id="dataset.model"),
+                tooltip="to render and count with (tokenizer, chat template)", id="dataset.model"),
         Binding("t", "edit('#dataset-max-length')", "Max len",
-                tooltip="Change max length (tokens per row, the config's data.max_length)",
+                tooltip="(tokens per row: the config's data.max_length)",
                 id="dataset.max-length"),
-        Binding("v", "next_pane", "Pane", tooltip="Next pane: row, statistics, problems",
+        Binding("v", "next_pane", "Pane", tooltip="(next of row, statistics, problems)",
                 id="dataset.next-pane"),
         Binding("escape", "back", "Back", id="dataset.back"),
     ]
