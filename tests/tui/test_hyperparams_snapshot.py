@@ -64,6 +64,12 @@ def test_hyperparams_snapshot(snap_compare):
     assert snap_compare(demo_app(), terminal_size=(120, 40), run_before=demo_before)
 
 
+def test_hyperparams_snapshot_at_80x24(snap_compare):
+    """The same at 80x24: the highlighted field with its help, figures whole, the footer with
+    ``? Keys``."""
+    assert snap_compare(demo_app(), terminal_size=(80, 24), run_before=demo_before)
+
+
 async def _write_screenshot(out: Path) -> None:
     app = demo_app()
     async with app.run_test(size=(120, 40)) as pilot:
