@@ -32,7 +32,8 @@ def config_value(shown: str, path: str) -> str:
     """The value shown under a field's name on the Config screen."""
     lines = shown.splitlines()
     for index, line in enumerate(lines):
-        if line.lstrip("│ █●").startswith(path + " ") or line.lstrip("│ █●").rstrip(" │") == path:
+        name = line.lstrip("│ █●")
+        if name.startswith(path + " ") or name.rstrip(" │") == path:
             return lines[index + 1].strip("│ █").split("  ")[0].strip()
     raise AssertionError(f"{path} not on screen:\n{shown}")
 

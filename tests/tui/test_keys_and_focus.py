@@ -60,6 +60,14 @@ async def open_config(pilot) -> tuple[HyperparamsScreen, ConfigForm]:
     return screen, screen.query_one(ConfigForm)
 
 
+def first_hit(app: TunetopApp) -> str:
+    """The text of the command palette's first hit (its title, then its help)."""
+    hits = app.screen.query("CommandList")
+    if not hits or not hits.first().option_count:
+        return ""
+    return str(hits.first().get_option_at_index(0).prompt)
+
+
 def footer_text(app: TunetopApp) -> str:
     """The footer's line as shown."""
     footer = app.screen.query_one(Footer)
@@ -168,14 +176,23 @@ async def test_find_jumps_to_a_field_by_name(tmp_path):
         await pilot.press("slash")
         await pilot.pause(0.3)
         await pilot.press(*"grad acc")
-        await wait_for(pilot, lambda: "optim.gradient_accumulation_steps" in str(
-            app.screen.query_one("CommandList").get_option_at_index(0).prompt))
+        await wait_for(pilot,
+                       lambda: first_hit(app).startswith("optim.gradient_accumulation_steps"))
         await pilot.press("enter")
         await wait_for(pilot, lambda: app.screen is screen)
         assert form.current.spec.path == "optim.gradient_accumulation_steps"
         assert app.focused is form
         await pilot.pause(0.2)
         assert form.region.contains_region(form.current.region)
+        for query, path in (("rank", "lora.r"), ("lora.lora_alpha", "lora.lora_alpha"),
+                            ("max len", "data.max_length")):
+            await pilot.press("slash")
+            await pilot.pause(0.3)
+            await pilot.press(*query)
+            await wait_for(pilot, lambda: first_hit(app).split()[0] == path)
+            await pilot.press("enter")
+            await wait_for(pilot, lambda: app.screen is screen)
+            assert form.current.spec.path == path
 
 
 async def test_footers_fit_80_columns_with_the_help_key_on_every_screen(tmp_path, monkeypatch):

@@ -21,6 +21,7 @@ from rich.text import Text
 from textual import events, on
 from textual.app import ComposeResult
 from textual.binding import Binding
+from textual.command import CommandPalette, DiscoveryHit, Hit, Hits, Provider
 from textual.containers import Vertical, VerticalScroll
 from textual.message import Message
 from textual.reactive import reactive
@@ -181,6 +182,57 @@ PATH_FIELDS: dict[str, tuple[str, ...]] = {
     "model.name_or_path": (),
 }
 """Fields typed as paths, completed from the file system (with the file endings offered)."""
+
+
+class FieldFinder(Provider):
+    """The Config form's field search: by the words of a name (``grad acc`` finds
+    ``optim.gradient_accumulation_steps``), then by words of the help (``rank`` finds
+    ``lora.r``, "Adapter rank..."), then by scattered letters of the name."""
+
+    def _form(self) -> ConfigForm:
+        return self.screen.query_one(ConfigForm)
+
+    async def discover(self) -> Hits:
+        """Every field, in form order."""
+        form = self._form()
+        for field in form.fields:
+            spec = field.spec
+            yield DiscoveryHit(spec.path, partial(form.highlight, spec.path), help=spec.help)
+
+    async def search(self, query: str) -> Hits:
+        """Fields matching ``query``, best first."""
+        form = self._form()
+        matcher = self.matcher(spaced(query))
+        for field in form.fields:
+            spec = field.spec
+            score = field_score(query, spec)
+            if not score:
+                # Scattered letters of the name ("lr" in "lr_scheduler"): ranked below words.
+                score = matcher.match(spaced(spec.path)) / 100
+            if score > 0:
+                yield Hit(score, matcher.highlight(spec.path), partial(form.highlight, spec.path),
+                          help=spec.help)
+
+
+def spaced(text: str) -> str:
+    """A dotted name's words: ``lora.lora_alpha`` -> ``lora lora alpha``."""
+    return re.sub(r"[._]", " ", text.lower())
+
+
+def field_score(query: str, spec: FieldSpec) -> float:
+    """How well every word of ``query`` names the field: 3 per word starting a word of its
+    name, 1 per word found in its help; 0 when a word is in neither."""
+    name_words = spaced(spec.path).split()
+    help_text = spec.help.lower()
+    score = 0.0
+    for word in spaced(query).split():
+        if any(name_word.startswith(word) for name_word in name_words):
+            score += 3
+        elif word in help_text:
+            score += 1
+        else:
+            return 0.0
+    return score
 
 
 class BoolValue(Static):
@@ -456,11 +508,8 @@ class ConfigForm(VerticalScroll, can_focus=True, inherit_bindings=False):
     def action_find(self) -> None:
         """Jump to a field by (fuzzy) name, from a list of them all."""
         self.stop_editing()
-        self.app.search_commands(
-            [(spec.path, partial(self.highlight, spec.path), spec.help)
-             for spec in (field.spec for field in self.fields)],
-            placeholder="Jump to a field…",
-        )
+        self.app.push_screen(CommandPalette(providers=[FieldFinder],
+                                            placeholder="Jump to a field (name or help words)…"))
 
     def _select_expanded(self, expanded: bool) -> None:
         """A drop-down closed (chosen, Esc or a click elsewhere): back to the list."""

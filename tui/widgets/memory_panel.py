@@ -87,7 +87,8 @@ class MemoryPanel(Static):
             amount = format_bytes(abs(part.bytes), 2)
             parts.add_row(f" {PART_LABELS.get(part.name, part.name)}",
                           f"−{amount}" if part.bytes < 0 else amount)
-        parts.add_row(Text(" total", style="bold"), Text(format_bytes(e.total_bytes, 2), style="bold"))
+        parts.add_row(Text(" total", style="bold"),
+                      Text(format_bytes(e.total_bytes, 2), style="bold"))
         lines.append(parts)
         if any(part.bytes < 0 for part in e.parts):
             lines.append(Text(REUSE_NOTE, style="dim"))
