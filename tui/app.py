@@ -149,13 +149,9 @@ class TunetopApp(App[None]):
         self._config_baseline = dataclasses.asdict(config or self.config)
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        """Screen keys and ``?`` type into a text field (``? Keys`` shows dimmed there), and
-        wait while a dialog is open."""
+        """Screen keys and ``?`` type into a text field, and wait while a dialog is open."""
         if action in ("screen_key", "show_help"):
-            if isinstance(self.screen, ModalScreen):
-                return False
-            if is_typing(self):
-                return None if action == "show_help" else False
+            return not is_typing(self) and not isinstance(self.screen, ModalScreen)
         return True
 
     async def action_screen_key(self, mode: str) -> None:
