@@ -84,11 +84,11 @@ async def until(pilot, predicate, timeout: float = 5.0) -> None:
 
 
 async def type_into(pilot, screen: HyperparamsScreen, path: str, text: str) -> None:
-    """Focus a field's input, clear it and type ``text`` with the keyboard."""
-    control = screen.query_one(f"#{SPECS[path].widget_id}")
-    control.focus()
-    await pilot.pause()
-    await pilot.press("end", *["backspace"] * 40, *list(text))
+    """Highlight a field, edit it (Enter selects its text), type ``text`` over it, Enter."""
+    form = screen.query_one(ConfigForm)
+    form.stop_editing()
+    form.highlight(path)
+    await pilot.press("enter", *list(text), "enter")
 
 
 def test_form_covers_every_config_field():
@@ -257,14 +257,15 @@ async def test_no_gpu_says_it_compares_with_system_memory(make):
         assert "NVIDIA" in svg and "WILL" in svg
 
 
-async def test_small_terminal_scrolls_to_the_focused_field(make):
+async def test_small_terminal_scrolls_to_the_highlighted_field(make):
     app = make()
     async with app.run_test(size=(80, 24)) as pilot:
         screen = await open_screen(app, pilot)
         form = screen.query_one(ConfigForm)
-        control = screen.query_one(f"#{SPECS['eval.save_total_limit'].widget_id}")
-        control.focus()
-        # Scrolling to the focused widget lands after a refresh; give a loaded machine time.
+        await pilot.press("end", "enter")  # the last field, edited
+        control = screen.query_one(f"#{SPECS[GROUPS[-1][1][-1]].widget_id}")
+        assert control.has_focus
+        # Scrolling to the field lands after a refresh; give a loaded machine time.
         await until(pilot, lambda: form.scroll_y > 0 and form.region.contains_region(control.region))
         assert control.region.height > 0
 

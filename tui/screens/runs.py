@@ -38,9 +38,11 @@ class RunsScreen(Screen):
     CSS_PATH = "../styles/runs.tcss"
 
     BINDINGS = [
-        Binding("o", "open_run", "Open", id="runs.open"),
-        Binding("r", "resume_run", "Resume", id="runs.resume"),
-        Binding("f5", "refresh", "Refresh", id="runs.refresh"),
+        Binding("o", "open_run", "Open", tooltip="on the Train screen",
+                id="runs.open"),
+        Binding("r", "resume_run", "Resume", tooltip="from the last checkpoint",
+                id="runs.resume"),
+        Binding("f5", "refresh", "Refresh", tooltip="the list", id="runs.refresh"),
     ]
     """Open (``o`` or Enter) follows the run on the training screen; ``r`` resumes it."""
 
