@@ -5,8 +5,30 @@ from __future__ import annotations
 import argparse
 import sys
 
-from core.config import BUNDLED_MODEL, DataConfig, OptimConfig
+from core.config import BUNDLED_MODEL, MAX_INT, DataConfig, OptimConfig
 from tui.cli.subcommand import Subcommand
+
+
+MIN_MAX_LENGTH = 16
+"""The shortest token budget ``data.max_length`` accepts (a chat template alone takes ~10)."""
+
+
+def token_budget(text: str) -> int:
+    """Parse ``--max-length``: a whole number of at least :data:`MIN_MAX_LENGTH`."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a whole number; give tokens per row, e.g. --max-length 512") from None
+    if value < MIN_MAX_LENGTH:
+        raise argparse.ArgumentTypeError(
+            f"{value} tokens per row is too few; give at least {MIN_MAX_LENGTH}, e.g. "
+            f"--max-length 512")
+    if value > MAX_INT:
+        raise argparse.ArgumentTypeError(
+            f"{text[:20]}{'...' if len(text) > 20 else ''} tokens per row is far too many; "
+            f"give at most {MAX_INT}, e.g. --max-length 4096")
+    return value
 
 
 class Inspect(Subcommand):
@@ -19,7 +41,9 @@ class Inspect(Subcommand):
         """The dataset, and optionally the model whose template to use and the token budget."""
         parser.add_argument("dataset", help="Dataset file, save_to_disk directory or sample:support-tickets.")
         parser.add_argument("--model", default=None, help="Model reference whose chat template to use.")
-        parser.add_argument("--max-length", type=int, default=None, help="Token budget per row.")
+        parser.add_argument("--max-length", type=token_budget, default=None,
+                            help=f"Token budget per row, at least {MIN_MAX_LENGTH} "
+                                 f"(default: {DataConfig().max_length}).")
 
     def run(self, args: argparse.Namespace) -> int:
         """Print the report; 1 when the data cannot be trained on."""
@@ -31,7 +55,7 @@ def inspect_main(dataset: str, model: str | None = None, max_length: int | None 
     from core import data
     from core.models import ModelError, load_tokenizer
 
-    max_length = max_length or DataConfig().max_length
+    max_length = DataConfig().max_length if max_length is None else max_length
     try:
         loaded = data.load_examples(dataset)
     except data.DataError as exc:
