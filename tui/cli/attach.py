@@ -57,10 +57,7 @@ def attach_main(run_dir: str) -> int:
     path = Path(run_dir)
     if not path.is_dir() or not ((path / EVENTS_FILE).exists() or (path / CONFIG_FILE).exists()):
         reason = missing_reason(path)
-        if reason not in ("does not exist", "exists"):
-            fix = f"{link_fix(path)}."
-        else:
-            fix = _attach_hint(path)
+        fix = f"{link_fix(path)}." if "symbolic link" in reason else _attach_hint(path)
         what = reason if reason != "exists" else (
             f"is not a run directory (no {EVENTS_FILE} or {CONFIG_FILE})")
         print(f"tunetop attach: {run_dir} {what}. Fix: {fix}", file=sys.stderr)

@@ -60,8 +60,8 @@ def train_main(config_path: str | None, workspace: str | None, resume: str | Non
     config.check(config_path)
     print_config_warnings(config, "train")
     if resume and latest_checkpoint(resume) is None:
-        print(f"tunetop train: {resume} has no complete checkpoint to resume from (it stopped "
-              f"before its first save). Fix: start it over with `tunetop train {config_path}`.",
+        print(f"tunetop train: {resume} has no complete checkpoint to resume from (it ended "
+              f"before its first checkpoint). Fix: start it over with `tunetop train {config_path}`.",
               file=sys.stderr)
         return 2
     workspace = workspace or config.output_dir
@@ -138,7 +138,6 @@ def _print_events(events: Iterable[Any], console) -> int:
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
     from rich.text import Text
 
-    from core.rundir import latest_checkpoint
     from core.events import (
         MessageLogged,
         RunFailed,
@@ -148,6 +147,7 @@ def _print_events(events: Iterable[Any], console) -> int:
         StepLogged,
         describe_event,
     )
+    from core.rundir import latest_checkpoint
 
     progress = Progress(
         TextColumn("[bold]{task.description}"),
