@@ -286,3 +286,21 @@ async def test_effective_batch_counts_the_processes(make):
         shown = console.export_text()
         rows = {line.split("  ")[0].strip(): line.split()[-1] for line in shown.splitlines() if "  " in line}
         assert rows["Effective batch"] == str(micro * 2 * 4) and rows["processes"] == "4", shown
+
+
+async def test_a_warning_is_shown_but_does_not_stop_the_start(make):
+    """A learning rate far above the usual range is a warning: listed, and the run starts."""
+    app = make()
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = await open_screen(app, pilot)
+        await type_into(pilot, screen, "optim.learning_rate", "0.05")
+        await settle(app, pilot)
+        (problem,) = screen.problems()
+        assert problem.field == "optim.learning_rate" and problem.severity == "warning"
+        summary = str(screen.query_one("#problems").render())
+        assert summary.startswith("⚠ warning: optim.learning_rate: 0.05 is far above the usual range")
+        await pilot.press("ctrl+t")
+        await pilot.pause(0.3)
+        await app.workers.wait_for_complete()
+        assert app.current_mode == "training"
+        assert len(app.started) == 1 and app.started[0].optim.learning_rate == pytest.approx(0.05)

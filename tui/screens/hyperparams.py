@@ -225,7 +225,8 @@ class HyperparamsScreen(Screen):
 
     def _show_problems(self) -> None:
         errors: dict[str, str] = {}
-        for p in self.problems():
+        problems = sorted(self.problems(), key=lambda p: not p.is_error)  # errors first
+        for p in problems:
             text = f"{p.message} {p.fix}".strip()
             errors[p.field] = f"{errors[p.field]} {text}" if p.field in errors else text
         self.query_one(ConfigForm).show_errors(errors)
@@ -233,7 +234,8 @@ class HyperparamsScreen(Screen):
         if errors:
             first = next(iter(errors))
             more = f" (+{len(errors) - 1} more)" if len(errors) > 1 else ""
-            summary.update(f"✗ {first}: {errors[first]}{more}")
+            mark = "✗" if problems[0].is_error else "⚠ warning:"
+            summary.update(f"{mark} {first}: {errors[first]}{more}")
         else:
             summary.update("")
         summary.set_class(bool(errors), "-shown")
@@ -307,7 +309,7 @@ class HyperparamsScreen(Screen):
             if problem is not None:
                 result.problems.append(problem)
                 return result
-        if config.validate():
+        if config.errors():
             return result
         phase("measuring the longest row of the data")
         tokens, result.note = (services.longest_tokens or _longest_tokens)(config)
@@ -358,7 +360,7 @@ class HyperparamsScreen(Screen):
     def action_start_training(self) -> None:
         """Start training with this config on the training screen, or say why not."""
         self.apply_shown_edits()
-        problems = self.problems()
+        problems = [p for p in self.problems() if p.is_error]  # warnings do not stop a run
         if problems:
             first = problems[0]
             more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""

@@ -20,7 +20,8 @@ from tui.messages import FollowRun, StartRun
 
 REFRESH_SECONDS = 2.0
 """How often the list is read again."""
-STATUS_STYLES = {"running": "bold green", "finished": "green", "stopped": "yellow", "failed": "bold red"}
+STATUS_STYLES = {"running": "bold green", "finished": "green", "stopped": "yellow", "failed": "bold red",
+                 "damaged": "bold red"}
 
 
 def format_age(seconds: float) -> str:
