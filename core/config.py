@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import errno
 import math
+import reprlib
 import types
 import typing
 from dataclasses import dataclass, field
@@ -19,6 +21,7 @@ from typing import Any
 import yaml
 
 from core.trackers import TRACKERS
+from core.paths import link_fix, missing_reason
 
 BUNDLED_MODEL = "bundled:smollm2-135m-instruct"
 SAMPLE_DATASET = "sample:support-tickets"
@@ -40,22 +43,57 @@ DATA_FORMATS = ("auto", "messages", "sharegpt", "alpaca", "prompt_completion", "
                 "preference", "chosen")
 """Row formats: ``auto`` detects one; ``preference`` (prompt/chosen/rejected) is recognised for
 preference training, ``chosen`` trains SFT on each prompt with its chosen answer."""
+ATTENTION_IMPLEMENTATIONS = ("sdpa", "eager", "flash_attention_2", "flash_attention_3", "flex_attention")
+"""Values of ``model.attn_implementation`` transformers knows (flash attention needs its package)."""
+
+USUAL_MAX_LEARNING_RATE = {"lora": 5e-3, "qlora": 5e-3, "full": 5e-4}
+"""Above this (about 25x the usual 2e-4 / 2e-5) a learning rate earns a warning: runs at such
+rates usually diverge, but a user who means it may go ahead."""
+MAX_INT = 2**31 - 1
+"""Largest whole number a field takes: no setting needs more, and the libraries below
+(tokenizers, numpy) overflow on larger ones."""
+MAX_SEED = 2**32 - 1
+"""numpy and torch take seeds from 0 to 2^32 - 1."""
+MAX_LIST_ITEMS = 1000
+"""More items than this in a list field is a mistake (or a YAML alias bomb), never a config."""
+MAX_CONFIG_BYTES = 1024 * 1024
+"""A run config is a few KB; a larger file is not read."""
+
+_quote = reprlib.Repr()
+"""Bounds what a message quotes of a value, so a huge (or alias-exploded) one stays short."""
+_quote.maxlevel, _quote.maxstring, _quote.maxother, _quote.maxlong = 2, 60, 60, 40
+_quote.maxlist = _quote.maxdict = _quote.maxtuple = _quote.maxset = 4
+
+
+def quote(value: Any) -> str:
+    """``repr(value)`` cut to a few dozen characters and a few items per level."""
+    return _quote.repr(value)
 
 
 @dataclass
 class ConfigProblem:
-    """One invalid field: dotted ``field`` name, what is wrong and how to fix it."""
+    """One field that is wrong (``error``) or unusual (``warning``): the dotted ``field``
+    name, what is wrong and how to fix it. Errors stop a run; warnings are shown and the run
+    may go ahead."""
 
     field: str
     message: str
     fix: str
+    severity: str = "error"
+    """``error`` or ``warning``."""
 
     def __str__(self) -> str:
         return f"{self.field}: {self.message} Fix: {self.fix}"
 
+    @property
+    def is_error(self) -> bool:
+        """Whether this problem stops a run."""
+        return self.severity == "error"
+
 
 class ConfigError(ValueError):
-    """Raised with every problem of a config (never just the first)."""
+    """Raised with every problem of a config (never just the first); only errors, as
+    warnings never stop anything."""
 
     def __init__(self, problems: list[ConfigProblem], source: str = "") -> None:
         self.problems = problems
@@ -266,30 +304,31 @@ class RunConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any] | None, source: str = "") -> "RunConfig":
-        """Build a config from nested dicts; unknown keys and wrong types raise ConfigError."""
+        """Build a config from nested dicts; unknown keys and wrong types raise ConfigError.
+
+        The error also lists what :meth:`validate` finds wrong with the other fields, so one
+        attempt shows every problem.
+        """
         problems: list[ConfigProblem] = []
         config = _build(cls, data or {}, "", problems)
         if problems:
-            raise ConfigError(problems, source)
+            raise ConfigError(_with_validation(problems, config), source)
         return config
 
     @classmethod
     def load(cls, path: str | Path) -> "RunConfig":
-        """Read a YAML config; every problem is reported with its field name."""
+        """Read a YAML config; every problem is reported with its field name.
+
+        Raises :class:`ConfigError` for a file that cannot be read, YAML that does not parse,
+        duplicate keys, unknown keys and wrong types, listing with them every other field
+        :meth:`validate` finds wrong. A config whose types are right loads even when some
+        values are invalid (the Config screen opens it to fix them): :meth:`check` refuses it.
+        """
         p = Path(path)
+        source = str(p)
+        text = _read_config_text(p)
         try:
-            text = p.read_text(encoding="utf-8")
-        except FileNotFoundError:
-            raise ConfigError(
-                [ConfigProblem("(file)", f"{p} does not exist.", "Check the path.")], str(p)
-            ) from None
-        except (OSError, UnicodeDecodeError) as exc:
-            raise ConfigError(
-                [ConfigProblem("(file)", f"cannot read {p}: {exc}.", "Give a UTF-8 YAML file.")],
-                str(p),
-            ) from None
-        try:
-            data = yaml.safe_load(text)
+            data, duplicates = _parse_yaml(text)
         except yaml.YAMLError as exc:
             mark = getattr(exc, "problem_mark", None)
             line = f" line {mark.line + 1}" if mark else ""
@@ -298,7 +337,7 @@ class RunConfig:
                                f"not valid YAML: {str(exc).replace('<unicode string>', p.name)}",
                                "Correct the syntax there: indent with spaces (not tabs), put a "
                                "colon and a space after each key, close every bracket and quote.")],
-                str(p),
+                source,
             ) from None
         if data is not None and not isinstance(data, dict):
             got = "a list" if isinstance(data, list) else f"a {type(data).__name__}"
@@ -308,25 +347,41 @@ class RunConfig:
                                "as lora:, optim:, data: with their keys indented under them)"
                                + (", not a list: remove the leading '- '." if got == "a list"
                                   else "; see the README."))],
-                str(p),
+                source,
             )
-        return cls.from_dict(data, str(p))
+        problems = list(duplicates)
+        config = _build(cls, data or {}, "", problems)
+        if problems:
+            raise ConfigError(_with_validation(problems, config), source)
+        return config
 
     # --- validation ----------------------------------------------------------------------
 
     def validate(self) -> list[ConfigProblem]:
-        """Every problem of the config with its field and fix; empty when valid."""
+        """Every problem of the config with its field and fix, errors and warnings (see
+        :attr:`ConfigProblem.severity`); empty when valid."""
         out: list[ConfigProblem] = []
+        nonfinite = _check_numbers(self, out)
 
-        def bad(name: str, message: str, fix: str) -> None:
-            out.append(ConfigProblem(name, message, fix))
+        def bad(name: str, message: str, fix: str, severity: str = "error") -> None:
+            if name not in nonfinite:  # already reported as not a finite number
+                out.append(ConfigProblem(name, message, fix, severity))
 
         if self.method not in METHODS:
-            bad("method", f"'{self.method}' is not a method.", f"Use one of {', '.join(METHODS)}.")
+            bad("method", f"{quote(self.method)} is not a method.", f"Use one of {', '.join(METHODS)}.")
+        if self.run_name is not None:
+            problem = _run_name_problem(self.run_name)
+            if problem:
+                bad("run_name", problem,
+                    "Give one folder name such as my-run (letters, digits, '-' and '_'); the run "
+                    "directory is made under output_dir. Remove run_name to name it from the time.")
+        if not self.output_dir.strip() or "\0" in self.output_dir:
+            bad("output_dir", "is empty." if not self.output_dir.strip() else "holds a NUL character.",
+                "Give the workspace directory, e.g. runs.")
         if self.num_processes < 1:
             bad("num_processes", "must be at least 1.", "Use 1 for a single GPU or CPU.")
         if self.distributed_strategy not in ("ddp", "fsdp"):
-            bad("distributed_strategy", f"'{self.distributed_strategy}' is unknown.", "Use ddp or fsdp.")
+            bad("distributed_strategy", f"{quote(self.distributed_strategy)} is unknown.", "Use ddp or fsdp.")
         elif self.distributed_strategy == "fsdp" and self.method != "full":
             bad("distributed_strategy", "fsdp shards full fine-tuning only.",
                 "Use ddp for lora and qlora, or set method: full.")
@@ -340,6 +395,11 @@ class RunConfig:
                 "Remove none, or give none alone for no tracker.")
         if not self.model.name_or_path.strip():
             bad("model.name_or_path", "is empty.", f"Use a hub id, a directory or {BUNDLED_MODEL}.")
+        if self.model.attn_implementation not in ATTENTION_IMPLEMENTATIONS:
+            bad("model.attn_implementation", f"{quote(self.model.attn_implementation)} is not an "
+                "attention implementation transformers knows.",
+                f"Use one of {', '.join(ATTENTION_IMPLEMENTATIONS)} (sdpa unless you installed "
+                "flash-attn).")
         if self.lora.r < 1:
             bad("lora.r", f"rank {self.lora.r} must be at least 1.", "Start with 8 or 16.")
         if self.lora.lora_alpha <= 0:
@@ -349,14 +409,17 @@ class RunConfig:
         if self.method != "full" and not self.lora.target_modules:
             bad("lora.target_modules", "is empty.", "Name modules such as q_proj and v_proj.")
         o = self.optim
-        if not (o.learning_rate > 0 and math.isfinite(o.learning_rate)):
+        if not o.learning_rate > 0:
             bad("optim.learning_rate", f"{o.learning_rate} must be positive.",
                 "Use 2e-4 for LoRA or 2e-5 for full fine-tuning.")
-        elif o.learning_rate > 1e-2:
-            bad("optim.learning_rate", f"{o.learning_rate} is far too high and will diverge.",
-                "Use 2e-4 for LoRA or 2e-5 for full fine-tuning.")
+        elif o.learning_rate > USUAL_MAX_LEARNING_RATE.get(self.method, math.inf):
+            bad("optim.learning_rate",
+                f"{o.learning_rate:g} is far above the usual range for {self.method} (up to "
+                f"{USUAL_MAX_LEARNING_RATE[self.method]:g}); training will likely diverge.",
+                "Use 2e-4 for LoRA or 2e-5 for full fine-tuning, or keep it if you mean it.",
+                "warning")
         if o.lr_scheduler_type not in SCHEDULERS:
-            bad("optim.lr_scheduler_type", f"'{o.lr_scheduler_type}' is unknown.",
+            bad("optim.lr_scheduler_type", f"{quote(o.lr_scheduler_type)} is unknown.",
                 f"Use one of {', '.join(SCHEDULERS)}.")
         if not 0 <= o.warmup_ratio < 1:
             bad("optim.warmup_ratio", "must be in [0, 1).", "Use 0.05-0.1.")
@@ -373,13 +436,16 @@ class RunConfig:
             bad("optim.gradient_accumulation_steps", "must be at least 1.", "Use 1.")
         if o.max_grad_norm <= 0:
             bad("optim.max_grad_norm", "must be positive.", "Use 1.0.")
+        if not 0 <= o.seed <= MAX_SEED:
+            bad("optim.seed", f"{o.seed} is out of range: seeds go from 0 to {MAX_SEED}.",
+                "Use 42, or any whole number from 0 to 4294967295.")
         if o.precision not in PRECISIONS:
-            bad("optim.precision", f"'{o.precision}' is unknown.", f"Use one of {', '.join(PRECISIONS)}.")
+            bad("optim.precision", f"{quote(o.precision)} is unknown.", f"Use one of {', '.join(PRECISIONS)}.")
         d = self.data
         if not d.sources and not d.path.strip():
             bad("data.path", "is empty.", f"Give a dataset file or {SAMPLE_DATASET}.")
         if d.format not in DATA_FORMATS:
-            bad("data.format", f"'{d.format}' is unknown.", f"Use one of {', '.join(DATA_FORMATS)}.")
+            bad("data.format", f"{quote(d.format)} is unknown.", f"Use one of {', '.join(DATA_FORMATS)}.")
         if not d.split.strip():
             bad("data.split", "is empty.", "Use train.")
         out.extend(_source_problems(d))
@@ -391,7 +457,7 @@ class RunConfig:
         if not 0 <= d.validation_fraction < 1:
             bad("data.validation_fraction", "must be in [0, 1).", "Use 0.1.")
         if d.on_bad_rows not in ("drop", "stop"):
-            bad("data.on_bad_rows", f"'{d.on_bad_rows}' is unknown.", "Use drop or stop.")
+            bad("data.on_bad_rows", f"{quote(d.on_bad_rows)} is unknown.", "Use drop or stop.")
         e = self.eval
         for name in ("eval_steps", "save_steps", "logging_steps", "per_device_eval_batch_size"):
             if getattr(e, name) < 1:
@@ -403,12 +469,17 @@ class RunConfig:
         if e.keep_best and e.save_steps % max(e.eval_steps, 1):
             bad("eval.save_steps", "must be a multiple of eval_steps when keep_best is on.",
                 f"Set save_steps to {e.eval_steps}.")
-        out.extend(_forgetting_problems(self))
+        out.extend(p for p in _forgetting_problems(self) if p.field not in nonfinite)
         return out
 
+    def errors(self) -> list[ConfigProblem]:
+        """The problems of :meth:`validate` that stop a run (warnings left out)."""
+        return [p for p in self.validate() if p.is_error]
+
     def check(self, source: str = "") -> None:
-        """Raise ConfigError listing every problem, if any; ``source`` names the file."""
-        problems = self.validate()
+        """Raise ConfigError listing every error, if any; ``source`` names the file.
+        Warnings do not raise: :meth:`validate` returns them for the caller to show."""
+        problems = self.errors()
         if problems:
             raise ConfigError(problems, source)
 
@@ -453,7 +524,7 @@ def _source_problems(d: DataConfig) -> list[ConfigProblem]:
 
 def _forgetting_problems(cfg: RunConfig) -> list[ConfigProblem]:
     """Problems of the forgetting guard's fields (``eval.general_*``, ``eval.drift_threshold``,
-    ``data.replay``)."""
+    ``data.replay``); non-finite numbers are reported by the caller."""
     out: list[ConfigProblem] = []
     e, replay = cfg.eval, cfg.data.replay
     if e.general_sample < 0:
@@ -462,10 +533,10 @@ def _forgetting_problems(cfg: RunConfig) -> list[ConfigProblem]:
     if not 1 <= e.general_max_new_tokens <= 1024:
         out.append(ConfigProblem("eval.general_max_new_tokens", "must be between 1 and 1024.",
                                  "Use 48; longer answers cost generation time once per model."))
-    if not (math.isfinite(e.drift_threshold) and e.drift_threshold > 0):
+    if not e.drift_threshold > 0:
         out.append(ConfigProblem("eval.drift_threshold", f"{e.drift_threshold} must be a "
                                  "positive number.", "Use 0.3 (loss per token)."))
-    if not (math.isfinite(replay) and 0 <= replay <= 0.5):
+    if not 0 <= replay <= 0.5:
         out.append(ConfigProblem("data.replay", f"{replay} must be a share between 0 and 0.5.",
                                  "Use 0.05-0.2, or 0 for no replay."))
     if e.general_sample > 0 or replay > 0:
@@ -473,8 +544,14 @@ def _forgetting_problems(cfg: RunConfig) -> list[ConfigProblem]:
         if not text:
             out.append(ConfigProblem("eval.general_prompts", "is empty.",
                                      f"Use {GENERAL_PROMPTS} or a prompts file."))
-        elif not text.startswith("sample:") and not Path(text).expanduser().is_file():
-            out.append(ConfigProblem("eval.general_prompts", f"{text} is not a file.",
+        elif text.startswith("sample:"):
+            from core.data.sources import SAMPLES  # lazy: the data package imports config
+
+            if text.removeprefix("sample:") not in SAMPLES:
+                out.append(ConfigProblem("eval.general_prompts", f"{quote(text)} is not a "
+                                         "bundled sample.", f"Use {GENERAL_PROMPTS}."))
+        elif not Path(text).expanduser().is_file():
+            out.append(ConfigProblem("eval.general_prompts", f"{quote(text)} is not a file.",
                                      f"Give a prompts file (JSONL of messages ending in a user "
                                      f"turn), or {GENERAL_PROMPTS}."))
     return out
@@ -485,6 +562,151 @@ def _chat_template_problem(value: str) -> tuple[str, str] | None:
     from core.data.templates import template_problem  # lazy: the data package imports config
 
     return template_problem(value)
+
+
+def _with_validation(problems: list[ConfigProblem], config: RunConfig) -> list[ConfigProblem]:
+    """``problems`` of reading a config, and the errors :meth:`RunConfig.validate` finds in
+    the fields that were read (a field already named keeps only its first problem)."""
+    named = {p.field for p in problems}
+    return problems + [p for p in config.errors() if p.field not in named]
+
+
+def _read_config_text(path: Path) -> str:
+    """The text of a config file, or ConfigError saying why it cannot be read."""
+    source = str(path)
+
+    def refuse(message: str, fix: str) -> ConfigError:
+        return ConfigError([ConfigProblem("(file)", message, fix)], source)
+
+    try:
+        with path.open("rb") as f:
+            raw = f.read(MAX_CONFIG_BYTES + 1)
+    except IsADirectoryError:
+        raise refuse(f"{path} is a directory.", "Give the YAML file inside it, e.g. "
+                     f"{path / 'config.yaml'}.") from None
+    except OSError as exc:
+        if isinstance(exc, FileNotFoundError) or exc.errno == errno.ELOOP:
+            reason = missing_reason(path)
+            fix = "Check the path." if reason == "does not exist" else link_fix(path).capitalize() + "."
+            raise refuse(f"{path} {reason}.", fix) from None
+        raise refuse(f"cannot read {path}: {exc.strerror or exc}.",
+                     "Give a readable UTF-8 YAML file.") from None
+    if len(raw) > MAX_CONFIG_BYTES:
+        raise refuse(f"{path} is over {MAX_CONFIG_BYTES // 1024} KB; a run config is a few KB.",
+                     "Give the run's YAML config, not a data or model file.")
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise refuse(f"cannot read {path}: not UTF-8 text (byte {exc.start}).",
+                     "Give a UTF-8 YAML file.") from None
+
+
+class _ConfigLoader(yaml.SafeLoader):
+    """PyYAML's safe loader; :func:`_parse_yaml` checks its node tree for duplicate keys."""
+
+
+def _parse_yaml(text: str) -> tuple[Any, list[ConfigProblem]]:
+    """The YAML document and a problem for each key set twice in one mapping.
+
+    YAML keeps the last of two equal keys without a word, so ``method: lora`` followed later
+    by ``method: full`` would train fully; the node tree still holds both, with their lines.
+    """
+    loader = _ConfigLoader(text)
+    try:
+        node = loader.get_single_node()
+        problems = _duplicate_keys(node) if node is not None else []
+        return (loader.construct_document(node) if node is not None else None), problems
+    finally:
+        loader.dispose()
+
+
+def _duplicate_keys(root: yaml.Node) -> list[ConfigProblem]:
+    problems: list[tuple[int, ConfigProblem]] = []  # with the line of the second key
+    seen_nodes: set[int] = set()  # an alias repeats a node: visit it once (alias bombs)
+    stack: list[tuple[yaml.Node, str]] = [(root, "")]
+    while stack:
+        node, prefix = stack.pop()
+        if id(node) in seen_nodes:
+            continue
+        seen_nodes.add(id(node))
+        if isinstance(node, yaml.MappingNode):
+            first: dict[str, tuple[yaml.Node, yaml.Node]] = {}
+            for key, value in node.value:
+                if isinstance(key, yaml.ScalarNode) and key.value != "<<":
+                    name = f"{prefix}{key.value}"
+                    if key.value in first:
+                        before = _line_and_value(*first[key.value])
+                        problems.append((key.start_mark.line, ConfigProblem(
+                            _short(name),
+                            f"is set twice, on line {before} and line "
+                            f"{_line_and_value(key, value)}; YAML would keep only the last "
+                            "value and ignore the first without a word.",
+                            "Delete the line you do not mean.")))
+                    else:
+                        first[key.value] = (key, value)
+                    stack.append((value, f"{name}."))
+                else:
+                    stack.append((value, prefix))
+        elif isinstance(node, yaml.SequenceNode):
+            stack.extend((item, prefix) for item in node.value)
+    return [problem for _, problem in sorted(problems, key=lambda item: item[0])]
+
+
+def _line_and_value(key: yaml.Node, value: yaml.Node) -> str:
+    """``3 (full)``: the line of a key, and its value when that is a plain scalar."""
+    line = key.start_mark.line + 1
+    return f"{line} ({_short(value.value)})" if isinstance(value, yaml.ScalarNode) else str(line)
+
+
+def _short(name: Any) -> str:
+    """A key as a message shows it: at most 60 characters."""
+    text = str(name)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _run_name_problem(name: str) -> str:
+    """Why ``name`` is not one folder name; empty when it is."""
+    if not name.strip():
+        return "is empty."
+    if "\0" in name:
+        return "holds a NUL character."
+    if "/" in name or "\\" in name:
+        kind = "an absolute path" if name.startswith(("/", "\\")) else "a path"
+        return (f"{quote(name)} is {kind}, not one folder name; a path can put the run "
+                "directory outside the workspace.")
+    if name in (".", ".."):
+        return f"{quote(name)} names a folder that already exists, not a new run directory."
+    if any(ord(c) < 32 for c in name):
+        return f"{quote(name)} holds a control character (a tab or a line break)."
+    if len(name.encode("utf-8")) > 200:
+        return "is longer than 200 bytes; file systems refuse such folder names."
+    return ""
+
+
+def _check_numbers(config: Any, out: list[ConfigProblem], prefix: str = "") -> set[str]:
+    """Append a problem for every float field that is not finite and every whole number out
+    of any sensible range; the fields named."""
+    named: set[str] = set()
+    hints = typing.get_type_hints(type(config))
+    for f in dataclasses.fields(config):
+        value, name = getattr(config, f.name), f"{prefix}{f.name}"
+        if dataclasses.is_dataclass(value):
+            named |= _check_numbers(value, out, f"{name}.")
+            continue
+        kinds = typing.get_args(hints[f.name]) or (hints[f.name],)
+        if float in kinds and isinstance(value, float) and not math.isfinite(value):
+            default = f.default if f.default is not dataclasses.MISSING else None
+            out.append(ConfigProblem(name, f"{value} is not a finite number.",
+                                     f"Give a number, e.g. {default}." if default is not None
+                                     else "Give a number."))
+            named.add(name)
+        elif int in kinds and isinstance(value, int) and abs(value) > MAX_INT and name != "optim.seed":
+            out.append(ConfigProblem(name, f"{quote(value)} is far too "
+                                     f"{'large' if value > 0 else 'small'}.",
+                                     f"Give a whole number below {MAX_INT:,}; the default is "
+                                     f"{f.default}."))
+            named.add(name)
+    return named
 
 
 def _build(cls: type, data: Any, prefix: str, problems: list[ConfigProblem]) -> Any:
@@ -498,17 +720,21 @@ def _build(cls: type, data: Any, prefix: str, problems: list[ConfigProblem]) -> 
     fields = {f.name: f for f in dataclasses.fields(cls)}
     kwargs: dict[str, Any] = {}
     for key, value in data.items():
-        name = f"{prefix}{key}"
+        name = _short(f"{prefix}{key}")
         if key not in fields:
             # Match short forms too, so `alpah` finds `lora_alpha`.
             aliases = {**{k.split("_", 1)[-1]: k for k in fields}, **{k: k for k in fields}}
-            close = difflib.get_close_matches(str(key), list(aliases), n=1, cutoff=0.6)
+            close = difflib.get_close_matches(_short(key), list(aliases), n=1, cutoff=0.6)
             hint = f"Did you mean {aliases[close[0]]}?" if close else f"Known keys: {', '.join(fields)}."
             problems.append(ConfigProblem(name, "unknown key.", hint))
             continue
         hint = hints[key]
         if dataclasses.is_dataclass(hint):
             kwargs[key] = _build(hint, value, f"{name}.", problems)
+            continue
+        if isinstance(value, list) and len(value) > MAX_LIST_ITEMS:
+            problems.append(ConfigProblem(name, f"has {len(value):,} items; no setting takes more "
+                                          f"than {MAX_LIST_ITEMS:,}.", f"Give a {_type_name(hint)}."))
             continue
         item = _dataclass_items(hint)
         if item is not None:
@@ -518,7 +744,8 @@ def _build(cls: type, data: Any, prefix: str, problems: list[ConfigProblem]) -> 
         if ok:
             kwargs[key] = converted
         else:
-            problems.append(ConfigProblem(name, f"expected {_type_name(hint)}, got {value!r}.",
+            # quote(): the value may be huge (a YAML alias bomb expands to millions of items).
+            problems.append(ConfigProblem(name, f"expected {_type_name(hint)}, got {quote(value)}.",
                                           f"Give a {_type_name(hint)}."))
     return cls(**kwargs)
 

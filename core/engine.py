@@ -97,16 +97,84 @@ def describe_failure(exc: BaseException, phase: str) -> tuple[str, str]:
             "optim.retry_on_oom: true to do it automatically), turn on gradient_checkpointing, "
             "use qlora, or shorten data.max_length.",
         )
-    where = f" ({exc.filename})" if isinstance(exc, OSError) and exc.filename else ""
-    if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
+    chain = _exception_chain(exc)
+    oserror = next((e for e in chain if isinstance(e, OSError)), None)
+    where = f" ({oserror.filename})" if oserror is not None and oserror.filename else ""
+    # Libraries re-raise a full disk as a plain Exception (tokenizers' save does): the errno
+    # is lost, the words remain.
+    if any(isinstance(e, OSError) and e.errno == errno.ENOSPC for e in chain) or any(
+            "no space left on device" in str(e).lower() for e in chain):
         return (f"The disk is full while writing during {phase}{where}; the last complete "
                 "checkpoint is intact.", "Free disk space or lower eval.save_total_limit, then resume.")
-    if isinstance(exc, PermissionError):
-        return f"Permission denied{where or ': ' + text}.", "Choose a writable output_dir."
-    if isinstance(exc, (NotADirectoryError, FileExistsError, IsADirectoryError)) and phase == "setup":
-        return (f"Cannot create the run directory{where}: {exc.strerror or text}.",
+    unpickled = _unsafe_pickle(chain)
+    if unpickled is not None:
+        return unpickled
+    writable = ("Set output_dir (or pass --workspace) to a directory on a disk you can "
+                "write to.")
+    if oserror is not None and oserror.errno == errno.EROFS:
+        return f"The workspace is on a read-only file system{where}.", writable
+    if isinstance(oserror, PermissionError):
+        return f"Permission denied{where or ': ' + text}.", writable
+    if isinstance(oserror, (NotADirectoryError, FileExistsError, IsADirectoryError)) and phase == "setup":
+        blocker = _file_in_the_way(oserror.filename)
+        if blocker is not None:
+            return (f"Cannot create the run directory{where}: {blocker} is a file, not a "
+                    "directory.", "Set output_dir (or pass --workspace) to a directory, or to a "
+                    "path that does not exist yet.")
+        return (f"Cannot create the run directory{where}: {oserror.strerror or text}.",
                 "Set output_dir to a directory (or a path that does not exist yet) you can write to.")
     return f"{name}: {text}", ""
+
+
+def _exception_chain(exc: BaseException) -> list[BaseException]:
+    """``exc`` and every exception it was raised from or while handling, outermost first."""
+    chain: list[BaseException] = []
+    while exc is not None and exc not in chain:
+        chain.append(exc)
+        exc = exc.__cause__ or exc.__context__
+    return chain
+
+
+def _file_in_the_way(path: str | None) -> Path | None:
+    """The nearest existing ancestor of ``path`` when it is a file (a workspace that is one)."""
+    if not path:
+        return None
+    for parent in Path(path).parents:
+        if parent.exists():
+            return parent if not parent.is_dir() else None
+    return None
+
+
+def _unsafe_pickle(chain: list[BaseException]) -> tuple[str, str] | None:
+    """Reason and fix when ``torch.load`` refused a checkpoint file holding pickled objects
+    beyond tensors (it may run code). torch's own text suggests ``weights_only=False``, which
+    is exactly what must not be done with a file of unknown origin; it is not repeated."""
+    import pickle
+
+    refused = next((e for e in chain if isinstance(e, pickle.UnpicklingError)
+                    and "weights only load failed" in str(e).lower()), None)
+    if refused is None:
+        return None
+    path = _loaded_file(refused)
+    checkpoint = next((p for p in Path(path).parents if checkpoint_step(p) is not None), None) if path else None
+    fix = (f"If you wrote this checkpoint with a trusted tool, save it again; otherwise delete "
+           f"{checkpoint or 'that checkpoint'} and resume from an earlier one.")
+    return (f"{path or 'A checkpoint file'} holds pickled objects other than tensors, so tunetop "
+            "did not load it: loading such a file can run any code.", fix)
+
+
+def _loaded_file(exc: BaseException) -> str:
+    """The path ``torch.load`` was reading when it raised ``exc`` (from its frame), or ""."""
+    tb = exc.__traceback__
+    found = ""
+    while tb is not None:
+        frame = tb.tb_frame
+        if frame.f_code.co_name == "load" and frame.f_globals.get("__name__") == "torch.serialization":
+            value = frame.f_locals.get("f")
+            if isinstance(value, (str, os.PathLike)):
+                found = os.fspath(value)
+        tb = tb.tb_next
+    return found
 
 
 def quiet_libraries() -> None:
@@ -260,6 +328,9 @@ class Engine:
             # Only the main process writes the run directory; the others train and stay quiet.
             self.run_dir.mkdir(parents=True, exist_ok=True)
             if self.resume_dir is None:
+                # The saved config names the workspace the run really went to (--workspace
+                # overrides output_dir).
+                cfg.output_dir = str(self.workspace)
                 cfg.save(self.run_dir / CONFIG_FILE)
             self._events_file = open(self.run_dir / EVENTS_FILE, "a", encoding="utf-8")
         else:

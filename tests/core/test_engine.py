@@ -61,29 +61,39 @@ def test_lora_run_lowers_loss_and_writes_a_complete_run_dir(tiny_model_dir, smal
 
 
 def test_adapter_reloads_with_the_same_greedy_output(tiny_model_dir, small_data, tmp_path):
+    """The saved adapter, loaded on the base, generates what the model trained in memory did."""
     import torch
     from peft import PeftModel
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    engine, events = run(tiny_run_config(tiny_model_dir, small_data, max_steps=6), tmp_path)
-    assert isinstance(events[-1], RunFinished)
-    tok = AutoTokenizer.from_pretrained(engine.run_dir / "final")
-    prompt = tok.apply_chat_template([{"role": "user", "content": "Router broke"}],
-                                     add_generation_prompt=True, return_tensors="pt")
-    ids = prompt["input_ids"] if hasattr(prompt, "keys") else prompt
+    events = []
+    engine = Engine(tiny_run_config(tiny_model_dir, small_data, max_steps=6), events.append,
+                    workspace=tmp_path)
+    engine.setup()
+    try:
+        engine.train()
+        assert isinstance(events[-1], RunFinished)
+        tok = AutoTokenizer.from_pretrained(engine.run_dir / "final")
+        prompt = tok.apply_chat_template([{"role": "user", "content": "Router broke"}],
+                                         add_generation_prompt=True, return_tensors="pt")
+        ids = prompt["input_ids"] if hasattr(prompt, "keys") else prompt
 
-    def greedy():
-        base = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
-        model = PeftModel.from_pretrained(base, engine.run_dir / "final").eval()
-        with torch.no_grad():
-            return model.generate(ids, max_new_tokens=12, do_sample=False)[0].tolist()
+        def greedy(model):
+            model = model.float().eval()
+            with torch.no_grad():
+                return model.generate(ids.to(model.device), max_new_tokens=12,
+                                      do_sample=False)[0].tolist(), model(ids.to(model.device)).logits.cpu()
 
-    assert greedy() == greedy()
-    merged = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(tiny_model_dir),
-                                       engine.run_dir / "final")
-    base_only = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
-    with torch.no_grad():  # the adapter changed the model: logits differ from the base
-        assert not torch.allclose(merged(ids).logits, base_only(ids).logits)
+        trained_tokens, trained_logits = greedy(engine._trainer.model)
+    finally:
+        engine.cleanup()
+    reloaded = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(tiny_model_dir),
+                                         engine.run_dir / "final")
+    reloaded_tokens, reloaded_logits = greedy(reloaded)
+    assert reloaded_tokens == trained_tokens
+    assert torch.allclose(reloaded_logits, trained_logits, atol=1e-4)
+    _, base_logits = greedy(AutoModelForCausalLM.from_pretrained(tiny_model_dir))
+    assert not torch.allclose(reloaded_logits, base_logits)  # the adapter changed the model
 
 
 def _loss_of(trainer, rows) -> float:

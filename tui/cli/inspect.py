@@ -13,8 +13,30 @@ import dataclasses
 import sys
 from pathlib import Path
 
-from core.config import BUNDLED_MODEL, DATA_FORMATS, DataConfig, OptimConfig, RunConfig
+from core.config import BUNDLED_MODEL, DATA_FORMATS, MAX_INT, DataConfig, OptimConfig, RunConfig
 from tui.cli.subcommand import Subcommand
+
+
+MIN_MAX_LENGTH = 16
+"""The shortest token budget ``data.max_length`` accepts (a chat template alone takes ~10)."""
+
+
+def token_budget(text: str) -> int:
+    """Parse ``--max-length``: a whole number of at least :data:`MIN_MAX_LENGTH`."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a whole number; give tokens per row, e.g. --max-length 512") from None
+    if value < MIN_MAX_LENGTH:
+        raise argparse.ArgumentTypeError(
+            f"{value} tokens per row is too few; give at least {MIN_MAX_LENGTH}, e.g. "
+            f"--max-length 512")
+    if value > MAX_INT:
+        raise argparse.ArgumentTypeError(
+            f"{text[:20]}{'...' if len(text) > 20 else ''} tokens per row is far too many; "
+            f"give at most {MAX_INT}, e.g. --max-length 4096")
+    return value
 
 
 class Inspect(Subcommand):
@@ -34,7 +56,9 @@ class Inspect(Subcommand):
         parser.add_argument("--split", default=None, help="Split of a Hub dataset (default train).")
         parser.add_argument("--revision", default=None, help="Branch, tag or commit of a Hub dataset.")
         parser.add_argument("--model", default=None, help="Model reference whose chat template to use.")
-        parser.add_argument("--max-length", type=int, default=None, help="Token budget per row.")
+        parser.add_argument("--max-length", type=token_budget, default=None,
+                            help=f"Token budget per row, at least {MIN_MAX_LENGTH} "
+                                 f"(default: {DataConfig().max_length}).")
         parser.add_argument("--chat-template", default=None,
                             help="model, a template name (chatml, llama3...) or a .jinja file.")
         parser.add_argument("--system-prompt", default=None,
@@ -76,7 +100,7 @@ def inspect_main(dataset: str, model: str | None = None, max_length: int | None 
 
     settings, config_model, seed = _settings(dataset, options)
     model = model or config_model or BUNDLED_MODEL
-    max_length = max_length or settings.max_length
+    max_length = settings.max_length if max_length is None else max_length
     directory = Path(settings.path).expanduser()
     if not settings.sources and not settings.dataset and data.is_registry(directory):
         return _list_registry(directory)

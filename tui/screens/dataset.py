@@ -52,38 +52,37 @@ PANE_WIDGETS = {"pane-row": "#row-detail", "pane-stats": "#stats", "pane-problem
 """The widget of each tab that takes the focus."""
 PHASE_ORDER = ("read", "tokenizer", "tokens", "checks", "search")
 """Which running task the status line names first."""
-FILTER_KEYS = Binding.Group("Filter", compact=True)
-"""Footer group of the keys that choose the rows shown (/ p l d a)."""
-EDIT_KEYS = Binding.Group("Edit", compact=True)
-"""Footer group of the keys that focus an input of the bar (o m t)."""
-
-
 class DatasetScreen(Screen):
     """Open a dataset, browse and filter its rows, inspect one row and the whole file."""
 
     CSS_PATH = "../styles/dataset.tcss"
     HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (110, "-wide")]
+    AUTO_FOCUS = "#rows"  # not the bar's first input: screen keys must work on arrival
 
     BINDINGS = [
-        Binding("slash", "search", "Search the rows", group=FILTER_KEYS, id="dataset.search"),
-        Binding("p", "filter('problems')", "Only rows with problems", group=FILTER_KEYS,
+        Binding("slash", "search", "Search", tooltip="the rows", id="dataset.search"),
+        Binding("p", "filter('problems')", "Problems", tooltip="only (again: all rows)",
                 id="dataset.filter-problems"),
-        Binding("l", "filter('long')", "Only rows over max length", group=FILTER_KEYS,
-                id="dataset.filter-long"),
-        Binding("d", "filter('duplicates')", "Only duplicates", group=FILTER_KEYS,
-                id="dataset.filter-duplicates"),
-        Binding("a", "show_all", "All rows", group=FILTER_KEYS, id="dataset.show-all"),
-        Binding("o", "edit('#dataset-path')", "Open a dataset file", group=EDIT_KEYS,
+        Binding("l", "filter('long')", "Over max length", show=False,
+                tooltip="only", id="dataset.filter-long"),
+        Binding("d", "filter('duplicates')", "Duplicates", show=False,
+                tooltip="only (exact, near, leaked into validation)", id="dataset.filter-duplicates"),
+        Binding("a", "show_all", "All rows", show=False,
+                tooltip="(no filter, no search)", id="dataset.show-all"),
+        Binding("o", "edit('#dataset-path')", "Open", tooltip="another dataset file",
                 id="dataset.open"),
-        Binding("m", "edit('#dataset-model')", "Change the model", group=EDIT_KEYS,
-                id="dataset.model"),
-        Binding("t", "edit('#dataset-max-length')", "Change max length", group=EDIT_KEYS,
+        Binding("m", "edit('#dataset-model')", "Model", show=False,
+                tooltip="to render and count with (tokenizer, chat template)", id="dataset.model"),
+        Binding("t", "edit('#dataset-max-length')", "Max len",
+                tooltip="(tokens per row: the config's data.max_length)",
                 id="dataset.max-length"),
-        Binding("v", "next_pane", "Pane", id="dataset.next-pane"),
+        Binding("v", "next_pane", "Pane", tooltip="(next of row, statistics, problems)",
+                id="dataset.next-pane"),
         Binding("escape", "back", "Back", id="dataset.back"),
     ]
-    """Search; filters (problems, too long, duplicates, all); open a file, change the model or
-    max length; next pane; back from an input or a pane."""
+    """In the footer: search, problems filter, open a file, max length, next pane (and back
+    from an input or a pane); under ``?`` and in the palette also the other filters (long
+    rows, duplicates, all rows) and the model."""
 
     filter_mode: reactive[str] = reactive("all")
     """Rows shown: ``all``, ``problems``, ``long`` (over max length) or ``duplicates``."""
@@ -161,6 +160,10 @@ class DatasetScreen(Screen):
             return
         self._show_detail()  # assistant_only_loss may have changed
         loader.schedule()  # a changed split checks again
+
+    def on_screen_suspend(self) -> None:
+        """Text typed in the bar but never entered is dropped: it is not what the app uses."""
+        self.query_one(DatasetBar).revert()
 
     @property
     def loader(self) -> DatasetLoader:
