@@ -518,7 +518,7 @@ class Engine:
             return generator.generate_with_ends(turns, settings, stop=self._stop, strip=False)
 
         def progress(done: int, total: int) -> None:
-            # Log lines until train-runs' phase/progress event is on main, then that event.
+            # the run log is the visible progress of this phase (a line per batch)
             if not done:
                 self.log(f"Asking the base model {total} general prompts (once per base model, "
                          f"at most {e.general_max_new_tokens} new tokens each; cached in "

@@ -148,24 +148,28 @@ def test_drift_is_zero_for_the_untouched_base_packed_or_padded(tiny_probe):
 
 @pytest.fixture(scope="module")
 def drift_run(tiny_model_dir, small_data, tmp_path_factory):
-    """A LoRA run of the tiny model on support tickets (unrelated to the general prompts) at a
-    high learning rate, with replay; then a second setup of the same config."""
+    """A case built to forget: a full fine-tune of the tiny model on support tickets (unrelated
+    to the general prompts) at a high learning rate; then two setups of the same config with
+    replay (the first asks the base the replay prompts, the second finds them cached)."""
     from core.engine import Engine
 
     cfg = tiny_run_config(tiny_model_dir, small_data)
+    cfg.method = "full"
     cfg.eval.drift_threshold = 0.01
-    cfg.data.replay = 0.1
     workspace = tmp_path_factory.mktemp("drift-runs")
     events: list = []
     engine = Engine(cfg, events.append, workspace=workspace)
     engine.run()
-    again: list = []
-    second = Engine(cfg, again.append, workspace=workspace)
-    try:
-        second.setup()
-    finally:
-        second.cleanup()
-    return engine, events, again
+    cfg.data.replay = 0.1
+    setups = []
+    for _ in range(2):
+        setups.append([])
+        again = Engine(cfg, setups[-1].append, workspace=workspace)
+        try:
+            again.setup()
+        finally:
+            again.cleanup()
+    return engine, events, setups
 
 
 def test_a_tiny_run_on_unrelated_data_reports_rising_drift_in_its_events(drift_run):
@@ -186,22 +190,26 @@ def test_a_tiny_run_on_unrelated_data_reports_rising_drift_in_its_events(drift_r
     # the alert fires on the real series: above 0.01 and rising at both evaluations
     alerts = AlertTracker().update_all(on_disk)
     drift = [a for a in alerts if a.key == "drift"]
-    assert len(drift) == 1 and "learning rate" in drift[0].detail and "data.replay" in drift[0].detail
+    assert len(drift) == 1 and drift[0].level == "warning"
+    for fix in ("optim.learning_rate", "method: lora", "optim.max_steps", "data.replay"):
+        assert fix in drift[0].detail
 
 
 def test_replay_adds_the_expected_rows_and_answers_are_cached_for_the_next_setup(drift_run):
-    _, events, again = drift_run
-    started = next(e for e in events if isinstance(e, RunStarted))
+    _, events, (first, second) = drift_run
+    assert next(e for e in events if isinstance(e, RunStarted)).num_train_rows == 86
+    started = next(e for e in first if isinstance(e, RunStarted))
     assert started.num_train_rows == 86 + replay_rows(86, 0.1) == 96
-    log = [e.message for e in events if isinstance(e, MessageLogged)]
+    log = [e.message for e in first if isinstance(e, MessageLogged)]
     assert any("Replay (data.replay 0.1): 10 rows" in m for m in log)
-    assert any(m == "Computing base answers 18/18…" for m in log)  # 8 probe + 10 replay prompts
-    second = [e.message for e in again if isinstance(e, MessageLogged)]
-    assert not any(m.startswith("Computing base answers") for m in second)
-    assert "Base answers to 18 general prompts: all from the cache." in second
-    assert next(e for e in again if isinstance(e, RunStarted)).num_train_rows == 96  # same rows
+    # the 8 probe answers are cached from the run; only the 10 replay prompts are asked
+    assert any(m == "Computing base answers 10/10…" for m in log)
+    log = [e.message for e in second if isinstance(e, MessageLogged)]
+    assert not any(m.startswith("Computing base answers") for m in log)
+    assert "Base answers to 18 general prompts: all from the cache." in log
+    assert next(e for e in second if isinstance(e, RunStarted)).num_train_rows == 96  # same rows
     files = list(Path(forgetting.answers_dir()).glob("*.jsonl"))
-    assert files and all(len(f.read_text().splitlines()) >= 18 for f in files)
+    assert files and all(len(f.read_text().splitlines()) >= 8 for f in files)
 
 
 def test_drift_reaches_the_runs_list_and_the_model_card(drift_run):
