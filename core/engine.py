@@ -484,8 +484,12 @@ class Engine:
         replay = forgetting.answer_rows(tokenizer, answers[len(sample):], cfg.data.max_length,
                                         options)
         if replay:
-            self.log(f"Replay (data.replay {share:g}): {len(replay)} rows of the base model's own "
-                     f"answers to general prompts join the {len(inputs.train_rows)} training rows.")
+            # one more source of the mix, reported like data.sources' own
+            total = len(inputs.train_rows) + len(replay)
+            self.log(f"Source replay (data.replay {share:g}): {len(replay)} rows of the base "
+                     f"model's own answers to prompts of {e.general_prompts} join the "
+                     f"{len(inputs.train_rows)} task rows ({len(replay) / total:.0%} of the "
+                     f"{total} training rows).")
         return replay
 
     def _base_answers(self, model: Any, prompts: list) -> list | None:

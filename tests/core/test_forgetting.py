@@ -4,6 +4,7 @@ general prompts offered to review."""
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 import sys
@@ -149,8 +150,9 @@ def test_drift_is_zero_for_the_untouched_base_packed_or_padded(tiny_probe):
 @pytest.fixture(scope="module")
 def drift_run(tiny_model_dir, small_data, tmp_path_factory):
     """A case built to forget: a full fine-tune of the tiny model on support tickets (unrelated
-    to the general prompts) at a high learning rate; then two setups of the same config with
-    replay (the first asks the base the replay prompts, the second finds them cached)."""
+    to the general prompts) at a high learning rate; then two setups with replay beside a mix
+    of two sources (the first asks the base the replay prompts, the second finds them cached)."""
+    from core.config import SourceConfig
     from core.engine import Engine
 
     cfg = tiny_run_config(tiny_model_dir, small_data)
@@ -160,7 +162,11 @@ def drift_run(tiny_model_dir, small_data, tmp_path_factory):
     events: list = []
     engine = Engine(cfg, events.append, workspace=workspace)
     engine.run()
+    cfg = copy.deepcopy(cfg)
     cfg.data.replay = 0.1
+    cfg.data.path = ""
+    cfg.data.sources = [SourceConfig(str(small_data), max_rows=60),
+                        SourceConfig("sample:support-tickets-heldout", max_rows=20)]
     setups = []
     for _ in range(2):
         setups.append([])
@@ -169,7 +175,7 @@ def drift_run(tiny_model_dir, small_data, tmp_path_factory):
             again.setup()
         finally:
             again.cleanup()
-    return engine, events, setups
+    return engine, events, (setups, cfg)
 
 
 def test_a_tiny_run_on_unrelated_data_reports_rising_drift_in_its_events(drift_run):
@@ -195,19 +201,28 @@ def test_a_tiny_run_on_unrelated_data_reports_rising_drift_in_its_events(drift_r
         assert fix in drift[0].detail
 
 
-def test_replay_adds_the_expected_rows_and_answers_are_cached_for_the_next_setup(drift_run):
-    _, events, (first, second) = drift_run
+def test_replay_joins_the_mixed_sources_and_answers_are_cached_for_the_next_setup(drift_run):
+    from core.data import load_data, split_examples
+
+    _, events, ((first, second), cfg) = drift_run
     assert next(e for e in events if isinstance(e, RunStarted)).num_train_rows == 86
+    mixed = load_data(cfg.data, cfg.optim.seed)
+    task = len(split_examples(mixed.examples, 0.1, cfg.optim.seed)[0])
+    extra = replay_rows(task, 0.1)
+    assert task == 72 and extra == 8
     started = next(e for e in first if isinstance(e, RunStarted))
-    assert started.num_train_rows == 86 + replay_rows(86, 0.1) == 96
+    assert started.num_train_rows == task + extra
     log = [e.message for e in first if isinstance(e, MessageLogged)]
-    assert any("Replay (data.replay 0.1): 10 rows" in m for m in log)
-    # the 8 probe answers are cached from the run; only the 10 replay prompts are asked
-    assert any(m == "Computing base answers 10/10…" for m in log)
+    assert any(m.startswith("Source ") and "60 used" in m for m in log)  # the mix's own lines
+    assert f"Source replay (data.replay 0.1): {extra} rows of the base model's own answers to " \
+           f"prompts of {GENERAL_PROMPTS} join the {task} task rows (10% of the " \
+           f"{task + extra} training rows)." in log
+    # the 8 probe answers are cached from the run; only the replay prompts are asked
+    assert f"Computing base answers {extra}/{extra}…" in log
     log = [e.message for e in second if isinstance(e, MessageLogged)]
     assert not any(m.startswith("Computing base answers") for m in log)
-    assert "Base answers to 18 general prompts: all from the cache." in log
-    assert next(e for e in second if isinstance(e, RunStarted)).num_train_rows == 96  # same rows
+    assert f"Base answers to {8 + extra} general prompts: all from the cache." in log
+    assert next(e for e in second if isinstance(e, RunStarted)).num_train_rows == task + extra
     files = list(Path(forgetting.answers_dir()).glob("*.jsonl"))
     assert files and all(len(f.read_text().splitlines()) >= 8 for f in files)
 
@@ -267,3 +282,19 @@ def test_review_offers_the_general_prompts_and_reads_them_without_answers(tmp_pa
     prompts, described = load_prompts(GENERAL_SAMPLE, limit=10)
     assert described == GENERAL_SAMPLE and len(prompts) == 10
     assert all(p.reference is None and p.messages[-1]["role"] == "user" for p in prompts)
+
+
+def test_tunetop_train_prints_drift_at_each_evaluation_and_the_alert(drift_run):
+    from io import StringIO
+
+    from rich.console import Console
+
+    from tui.cli.train import EXIT_FINISHED, _print_events
+
+    _, events, _ = drift_run
+    out = StringIO()
+    assert _print_events(iter(events), Console(file=out, width=400)) == EXIT_FINISHED
+    text = out.getvalue()
+    assert "general drift on 8 prompts" in text  # the start line
+    assert text.count("; general drift +") == 2  # each evaluation's line
+    assert text.count("General drift rising: forgetting: Step 12:") == 1

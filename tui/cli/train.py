@@ -134,9 +134,12 @@ def _train_detached(config: RunConfig, workspace: str, resume: str | None, detac
 
 
 def _print_events(events: Iterable[Any], console) -> int:
-    """Show a run's events as a progress bar and lines; the exit code of its final event."""
+    """Show a run's events as a progress bar and lines, with the alerts the Train screen
+    would raise (overfitting, forgetting...); the exit code of its final event."""
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
     from rich.text import Text
+
+    from core.alerts import AlertTracker
 
     from core.events import (
         MessageLogged,
@@ -161,8 +164,16 @@ def _print_events(events: Iterable[Any], console) -> int:
     task = None
     code = EXIT_FAILED
     run_dir: Path | None = None
+    alerts = AlertTracker()
+
+    def show_alerts(raised: list) -> None:
+        for alert in raised:
+            progress.console.print(Text(f"{alert.title}: {alert.detail}",
+                                        style="bold red" if alert.level == "error" else "yellow"))
+
     with progress:
         for event in events:
+            raised = alerts.update(event)
             if isinstance(event, StepLogged):
                 if task is not None:
                     progress.update(
@@ -170,6 +181,7 @@ def _print_events(events: Iterable[Any], console) -> int:
                         metrics=f"loss {event.loss:.4f} lr {event.learning_rate:.2e} "
                                 f"{event.tokens_per_second:,.0f} tok/s",
                     )
+                show_alerts(raised)
                 continue
             line, style = describe_event(event), ""
             if isinstance(event, RunStarted):
@@ -192,4 +204,6 @@ def _print_events(events: Iterable[Any], console) -> int:
                         and latest_checkpoint(run_dir) is not None:
                     line += f" Resume with `tunetop train --resume {run_dir}`."
             progress.console.print(Text(line, style=style))
+            if not isinstance(event, (MessageLogged, RunFailed)):  # those lines say it already
+                show_alerts(raised)
     return code
