@@ -479,3 +479,18 @@ async def demo_run_before(pilot: Any) -> None:
             break
         await pilot.pause(0.025)
     await pilot.pause()
+
+
+def drift_series(run_dir: str = "runs/drift-run",
+                 drifts: Iterable[float] = (0.05, 0.15, 0.32, 0.45, 0.6)) -> list[Event]:
+    """A run whose general drift (threshold 0.3, 32 prompts) rises at each evaluation."""
+    drifts = iter(drifts)
+    events = []
+    for event in training_series(total=100, eval_every=20, run_dir=run_dir):
+        if isinstance(event, RunStarted):
+            event = replace(event, general_prompts=32, drift_threshold=0.3)
+        elif isinstance(event, EvalLogged):
+            drift = next(drifts)
+            event = replace(event, general_loss=1.2 + drift, general_drift=drift)
+        events.append(event)
+    return events

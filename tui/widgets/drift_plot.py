@@ -79,11 +79,13 @@ class DriftPlot(ChartBase):
         if data["evals"]:
             xs, ys = downsample(data["evals"], target)
             plt.plot(xs, ys, color="orange", marker="dot", yside="left")
+        steps = [p[0] for p in data["evals"]] + [p[0] for p in data["drifts"]]
         if data["drifts"]:
             xs, ys = downsample(data["drifts"], target)
-            plt.plot(xs, ys, color="magenta", marker="braille", yside="right")
             if data["threshold"] is not None:
-                plt.horizontal_line(data["threshold"], color="red", yside="right")
-        steps = [p[0] for p in data["evals"]] + [p[0] for p in data["drifts"]]
+                # a two-point line, not horizontal_line: that one stretches the left axis
+                plt.plot([min(steps), max(steps)], [data["threshold"]] * 2, color="red",
+                         marker="┄", yside="right")
+            plt.plot(xs, ys, color="magenta", marker="braille", yside="right")
         if steps:
             plt.xticks(step_ticks(min(steps), max(steps)))

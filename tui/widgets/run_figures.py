@@ -57,15 +57,18 @@ def figure_rows(progress: RunProgress, state: str, now: float) -> list[tuple[str
     ckpt = str(len(p.checkpoints))
     if p.checkpoints:
         ckpt += f" · {p.checkpoints[-1].rstrip('/').rsplit('/', 1)[-1]}"
-    drift = ([("Drift", format_number(p.general_drift, "+.3f"))]
-             if p.general_drift is not None else [])  # only runs that measure it
+    samples = [("Samples/s", format_number(p.samples_per_second, ",.1f"))]
+    # Drift (only for runs that measure it) takes the place of Samples/s, so that it shows
+    # in the rows an 80x24 terminal has room for.
+    drift = ([("Drift", format_number(p.general_drift, "+.3f")), *samples]
+             if p.general_drift is not None else [])
     return [
         ("Step", f"{p.step:,} / {p.total_steps:,}{pct}" if p.total_steps else f"{p.step:,}"),
         ("Epoch", format_number(p.epoch, ".2f") if p.step else "—"),
         ("Elapsed", format_duration(p.elapsed_seconds(now))),
         ("ETA", format_duration(p.eta_seconds()) if state in ("running", "following", "stopping") else "—"),
         ("Tokens/s", format_number(p.tokens_per_second, ",.0f")),
-        ("Samples/s", format_number(p.samples_per_second, ",.1f")),
+        *([] if drift else samples),
         ("Loss", format_number(p.loss, ".4f")),
         ("Val loss", format_number(p.eval_loss, ".4f")),
         ("Best val", best),
