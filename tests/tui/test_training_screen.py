@@ -142,7 +142,7 @@ async def test_chart_key_switches_to_learning_rate_and_grad_norm(app_factory):
         # Data that arrives while a chart is hidden is drawn when it is shown.
         await pilot.press("g")
         loss.add_eval(101, 0.01)
-        await pilot.press("g")
+        await pilot.press("g", "g")
         await pilot.pause()
         assert loss.settled and loss.builds == built[0] + 1 and "0.0100@101" in str(loss.border_subtitle)
 
