@@ -30,6 +30,7 @@ from __future__ import annotations
 import contextlib
 import json
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -37,6 +38,7 @@ from typing import Any
 
 from core.config import ModelConfig, RunConfig
 from core.rundir import CHECKPOINTS_DIR, COMPLETE_MARKER, CONFIG_FILE, FINAL_DIR, latest_checkpoint
+from core.units import format_duration
 
 DEFAULT_BATCH_SIZE = 8
 """Prompts generated together; 8 keeps a 7B model's KV cache small on one GPU."""
@@ -322,10 +324,12 @@ class TextGenerator:
 
     def generate(self, conversations: Sequence[Sequence[dict[str, str]]],
                  settings: GenerationSettings, seed: int = 0,
-                 stop: threading.Event | None = None) -> list[str]:
+                 stop: threading.Event | None = None,
+                 on_token: Callable[[int], None] | None = None) -> list[str]:
         """Answers for one batch of prompt conversations (left padded, one forward per token).
 
         ``seed`` seeds sampling for this batch. ``stop`` ends generation at the next token.
+        ``on_token(n)`` is called after the ``n``-th new token of the batch (for progress).
         The model's own generation defaults (repetition penalty, top_k...) are not used: the
         stored settings describe the decoding completely.
         """
@@ -343,7 +347,12 @@ class TextGenerator:
         class StopRequested(StoppingCriteria):
             """Ends every sequence once the caller sets ``stop`` (checked once per token)."""
 
+            made = 0
+
             def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> Any:
+                if on_token is not None:
+                    self.made += 1
+                    on_token(self.made)
                 return torch.full((input_ids.shape[0],), bool(stop and stop.is_set()),
                                   dtype=torch.bool, device=input_ids.device)
 
@@ -497,6 +506,48 @@ PairGenerator = Callable[[PairRequest, Callable[[str], None]], Iterator[Generate
 """``(request, on_status) -> pairs``: :func:`generate_pairs`, or a fake in tests."""
 
 
+class _PairProgress:
+    """Status lines while pairs generate: batch, side, tokens, prompts/s and time left.
+
+    A batch can take a minute on a CPU, so the line moves with each token (at most 4 times a
+    second), not only between batches.
+    """
+
+    def __init__(self, prompts: int, size: int, max_new_tokens: int,
+                 say: Callable[[str], None]) -> None:
+        self.prompts, self.size, self.max_new_tokens, self.say = prompts, size, max_new_tokens, say
+        self.batches = -(-prompts // size)
+        self.done = 0
+        self.started = time.monotonic()
+        self._last = 0.0
+
+    def side(self, name: str) -> Callable[[int], None]:
+        """The ``on_token`` callback for side ``name`` of the current batch."""
+        batch = self.done // self.size + 1
+        head = f"Generating batch {batch}/{self.batches} · model {name}"
+        self.say(f"{head}…{self._rate()}")
+        self._last = time.monotonic()
+
+        def on_token(n: int) -> None:
+            now = time.monotonic()
+            if now - self._last >= 0.25:
+                self._last = now
+                self.say(f"{head}: token {n}/{self.max_new_tokens}{self._rate()}")
+
+        return on_token
+
+    def batch_done(self, count: int) -> None:
+        """Count ``count`` more prompts answered by both sides."""
+        self.done += count
+
+    def _rate(self) -> str:
+        if not self.done:
+            return ""
+        rate = self.done / max(time.monotonic() - self.started, 1e-9)
+        left = (self.prompts - self.done) / rate
+        return f" · {rate:.2f} prompts/s · about {format_duration(left)} left"
+
+
 def generate_pairs(request: PairRequest, on_status: Callable[[str], None] | None = None,
                    ) -> Iterator[GeneratedPair]:
     """Answers of A and B for each prompt from ``request.start`` on, one batch at a time.
@@ -509,15 +560,18 @@ def generate_pairs(request: PairRequest, on_status: Callable[[str], None] | None
     gen_a, gen_b = load_generators([request.a, request.b], request.device, say)
     todo = request.conversations[request.start:]
     size = request.settings.batch_size
+    progress = _PairProgress(len(todo), size, request.settings.max_new_tokens, say)
     for offset in range(0, len(todo), size):
         if request.stop.is_set():
             return
         batch = todo[offset:offset + size]
         first = request.start + offset
-        say(f"Generating prompts {first + 1}-{first + len(batch)} of {len(request.conversations)}…")
         seed = request.settings.seed + first // size
-        out_a = gen_a.generate(batch, request.settings, seed, request.stop)
-        out_b = gen_b.generate(batch, request.settings, seed, request.stop)
+        out_a = gen_a.generate(batch, request.settings, seed, request.stop,
+                               progress.side("A"))
+        out_b = gen_b.generate(batch, request.settings, seed, request.stop,
+                               progress.side("B"))
+        progress.batch_done(len(batch))
         if request.stop.is_set():
             return  # answers cut short by the stop request are not kept
         for i, (a, b) in enumerate(zip(out_a, out_b)):

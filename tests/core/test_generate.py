@@ -167,13 +167,17 @@ def test_run_adapter_against_its_base_shares_one_model(trained_run, untied_model
     statuses: list[str] = []
     pairs = list(generate_pairs(request, statuses.append))
     assert [p.index for p in pairs] == list(range(5))
-    assert any("adapter" in s for s in statuses) and any("Generating prompts 5-5" in s for s in statuses)
+    assert any("adapter" in s for s in statuses) and any("Generating batch 2/2 · model B" in s for s in statuses)
+    assert any("prompts/s · about" in s for s in statuses)  # a rate and time left after batch 1
     # A (adapter disabled) answers exactly like the plain base model.
     (plain,) = load_generators([resolve_ref(str(untied_model_dir))], device="cpu")
     assert [p.output_a for p in pairs] == [t for _, t in plain.generate_all(conversations[:5], settings)]
     assert [p.output_a for p in pairs] != [p.output_b for p in pairs]
     # B with batches equals B one prompt at a time, through the adapter.
     assert [p.output_b for p in pairs] == gen_b.generate_one_by_one(conversations[:5], settings)
+    made: list[int] = []  # the progress callback counts each new token of the batch
+    gen_b.generate(conversations[:2], settings, on_token=made.append)
+    assert made == list(range(1, len(made) + 1)) and 1 <= len(made) <= settings.max_new_tokens
 
 
 def test_compare_command_end_to_end_on_a_real_run(trained_run, capsys):
@@ -187,3 +191,29 @@ def test_compare_command_end_to_end_on_a_real_run(trained_run, capsys):
     review = ReviewSet.open(trained_run / "review" / "e2e")
     assert review.complete and len(review.items) == 3
     assert review.meta["b"]["kind"] == "checkpoint" and review.meta["a"]["kind"] == "base"
+
+
+def test_compare_status_rewrites_one_line_on_a_terminal_and_writes_phases_to_a_pipe():
+    import io
+
+    from tui.cli.compare import StatusLine
+
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    said = ["Loading base on cpu…", "Generating batch 1/2 · model A…",
+            "Generating batch 1/2 · model A: token 5/64", "Generating batch 1/2 · model A: token 9/64",
+            "Generating batch 1/2 · model B…", "Generating batch 1/2 · model B: token 3/64"]
+    pipe = io.StringIO()
+    line = StatusLine(pipe)
+    for text in said:
+        line.show(text)
+    assert pipe.getvalue().splitlines() == [said[0], said[1], said[4]]
+    term = Terminal()
+    line = StatusLine(term)
+    for text in said:
+        line.show(text)
+    line.clear()
+    assert "\n" not in term.getvalue() and term.getvalue().endswith("\r\x1b[K")
+    assert term.getvalue().count("\r\x1b[K") == len(said) + 1

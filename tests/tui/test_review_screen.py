@@ -296,6 +296,31 @@ async def test_narrow_terminal_stacks_answers_and_reference_toggles(tmp_path):
         assert left.region.y == right.region.y and left.region.x < right.region.x
 
 
+async def test_prompt_pane_shows_the_user_turn_first_and_y_shows_the_system_prompt(tmp_path):
+    """At 80x24 a long system prompt would fill the prompt pane: it comes last, on one line."""
+    system = "You are the support desk of a shop. " * 12
+    rows = [{"messages": [{"role": "system", "content": system},
+                          {"role": "user", "content": f"Ticket {n}: my order is late."},
+                          {"role": "assistant", "content": "{}"}]} for n in (1, 2)]
+    prompts = tmp_path / "p.jsonl"
+    prompts.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    app = review_app(tmp_path / "runs")
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await open_review(pilot)
+        await start_generation(pilot, screen, prompts)
+        await pilot.pause(0.1)
+        pane = screen.query_one("#review-prompt")
+        assert pane.region.height >= 3
+        text = shown(pane.query_one("Static")).splitlines()
+        assert text[0].startswith("user: Ticket 1")
+        assert text[-1].startswith("system: You are the support desk") and "y: whole" in text[-1]
+        await pilot.press("y")
+        text = shown(pane.query_one("Static"))
+        assert system.strip() in " ".join(text.split()) and "y: whole" not in text
+        await pilot.press("y")
+        assert "y: whole" in shown(pane.query_one("Static"))
+
+
 async def test_review_run_message_preselects_the_run(tmp_path):
     """Opening a finished run from the training screen picks its adapter, base and split."""
     workspace = tmp_path / "runs"

@@ -119,8 +119,11 @@ def compare_main(a: str | None = None, b: str | None = None, prompts: str | None
     done = [len(review.items)]
     started = time.monotonic()
 
+    status = StatusLine(sys.stdout)
+
     def show_items(new: list) -> None:
         """Print one progress line per new item."""
+        status.clear()
         done[0] += len(new)
         rate = (done[0] - len(review.items)) / max(time.monotonic() - started, 1e-9)
         print(f"[{done[0]}/{review.total}] generated ({rate:.2f} prompts/s)", flush=True)
@@ -137,7 +140,7 @@ def compare_main(a: str | None = None, b: str | None = None, prompts: str | None
         from core.models import ModelError
 
         generate_into(review, request, generator or generate_pairs,
-                      on_status=lambda text: print(text, flush=True), on_items=show_items)
+                      on_status=status.show, on_items=show_items)
     except (ModelError, GenerationError) as exc:
         return _fail(str(exc), 1)
     except Exception as exc:  # CUDA out of memory, a broken adapter: say so, keep what is saved
@@ -146,6 +149,7 @@ def compare_main(a: str | None = None, b: str | None = None, prompts: str | None
         return _fail(f"generation failed: {type(exc).__name__}: {exc}.{hint} Answers so far are "
                      f"saved; continue with --resume {review.path}", 1)
     finally:
+        status.clear()
         if main_thread:
             signal.signal(signal.SIGINT, previous)
     if request.stop.is_set():
@@ -155,3 +159,36 @@ def compare_main(a: str | None = None, b: str | None = None, prompts: str | None
     print(f"done in {time.monotonic() - started:.1f}s: open it on the review screen "
           f"(tunetop, key 4) to judge blind.")
     return 0
+
+
+class StatusLine:
+    """Generation status on a terminal: one line rewritten in place as tokens come.
+
+    Piped into a file, only a new phase is written (not every token count), so a log stays
+    readable.
+    """
+
+    def __init__(self, stream: Any) -> None:
+        self.stream = stream
+        self.tty = stream.isatty()
+        self._open = False
+        self._phase = ""
+
+    def show(self, text: str) -> None:
+        """Show ``text``: in place on a terminal, as a line when its phase is new otherwise."""
+        if self.tty:
+            self.stream.write(f"\r\x1b[K{text}")
+            self.stream.flush()
+            self._open = True
+            return
+        phase = text.split(": token ")[0].rstrip("…")
+        if phase != self._phase:
+            self._phase = phase
+            print(text, file=self.stream, flush=True)
+
+    def clear(self) -> None:
+        """End the line being rewritten, so the next output starts on its own line."""
+        if self._open:
+            self.stream.write("\r\x1b[K")
+            self.stream.flush()
+            self._open = False

@@ -51,7 +51,8 @@ from tui.widgets.review_judge import ReviewJudge
 from tui.widgets.review_results import ReviewResults
 from tui.widgets.review_setup import ReviewSetup
 
-JUDGE_ACTIONS = frozenset({"judge", "undo", "move", "next_unjudged", "toggle_reference"})
+JUDGE_ACTIONS = frozenset({"judge", "undo", "move", "next_unjudged", "toggle_reference",
+                           "toggle_system"})
 """Actions that only make sense while judging an item."""
 
 
@@ -82,6 +83,8 @@ class ReviewScreen(Screen):
                 tooltip="which model wrote each side (asks first)", id="review.reveal"),
         Binding("e", "toggle_reference", "Reference", show=False,
                 tooltip="answer, shown or hidden", id="review.reference"),
+        Binding("y", "toggle_system", "System prompt", show=False,
+                tooltip="whole or one line", id="review.system"),
         Binding("m", "export('markdown')", "Markdown", tooltip="export",
                 id="review.export-markdown"),
         Binding("c", "export('csv')", "CSV", tooltip="export",
@@ -109,6 +112,8 @@ class ReviewScreen(Screen):
     """A generation worker is running."""
     show_reference: reactive[bool] = reactive(False)
     """The reference answer pane is open."""
+    show_system: reactive[bool] = reactive(False)
+    """The prompt's system turn is shown whole."""
 
     class SetReady(Message):
         """The generation worker created (or reopened) the review set it fills."""
@@ -148,7 +153,8 @@ class ReviewScreen(Screen):
         yield Header()
         with ContentSwitcher(initial="review-setup", id="review-views"):
             yield ReviewSetup(id="review-setup").data_bind(ReviewScreen.generating)
-            yield ReviewJudge(id="review-judge").data_bind(ReviewScreen.show_reference)
+            yield ReviewJudge(id="review-judge").data_bind(ReviewScreen.show_reference,
+                                                            ReviewScreen.show_system)
             yield ReviewResults(id="review-results")
         yield Footer()
 
@@ -416,6 +422,11 @@ class ReviewScreen(Screen):
     def action_toggle_reference(self) -> None:
         """Show or hide the reference answer."""
         self.show_reference = not self.show_reference
+        self._refresh_item()
+
+    def action_toggle_system(self) -> None:
+        """Show the prompt's system turn whole, or as one line."""
+        self.show_system = not self.show_system
         self._refresh_item()
 
     # --- results, reveal and export ------------------------------------------------------

@@ -38,6 +38,8 @@ class ReviewJudge(Vertical):
 
     show_reference: reactive[bool] = reactive(False)
     """The reference answer pane is open (bound to the screen's)."""
+    show_system: reactive[bool] = reactive(False)
+    """The system prompt is shown whole (bound to the screen's); one line otherwise."""
 
     def compose(self) -> ComposeResult:
         """Status line, settings line, prompt, reference, then the two answers."""
@@ -92,7 +94,7 @@ class ReviewJudge(Vertical):
             left.content = right.content = ""
             left.mark = right.mark = ""
             return
-        prompt.content = render_conversation(item.messages)
+        prompt.content = render_conversation(item.messages, self.show_system)
         prompt.border_title = f"Prompt {item.index + 1}"
         self.query_one("#review-reference", ReviewTextPane).content = (
             item.reference if item.reference is not None

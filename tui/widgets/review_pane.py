@@ -18,16 +18,32 @@ MARKS = ("better", "worse", "tie", "bad", "skip", "")
 """Verdict marks a pane can carry: its border colour shows the current judgement."""
 
 
-def render_conversation(messages: Sequence[dict[str, str]]) -> Text:
-    """The prompt turns, one paragraph each, role names dimmed, system turns muted."""
+def render_conversation(messages: Sequence[dict[str, str]], show_system: bool = False) -> Text:
+    """The prompt turns, one paragraph each, role names dimmed; the system prompt comes last.
+
+    The user's turn is what a reviewer reads first, and a long system prompt would fill a
+    small pane: it is one dim line unless ``show_system``.
+    """
     text = Text()
-    for i, message in enumerate(messages):
+    turns = [m for m in messages if m.get("role") != "system"]
+    for i, message in enumerate(turns):
         if i:
             text.append("\n")
-        role = message.get("role", "")
-        text.append(f"{role}: ", style="bold dim" if role == "system" else "bold")
-        text.append(message.get("content", ""), style="dim" if role == "system" else "")
+        text.append(f"{message.get('role', '')}: ", style="bold")
+        text.append(message.get("content", ""))
+    for message in (m for m in messages if m.get("role") == "system"):
+        content = message.get("content", "")
+        first = content.splitlines()[0] if content else ""
+        if not show_system and (len(first) > SYSTEM_PREVIEW or first != content):
+            content = f"{first[:SYSTEM_PREVIEW].rstrip()}… (y: whole system prompt)"
+        text.append("\n" if turns else "")
+        text.append("system: ", style="bold dim")
+        text.append(content, style="dim")
     return text
+
+
+SYSTEM_PREVIEW = 48
+"""Characters of a collapsed system prompt."""
 
 
 class ReviewTextPane(VerticalScroll):

@@ -12,6 +12,7 @@ from textual.app import RenderResult
 from textual.widget import Widget
 
 from core.runs import RunProgress
+from core.units import format_duration
 
 STATE_STYLES = {
     "idle": "dim",
@@ -23,18 +24,6 @@ STATE_STYLES = {
     "stopped": "yellow",
     "failed": "bold red",
 }
-
-
-def format_duration(seconds: float | None) -> str:
-    """``H:MM:SS`` (or ``D d H:MM:SS``); an em dash when unknown."""
-    if seconds is None or not math.isfinite(seconds):
-        return "—"
-    seconds = int(round(max(seconds, 0)))
-    days, rest = divmod(seconds, 86400)
-    hours, rest = divmod(rest, 3600)
-    minutes, secs = divmod(rest, 60)
-    text = f"{hours}:{minutes:02d}:{secs:02d}"
-    return f"{days}d {text}" if days else text
 
 
 def format_number(value: float | None, pattern: str) -> str:
