@@ -333,12 +333,15 @@ class TextGenerator:
         The model's own generation defaults (repetition penalty, top_k...) are not used: the
         stored settings describe the decoding completely.
         """
-        return [answer for answer, _ in self.generate_with_ends(conversations, settings, seed, stop)]
+        return [answer for answer, _ in self.generate_with_ends(conversations, settings, seed, stop,
+                                                                 on_token=on_token)]
 
     def generate_with_ends(self, conversations: Sequence[Sequence[dict[str, str]]],
                            settings: GenerationSettings, seed: int = 0,
                            stop: threading.Event | None = None,
-                           strip: bool = True) -> list[tuple[str, bool]]:
+                           strip: bool = True,
+                           on_token: Callable[[int], None] | None = None,
+                           ) -> list[tuple[str, bool]]:
         """:meth:`generate`, each answer with whether it ended (an end-of-turn token came
         before ``max_new_tokens`` ran out); ``strip`` off keeps the whitespace around it."""
         import torch
