@@ -57,6 +57,7 @@ class EventCallback(TrainerCallback):
     ) -> None:
         self.sink = sink
         self.probe = probe
+        self._probe_timed = False
         self.stop_requested = stop_requested
         self.save_requested = save_requested
         self.tokens = tokens
@@ -141,8 +142,11 @@ class EventCallback(TrainerCallback):
         else:
             self.evals_without_improvement += 1
         general_loss = general_drift = None
+        probe_seconds = None
         if self.probe is not None and kwargs.get("model") is not None:
+            started = time.monotonic()
             general_loss, general_drift = self.probe.measure(kwargs["model"])
+            probe_seconds = time.monotonic() - started
         self.sink(
             EvalLogged(
                 step=state.global_step,
@@ -153,6 +157,14 @@ class EventCallback(TrainerCallback):
                 general_drift=general_drift,
             )
         )
+        if probe_seconds is not None and not self._probe_timed:
+            # once per run: what the drift measurement adds to an evaluation, in the log
+            self._probe_timed = True
+            val = _float_or_nan((metrics or {}).get("eval_runtime"))
+            self.sink(MessageLogged(
+                level="info",
+                message=f"General drift took {probe_seconds:.1f}s at this evaluation "
+                        f"({self.probe.prompts} prompts); the validation loss took {val:.1f}s."))
         if self.patience and self.evals_without_improvement >= self.patience:
             self.early_stopped = True
             control.should_training_stop = True

@@ -189,6 +189,8 @@ def test_a_tiny_run_on_unrelated_data_reports_rising_drift_in_its_events(drift_r
     log = [e.message for e in events if isinstance(e, MessageLogged)]
     base = next(m for m in log if m.startswith("General drift: 8 prompts"))
     base_loss = float(base.split("is ")[1].split(" per")[0])
+    timed = [m for m in log if m.startswith("General drift took ")]  # its cost, once per run
+    assert len(timed) == 1 and "(8 prompts); the validation loss took" in timed[0]
     assert abs(evals[1].general_loss - evals[1].general_drift - base_loss) < 1e-3
     on_disk, _ = read_events(str(engine.run_dir / "events.jsonl"))
     assert [(e.general_loss, e.general_drift) for e in on_disk if isinstance(e, EvalLogged)] == \
