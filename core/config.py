@@ -539,6 +539,11 @@ def _forgetting_problems(cfg: RunConfig) -> list[ConfigProblem]:
     if not 0 <= replay <= 0.5:
         out.append(ConfigProblem("data.replay", f"{replay} must be a share between 0 and 0.5.",
                                  "Use 0.05-0.2, or 0 for no replay."))
+    if e.general_sample > 0 and cfg.data.validation_fraction == 0:
+        out.append(ConfigProblem("eval.general_sample", "drift is measured at evaluations, and "
+                                 "data.validation_fraction 0 holds out no rows, so it is not "
+                                 "measured.", "Hold out rows (data.validation_fraction 0.1), or "
+                                 "set eval.general_sample 0.", "warning"))
     if e.general_sample > 0 or replay > 0:
         text = e.general_prompts.strip()
         if not text:

@@ -90,6 +90,11 @@ def test_config_validates_the_forgetting_fields(tmp_path):
             "data.replay", "eval.general_prompts"} <= fields
     loaded = RunConfig.from_dict({"eval": {"general_sample": 0}, "data": {"replay": 0.05}})
     assert loaded.eval.general_sample == 0 and loaded.data.replay == 0.05 and not loaded.validate()
+    cfg = RunConfig.from_dict({"data": {"validation_fraction": 0}})  # nothing to evaluate on
+    assert [(p.field, p.severity) for p in cfg.validate()] == [("eval.general_sample", "warning")]
+    cfg = RunConfig.from_dict({"eval": {"general_prompts": "sample:nope", "drift_threshold": 0}})
+    assert {p.field for p in cfg.errors()} == {"eval.general_prompts", "eval.drift_threshold"}
+    assert "is not a bundled sample" in str(cfg.errors()[0]) + str(cfg.errors()[1])
 
 
 # --- the metric on a tiny real model ---------------------------------------------------------
