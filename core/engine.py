@@ -428,7 +428,7 @@ class Engine:
         """Ask the base model the general prompts (answers cached per model, template and cap):
         the drift probe of the evaluations, and the replay rows of ``data.replay``, returned."""
         from core import forgetting
-        from core.data import RenderOptions, read_prompts, replay_rows
+        from core.data import DataError, RenderOptions, read_prompts, replay_rows
         from core.models import padding_free_refusal
 
         cfg, inputs = self.config, self._inputs
@@ -448,7 +448,11 @@ class Engine:
                      "them.", level="warning")
             return []
         self.phase = "general prompts"
-        prompts, problems = read_prompts(e.general_prompts)
+        try:
+            prompts, problems = read_prompts(e.general_prompts)
+        except DataError as exc:  # named as the field it came from
+            message = str(exc).removesuffix(f" Fix: {exc.fix}")
+            raise ConfigError([ConfigProblem("eval.general_prompts", message, exc.fix)]) from exc
         if problems:
             self.log(f"{len(problems)} rows of {e.general_prompts} are not prompts and are left "
                      f"out; first: {problems[0]}", level="warning")

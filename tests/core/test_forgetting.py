@@ -305,3 +305,19 @@ def test_tunetop_train_prints_drift_at_each_evaluation_and_the_alert(drift_run):
     assert "general drift on 8 prompts" in text  # the start line
     assert text.count("; general drift +") == 2  # each evaluation's line
     assert text.count("General drift rising: forgetting: Step 12:") == 1
+
+
+def test_a_prompts_file_without_prompts_fails_the_run_naming_the_field(tiny_model_dir, small_data,
+                                                                       tmp_path):
+    from core.engine import Engine
+    from core.events import RunFailed
+
+    bad = tmp_path / "general.jsonl"
+    bad.write_text('{"text": "not a prompt"}\n')
+    cfg = tiny_run_config(tiny_model_dir, small_data)
+    cfg.eval.general_prompts = str(bad)
+    events: list = []
+    Engine(cfg, events.append, workspace=tmp_path / "runs").run()
+    assert isinstance(events[-1], RunFailed)
+    assert events[-1].reason.startswith(f"eval.general_prompts: {bad} holds no prompt.")
+    assert "line 1" in events[-1].reason and "'messages' list ending in a user turn" in events[-1].reason
