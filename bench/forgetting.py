@@ -19,7 +19,8 @@ beside the validation loss (the engine logs both once per run).
     python bench/forgetting.py [--max-steps N] [--eval-steps N] [--score N] [--variants lora,full,replay]
 
 The defaults are the sample's own 40 steps (about 10 minutes a variant on a 2-core CPU); a
-brief check: ``--max-steps 6 --eval-steps 3 --score 16``.
+brief check: ``--max-steps 2 --eval-steps 1 --score 8 --general-sample 8
+--general-max-new-tokens 16 --replay 0.02`` (figures of no weight, a check that it all runs).
 """
 
 from __future__ import annotations
@@ -49,6 +50,8 @@ def variant_config(name: str, args: argparse.Namespace):
         config.optim.learning_rate = args.full_lr
     elif name == "replay":
         config.data.replay = args.replay
+    config.eval.general_sample = args.general_sample
+    config.eval.general_max_new_tokens = args.general_max_new_tokens
     return config
 
 
@@ -88,6 +91,10 @@ def main() -> None:
     parser.add_argument("--full-lr", type=float, default=2e-4, help="Learning rate of the full run.")
     parser.add_argument("--replay", type=float, default=0.1, help="data.replay of the replay run.")
     parser.add_argument("--variants", default="lora,full,replay", help="Which runs, in order.")
+    parser.add_argument("--general-sample", type=int, default=32,
+                        help="eval.general_sample (the default: 32 prompts).")
+    parser.add_argument("--general-max-new-tokens", type=int, default=48,
+                        help="eval.general_max_new_tokens (the default: 48).")
     args = parser.parse_args()
 
     from core.data import load_examples
@@ -114,8 +121,9 @@ def main() -> None:
                 rows.append(("base", None, [], exact_match(base_ref, prompts, references, settings)))
             rows.append((name, seconds, evals, exact_match(tuned_ref, prompts, references, settings)))
 
-    print(f"\n{args.max_steps} steps per run, evaluation every {args.eval_steps}; exact match on "
-          f"{len(prompts)} held-out tickets (greedy, 64 new tokens)")
+    print(f"\n{args.max_steps} steps per run, evaluation every {args.eval_steps}; drift on "
+          f"{args.general_sample} general prompts (answers of at most {args.general_max_new_tokens} "
+          f"tokens); exact match on {len(prompts)} held-out tickets (greedy, 64 new tokens)")
     print(f"{'':<8}{'wall':>7}{'val loss':>10}{'drift':>9}{'exact':>8}  drift at each evaluation")
     for name, seconds, evals, match in rows:
         wall = f"{seconds / 60:.1f}m" if seconds is not None else ""

@@ -535,12 +535,15 @@ class Engine:
                 self.log(f"Computing base answers {done}/{total}…")
 
         padding, tokenizer.padding_side = tokenizer.padding_side, "left"  # answers follow prompts
+        training = model.training
+        model.eval()  # no dropout: the base's greedy answers, the same every time
         started = time.monotonic()
         try:
             answers, made = forgetting.base_answers(generate, prompts, cache, progress,
                                                     write=self.is_main, stop=self._stop)
         finally:
             tokenizer.padding_side = padding
+            model.train(training)
         if answers is not None:
             where = (f"generated {made} in {time.monotonic() - started:.0f}s" if made
                      else "all from the cache")

@@ -36,7 +36,9 @@ class RunSummary:
     general_drift: float | None = None
     """General drift at the last evaluation (up to the checkpoint); ``None`` if not measured."""
     general_loss: float | None = None
+    """Loss per token on the base model's answers to the general prompts, at that evaluation."""
     general_prompts: int = 0
+    """General prompts drift was measured on (0 when it was not)."""
 
 
 def summarize_run(run_dir: str | Path, checkpoint: int | None = None) -> RunSummary:
