@@ -52,3 +52,22 @@ async def test_a_run_without_drift_says_so_and_keeps_its_figures(app_factory):
         plot = screen.query_one(DriftPlot)
         await wait_for(pilot, lambda: plot.settled and plot.replots >= 1)
         assert "drift not measured" in str(plot.border_subtitle) and not plot.drifts
+
+
+async def test_runs_list_shows_each_runs_drift_at_80x24(app_factory, tmp_path):
+    from test_runs_screen import open_runs, write_run
+    from textual.widgets import DataTable
+
+    ws = tmp_path / "runs"
+    write_run(ws, "forgets", drift_series())
+    write_run(ws, "no-drift", training_series())
+    app = app_factory(workspace=ws)
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await open_runs(pilot)
+        table = screen.query_one(DataTable)
+        drift = [c.key.value for c in table.ordered_columns].index("drift")
+        assert table.get_row(str(ws / "forgets"))[drift] == "+0.600"
+        assert table.get_row(str(ws / "no-drift"))[drift] == "—"
+        # the drift column is on screen at 80 columns, beside the best validation loss
+        end = sum(c.get_render_width(table) for c in table.ordered_columns[:drift + 1])
+        assert end <= table.size.width - 20
