@@ -18,6 +18,7 @@ from core.generate import GenerationSettings
 from core.review import (
     CSV_COLUMNS,
     FILE_PROMPTS,
+    GENERAL_SAMPLE,
     HELD_OUT_SAMPLE,
     ITEMS_FILE,
     JUDGEMENTS_FILE,
@@ -396,7 +397,8 @@ def test_workspace_scan_offers_finished_runs_complete_checkpoints_and_splits(tmp
     assert choices.default_a == ("base", "org/base-model")  # the base of the newest finished run
     assert choices.default_b == ("path", str(older))
     assert [value for _, value in choices.prompts] == [
-        ("sample", HELD_OUT_SAMPLE), ("val", str(newer)), ("val", str(older)), FILE_PROMPTS]
+        ("sample", HELD_OUT_SAMPLE), ("sample", GENERAL_SAMPLE), ("val", str(newer)),
+        ("val", str(older)), FILE_PROMPTS]
     assert [(s.name, s.total) for s in choices.sets] == [("s", 3)]
     assert choices.for_run(older) == (("base", "org/base-model"), ("path", str(older)),
                                       ("val", str(older)))
@@ -407,7 +409,8 @@ def test_an_empty_workspace_offers_the_app_model_and_the_sample(tmp_path):
     choices = scan_workspace(tmp_path / "missing", "bundled:app-model")
     assert choices.models == [("base bundled:app-model", ("base", "bundled:app-model"))]
     assert choices.default_a == choices.default_b == ("base", "bundled:app-model")
-    assert [value for _, value in choices.prompts] == [("sample", HELD_OUT_SAMPLE), FILE_PROMPTS]
+    assert [value for _, value in choices.prompts] == [
+        ("sample", HELD_OUT_SAMPLE), ("sample", GENERAL_SAMPLE), FILE_PROMPTS]
     assert choices.sets == []
 
 
