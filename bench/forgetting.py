@@ -50,6 +50,8 @@ def variant_config(name: str, args: argparse.Namespace):
         config.optim.learning_rate = args.full_lr
     elif name == "replay":
         config.data.replay = args.replay
+    if args.model:
+        config.model.name_or_path = args.model
     config.eval.general_sample = args.general_sample
     config.eval.general_max_new_tokens = args.general_max_new_tokens
     return config
@@ -91,6 +93,9 @@ def main() -> None:
     parser.add_argument("--full-lr", type=float, default=2e-4, help="Learning rate of the full run.")
     parser.add_argument("--replay", type=float, default=0.1, help="data.replay of the replay run.")
     parser.add_argument("--variants", default="lora,full,replay", help="Which runs, in order.")
+    parser.add_argument("--model", default=None,
+                        help="Another model than the sample's bundled one (a folder): for a "
+                             "quick check that the bench runs, e.g. a tiny test model.")
     parser.add_argument("--general-sample", type=int, default=32,
                         help="eval.general_sample (the default: 32 prompts).")
     parser.add_argument("--general-max-new-tokens", type=int, default=48,
