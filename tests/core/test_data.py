@@ -329,9 +329,12 @@ def test_utf8_bom_is_accepted_everywhere(tmp_path):
 
 
 def test_binary_utf16_and_unknown_extension(tmp_path):
-    (tmp_path / "bin.jsonl").write_bytes(b"PK\x03\x04\x00\x00garbage")
+    (tmp_path / "bin.jsonl").write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00garbage")
     with pytest.raises(DataError, match="binary file"):
         load_examples(tmp_path / "bin.jsonl")
+    (tmp_path / "zip.jsonl").write_bytes(b"PK\x03\x04\x00\x00garbage")
+    with pytest.raises(DataError, match="zip-compressed.*unzip -p"):
+        load_examples(tmp_path / "zip.jsonl")
     (tmp_path / "u16.jsonl").write_bytes('{"text": "a"}'.encode("utf-16"))
     with pytest.raises(DataError, match="UTF-16"):
         load_examples(tmp_path / "u16.jsonl")
@@ -433,7 +436,8 @@ def test_truncation_counts_lost_tokens_and_is_not_an_eos_problem(tokenizer):
     assert not rendering_problems([rendered])
     tiny = render_example(tokenizer, {"messages": CHAT, "line": 4}, max_length=5)
     (problem,) = rendering_problems([tiny], "d.jsonl")
-    assert "no trained tokens" in str(problem) and "line 4" in str(problem)
+    assert "no trained token in the first 5 tokens" in str(problem) and "line 4" in str(problem)
+    assert problem.severity == "error"  # training drops the row
 
 
 def test_missing_chat_template_falls_back_to_chatml(tokenizer, monkeypatch):
