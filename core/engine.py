@@ -267,9 +267,6 @@ class Engine:
                      f"{loaded.problems[0].message}", level="warning")
         if not loaded.examples:
             raise ValueError(f"{loaded.path} has no usable rows.")
-        train_ex, val_ex = data_mod.split_examples(
-            loaded.examples, cfg.data.validation_fraction, cfg.optim.seed
-        )
 
         self.phase = "model"
         device = training_device()
@@ -277,8 +274,7 @@ class Engine:
         tokenizer = load_tokenizer(cfg.model.name_or_path, cfg.model.trust_remote_code, cfg.model.revision)
         if cfg.model.trust_remote_code:
             self.log("trust_remote_code is ON: the model's own Python code runs.", level="warning")
-        train_rows = self._tokenize(data_mod, tokenizer, train_ex, "training")
-        val_rows = self._tokenize(data_mod, tokenizer, val_ex, "validation")
+        train_rows, val_rows = self._tokenize(data_mod, tokenizer, loaded)
         if not train_rows:
             raise ValueError("No training row has a trained token. Check the chat template and data.")
         self._inputs = RunInputs(tokenizer, train_rows, val_rows, precision, device)
@@ -305,19 +301,24 @@ class Engine:
             )
         )
 
-    def _tokenize(self, data_mod: Any, tokenizer: Any, examples: list, split: str) -> list[dict]:
-        """Render rows through the chat template; rows with nothing to learn are dropped, loudly."""
-        cfg = self.config.data
-        rendered = data_mod.render_examples(tokenizer, examples, cfg.max_length, cfg.assistant_only_loss)
-        kept = [r.to_training_row() for r in rendered if r.num_trained > 0]
-        truncated = sum(r.truncated for r in rendered)
-        if len(kept) < len(rendered):
-            self.log(f"Dropped {len(rendered) - len(kept)} {split} rows with no trained token "
-                     f"(all masked or cut by max_length {cfg.max_length}).", level="warning")
-        if truncated:
-            self.log(f"{truncated} {split} rows are longer than max_length {cfg.max_length} and were "
-                     f"truncated.", level="warning")
-        return kept
+    def _tokenize(self, data_mod: Any, tokenizer: Any, loaded: Any) -> tuple[list[dict], list[dict]]:
+        """Render every row as :func:`core.data.training_outcome` does (what inspect, estimate
+        and the screens report), then split; rows with nothing to learn are dropped, loudly."""
+        cfg = self.config
+        outcome = data_mod.training_outcome(tokenizer, loaded.examples, cfg.data.max_length,
+                                            cfg.data.assistant_only_loss, str(loaded.path),
+                                            keep_rows=True)
+        first = outcome.first_error()
+        if first is not None and cfg.data.on_bad_rows == "stop":
+            raise data_mod.DataError.from_problem(first)
+        if outcome.dropped:
+            self.log(f"Dropped {outcome.drop_summary()}; first: {first.headline}", level="warning")
+        if outcome.truncated:
+            self.log(f"{len(outcome.truncated)} of {outcome.rows} rows are longer than max_length "
+                     f"{cfg.data.max_length} and were truncated.", level="warning")
+        train, val = data_mod.split_examples(outcome.training_rows, cfg.data.validation_fraction,
+                                             cfg.optim.seed)
+        return [r for r in train if r is not None], [r for r in val if r is not None]
 
     def _load_model(self) -> Any:
         """The model to train: the base, with a freshly initialised adapter for (q)lora."""

@@ -5,7 +5,9 @@ The flow is :func:`open_dataset` (``files``: whole-file checks, incremental read
 :func:`detect_format` (``formats``: first rows only) -> :func:`normalise_row` (``normalise``:
 one row to chat ``messages`` or plain ``text``, with problems) -> :func:`render_example`
 (``render``: the exact tokens the model sees, with the loss mask) ->
-:func:`tokenize_for_training` (plain ``input_ids``/``labels`` lists for TRL's ``SFTTrainer``).
+:func:`tokenize_for_training` (plain ``input_ids``/``labels`` lists for TRL's ``SFTTrainer``);
+:func:`training_outcome` (``outcome``) renders every row as training does and says which rows
+training keeps, drops or cuts at a ``max_length``, for the engine and every report alike.
 :func:`open_rows` (``load``) runs the first three as one generator, which both
 :func:`load_examples` and the dataset screen's reader consume; :func:`dataset_report`
 (``checks``) splits and checks the rows for duplicates, refusals, short answers and
@@ -31,7 +33,6 @@ from core.data.checks import (
     DatasetStats,
     dataset_report,
     dataset_stats,
-    rendering_problems,
 )
 from core.data.files import (
     SUPPORTED,
@@ -45,11 +46,13 @@ from core.data.formats import DETECT_ROWS, detect_format
 from core.data.lengths import TokenStats, length_histogram, length_stats, token_stats
 from core.data.load import LoadResult, ReadRow, RowReader, load_examples, open_rows, split_examples
 from core.data.normalise import ROLE_ALIASES, TOOL_ROLES, Example, normalise_row
+from core.data.outcome import TrainingOutcome, rendering_problems, row_problems, training_outcome
 from core.data.problems import JSONL_SUFFIXES, DataError, Problem, position_unit
 from core.data.render import (
     CHATML_TEMPLATE,
     END_OF_TURN_TOKENS,
     Rendered,
+    RenderError,
     render_example,
     render_examples,
     tokenize_for_training,
@@ -61,9 +64,11 @@ __all__ = [
     "NEAR_DUPLICATE_SIMILARITY", "REFUSAL_PATTERNS", "ROLE_ALIASES", "SAMPLES", "SAMPLES_DIR",
     "SUPPORTED", "TEXT_SUFFIXES", "TOOL_ROLES",
     "DataError", "DatasetFile", "DatasetReport", "DatasetStats", "Example", "LoadResult",
-    "Problem", "RawRow", "ReadRow", "Rendered", "RowReader", "TokenStats",
+    "Problem", "RawRow", "ReadRow", "RenderError", "Rendered", "RowReader", "TokenStats",
+    "TrainingOutcome",
     "dataset_report", "dataset_stats", "detect_format", "iter_jsonl_rows", "length_histogram",
     "length_stats", "load_examples", "normalise_row", "open_dataset", "open_rows",
     "position_unit", "render_example", "render_examples", "rendering_problems",
-    "resolve_data_path", "split_examples", "token_stats", "tokenize_for_training",
+    "resolve_data_path", "row_problems", "split_examples", "token_stats", "tokenize_for_training",
+    "training_outcome",
 ]

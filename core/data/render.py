@@ -4,6 +4,12 @@
 none), tokenizes it and marks the assistant turns, with their end-of-turn token, as trained;
 :func:`tokenize_for_training` gives TRL's ``SFTTrainer`` the same rows as plain
 ``input_ids``/``labels`` lists.
+
+Memory per row is bounded: a long row is cut before it is tokenized with offsets (a few
+characters per kept token, more until the cut holds enough tokens and a longer cut keeps the
+same ones), and its full length is counted in pieces (:func:`count_tokens`). A row whose
+content holds one of the template's control tokens (``<|im_end|>`` in a user turn) is refused
+with :class:`RenderError`: the tokenizer would read it as a turn boundary, a forged turn.
 """
 
 from __future__ import annotations
@@ -21,6 +27,15 @@ END_OF_TURN_TOKENS = (
     "<|end_of_text|>", "</s>", "<|END_OF_TURN_TOKEN|>", "<|return|>", "<｜end▁of▁sentence｜>",
 )
 """End-of-turn tokens used by common chat templates; those the tokenizer knows end a turn."""
+
+LONG_TEXT_CHARS = 1 << 18
+"""Texts longer than this are tokenized a piece at a time (see :func:`count_tokens`)."""
+CUT_CHARS_PER_TOKEN = 8
+"""Characters per kept token in the first cut of a long row (English text averages ~4)."""
+CUT_MARGIN = 16
+"""Tokens past ``max_length`` a cut must hold, so that a token cut in two is never kept."""
+CUT_TEXT_CHARS = 4096
+"""Characters of the text beyond ``max_length`` kept in :attr:`Rendered.cut_text`."""
 
 CHATML_TEMPLATE = (
     "{% for message in messages %}{{ '<|im_start|>' + message['role'] + '\\n' + "
@@ -54,6 +69,9 @@ class Rendered:
     """Set when the tokenizer has no chat template and a fallback ChatML template was used."""
     notes: list[str] = field(default_factory=list)
     """Problems met rendering this row, e.g. an assistant turn the template dropped."""
+    cut_text: str = ""
+    """The templated text cut off at ``max_length`` (its first :data:`CUT_TEXT_CHARS`
+    characters; empty when nothing was cut or the tokenizer gives no offsets)."""
 
     @property
     def num_tokens(self) -> int:
@@ -89,6 +107,16 @@ class Rendered:
         return {"input_ids": list(self.input_ids), "labels": list(self.labels)}
 
 
+class RenderError(DataError):
+    """A row that cannot be rendered as training needs it: the chat template rejected it, or
+    its content holds a control token. ``field`` names the part of the row."""
+
+    def __init__(self, message: str, fix: str, line: int | None, field_name: str) -> None:
+        super().__init__(message, fix, "", line)
+        self.message = message
+        self.field = field_name
+
+
 @dataclass
 class _Template:
     """What rendering needs to know about one tokenizer, computed once per batch."""
@@ -99,6 +127,25 @@ class _Template:
     end_strings: tuple[str, ...]
     end_ids: frozenset[int]
     offsets: bool
+    control: tuple[str, ...] = ()
+    """Special tokens that structure a conversation; content must not hold them."""
+
+
+def _control_tokens(tokenizer: Any, template: str | None, ends: list[str]) -> tuple[str, ...]:
+    """The special tokens the tokenizer would read in content as structure, not text: BOS,
+    EOS and the like, end-of-turn tokens, and every special token the chat template writes."""
+    if getattr(tokenizer, "split_special_tokens", False):
+        return ()  # the tokenizer reads special tokens in text as plain text
+    found = set(getattr(tokenizer, "all_special_tokens", None) or ()) | set(ends)
+    source = template or getattr(tokenizer, "chat_template", None)
+    if isinstance(source, str):
+        added = getattr(tokenizer, "added_tokens_decoder", None) or {}
+        found |= {t.content for t in added.values()
+                  if getattr(t, "special", False) and t.content in source}
+    if template is not None:
+        found |= {"<|im_start|>", "<|im_end|>"}  # the ChatML fallback's markers
+    return tuple(sorted((t for t in found if isinstance(t, str) and t.strip()),
+                        key=len, reverse=True))
 
 
 def _template_for(tokenizer: Any) -> _Template:
@@ -118,7 +165,31 @@ def _template_for(tokenizer: Any) -> _Template:
                 f"with {end} was used.")
     end_ids = frozenset(t for s in known if (t := token_id(s)) is not None)
     return _Template(tokenizer, template, note, tuple(sorted(known, key=len, reverse=True)),
-                     end_ids, bool(getattr(tokenizer, "is_fast", False)))
+                     end_ids, bool(getattr(tokenizer, "is_fast", False)),
+                     _control_tokens(tokenizer, template, known))
+
+
+def _check_content(info: _Template, example: Example) -> None:
+    """Refuse content holding a control token: ``<|im_end|>`` in a user turn would end the
+    turn there for the model, and what follows would read as a turn of its own."""
+    if not info.control:
+        return
+    if example.messages is None:
+        text = example.text or ""
+        eos = info.tokenizer.eos_token
+        parts = [("text", "the text", text.removesuffix(eos) if eos else text)]
+    else:
+        parts = [(f"messages[{i}].content", f"the {m['role']} turn {i + 1}", m["content"])
+                 for i, m in enumerate(example.messages)]
+    for field_name, where, content in parts:
+        token = next((t for t in info.control if t in content), None)
+        if token is not None:
+            raise RenderError(
+                f"{where} contains {token}, a control token of the chat template: the "
+                "tokenizer reads it as a turn boundary, not as text (a forged turn).",
+                f"Remove {token} from the content, or break it up (e.g. {token[:2]} "
+                f"{token[2:]}) if it is meant as text; if the row holds a whole conversation "
+                "in one turn, split it into messages.", example.line, field_name)
 
 
 def _apply(info: _Template, messages: list[dict[str, str]], line: int,
@@ -128,9 +199,9 @@ def _apply(info: _Template, messages: list[dict[str, str]], line: int,
             messages, tokenize=False, add_generation_prompt=generation_prompt,
             chat_template=info.template)
     except Exception as exc:  # a Jinja template can raise anything (raise_exception, KeyError)
-        raise DataError(f"The model's chat template rejected the row from line {line}: {exc}",
-                        "Reshape the conversation as the model expects (some templates reject "
-                        "system turns), or choose another model.", "", line) from None
+        raise RenderError(f"The model's chat template rejected the row from line {line}: {exc}",
+                          "Reshape the conversation as the model expects (some templates reject "
+                          "system turns), or choose another model.", line, "template") from None
 
 
 def _assistant_spans(info: _Template, messages: list[dict[str, str]], line: int,
@@ -189,40 +260,98 @@ def _mark(offsets: list[tuple[int, int]], spans: list[tuple[int, int]]) -> list[
     return flags
 
 
+def _split_point(text: str, at: int, start: int = 0) -> int:
+    """Where to cut ``text`` near ``at`` (after ``start``): before a space between two words
+    when one is close (byte-level BPE starts a word's token with its space, so both sides
+    tokenize as in the whole text), else at ``at``."""
+    if at >= len(text):
+        return len(text)
+    low = max(at - 4096, start + 1)
+    space = text.rfind(" ", low, at)
+    while space > 0 and (text[space - 1].isspace() or text[space + 1:space + 2].isspace()):
+        space = text.rfind(" ", low, space)
+    return space if space > 0 else at
+
+
+def count_tokens(tokenizer: Any, text: str, add_special_tokens: bool) -> int:
+    """Tokens in ``text``, counted without offsets; a text over :data:`LONG_TEXT_CHARS` is
+    counted a piece at a time (cut by :func:`_split_point`), so memory stays bounded however
+    long the row. Every caller counts long rows this way, so their figures agree."""
+    if len(text) <= LONG_TEXT_CHARS:
+        return len(tokenizer(text, add_special_tokens=add_special_tokens)["input_ids"])
+    total = start = 0
+    while start < len(text):
+        end = _split_point(text, start + LONG_TEXT_CHARS, start)
+        total += len(tokenizer(text[start:end], add_special_tokens=add_special_tokens)["input_ids"])
+        add_special_tokens, start = False, end
+    return total
+
+
+def _encode(info: _Template, text: str, max_length: int, special: bool
+            ) -> tuple[str, list[int], list[tuple[int, int]] | None, int]:
+    """Tokenize the head of ``text`` that training keeps: ``(head, ids, offsets, full)``.
+
+    A short text is tokenized whole. A long one is cut first, at :data:`CUT_CHARS_PER_TOKEN`
+    characters per kept token, then at twice as many until a cut holds ``max_length`` plus
+    :data:`CUT_MARGIN` tokens and the next longer cut keeps the same ``max_length`` tokens;
+    ``full``, the length of the whole text, is then counted by :func:`count_tokens`.
+    """
+    tok = info.tokenizer
+    kwargs: dict[str, Any] = {"add_special_tokens": special}
+    limit = max(max_length * CUT_CHARS_PER_TOKEN, 4096)
+    agreed: list[int] | None = None
+    while True:
+        head = text[:_split_point(text, limit)]
+        if info.offsets:
+            enc = tok(head, return_offsets_mapping=True, **kwargs)
+            offsets = [(int(s), int(e)) for s, e in enc["offset_mapping"]]
+        else:
+            enc, offsets = tok(head, **kwargs), None
+        ids = list(enc["input_ids"])
+        if len(head) == len(text):
+            full = len(ids) if len(text) <= LONG_TEXT_CHARS else count_tokens(tok, text, special)
+            return head, ids, offsets, full
+        if len(ids) > max_length + CUT_MARGIN:
+            if agreed == ids[:max_length]:
+                return head, ids, offsets, count_tokens(tok, text, special)
+            agreed = ids[:max_length]
+        limit *= 2
+
+
 def _render(info: _Template, example: Example, max_length: int,
             assistant_only_loss: bool) -> Rendered:
     tok = info.tokenizer
     notes: list[str] = []
+    _check_content(info, example)
     if example.messages is None:
         text = example.text or ""
         if tok.eos_token and not text.endswith(tok.eos_token):
             text += tok.eos_token
         spans = [(0, len(text))]
-        encode_kwargs: dict[str, Any] = {}
+        special = True
     else:
         text, spans, notes = _assistant_spans(info, example.messages, example.line)
         if not assistant_only_loss:
             spans = [(0, len(text))]
-        encode_kwargs = {"add_special_tokens": False}
-    offsets: list[tuple[int, int]] | None = None
-    if info.offsets:
-        enc = tok(text, return_offsets_mapping=True, **encode_kwargs)
-        ids = list(enc["input_ids"])
-        offsets = [(int(s), int(e)) for s, e in enc["offset_mapping"]]
+        special = False
+    whole = text
+    text, ids, offsets, full_tokens = _encode(info, text, max_length, special)
+    if offsets is not None:
         flags = _mark(offsets, spans)
     else:
-        ids = list(tok(text, **encode_kwargs)["input_ids"])
         flags = [False] * len(ids)
         for a, b in spans:
-            first = len(tok(text[:a], **encode_kwargs)["input_ids"]) if a else 0
-            last = len(tok(text[:b], **encode_kwargs)["input_ids"])
+            a, b = min(a, len(text)), min(b, len(text))
+            first = len(tok(text[:a], add_special_tokens=special)["input_ids"]) if a else 0
+            last = len(tok(text[:b], add_special_tokens=special)["input_ids"])
             flags[first:last] = [True] * (last - first)
-    full_tokens = len(ids)
     ids, flags = ids[:max_length], flags[:max_length]
+    cut_text = ""
     if offsets is not None:
         offsets = offsets[: len(ids)]
         if full_tokens > len(ids):
-            text = text[: offsets[-1][1]]
+            end = offsets[-1][1]
+            text, cut_text = whole[:end], whole[end:end + CUT_TEXT_CHARS]
         token_texts = [text[s:e] for s, e in offsets]
         starts = [s for s, _ in offsets]
     else:
@@ -236,6 +365,7 @@ def _render(info: _Template, example: Example, max_length: int,
         max_length=max_length,
         eos_trained=_ends_with_eos(ids, flags, token_texts, info.end_ids),
         template_note=info.note if example.messages is not None else None, notes=notes,
+        cut_text=cut_text,
     )
 
 
@@ -293,8 +423,8 @@ def tokenize_for_training(tokenizer: Any, examples: Iterable[Example], max_lengt
     """Pre-tokenized rows for ``SFTTrainer``: ``{"input_ids": [...], "labels": [...]}`` each.
 
     One output row per example, in order. Pass the result as a ``datasets.Dataset``; TRL uses a
-    ``labels`` column as it is, so set its own ``assistant_only_loss`` off. Check
-    :func:`rendering_problems` first: rows with no trained token are dropped by TRL.
+    ``labels`` column as it is, so set its own ``assistant_only_loss`` off. Training itself
+    uses :func:`core.data.training_outcome`, which also drops rows with no trained token.
     """
     return [r.to_training_row()
             for r in render_examples(tokenizer, examples, max_length, assistant_only_loss)]

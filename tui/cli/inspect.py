@@ -45,12 +45,12 @@ def inspect_main(dataset: str, model: str | None = None, max_length: int | None 
     except ModelError as exc:
         print(f"tunetop inspect: {exc}", file=sys.stderr)
         return 1
-    rendered = data.render_examples(tokenizer, loaded.examples, max_length)
+    outcome = data.training_outcome(tokenizer, loaded.examples, max_length, source=str(loaded.path))
     # the split and checks of the dataset screen (and of training, with default settings)
     report = data.dataset_report(loaded.examples, DataConfig().validation_fraction,
                                  OptimConfig().seed, str(loaded.path))
     stats = report.stats
-    tokens = data.token_stats(rendered)
+    tokens = outcome.tokens()
     if tokens.rows:
         print(
             f"tokens    min {tokens.min}  p50 {tokens.p50}  mean {tokens.mean:.0f}  p95 {tokens.p95}  "
@@ -61,6 +61,7 @@ def inspect_main(dataset: str, model: str | None = None, max_length: int | None 
             f"{tokens.tokens_lost} tokens lost; {tokens.trained_tokens} of {tokens.total_tokens} "
             f"tokens trained"
         )
+    print(training_line(outcome))
     partial = (f" (first {report.checked} of {report.kept} kept rows)"
                if report.checked < report.kept else "")
     print(
@@ -76,17 +77,25 @@ def inspect_main(dataset: str, model: str | None = None, max_length: int | None 
         print(f"\n{len(problems)} problem(s):")
         for problem in problems:
             print(f"  {problem}")
-    rendering = data.rendering_problems(rendered, str(loaded.path))
-    if rendering:
-        print(f"\n{len(rendering)} rendering warning(s) with {model or BUNDLED_MODEL}:")
-        for problem in rendering:
+    if outcome.problems:
+        print(f"\n{len(outcome.problems)} rendering problem(s) with {model or BUNDLED_MODEL} at "
+              f"max_length {max_length}:")
+        for problem in outcome.problems:
             print(f"  {problem}")
     if not loaded.examples:
         print(f"\nNo usable row: all {loaded.total_rows} rows were dropped. Fix the problems "
               "listed above.", file=sys.stderr)
         return 1
-    trainable = sum(1 for r in rendered if r.num_trained)
-    if not trainable:
+    if not outcome.kept:
         print("\nNo row has a trained token: this data cannot be trained on.", file=sys.stderr)
         return 1
     return 0
+
+
+def training_line(outcome) -> str:
+    """``training  420 of 640 rows kept at max_length 128; 220 teach nothing …; EOS …``: what
+    training does with the rows (:func:`core.data.training_outcome`)."""
+    dropped = (f"; {outcome.dropped} teach nothing and will be dropped" if outcome.dropped
+               else "; none dropped")
+    return (f"training  {outcome.kept} of {outcome.rows} rows kept at max_length "
+            f"{outcome.max_length}{dropped}; {outcome.eos_summary()}")
