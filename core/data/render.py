@@ -30,6 +30,10 @@ END_OF_TURN_TOKENS = (
 
 LONG_TEXT_CHARS = 1 << 18
 """Texts longer than this are tokenized a piece at a time (see :func:`count_tokens`)."""
+COUNT_LIMIT_CHARS = 1 << 20
+"""Characters of a text counted token by token; the rest of a longer text is estimated at
+the rate of the part counted (counting takes seconds a megabyte, and such a row is far over
+any max length)."""
 CUT_CHARS_PER_TOKEN = 8
 """Characters per kept token in the first cut of a long row (English text averages ~4)."""
 CUT_MARGIN = 16
@@ -60,7 +64,7 @@ class Rendered:
     offsets: list[tuple[int, int]] | None
     """Character span of each token in ``text``; ``None`` for tokenizers without offsets."""
     full_tokens: int
-    """Tokens before truncation."""
+    """Tokens before truncation (past :data:`COUNT_LIMIT_CHARS` characters, estimated)."""
     max_length: int
     """The token budget the row was cut to."""
     eos_trained: bool
@@ -182,8 +186,9 @@ def _check_content(info: _Template, example: Example) -> None:
         parts = [(f"messages[{i}].content", f"the {m['role']} turn {i + 1}", m["content"])
                  for i, m in enumerate(example.messages)]
     for field_name, where, content in parts:
-        token = next((t for t in info.control if t in content), None)
-        if token is not None:
+        found = [(content.find(t), t) for t in info.control if t in content]
+        if found:
+            token = min(found, key=lambda f: (f[0], -len(f[1])))[1]  # the first in content
             raise RenderError(
                 f"{where} contains {token}, a control token of the chat template: the "
                 "tokenizer reads it as a turn boundary, not as text (a forged turn).",
@@ -276,11 +281,15 @@ def _split_point(text: str, at: int, start: int = 0) -> int:
 def count_tokens(tokenizer: Any, text: str, add_special_tokens: bool) -> int:
     """Tokens in ``text``, counted without offsets; a text over :data:`LONG_TEXT_CHARS` is
     counted a piece at a time (cut by :func:`_split_point`), so memory stays bounded however
-    long the row. Every caller counts long rows this way, so their figures agree."""
+    long the row, and past :data:`COUNT_LIMIT_CHARS` the rest is estimated at the rate
+    counted so far, so time does too. Every caller counts long rows this way, so their
+    figures agree."""
     if len(text) <= LONG_TEXT_CHARS:
         return len(tokenizer(text, add_special_tokens=add_special_tokens)["input_ids"])
     total = start = 0
     while start < len(text):
+        if start >= COUNT_LIMIT_CHARS:
+            return total + round((len(text) - start) * total / start)
         end = _split_point(text, start + LONG_TEXT_CHARS, start)
         total += len(tokenizer(text[start:end], add_special_tokens=add_special_tokens)["input_ids"])
         add_special_tokens, start = False, end

@@ -32,6 +32,8 @@ class MemoryPanel(Static):
     """The latest estimate, or ``None`` before the first one."""
     status: reactive[str] = reactive("Estimating…", layout=True)
     """What the estimate is doing or why there is none (``Estimating…``, an error)."""
+    dropped: reactive[str] = reactive("", layout=True)
+    """The rows training will drop (``220 of 640 rows teach nothing at max_length 128``)."""
 
     def render(self) -> Group | Text:
         """The figures, or the status while there is no estimate."""
@@ -68,6 +70,8 @@ class MemoryPanel(Static):
             fix = Text("Fix: ", style="bold yellow")
             fix.append(f"{s.text} -> {format_bytes(s.total_bytes, 2)}, {s.verdict}")
             lines.append(fix)
+        if self.dropped:
+            lines.append(Text(f"Dropped: {self.dropped}", style="bold red"))
         if self.status:
             lines.append(Text(self.status, style="dim italic"))
         return Group(*lines)

@@ -1,4 +1,5 @@
-"""The Problems pane: every reading error, warning and check finding of a dataset, by line.
+"""The Problems pane: every reading error, warning, check finding and training problem of a
+dataset (rows training drops at the max length in force), by line.
 
 Enter on a problem posts :class:`ProblemList.ProblemChosen` with its line, for the screen to
 put the table's cursor on that row.
@@ -57,13 +58,13 @@ class ProblemList(OptionList):
         if store is None:
             return 0
         items: list[Option] = []
-        for row in heapq.nsmallest(PROBLEM_LIST_LIMIT, {*store.problems, *store.findings}):
+        for row in heapq.nsmallest(PROBLEM_LIST_LIMIT, store.problem_rows):
             for problem in store.row_problems(row):
                 items.append(Option(problem_text(problem)))
                 self._problem_lines.append(problem.line)
         del items[PROBLEM_LIST_LIMIT:], self._problem_lines[PROBLEM_LIST_LIMIT:]
         self.add_options(items)
-        count = sum(map(len, store.problems.values())) + sum(map(len, store.findings.values()))
+        count = store.problem_count()
         if count > len(items):
             self.add_option(Option(
                 f"… {count - len(items):,} more: press p to filter the rows with problems.",
