@@ -131,7 +131,7 @@ class StatsPanel(VerticalScroll, can_focus=True):
             grid.add_row("Truncated", share)
         t = s.training
         if t is not None:
-            kept = f"{rows(t.kept)} of {t.rows:,} kept at max_length {t.max_length:,}"
+            kept = f"{t.kept:,} of {rows(t.rows)} kept at max_length {t.max_length:,}"
             grid.add_row("Training", Text.assemble(kept, *((
                 " · ", Text(f"{t.dropped:,} teach nothing and will be dropped",
                             style="bold red")) if t.dropped else ())))
