@@ -261,8 +261,10 @@ def iter_jsonl_rows(path: str | Path, start_line: int = 1,
                 fix = ("Complete the row or remove the line; the file may have been cut short."
                        if cut else _CONTROL_FIX if control else
                        "Write each row as one complete JSON object on its own line.")
-                what = (f"a raw control character {text[exc.pos]!r}"
-                        if control and exc.pos < len(text) else exc.msg.removesuffix(" at"))
+                # a string cut by the end of the line meets the line break as a control char
+                what = ("Unterminated string" if control and cut else
+                        f"a raw control character {text[exc.pos]!r}" if control
+                        else exc.msg.removesuffix(" at"))
                 problem = Problem(
                     source, line, "(json)", f"malformed JSON: {what} at column {column}"
                     f"{' (the line ends before the row is complete)' if cut else ''}.", fix)
