@@ -46,7 +46,7 @@ from core.data.formats import DETECT_ROWS, detect_format
 from core.data.lengths import TokenStats, length_histogram, length_stats, token_stats
 from core.data.load import LoadResult, ReadRow, RowReader, load_examples, open_rows, split_examples
 from core.data.normalise import ROLE_ALIASES, TOOL_ROLES, Example, normalise_row
-from core.data.outcome import TrainingOutcome, rendering_problems, row_problems, training_outcome
+from core.data.outcome import TrainingOutcome, rendering_problems, training_outcome
 from core.data.problems import JSONL_SUFFIXES, DataError, Problem, position_unit
 from core.data.render import (
     CHATML_TEMPLATE,
@@ -69,6 +69,6 @@ __all__ = [
     "dataset_report", "dataset_stats", "detect_format", "iter_jsonl_rows", "length_histogram",
     "length_stats", "load_examples", "normalise_row", "open_dataset", "open_rows",
     "position_unit", "render_example", "render_examples", "rendering_problems",
-    "resolve_data_path", "row_problems", "split_examples", "token_stats", "tokenize_for_training",
+    "resolve_data_path", "split_examples", "token_stats", "tokenize_for_training",
     "training_outcome",
 ]
