@@ -193,3 +193,27 @@ async def test_max_length_128_drops_the_same_rows_in_inspect_estimate_the_engine
         first = str(screen.query_one("#problems", OptionList).get_option_at_index(0).prompt)
         assert f"line {outcome.untrained[0]:>6} ✗ labels: no trained token in the first 128" \
                in first
+
+
+async def test_a_model_without_a_chat_template_is_one_problem_in_both(tmp_path, tokenizer,
+                                                                      capsys, monkeypatch):
+    """The fallback template is a problem of the whole file: one line in ``tunetop inspect``,
+    one entry in the Problems pane (not one per row, and not left out of the count)."""
+    import core.models
+    from tui.cli import main
+
+    bare = tokenizer.__class__.from_pretrained(tokenizer.name_or_path)
+    bare.chat_template = None
+    path = tmp_path / "rows.jsonl"
+    path.write_text("".join(json.dumps(alpaca(i)) + "\n" for i in range(3)), encoding="utf-8")
+    monkeypatch.setattr(core.models, "load_tokenizer", lambda ref, *args: bare)
+    assert main(["inspect", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "1 rendering problem(s)" in out and "has no chat template" in out
+    app = dataset_app(path, lambda ref: bare)
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = await settle(pilot)
+        label = str(screen.query_one("#panes", TabbedContent).get_tab("pane-problems").label)
+        assert label == "Problems (1)"
+        listed = str(screen.query_one("#problems", OptionList).get_option_at_index(0).prompt)
+        assert listed.startswith("whole file  ! chat_template: The tokenizer has no chat")

@@ -58,6 +58,9 @@ class ProblemList(OptionList):
         if store is None:
             return 0
         items: list[Option] = []
+        for problem in store.file_problems:
+            items.append(Option(problem_text(problem)))
+            self._problem_lines.append(None)
         for row in heapq.nsmallest(PROBLEM_LIST_LIMIT, store.problem_rows):
             for problem in store.row_problems(row):
                 items.append(Option(problem_text(problem)))

@@ -132,6 +132,8 @@ class RowStore:
         self.training: dict[int, list[Problem]] = {}
         """What training does wrong with each row at the settings in force (dropped, EOS not
         trained), by row index (:func:`core.data.training_outcome`)."""
+        self.file_problems: list[Problem] = []
+        """Problems of the whole file at those settings (the model has no chat template)."""
         self.raw: dict[int, Any] = {}
         """The raw data of dropped rows, by row index."""
         self.dropped = 0
@@ -194,7 +196,10 @@ class RowStore:
         """Attach what training does wrong with rows at the settings in force, and set the
         :data:`UNTRAINED` (error: dropped) or :data:`TRAINING_WARNING` bits."""
         for problem in problems:
-            index = self.row_for_line(problem.line) if problem.line is not None else None
+            if problem.line is None:
+                self.file_problems.append(problem)
+                continue
+            index = self.row_for_line(problem.line)
             if index is None:
                 continue
             self.training.setdefault(index, []).append(problem)
@@ -203,6 +208,7 @@ class RowStore:
     def clear_training(self) -> None:
         """Forget the training problems (another max length, model or loss mask)."""
         self.training.clear()
+        self.file_problems.clear()
         self.flags = bytearray(self.flags.translate(_CLEAR_TRAINING_BITS))
 
     @property
@@ -211,9 +217,9 @@ class RowStore:
         return {*self.problems, *self.findings, *self.training}
 
     def problem_count(self) -> int:
-        """Problems listed over every row."""
-        return sum(len(v) for d in (self.problems, self.findings, self.training)
-                   for v in d.values())
+        """Problems listed, of every row and of the whole file."""
+        return len(self.file_problems) + sum(
+            len(v) for d in (self.problems, self.findings, self.training) for v in d.values())
 
     def row_problems(self, index: int) -> list[Problem]:
         """Everything wrong with row ``index``: reading problems, findings, then training."""
@@ -248,6 +254,7 @@ class RowStore:
         self.problems.clear()
         self.findings.clear()
         self.training.clear()
+        self.file_problems.clear()
         self.raw.clear()
         self.lines = array("q")
         self.flags = bytearray()
