@@ -301,7 +301,8 @@ class Engine:
             )
         )
 
-    def _tokenize(self, data_mod: Any, tokenizer: Any, loaded: Any) -> tuple[list[dict], list[dict]]:
+    def _tokenize(self, data_mod: Any, tokenizer: Any, loaded: Any
+                  ) -> tuple[list[dict], list[dict]]:
         """Render every row as :func:`core.data.training_outcome` does (what inspect, estimate
         and the screens report), then split; rows with nothing to learn are dropped, loudly."""
         cfg = self.config

@@ -6,8 +6,8 @@ Each function runs inside a thread worker of the screen's loader
 posts as messages: rows in batches (:func:`read_chunks`), token counts (:func:`count_chunks`),
 what training does with every row at the max length and template in force
 (:func:`check_training`), the content checks (:func:`check_rows`), a search
-(:func:`search_rows`) and one row rendered for the model (:func:`render_row`). None of them touches a widget. Long loops take a ``cancelled``
-callable and stop when it says so. :class:`DatasetServices` holds what tests replace.
+(:func:`search_rows`) and one row rendered for the model (:func:`render_row`). None of them
+touches a widget. Long loops take a ``cancelled`` callable and stop when it says so. :class:`DatasetServices` holds what tests replace.
 """
 
 from __future__ import annotations

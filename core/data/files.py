@@ -427,7 +427,7 @@ class DatasetFile:
                     problem = Problem(
                         self.source, row_no, nul[0], "a NUL byte (\\x00) in the cell: it is "
                         "not text.", f"Remove NUL bytes from the file: tr -d '\\000' < "
-                        f"{self.path} > {self.path.with_name(self.path.stem + '.clean' + self.path.suffix)}")
+                        f"{self.path} > {self.path.with_stem(self.path.stem + '.clean')}")
                 yield RawRow(row_no, row, problem)
         except csv.Error as exc:
             raise DataError(f"{self.source} is not valid CSV near row {row_no + 1}: {exc}.",

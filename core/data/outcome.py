@@ -38,12 +38,11 @@ def row_problems(r: Rendered, source: str = "") -> list[Problem]:
            for note in r.notes]
     if not r.num_trained:
         if r.truncated:
-            message = (f"no trained token in the first {r.num_tokens} tokens (max_length "
-                       f"{r.max_length}): the prompt fills the budget, so the row teaches "
-                       "nothing and training drops it.")
+            message = (f"no trained token in the first {r.num_tokens} tokens: the prompt "
+                       "fills max_length, so training drops the row.")
             fix = "Raise data.max_length, or shorten the prompt."
         else:
-            message = "no trained token: the row teaches nothing and training drops it."
+            message = "no trained token: the row teaches nothing, so training drops it."
             fix = "Give the row an assistant answer, or check the chat template."
         out.append(Problem(source, r.line, "labels", message, fix, "error"))
     elif not r.eos_trained and not r.truncated:

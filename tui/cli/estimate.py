@@ -1,7 +1,8 @@
 """``tunetop estimate CONFIG.yaml``: will this run fit in memory, and if not, what would.
 
 Prints the trainable parameters and the memory breakdown of :mod:`core.estimate` for a YAML
-config, and the rows training will drop (they teach nothing at ``data.max_length``). Exit status: 0 fits (or tight), 1 will not fit, 2 the config or model cannot be used.
+config, and the rows training will drop (they teach nothing at ``data.max_length``). Exit
+status: 0 fits (or tight), 1 will not fit, 2 the config or model cannot be used.
 Problems go to stderr, the estimate to stdout.
 """
 
