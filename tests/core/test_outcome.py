@@ -126,3 +126,22 @@ def test_the_engine_trains_on_the_kept_rows_split_as_before(tokenizer, sample):
     assert [r for r in val if r is not None] == [r.to_training_row() for r in expected
                                                  if r.num_trained]
     assert len(train) == len(train_ex)
+
+
+def test_on_bad_rows_stop_stops_at_a_row_training_would_drop(tiny_model_dir, small_data,
+                                                             tmp_path):
+    """With ``data.on_bad_rows: stop`` a row with nothing to train at max_length stops the run
+    before training, naming its line, instead of being dropped."""
+    from helpers import tiny_run_config
+
+    from core.engine import Engine
+    from core.events import RunFailed
+
+    config = tiny_run_config(tiny_model_dir, small_data)
+    config.data.max_length = 128
+    config.data.on_bad_rows = "stop"
+    events: list = []
+    final = Engine(config, events.append, workspace=tmp_path / "runs").run()
+    assert isinstance(final, RunFailed)
+    assert "Stopped at the first bad row" in final.reason and "line 3 (labels)" in final.reason
+    assert "on_bad_rows to drop" in final.reason + final.suggestion
