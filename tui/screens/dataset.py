@@ -4,8 +4,9 @@ A bar (:class:`~tui.widgets.dataset_bar.DatasetBar`) holds the dataset path, the
 tokenizer and chat template render the rows, and the max length. Below, an info line with
 the search, then the row table (virtual: a million rows scroll like ten) beside three tabbed
 panes: the selected row in detail (turns, then the templated text with trained tokens
-highlighted), statistics (rows, format, token-length histogram, content checks, split) and
-the problems with their lines. At narrow sizes one of table and panes shows at a time
+highlighted), statistics (rows, format, token-length histogram, what training keeps at the
+max length in force, content checks, split) and the problems with their lines, including the
+rows training will drop. At narrow sizes one of table and panes shows at a time
 (``v`` switches).
 
 The screen composes those views and keeps them in step: each view posts its own messages,
@@ -50,7 +51,7 @@ PANES = ("pane-row", "pane-stats", "pane-problems")
 """The tabs, in the order ``v`` visits them."""
 PANE_WIDGETS = {"pane-row": "#row-detail", "pane-stats": "#stats", "pane-problems": "#problems"}
 """The widget of each tab that takes the focus."""
-PHASE_ORDER = ("read", "tokenizer", "tokens", "checks", "search")
+PHASE_ORDER = ("read", "tokenizer", "tokens", "training", "checks", "search")
 """Which running task the status line names first."""
 class DatasetScreen(Screen):
     """Open a dataset, browse and filter its rows, inspect one row and the whole file."""
@@ -279,8 +280,25 @@ class DatasetScreen(Screen):
 
     @on(DatasetLoader.TemplateChecked)
     def template_checked(self) -> None:
-        """Show how many sampled rows train the end-of-turn token."""
+        """Show which template and system prompt are in force."""
         self._refresh_summary()
+
+    @on(DatasetLoader.TrainingCleared)
+    def training_cleared(self) -> None:
+        """Forget which rows training drops (the max length, model, template settings or loss
+        mask changed)."""
+        self._update_view()
+        self._show_problems()
+        self._refresh_summary(now=True)
+
+    @on(DatasetLoader.TrainingChecked)
+    def training_checked(self, message: DatasetLoader.TrainingChecked) -> None:
+        """Show the rows training drops in the table, the problems, the row and the figures."""
+        if message.found:
+            self._update_view()
+            self._show_problems()
+            self._show_detail()
+        self._refresh_summary(now=True)
 
     @on(DatasetLoader.FindingsCleared)
     def findings_cleared(self) -> None:
@@ -399,11 +417,13 @@ class DatasetScreen(Screen):
         self._update_view()
 
     def watch_max_length(self, max_length: int) -> None:
-        """Re-mark long rows, re-cut the histogram and re-render the selected row."""
+        """Re-mark long rows, re-cut the histogram, re-render the selected row, and render
+        every row again to see what training does at the new max length."""
         self.app.config.data.max_length = max_length
         self.table.max_length = max_length
         if self.store is None:
             return
+        self.loader.schedule()
         self._update_view()
         self._update_lengths()
         self._refresh_summary(now=True)
