@@ -17,7 +17,7 @@ from core.estimate import RowsMeasured
 from core.machine import GIB
 from core.memory import AvailableMemory
 from tui.screens.hyperparams import EstimateServices, HyperparamsScreen
-from tui.widgets.config_form import SPECS
+from tui.widgets.config_form import ConfigForm
 from tui.widgets.confirm import Confirm
 from tui.widgets.memory_panel import MemoryPanel
 
@@ -80,9 +80,9 @@ async def test_rows_dropped_are_in_the_figures_and_starting_asks_first(make):
         screen = app.screen
         assert isinstance(screen, HyperparamsScreen)
         await settle(app, pilot)
-        screen.query_one(f"#{SPECS['data.max_length'].widget_id}").focus()
-        await pilot.pause()
-        await pilot.press("end", *["backspace"] * 8, *"128")
+        form = screen.query_one(ConfigForm)
+        form.highlight("data.max_length")
+        await pilot.press("enter", *"128", "enter")  # Enter selects the value: typing replaces it
         await settle(app, pilot)
         assert app.config.data.max_length == 128
         outcome = screen._outcome
