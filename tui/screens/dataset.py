@@ -102,6 +102,8 @@ class DatasetScreen(Screen):
         self._summary_dirty = False
         self._lengths_dirty = False
         self._lengths_updated = 0.0
+        self._notices_handled = 0
+        """The loader's notices this screen has handled (see :attr:`settled`)."""
         self._typed_path: str | None = None
         """A path typed in the bar, made the config's once it opens."""
 
@@ -187,6 +189,19 @@ class DatasetScreen(Screen):
         return (self.loader.busy or self._detail_due
                 or self.query_one(RowDetailPane).rendering)
 
+    @property
+    def settled(self) -> bool:
+        """Whether everything is computed and drawn: no task running or due (:attr:`busy`),
+        every notice of the loader handled (a task's end reaches the screen after the loader
+        is idle), no throttled redraw pending (token lengths; statistics and histogram when
+        shown) and the status line back to its idle hint. Tests wait for this, not for time:
+        under load a fixed pause says nothing."""
+        shown = self._stats_shown()
+        return (not self.busy and self._notices_handled == self.loader.notices
+                and not self._lengths_dirty and not (shown and self._summary_dirty)
+                and not (shown and self.query_one(LengthHistogram).replot_pending)
+                and self.query_one(StatusLine).text == self._idle_status())
+
     # --- the dataset and the model (the loader's messages) ----------------------------------
 
     def open(self, ref: str, shown: str | None = None) -> None:
@@ -205,6 +220,11 @@ class DatasetScreen(Screen):
         self._show_problems()
         self._refresh_summary(now=True)
         self.refresh_bindings()
+
+    @on(DatasetLoader.Notice)
+    def notice_handled(self) -> None:
+        """Count a loader notice as handled (its own handler ran first)."""
+        self._notices_handled += 1
 
     @on(DatasetLoader.DatasetOpened)
     def dataset_opened(self, message: DatasetLoader.DatasetOpened) -> None:

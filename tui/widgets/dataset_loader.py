@@ -39,6 +39,10 @@ class DatasetLoader(Widget):
     DatasetLoader { display: none; }
     """
 
+    class Notice(Message):
+        """Something the screen redraws for: a task ended, or the findings or training
+        problems were cleared. The loader counts those it posts (:attr:`notices`)."""
+
     @dataclass
     class DatasetOpened(Message):
         """A dataset opened and its format is known; its rows follow."""
@@ -57,13 +61,13 @@ class DatasetLoader(Widget):
         first: bool = False
 
     @dataclass
-    class ReadFinished(Message):
+    class ReadFinished(Notice):
         """Reading ended; ``failure`` says why nothing could be read (empty when rows were)."""
 
         failure: str = ""
 
     @dataclass
-    class TokenizerLoaded(Message):
+    class TokenizerLoaded(Notice):
         """The model's tokenizer loaded, or failed to (see ``tokenizer_error``)."""
 
     @dataclass
@@ -82,12 +86,12 @@ class DatasetLoader(Widget):
         done: int
 
     @dataclass
-    class TrainingCleared(Message):
+    class TrainingCleared(Notice):
         """The max length, model, rendering options or loss mask changed: the training
         problems went."""
 
     @dataclass
-    class TrainingChecked(Message):
+    class TrainingChecked(Notice):
         """What training does with the rows is known (``found``: in the store and summary)."""
 
         found: bool
@@ -101,21 +105,21 @@ class DatasetLoader(Widget):
         counts: list[int]
 
     @dataclass
-    class CountingFinished(Message):
+    class CountingFinished(Notice):
         """Token counting ended (every kept row counted, unless it failed)."""
 
     @dataclass
-    class FindingsCleared(Message):
+    class FindingsCleared(Notice):
         """The split changed: the old check findings went and the checks run again."""
 
     @dataclass
-    class ChecksFinished(Message):
+    class ChecksFinished(Notice):
         """The content checks ended; ``found``: their findings are in the store."""
 
         found: bool
 
     @dataclass
-    class SearchFinished(Message):
+    class SearchFinished(Notice):
         """The search found its rows (``search_hits``)."""
 
     def __init__(self) -> None:
@@ -156,6 +160,9 @@ class DatasetLoader(Widget):
         loss) the training outcome last ran for."""
         self._workers: dict[str, Worker] = {}
         """The latest worker of each group; results of older ones are ignored."""
+        self.notices = 0
+        """:class:`Notice` messages posted so far; the screen counts those it has handled,
+        so that it knows when everything computed is also drawn."""
 
     @property
     def services(self) -> DatasetServices:
@@ -195,6 +202,11 @@ class DatasetLoader(Widget):
         counted = tasks.counted_lengths(self.store)
         self.summary.lengths = length_stats(counted, max_length) if counted.size else None
         return counted
+
+    def _notice(self, message: Notice) -> None:
+        """Post ``message`` for the screen, counted in :attr:`notices`."""
+        self.notices += 1
+        self.post_message(message)
 
     def _start(self, group: str, worker: Worker, phase: Phase) -> None:
         """Remember ``worker`` as the latest of ``group``, named by ``phase`` while it runs."""
@@ -290,7 +302,7 @@ class DatasetLoader(Widget):
             if self.search_text:
                 self.search(self.search_text)
             self.schedule()
-        self.post_message(self.ReadFinished(failure))
+        self._notice(self.ReadFinished(failure))
 
     # --- tokenizer, token counts and checks -------------------------------------------------
 
@@ -326,7 +338,7 @@ class DatasetLoader(Widget):
                         timeout=8)
         else:
             self.tokenizer = tokenizer
-        self.post_message(self.TokenizerLoaded())
+        self._notice(self.TokenizerLoaded())
         self.schedule()
 
     def schedule(self) -> None:
@@ -359,7 +371,7 @@ class DatasetLoader(Widget):
             if self._checks_key is not None and self._checks_key[0] == self._generation:
                 self.store.clear_findings()  # another split of the same rows: check again
                 self.summary.checks = None
-                self.post_message(self.FindingsCleared())
+                self._notice(self.FindingsCleared())
             self._checks_key = checks
             self._start("checks", self._check(self.store, checks[1], checks[2]),
                         Phase("Checking duplicates, refusals and leakage"))
@@ -392,7 +404,7 @@ class DatasetLoader(Widget):
         self.summary.training = None
         if self.store is not None and (had or self.store.training or self.store.file_problems):
             self.store.clear_training()
-            self.post_message(self.TrainingCleared())
+            self._notice(self.TrainingCleared())
 
     @work(thread=True, exclusive=True, group="training", exit_on_error=False)
     def _check_training(self, tokenizer: Any, store: RowStore, key: tuple,
@@ -424,7 +436,7 @@ class DatasetLoader(Widget):
         if found:
             self.store.add_training(result.problems)
             self.summary.training = result
-        self.post_message(self.TrainingChecked(found))
+        self._notice(self.TrainingChecked(found))
 
     @on(TokensCounted)
     def tokens_counted(self, message: TokensCounted) -> None:
@@ -447,7 +459,7 @@ class DatasetLoader(Widget):
         else:
             self._tokens_key = self._tokens_running
         self._tokens_running = None
-        self.post_message(self.CountingFinished())
+        self._notice(self.CountingFinished())
         self.schedule()
 
     @work(thread=True, exclusive=True, group="checks", exit_on_error=False)
@@ -471,7 +483,7 @@ class DatasetLoader(Widget):
             s.source_findings = tasks.source_findings(self.store)
             if self._checks_key is not None:
                 _, s.validation_fraction, s.seed = self._checks_key
-        self.post_message(self.ChecksFinished(found))
+        self._notice(self.ChecksFinished(found))
 
     # --- search -----------------------------------------------------------------------------
 
@@ -498,7 +510,7 @@ class DatasetLoader(Widget):
             self.notify(f"Search failed: {type(error).__name__}: {error}", severity="error")
             return
         self.search_hits = hits
-        self.post_message(self.SearchFinished())
+        self._notice(self.SearchFinished())
 
     # --- workers ----------------------------------------------------------------------------
 
