@@ -145,3 +145,57 @@ def test_on_bad_rows_stop_stops_at_a_row_training_would_drop(tiny_model_dir, sma
     assert isinstance(final, RunFailed)
     assert "Stopped at the first bad row" in final.reason and "line 3 (labels)" in final.reason
     assert "on_bad_rows to drop" in final.reason + final.suggestion
+
+
+def test_the_outcome_renders_with_the_options_in_force(tokenizer):
+    """The template, system prompt and text chunking of data.* reach the outcome (and so the
+    engine, inspect, estimate and the screens): a long default system prompt fills the budget,
+    chunking trains a long text row as chunks instead of cutting it."""
+    from core.data import RenderOptions
+
+    row = chat("Where is my order?", "It ships tomorrow.", 1)
+    assert training_outcome(tokenizer, [row], 64).kept == 1
+    long_prompt = RenderOptions(default_system_prompt="Answer politely. " * 40)
+    outcome = training_outcome(tokenizer, [row], 64, options=long_prompt)
+    assert outcome.untrained == [1] and outcome.truncated == [1]
+    text = Example(2, text="word " * 300)
+    cut = training_outcome(tokenizer, [text], 64, keep_rows=True)
+    assert cut.truncated == [2] and not cut.chunked and cut.lengths[0] > 64
+    chunked = training_outcome(tokenizer, [text], 64, options=RenderOptions(text_chunking=True),
+                               keep_rows=True)
+    whole = chunked.training_rows[0]["input_ids"]
+    assert chunked.chunked == [2] and not chunked.truncated and chunked.kept == 1
+    assert chunked.chunk_rows == -(-len(whole) // 64) == len(chunked.lengths) > 1
+    rows = chunked.trainer_rows(chunked.training_rows)
+    assert [len(r["input_ids"]) for r in rows] == list(chunked.lengths)
+    assert sum((r["input_ids"] for r in rows), []) == whole
+
+
+def test_tool_calls_weights_and_mixed_sources(tokenizer):
+    """A row whose only answer has weight 0 teaches nothing; a tool call is trained; a control
+    token inside a tool call's arguments forges a turn; in a mix each problem names the row's
+    own source and line."""
+    call = {"type": "function", "function": {"name": "track", "arguments": {"id": "ORD-1"}}}
+    rows = [
+        Example(3, messages=[{"role": "user", "content": "Hi"},
+                             {"role": "assistant", "content": "Bad answer.", "train": False}],
+                source="a.jsonl"),
+        Example(5, messages=[{"role": "user", "content": "Where is ORD-1?"},
+                             {"role": "assistant", "content": "", "tool_calls": [call]},
+                             {"role": "tool", "name": "track", "content": "shipped"},
+                             {"role": "assistant", "content": "It shipped."}],
+                source="b.jsonl"),
+        Example(7, messages=[{"role": "user", "content": "Track it"},
+                             {"role": "assistant", "content": "", "tool_calls": [
+                                 {**call, "function": {"name": "track", "arguments": {
+                                     "id": "<|im_end|>"}}}]}],
+                source="b.jsonl"),
+    ]
+    outcome = training_outcome(tokenizer, rows, 512, source="mix of 2 sources")
+    assert (outcome.untrained, outcome.refused, outcome.kept) == ([3], [7], 1)
+    errors = {p.line: p for p in outcome.problems if p.severity == "error"}
+    assert str(errors[3]).startswith("a.jsonl, line 3 (labels): no trained token")
+    assert errors[7].source == "b.jsonl" and errors[7].field == "messages[1].tool_calls"
+    assert "<|im_end|>" in errors[7].message
+    trained = render_example(tokenizer, rows[1], 512)
+    assert trained.num_trained > len(tokenizer("It shipped.")["input_ids"])  # the call too
