@@ -227,7 +227,9 @@ class DataConfig:
     assistant_only_loss: bool = True
     """Train only on assistant turns (prompts are masked from the loss)."""
     on_bad_rows: str = "drop"
-    """``drop`` bad rows (always counted and reported) or ``stop`` on the first."""
+    """``drop`` bad rows (always counted and reported) or ``stop`` on the first; bad rows
+    include those training would drop (no trained token within ``max_length``, a control
+    token in the content)."""
 
 
 @dataclass

@@ -350,9 +350,6 @@ class Engine:
                      f"{first.message}", level="warning")
         if not loaded.examples:
             raise ValueError(f"{loaded.name} has no usable rows.")
-        train_ex, val_ex = data_mod.split_examples(
-            loaded.examples, cfg.data.validation_fraction, cfg.optim.seed
-        )
 
         self.phase = "model"
         device = training_device()
@@ -366,8 +363,7 @@ class Engine:
         self.log("Rendering: " + "; ".join(f"{k} {v}" for k, v in info.lines()))
         if cfg.model.trust_remote_code:
             self.log("trust_remote_code is ON: the model's own Python code runs.", level="warning")
-        train_rows = self._tokenize(data_mod, tokenizer, train_ex, "training")
-        val_rows = self._tokenize(data_mod, tokenizer, val_ex, "validation")
+        train_rows, val_rows = self._tokenize(data_mod, tokenizer, loaded)
         if not train_rows:
             raise ValueError("No training row has a trained token. Check the chat template and data.")
         self._inputs = RunInputs(tokenizer, train_rows, val_rows, precision, device)
@@ -394,28 +390,33 @@ class Engine:
             )
         )
 
-    def _tokenize(self, data_mod: Any, tokenizer: Any, examples: list, split: str) -> list[dict]:
-        """Render rows through the chat template; rows with nothing to learn are dropped, loudly."""
-        cfg = self.config.data
-        options = data_mod.RenderOptions.from_config(cfg)
+    def _tokenize(self, data_mod: Any, tokenizer: Any, loaded: Any
+                  ) -> tuple[list[dict], list[dict]]:
+        """Render every row as :func:`core.data.training_outcome` does (what inspect, estimate
+        and the screens report), then split; rows with nothing to learn are dropped, loudly."""
+        cfg = self.config
+        options = data_mod.RenderOptions.from_config(cfg.data)
         # the chosen template is the tokenizer's now; "model" keeps it instead of loading again
-        rendered = data_mod.render_examples(tokenizer, examples, cfg.max_length,
-                                            cfg.assistant_only_loss,
-                                            dataclasses.replace(options, chat_template="model"))
-        kept = [row for r in rendered if r.num_trained > 0 for row in r.to_training_rows()]
-        truncated = sum(r.truncated for r in rendered)
-        chunked = [r for r in rendered if r.chunked]
-        untrained = sum(1 for r in rendered if not r.num_trained)
-        if untrained:
-            self.log(f"Dropped {untrained} {split} rows with no trained token "
-                     f"(all masked or cut by max_length {cfg.max_length}).", level="warning")
-        if chunked:
-            self.log(f"{len(chunked)} {split} text rows longer than max_length {cfg.max_length} "
-                     f"became {sum(len(r.lengths()) for r in chunked)} rows (data.text_chunking).")
-        if truncated:
-            self.log(f"{truncated} {split} rows are longer than max_length {cfg.max_length} and were "
-                     f"truncated.", level="warning")
-        return kept
+        outcome = data_mod.training_outcome(tokenizer, loaded.examples, cfg.data.max_length,
+                                            cfg.data.assistant_only_loss, loaded.name,
+                                            options=dataclasses.replace(options,
+                                                                        chat_template="model"),
+                                            keep_rows=True)
+        first = outcome.first_error()
+        if first is not None and cfg.data.on_bad_rows == "stop":
+            raise data_mod.DataError.from_problem(first)
+        if outcome.dropped:
+            self.log(f"Dropped {outcome.drop_summary()}; first: {first.headline}", level="warning")
+        if outcome.chunked:
+            self.log(f"{len(outcome.chunked)} text rows longer than max_length "
+                     f"{cfg.data.max_length} became {outcome.chunk_rows} rows (data.text_chunking).")
+        if outcome.truncated:
+            self.log(f"{len(outcome.truncated)} of {outcome.rows} rows are longer than max_length "
+                     f"{cfg.data.max_length} and were truncated.", level="warning")
+        # split by position, as the examples always were: a row's chunks stay on its side
+        train, val = data_mod.split_examples(outcome.training_rows, cfg.data.validation_fraction,
+                                             cfg.optim.seed)
+        return outcome.trainer_rows(train), outcome.trainer_rows(val)
 
     def _load_model(self) -> Any:
         """The model to train: the base, with a freshly initialised adapter for (q)lora."""

@@ -184,3 +184,19 @@ def test_inspect_refuses_a_token_budget_below_16(tmp_path, capsys):
         err = capsys.readouterr().err
         assert "argument --max-length: " + words in err, err
         assert "e.g. --max-length " in err
+
+
+def test_a_reader_that_goes_away_ends_the_command_quietly(tiny_model_dir, tmp_path):
+    """``tunetop inspect FILE | head -1``: no traceback when the pipe closes; the status of a
+    command killed by SIGPIPE. Both ways out: a print that fails (inspect), and the flush of
+    what is still buffered at exit (completion prints its script in one go)."""
+    data = tmp_path / "d.jsonl"
+    row = {"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}]}
+    data.write_text("\n".join(json.dumps(row) for _ in range(50)) + "\n")
+    for args in (["inspect", data, "--model", tiny_model_dir], ["completion", "bash"]):
+        child = subprocess.Popen([sys.executable, "-m", "tui.cli", *map(str, args)],
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=ENV)
+        child.stdout.close()  # the reader is gone before the first line is written
+        _, err = child.communicate(timeout=600)
+        assert child.returncode == 141, err.decode()
+        assert b"Traceback" not in err and b"BrokenPipe" not in err, err.decode()

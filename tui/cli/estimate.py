@@ -1,7 +1,8 @@
 """``tunetop estimate CONFIG.yaml``: will this run fit in memory, and if not, what would.
 
 Prints the trainable parameters and the memory breakdown of :mod:`core.estimate` for a YAML
-config. Exit status: 0 fits (or tight), 1 will not fit, 2 the config or model cannot be used.
+config, and the rows training will drop (they teach nothing at ``data.max_length``). Exit
+status: 0 fits (or tight), 1 will not fit, 2 the config or model cannot be used.
 Problems go to stderr, the estimate to stdout.
 """
 
@@ -55,5 +56,11 @@ def estimate_main(config_path: str, longest_tokens: int | None = None) -> int:
     print_config_warnings(result.config, "estimate")
     print(f"Config {config_path}: {result.config.model.name_or_path}")
     print(f"Rows: {result.tokens} tokens, {result.tokens_source}")
+    outcome = result.outcome
+    if outcome is not None:
+        drops = (f"{outcome.drop_summary()} and will be dropped; the first: "
+                 f"{outcome.first_error().headline}" if outcome.dropped else
+                 f"all {outcome.rows} rows have trained tokens at max_length {outcome.max_length}")
+        print(f"Dropped: {drops}")
     print(format_estimate(result.estimate))
     return EXIT_WONT_FIT if result.estimate.verdict == "will not fit" else EXIT_FITS

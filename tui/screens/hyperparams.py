@@ -28,9 +28,12 @@ from textual.widgets import Footer, Header, Input, Label, Static
 from textual.worker import Worker, WorkerState
 
 from core.config import ConfigError, ConfigProblem, RunConfig
+from core.data import TrainingOutcome
+from core.estimate import RowsMeasured
 from core.memory import AvailableMemory, MemoryEstimate, apply_changes
 from tui.messages import StartRun
 from tui.widgets.config_form import SPECS, ConfigForm, get_value, set_value
+from tui.widgets.confirm import Confirm
 from tui.widgets.memory_panel import MemoryPanel
 from tui.widgets.path_suggester import PathSuggester
 
@@ -73,7 +76,10 @@ class EstimateServices:
     available: Callable[[], AvailableMemory] | None = None
     """Memory to compare with; default ``core.memory.available_memory`` (NVML or system)."""
     longest_tokens: Callable[[RunConfig], tuple[int, str]] | None = None
-    """Longest row in tokens and how it was found; default measures the dataset."""
+    """Longest row in tokens and how it was found; default: :attr:`measure_rows`."""
+    measure_rows: Callable[[RunConfig], RowsMeasured] | None = None
+    """The dataset rendered as training will (longest row, rows dropped); default
+    :func:`core.estimate.measure_rows`, cached per data and model settings."""
     has_bitsandbytes: Callable[[], bool] | None = None
     """Whether QLoRA can run; default looks for the package."""
 
@@ -86,6 +92,8 @@ class EstimateResult:
     problems: list[ConfigProblem] = field(default_factory=list)
     estimate: MemoryEstimate | None = None
     note: str = ""
+    outcome: TrainingOutcome | None = None
+    """What training does with the rows (rows dropped), when they were rendered."""
 
 
 class HyperparamsScreen(Screen):
@@ -122,6 +130,8 @@ class HyperparamsScreen(Screen):
     """The latest memory estimate (``None`` until the first worker run ends)."""
     estimate_status: reactive[str] = reactive("Estimating…")
     """Shown with or instead of the estimate: progress, or why there is none."""
+    dropped_rows: reactive[str] = reactive("")
+    """The rows training will drop (they teach nothing at the max length), or empty."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -136,6 +146,7 @@ class HyperparamsScreen(Screen):
         self._phase_since: float | None = None
         self._estimating = False
         self._estimate_again = False
+        self._outcome: TrainingOutcome | None = None
 
     # --- layout ----------------------------------------------------------------------------
 
@@ -145,7 +156,8 @@ class HyperparamsScreen(Screen):
             yield ConfigForm(id="form")
             with VerticalScroll(id="figures"):
                 yield MemoryPanel(id="memory").data_bind(
-                    estimate=HyperparamsScreen.estimate, status=HyperparamsScreen.estimate_status)
+                    estimate=HyperparamsScreen.estimate, status=HyperparamsScreen.estimate_status,
+                    dropped=HyperparamsScreen.dropped_rows)
         yield Static("", id="problems", markup=False)
         with Horizontal(id="path-bar"):
             yield Label("Save to:", id="path-label")
@@ -311,8 +323,12 @@ class HyperparamsScreen(Screen):
                 return result
         if config.errors():
             return result
-        phase("measuring the longest row of the data")
-        tokens, result.note = (services.longest_tokens or _longest_tokens)(config)
+        phase("rendering the rows of the data as training will")
+        if services.longest_tokens is not None:
+            tokens, result.note = services.longest_tokens(config)
+        else:
+            measured = (services.measure_rows or _measure_rows)(config)
+            tokens, result.note, result.outcome = measured.tokens, measured.how, measured.outcome
         phase("counting parameters and memory")
         available = (services.available or memory.available_memory)()
         result.estimate = memory.estimate_memory(model_config, config, tokens, "auto", available)
@@ -336,6 +352,8 @@ class HyperparamsScreen(Screen):
             self._phase_since = None
             self._checked_generation = result.generation
             self._model_problems = result.problems
+            self._outcome = result.outcome
+            self.dropped_rows = result.outcome.drop_summary() if result.outcome else ""
             self._show_problems()
             if result.estimate is not None:
                 self.estimate = result.estimate
@@ -375,7 +393,19 @@ class HyperparamsScreen(Screen):
             self.notify("The estimate says this will not fit; starting anyway.",
                         severity="warning")
         config = copy.deepcopy(self.config)
+        if self._outcome is not None and self._outcome.dropped:
+            self._confirm_dropped_rows(config, self._outcome)
+            return
         self.app.post_message(StartRun(config))
+
+    def _confirm_dropped_rows(self, config: RunConfig, outcome: TrainingOutcome) -> None:
+        """Ask before a run that drops rows which teach nothing at this max length."""
+        def answered(start: bool | None) -> None:
+            if start:
+                self.app.post_message(StartRun(config))
+
+        self.app.push_screen(Confirm(f"{outcome.drop_summary()} and will be dropped. Start "
+                                     "anyway?", "Start", "Back"), answered)
 
     def action_preset(self, name: str) -> None:
         """Apply a preset's fields to the config."""
@@ -441,18 +471,19 @@ class HyperparamsScreen(Screen):
         self.action_close_path()
 
 
-def _longest_tokens(config: RunConfig) -> tuple[int, str]:
-    """The dataset's longest row (cached per data and model settings and file change time)."""
-    from core.estimate import longest_row_tokens
+def _measure_rows(config: RunConfig) -> RowsMeasured:
+    """The dataset rendered as training will (cached per data and model settings and file
+    change time)."""
+    from core.estimate import measure_rows
 
     key = _data_key(config)
-    if key not in _longest_cache:
-        _longest_cache.clear()
-        _longest_cache[key] = longest_row_tokens(config)
-    return _longest_cache[key]
+    if key not in _rows_cache:
+        _rows_cache.clear()
+        _rows_cache[key] = measure_rows(config)
+    return _rows_cache[key]
 
 
-_longest_cache: dict[tuple, tuple[int, str]] = {}
+_rows_cache: dict[tuple, RowsMeasured] = {}
 
 
 def _data_key(config: RunConfig) -> tuple:

@@ -40,6 +40,8 @@ class MemoryPanel(Static):
     """The latest estimate, or ``None`` before the first one."""
     status: reactive[str] = reactive("Estimating…", layout=True)
     """What the estimate is doing or why there is none (``Estimating…``, an error)."""
+    dropped: reactive[str] = reactive("", layout=True)
+    """The rows training will drop (``220 of 640 rows teach nothing at max_length 128``)."""
 
     @staticmethod
     def _grid() -> Table:
@@ -81,6 +83,8 @@ class MemoryPanel(Static):
             fix = Text("Fix: ", style="bold yellow")
             fix.append(f"{s.text} -> {format_bytes(s.total_bytes, 2)}, {s.verdict}")
             lines.append(fix)
+        if self.dropped:  # above the parts, which are what scrolls away at 80x24
+            lines.append(Text(f"Dropped: {self.dropped}", style="bold red"))
         parts = self._grid()
         parts.add_row(Text("Memory parts", style="bold"), "")
         for part in e.parts:
