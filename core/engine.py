@@ -9,7 +9,6 @@ Lifecycle: :meth:`Engine.setup`, :meth:`Engine.train`, :meth:`Engine.cleanup`, d
 from __future__ import annotations
 
 import errno
-import logging
 import math
 import os
 import shutil
@@ -20,15 +19,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-# bitsandbytes warns on import (pulled in by transformers below) about optional CPU kernels
-# that tunetop does not use; that line would land in the middle of the UI.
-logging.getLogger("bitsandbytes").setLevel(logging.ERROR)
-
-from core.callbacks import EventCallback  # noqa: E402
+from core.callbacks import EventCallback
 from core.config import ConfigError, RunConfig
+from core.noise import LibraryOutput, hold_library_output
 from core.rundir import (
     CHECKPOINTS_DIR,
     CONFIG_FILE,
+    DEBUG_LOG,
     ERROR_LOG,
     EVENTS_FILE,
     FINAL_DIR,
@@ -44,6 +41,7 @@ from core.events import (
     Event,
     EventSink,
     MessageLogged,
+    PhaseChanged,
     RunFailed,
     RunFinished,
     RunStarted,
@@ -107,10 +105,16 @@ def describe_failure(exc: BaseException, phase: str) -> tuple[str, str]:
     return f"{name}: {text}", ""
 
 
+TOKENIZE_CHUNK = 64
+"""Rows tokenized between two progress events."""
+PROGRESS_SECONDS = 0.5
+"""Shortest time between two progress events of one phase."""
+
+
 def quiet_libraries() -> None:
     """Silence library progress bars; the engine reports progress through events instead.
 
-    Log levels stay as they are: library warnings are real, and the UI routes them to its log.
+    Log levels stay as they are: library warnings go to the run's ``debug.log`` (core.noise).
     """
     import datasets
     import transformers
@@ -151,6 +155,7 @@ class Engine:
         """Half-written checkpoints removed before resuming (logged once the log is open)."""
         self._inputs: RunInputs | None = None
         self._started = time.monotonic()
+        self._noise: LibraryOutput | None = None
         self.phase = "setup"
         self.final_event: Event | None = None
 
@@ -201,11 +206,17 @@ class Engine:
         """Emit a line for the log pane."""
         self.emit(MessageLogged(level=level, message=message))
 
+    def enter_phase(self, phase: str, message: str, done: int = 0, total: int = 0) -> None:
+        """Say what the run is doing before its first step (or while it writes to disk)."""
+        self.emit(PhaseChanged(phase=phase, message=message, done=done, total=total))
+
     # --- lifecycle ------------------------------------------------------------------------
 
     def run(self) -> Event:
         """Setup, train and clean up in the calling thread; returns the terminal event."""
         self._started = time.monotonic()
+        # Library warnings and load bars go to debug.log, never to the user's terminal.
+        self._noise = hold_library_output()
         try:
             self.setup()
             if self._stop.is_set():
@@ -253,6 +264,8 @@ class Engine:
             if self.resume_dir is None:
                 cfg.save(self.run_dir / CONFIG_FILE)
             self._events_file = open(self.run_dir / EVENTS_FILE, "a", encoding="utf-8")
+            if self._noise is not None:
+                self._noise.write_to(self.run_dir / DEBUG_LOG)
         else:
             self._sink = None
         self.log(f"Run directory {self.run_dir}")
@@ -260,6 +273,7 @@ class Engine:
             self.log(f"Removed {path.name}: a checkpoint a crash left half-written.", level="warning")
 
         self.phase = "data"
+        self.enter_phase("data", f"Loading data from {cfg.data.path}")
         loaded = data_mod.load_examples(cfg.data.path, format=cfg.data.format, on_bad_rows=cfg.data.on_bad_rows)
         self.log(f"Data: {loaded.path} ({loaded.format_reason})")
         if loaded.dropped:
@@ -274,6 +288,7 @@ class Engine:
         self.phase = "model"
         device = training_device()
         precision = resolve_precision(cfg.optim.precision, device)
+        self.enter_phase("tokenizer", f"Loading the tokenizer of {cfg.model.name_or_path}")
         tokenizer = load_tokenizer(cfg.model.name_or_path, cfg.model.trust_remote_code, cfg.model.revision)
         if cfg.model.trust_remote_code:
             self.log("trust_remote_code is ON: the model's own Python code runs.", level="warning")
@@ -282,9 +297,12 @@ class Engine:
         if not train_rows:
             raise ValueError("No training row has a trained token. Check the chat template and data.")
         self._inputs = RunInputs(tokenizer, train_rows, val_rows, precision, device)
+        self.enter_phase("model", f"Loading the model {cfg.model.name_or_path} ({cfg.method}, "
+                                  f"{precision} on {device})")
         model = self._load_model()
         trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
         total = sum(p.numel() for p in model.parameters())
+        self.enter_phase("trainer", "Building the trainer")
         self._trainer = self._build_trainer(model, self._inputs)
         world = int(os.environ.get("WORLD_SIZE", "1"))
         self.emit(
@@ -302,13 +320,24 @@ class Engine:
                 total_params=total,
                 resumed_from_step=checkpoint_step(self._resume_checkpoint) if self._resume_checkpoint else 0,
                 pid=os.getpid(),
+                eval_steps=cfg.eval.eval_steps if val_rows else 0,
             )
         )
 
     def _tokenize(self, data_mod: Any, tokenizer: Any, examples: list, split: str) -> list[dict]:
         """Render rows through the chat template; rows with nothing to learn are dropped, loudly."""
         cfg = self.config.data
-        rendered = data_mod.render_examples(tokenizer, examples, cfg.max_length, cfg.assistant_only_loss)
+        rendered: list = []
+        message = f"Tokenizing {split} rows"
+        shown = float("-inf")
+        for start in range(0, len(examples), TOKENIZE_CHUNK):
+            if time.monotonic() - shown >= PROGRESS_SECONDS:
+                shown = time.monotonic()
+                self.enter_phase("tokenize", message, start, len(examples))
+            chunk = examples[start:start + TOKENIZE_CHUNK]
+            rendered += data_mod.render_examples(tokenizer, chunk, cfg.max_length, cfg.assistant_only_loss)
+        if examples:
+            self.enter_phase("tokenize", message, len(examples), len(examples))
         kept = [r.to_training_row() for r in rendered if r.num_trained > 0]
         truncated = sum(r.truncated for r in rendered)
         if len(kept) < len(rendered):
@@ -413,8 +442,11 @@ class Engine:
             dataloader_num_workers=0,
             **_fsdp_args(cfg),
         )
+        world = max(int(os.environ.get("WORLD_SIZE", "1")), 1)
+        eval_batches = math.ceil(len(inputs.val_rows) / world / e.per_device_eval_batch_size)
         self._callback = EventCallback(
-            self.emit, self._stop, self._save, self._take_tokens, e.early_stopping_patience if has_val else 0
+            self.emit, self._stop, self._save, self._take_tokens, e.early_stopping_patience if has_val else 0,
+            eval_batches=eval_batches,
         )
         trainer = _make_trainer(
             model=model,
@@ -454,6 +486,7 @@ class Engine:
             return
         cb.phase = "save"
         final = self.run_dir / FINAL_DIR
+        self.enter_phase("final", f"Writing the final {'model' if self.config.method == 'full' else 'adapter'}")
         trainer.save_model(str(final))
         trainer.processing_class.save_pretrained(str(final))
         self.final_event = RunFinished(
@@ -513,6 +546,9 @@ class Engine:
         import gc
 
         gc.collect()
+        if self._noise is not None:
+            self._noise.release()
+            self._noise = None
 
 
 def _fsdp_args(cfg: RunConfig) -> dict[str, Any]:
@@ -591,7 +627,7 @@ def _make_trainer(**kwargs: Any) -> Any:
             from transformers.trainer_utils import rotate_checkpoints
 
             callback = next(c for c in self.callback_handler.callbacks if isinstance(c, EventCallback))
-            callback.phase = "save"
+            callback.checkpoint_begins(self.state.global_step)
             root, step = self.args.output_dir, self.state.global_step
             staging = staging_dir(root, step)  # one name for every rank: they all write into it
             self.args.output_dir = str(staging)

@@ -48,6 +48,9 @@ class RunStarted(Event):
     total_params: int
     resumed_from_step: int = 0
     pid: int = 0
+    eval_steps: int = 0
+    """Steps between two evaluations (there is one at the last step too); 0 without a
+    validation set, or in lines written before the field existed."""
 
 
 @dataclass(frozen=True)
@@ -65,6 +68,8 @@ class StepLogged(Event):
     samples_per_second: float
     elapsed_seconds: float
     eta_seconds: float
+    """Seconds the remaining optimizer steps take at the measured step time; evaluation and
+    checkpoint pauses are not in it (:meth:`core.runs.RunProgress.eta_seconds` adds them)."""
 
 
 @dataclass(frozen=True)
@@ -76,6 +81,44 @@ class EvalLogged(Event):
     eval_loss: float
     best_eval_loss: float
     is_best: bool
+
+
+@dataclass(frozen=True)
+class EvalProgressed(Event):
+    """Validation at ``step`` has run ``done`` of its ``total`` batches.
+
+    Sent when an evaluation begins (``done`` 0), at most every half second while it runs,
+    and at its last batch, so a long validation shows its own progress.
+    """
+
+    kind: ClassVar[str] = "eval_progressed"
+    step: int
+    done: int
+    total: int
+    elapsed_seconds: float
+    """Seconds since this evaluation began."""
+
+
+@dataclass(frozen=True)
+class PhaseChanged(Event):
+    """The run entered, or advanced in, a phase that takes a while outside the steps.
+
+    Setup phases come before ``RunStarted`` (see :data:`SETUP_PHASES`); ``checkpoint`` and
+    ``final`` are the pauses while a checkpoint or the final output is written. ``done`` of
+    ``total`` counts the phase's items when it has any (rows tokenized), else both are 0.
+    """
+
+    kind: ClassVar[str] = "phase_changed"
+    phase: str
+    message: str
+    done: int = 0
+    total: int = 0
+
+
+SETUP_PHASES = ("data", "tokenizer", "tokenize", "model", "trainer")
+"""Phases of :class:`PhaseChanged` before training begins, in order."""
+SAVE_PHASES = ("checkpoint", "final")
+"""Phases of :class:`PhaseChanged` while the run writes to disk."""
 
 
 @dataclass(frozen=True)
@@ -138,6 +181,8 @@ EVENT_TYPES: dict[str, type[Event]] = {
         RunStarted,
         StepLogged,
         EvalLogged,
+        EvalProgressed,
+        PhaseChanged,
         CheckpointSaved,
         MessageLogged,
         RunStopped,
@@ -194,6 +239,11 @@ def describe_event(event: Event) -> str:
     if isinstance(event, EvalLogged):
         mark = " (new best)" if event.is_best else ""
         return f"Step {event.step}: validation loss {event.eval_loss:.4f}{mark}"
+    if isinstance(event, EvalProgressed):
+        return f"Step {event.step}: evaluating {event.done}/{event.total} batches"
+    if isinstance(event, PhaseChanged):
+        count = f" {event.done}/{event.total}" if event.total else ""
+        return f"{event.message}{count}"
     if isinstance(event, CheckpointSaved):
         return f"Step {event.step}: checkpoint {event.path}"
     if isinstance(event, MessageLogged):
