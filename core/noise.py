@@ -7,6 +7,8 @@ middle of the UI or the progress bar. While :func:`hold_library_output` is held,
 those loggers, every ``warnings.warn`` and the libraries' progress bars stay off the terminal:
 records are buffered until :meth:`LibraryOutput.write_to` names the file (the run directory is
 made only during setup), then written there. Problems the engine itself detects are events.
+transformers' own stderr handler and the progress bars are switched off for the libraries
+already imported when the hold begins or a file is named.
 
 The hold is process-wide and counted: the detached worker holds it from its first line, the
 engine holds it during its run, and the output is restored once the last holder lets go.
@@ -98,12 +100,16 @@ class LibraryOutput:
         return self
 
     def write_to(self, path: str | Path) -> None:
-        """Write held records to ``path`` from now on (the run's ``debug.log``)."""
+        """Write held records to ``path`` from now on (the run's ``debug.log``).
+
+        Call it again once torch and transformers are imported (the engine does, in its
+        setup): their own stderr handler and progress bars are switched off then.
+        """
         with self._lock:
             if self._router is None:
                 return
             self._router.open(Path(path))
-            self._quiet_transformers()  # imported since the hold began, perhaps
+            self._quiet_imported()
 
     def release(self) -> None:
         """Give back one hold; the last one restores the libraries' own output."""
@@ -130,45 +136,26 @@ class LibraryOutput:
         if not captured:
             logging.captureWarnings(True)
             self._restore.append(lambda: logging.captureWarnings(False))
-        self._quiet_transformers()
-        self._quiet_progress_bars()
+        self._quiet_imported()
 
-    def _quiet_transformers(self) -> None:
-        """transformers writes to stderr through a handler of its own: take it off."""
+    def _quiet_imported(self) -> None:
+        """Switch off the stderr handler and progress bars of the libraries imported so far
+        (importing them here would cost seconds in processes that never use them)."""
         tf_logging = sys.modules.get("transformers.utils.logging")
-        if tf_logging is None:
-            try:
-                import transformers.utils.logging as tf_logging  # the engine imports it anyway
-            except ImportError:
-                return
-        default = getattr(tf_logging, "_default_handler", None)
-        root = logging.getLogger("transformers")
-        if default is not None and default in root.handlers:
-            tf_logging.disable_default_handler()
-            self._restore.append(tf_logging.enable_default_handler)
-
-    def _quiet_progress_bars(self) -> None:
-        try:
-            import transformers.utils.logging as tf_logging
-        except ImportError:
-            pass
-        else:
+        if tf_logging is not None:
+            # transformers writes to stderr through a handler of its own.
+            default = getattr(tf_logging, "_default_handler", None)
+            if default is not None and default in logging.getLogger("transformers").handlers:
+                tf_logging.disable_default_handler()
+                self._restore.append(tf_logging.enable_default_handler)
             if tf_logging.is_progress_bar_enabled():
                 tf_logging.disable_progress_bar()
                 self._restore.append(tf_logging.enable_progress_bar)
-        try:
-            from huggingface_hub.utils import (
-                are_progress_bars_disabled,
-                disable_progress_bars,
-                enable_progress_bars,
-            )
-        except ImportError:
-            pass
-        else:
-            if not are_progress_bars_disabled():
-                disable_progress_bars()
-                self._restore.append(enable_progress_bars)
-        datasets = sys.modules.get("datasets")  # importing it here would cost a second
+        hub = sys.modules.get("huggingface_hub.utils")
+        if hub is not None and not hub.are_progress_bars_disabled():
+            hub.disable_progress_bars()
+            self._restore.append(hub.enable_progress_bars)
+        datasets = sys.modules.get("datasets")
         if datasets is not None and datasets.is_progress_bar_enabled():
             datasets.disable_progress_bars()
             self._restore.append(datasets.enable_progress_bars)

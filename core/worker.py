@@ -24,6 +24,8 @@ from typing import Any, Callable
 from core.config import RunConfig
 from core.events import TERMINAL_EVENTS, Event, MessageLogged, RunFailed, describe_event
 from core.machine import ensure_pci_bus_order
+from core.noise import hold_library_output
+from core.rundir import DEBUG_LOG
 from core.runs import CONFIG_FILE, EVENTS_FILE, PID_FILE, SAVE_FILE, STOP_FILE
 
 log = logging.getLogger(__name__)
@@ -107,6 +109,18 @@ def run_worker(run_dir: str | Path, resume: bool = False, engine_spec: str | Non
         (run_dir / STOP_FILE).unlink(missing_ok=True)
     ensure_pci_bus_order()
     yield_cpu_to_interactive_work()
+    # Before torch and transformers load: their warnings go to debug.log, not worker.log.
+    noise = hold_library_output()
+    if main_process:
+        noise.write_to(run_dir / DEBUG_LOG)
+    try:
+        return _train(run_dir, resume, engine_spec, main_process)
+    finally:
+        noise.release()
+
+
+def _train(run_dir: Path, resume: bool, engine_spec: str | None, main_process: bool) -> int:
+    """Build the engine, run it to its end with the signal handlers and file watcher on."""
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     final: list[Event] = []
 

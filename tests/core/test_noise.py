@@ -45,17 +45,18 @@ def test_holds_nest_and_the_last_release_restores_the_libraries():
     assert logging.getLogger("peft").propagate is True
 
 
-def test_transformers_own_stderr_handler_and_bars_are_off_while_held(tmp_path):
-    """In a fresh process: transformers' logger writes to stderr by itself, and its bars too."""
+def test_transformers_own_stderr_handler_and_bars_are_off_once_the_file_is_named(tmp_path):
+    """In a fresh process, as the engine does it: hold, import transformers (which writes to
+    stderr through its own handler and draws bars), name the run's file, then train."""
     code = textwrap.dedent(f"""
         from core.noise import hold_library_output
         noise = hold_library_output()
         import transformers.utils.logging as tl
+        noise.write_to({str(tmp_path / "debug.log")!r})
         tl.get_logger("transformers.trainer").warning("trainer noise")
         assert not tl.is_progress_bar_enabled()
         for _ in tl.tqdm(range(3), desc="Loading weights"):
             pass
-        noise.write_to({str(tmp_path / "debug.log")!r})
         noise.release()
         assert tl.is_progress_bar_enabled()
     """)
