@@ -103,7 +103,8 @@ class EvalProgressed(Event):
 class PhaseChanged(Event):
     """The run entered, or advanced in, a phase that takes a while outside the steps.
 
-    Setup phases come before ``RunStarted`` (see :data:`SETUP_PHASES`); ``checkpoint`` and
+    Setup phases come before ``RunStarted`` (see :data:`SETUP_PHASES`; ``launch`` is the
+    training process loading its libraries, before the engine exists); ``checkpoint`` and
     ``final`` are the pauses while a checkpoint or the final output is written. ``done`` of
     ``total`` counts the phase's items when it has any (rows tokenized), else both are 0.
     """
@@ -115,7 +116,7 @@ class PhaseChanged(Event):
     total: int = 0
 
 
-SETUP_PHASES = ("data", "tokenizer", "tokenize", "model", "trainer")
+SETUP_PHASES = ("launch", "data", "tokenizer", "tokenize", "model", "trainer")
 """Phases of :class:`PhaseChanged` before training begins, in order."""
 SAVE_PHASES = ("checkpoint", "final")
 """Phases of :class:`PhaseChanged` while the run writes to disk."""

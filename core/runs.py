@@ -45,6 +45,18 @@ EVAL_ROW_SHARE = 1 / 3
 no optimizer step); guesses the length of an evaluation until one has been measured."""
 
 
+def format_duration(seconds: float | None) -> str:
+    """``H:MM:SS`` (or ``D d H:MM:SS``); an em dash when unknown."""
+    if seconds is None or not math.isfinite(seconds):
+        return "—"
+    seconds = int(round(max(seconds, 0)))
+    days, rest = divmod(seconds, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, secs = divmod(rest, 60)
+    text = f"{hours}:{minutes:02d}:{secs:02d}"
+    return f"{days}d {text}" if days else text
+
+
 @dataclass
 class RunProgress:
     """Everything the figures panel and the runs list show, folded from events.

@@ -22,7 +22,14 @@ from pathlib import Path
 from typing import Any, Callable
 
 from core.config import RunConfig
-from core.events import TERMINAL_EVENTS, Event, MessageLogged, RunFailed, describe_event
+from core.events import (
+    TERMINAL_EVENTS,
+    Event,
+    MessageLogged,
+    PhaseChanged,
+    RunFailed,
+    describe_event,
+)
 from core.machine import ensure_pci_bus_order
 from core.noise import hold_library_output
 from core.rundir import DEBUG_LOG
@@ -33,6 +40,8 @@ log = logging.getLogger(__name__)
 
 LOG_LEVELS = {"warning": logging.WARNING, "error": logging.ERROR}
 """Logging levels of the engine's message levels (others are info)."""
+LAUNCH_MESSAGE = "Loading torch and transformers"
+"""The first event of a worker (a ``launch`` phase), before the engine and its libraries load."""
 WATCH_INTERVAL = 0.5
 """Seconds between checks for the STOP and SAVE files."""
 WORKER_NICE = 10
@@ -130,6 +139,9 @@ def _train(run_dir: Path, resume: bool, engine_spec: str | None, main_process: b
         if isinstance(event, MessageLogged):
             log.log(LOG_LEVELS.get(event.level, logging.INFO), describe_event(event))
 
+    if main_process:
+        # Importing torch and transformers takes seconds (minutes on a busy machine): say so.
+        _append_event(run_dir, PhaseChanged(phase="launch", message=LAUNCH_MESSAGE))
     try:
         config = RunConfig.load(run_dir / CONFIG_FILE)
         engine = build_engine(_load_factory(engine_spec), config, sink, run_dir, resume)

@@ -18,12 +18,12 @@ from textual.binding import Binding
 from core.config import RunConfig
 from tui.commands import TunetopCommands
 from tui.dataset_tasks import DatasetServices
-from tui.messages import FollowRun, ReviewRun, StartRun
+from tui.messages import CloneConfig, FollowRun, ReviewRun, StartRun
 from tui.screens.dataset import DatasetScreen
 from tui.screens.hyperparams import EstimateServices, HyperparamsScreen
 from tui.screens.review import ReviewScreen
 from tui.screens.runs import RunsScreen
-from tui.screens.training import TrainingScreen, quit_app
+from tui.screens.training import TrainingScreen, training_screen
 
 
 @dataclass
@@ -33,8 +33,12 @@ class AppServices:
     Screens read these as ``self.app.services.<field>``; every field has a working default.
     """
 
+    in_process: bool = False
+    """Train inside the app's process instead of a detached worker (tests with fake engines);
+    such a run stops when the app quits."""
     engine_factory: Callable[..., Any] | None = None
-    """Builds an engine for a config and an event sink; ``None`` uses ``core.engine.Engine``."""
+    """Builds an in-process engine for a config and an event sink; ``None`` uses
+    ``core.engine.Engine``."""
     gpu_monitor_factory: Callable[[], Any] | None = None
     """Builds the GPU sampler for the VRAM gauge; ``None`` uses ``core.gpu.GpuMonitor``."""
     dataset: DatasetServices = field(default_factory=DatasetServices)
@@ -94,6 +98,11 @@ class TunetopApp(App[None]):
         """Folder of the runs (and review sets) this app starts and lists."""
         self.attach_dir: Path | None = None
         """A run to follow on opening (``tunetop attach``); ``None`` otherwise."""
+        self.config_modified = False
+        """Whether ``config`` has edits not saved to a file (the config screen sets it)."""
+        self.farewell: str | None = None
+        """A line for the shell once the app has closed (how to get back to a detached run);
+        the command line prints it unwrapped, so the command copies whole."""
 
     @on(StartRun)
     @on(FollowRun)
@@ -103,9 +112,32 @@ class TunetopApp(App[None]):
         await self.switch_mode(REQUEST_MODES[type(request)])
         self.screen.post_message(request)
 
+    @on(CloneConfig)
+    async def clone_config(self, request: CloneConfig) -> None:
+        """Edit a copy of a run's config on the config screen (it shows ``self.config``)."""
+        await self.switch_mode("hyperparams")
+        # Only after the switch: a config screen opening for the first time writes its
+        # fields' initial values back into app.config while it mounts.
+        self.config = request.config
+        self.screen.post_message(request)  # it shows the new config
+        self.notify(f"Editing a copy of {request.source.name}'s config; ctrl+t trains it as a new run."
+                    if request.source else "Editing a copy of the run's config.")
+
     async def action_quit(self) -> None:
-        """Quit; a live run is asked to stop first and saves a checkpoint."""
-        await quit_app(self)
+        """Quit. A run training in this process is asked to stop first (it saves a
+        checkpoint) and the app exits once it ended; a second quit exits at once. A detached
+        run keeps training, and the way back to it is printed."""
+        screen = training_screen(self)
+        if screen is not None and screen.trains_in_process and not screen.quitting:
+            if self.current_mode != "training":
+                await self.switch_mode("training")
+            screen.stop_then_quit()
+            return
+        if screen is not None and screen.detached_live and screen.run_dir is not None:
+            self.farewell = f"The run keeps training; attach with: tunetop attach {screen.run_dir}"
+            self.exit()
+            return
+        self.exit()
 
     def action_show_help(self) -> None:
         """Toggle Textual's key panel listing every key of the current screen."""

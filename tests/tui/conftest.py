@@ -18,8 +18,13 @@ from tui.app import AppServices, TunetopApp, make_app  # noqa: E402
 
 def build_app(tmp_path: Path, engine_factory: Any = None, sample: Any = None,
               monitor_factory: Any = None, **kwargs: Any) -> TunetopApp:
-    """An app on a temporary workspace with a stubbed GPU and an optional fake engine."""
+    """An app on a temporary workspace with a stubbed GPU and an optional fake engine.
+
+    With an engine factory, runs train in the app's process (the fake engine); without, they
+    start detached like the real app's.
+    """
     services = AppServices(
+        in_process=engine_factory is not None,
         engine_factory=engine_factory,
         gpu_monitor_factory=monitor_factory or (lambda: StubGpuMonitor(sample or h100_sample())),
     )
