@@ -27,7 +27,7 @@ from textual.worker import Worker, WorkerState
 
 from core.config import ConfigError, ConfigProblem, RunConfig
 from core.memory import AvailableMemory, MemoryEstimate, apply_changes
-from tui.messages import StartRun
+from tui.messages import CloneConfig, StartRun
 from tui.widgets.config_form import SPECS, ConfigField, ConfigForm, get_value, set_value
 from tui.widgets.memory_panel import MemoryPanel
 
@@ -145,6 +145,11 @@ class HyperparamsScreen(Screen):
 
     def on_screen_resume(self) -> None:
         """Another screen may have changed the config (the dataset screen sets the data)."""
+        self.reload()
+
+    @on(CloneConfig)
+    def show_clone(self) -> None:
+        """The app put a run's config up for editing (runs screen, key c)."""
         self.reload()
 
     def reload(self) -> None:
