@@ -258,3 +258,21 @@ async def test_marked_runs_loss_curves_overlay(app_factory, tmp_path):
         await pilot.press("escape")
         await pilot.pause()
         assert app.screen is screen
+
+
+async def test_command_palette_offers_the_run_commands(app_factory, tmp_path):
+    from tui.screens.runs import RunsCommands
+
+    ws = workspace_with_runs(tmp_path)
+    app = app_factory(workspace=ws)
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await open_runs(pilot)
+        provider = RunsCommands(screen)
+        titles = [str(hit.text) async for hit in provider.discover()]
+        assert {"runs: Export the run…", "runs: Delete the run…", "runs: Clone the run's config",
+                "runs: Compare loss curves"} <= set(titles)
+        hits = [hit async for hit in provider.search("clone")]
+        assert [str(hit.text) for hit in hits] == ["runs: Clone the run's config"]
+        await select(pilot, screen, "a-finished")
+        await hits[0].command()
+        await wait_for(pilot, lambda: app.current_mode == "hyperparams")
