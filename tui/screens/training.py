@@ -239,10 +239,12 @@ class TrainingScreen(Screen):
     @property
     def trains_in_process(self) -> bool:
         """Whether a run is training inside this process (quitting must stop it first)."""
-        run = self.run
-        if not isinstance(run, InProcessRun):
+        if self.run is None or self.run.detached:
             return False
-        return self.run_state.live or run.running
+        # After its final event the engine still closes files and frees memory: until its
+        # worker has joined it, the run is not over.
+        worker = self._run_worker
+        return self.run_state.live or (worker is not None and not worker.is_finished)
 
     @property
     def detached_live(self) -> bool:
