@@ -369,7 +369,7 @@ def test_imports_stay_light():
     )
     subprocess.run([sys.executable, "-c", code], check=True)
     code = (
-        "import sys, core.gpu, core.runs, core.alerts, core.detach, core.worker\n"
+        "import sys, core.gpu, core.runs, core.alerts, core.detach, core.worker, core.handle, core.noise\n"
         "bad = [m for m in ('textual', 'torch') if m in sys.modules]\n"
         "assert not bad, bad\n"
     )
