@@ -8,6 +8,7 @@ Lifecycle: :meth:`Engine.setup`, :meth:`Engine.train`, :meth:`Engine.cleanup`, d
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import math
 import os
@@ -20,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from core.callbacks import EventCallback
-from core.config import ConfigError, RunConfig
+from core.config import ConfigError, ConfigProblem, RunConfig
 from core.noise import LibraryOutput, hold_library_output
 from core.rundir import (
     CHECKPOINTS_DIR,
@@ -47,6 +48,7 @@ from core.events import (
     RunStarted,
     RunStopped,
 )
+from core.trackers import apply_tracker_env, missing_packages, point_tensorboard, tracker_names
 
 
 @dataclass(frozen=True)
@@ -93,14 +95,31 @@ def describe_failure(exc: BaseException, phase: str) -> tuple[str, str]:
             "optim.retry_on_oom: true to do it automatically), turn on gradient_checkpointing, "
             "use qlora, or shorten data.max_length.",
         )
-    where = f" ({exc.filename})" if isinstance(exc, OSError) and exc.filename else ""
-    if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
+    chain = _exception_chain(exc)
+    oserror = next((e for e in chain if isinstance(e, OSError)), None)
+    where = f" ({oserror.filename})" if oserror is not None and oserror.filename else ""
+    # Libraries re-raise a full disk as a plain Exception (tokenizers' save does): the errno
+    # is lost, the words remain.
+    if any(isinstance(e, OSError) and e.errno == errno.ENOSPC for e in chain) or any(
+            "no space left on device" in str(e).lower() for e in chain):
         return (f"The disk is full while writing during {phase}{where}; the last complete "
                 "checkpoint is intact.", "Free disk space or lower eval.save_total_limit, then resume.")
-    if isinstance(exc, PermissionError):
-        return f"Permission denied{where or ': ' + text}.", "Choose a writable output_dir."
-    if isinstance(exc, (NotADirectoryError, FileExistsError, IsADirectoryError)) and phase == "setup":
-        return (f"Cannot create the run directory{where}: {exc.strerror or text}.",
+    unpickled = _unsafe_pickle(chain)
+    if unpickled is not None:
+        return unpickled
+    writable = ("Set output_dir (or pass --workspace) to a directory on a disk you can "
+                "write to.")
+    if oserror is not None and oserror.errno == errno.EROFS:
+        return f"The workspace is on a read-only file system{where}.", writable
+    if isinstance(oserror, PermissionError):
+        return f"Permission denied{where or ': ' + text}.", writable
+    if isinstance(oserror, (NotADirectoryError, FileExistsError, IsADirectoryError)) and phase == "setup":
+        blocker = _file_in_the_way(oserror.filename)
+        if blocker is not None:
+            return (f"Cannot create the run directory{where}: {blocker} is a file, not a "
+                    "directory.", "Set output_dir (or pass --workspace) to a directory, or to a "
+                    "path that does not exist yet.")
+        return (f"Cannot create the run directory{where}: {oserror.strerror or text}.",
                 "Set output_dir to a directory (or a path that does not exist yet) you can write to.")
     return f"{name}: {text}", ""
 
@@ -109,6 +128,55 @@ TOKENIZE_CHUNK = 64
 """Rows tokenized between two progress events."""
 PROGRESS_SECONDS = 0.5
 """Shortest time between two progress events of one phase."""
+def _exception_chain(exc: BaseException) -> list[BaseException]:
+    """``exc`` and every exception it was raised from or while handling, outermost first."""
+    chain: list[BaseException] = []
+    while exc is not None and exc not in chain:
+        chain.append(exc)
+        exc = exc.__cause__ or exc.__context__
+    return chain
+
+
+def _file_in_the_way(path: str | None) -> Path | None:
+    """The nearest existing ancestor of ``path`` when it is a file (a workspace that is one)."""
+    if not path:
+        return None
+    for parent in Path(path).parents:
+        if parent.exists():
+            return parent if not parent.is_dir() else None
+    return None
+
+
+def _unsafe_pickle(chain: list[BaseException]) -> tuple[str, str] | None:
+    """Reason and fix when ``torch.load`` refused a checkpoint file holding pickled objects
+    beyond tensors (it may run code). torch's own text suggests ``weights_only=False``, which
+    is exactly what must not be done with a file of unknown origin; it is not repeated."""
+    import pickle
+
+    refused = next((e for e in chain if isinstance(e, pickle.UnpicklingError)
+                    and "weights only load failed" in str(e).lower()), None)
+    if refused is None:
+        return None
+    path = _loaded_file(refused)
+    checkpoint = next((p for p in Path(path).parents if checkpoint_step(p) is not None), None) if path else None
+    fix = (f"If you wrote this checkpoint with a trusted tool, save it again; otherwise delete "
+           f"{checkpoint or 'that checkpoint'} and resume from an earlier one.")
+    return (f"{path or 'A checkpoint file'} holds pickled objects other than tensors, so tunetop "
+            "did not load it: loading such a file can run any code.", fix)
+
+
+def _loaded_file(exc: BaseException) -> str:
+    """The path ``torch.load`` was reading when it raised ``exc`` (from its frame), or ""."""
+    tb = exc.__traceback__
+    found = ""
+    while tb is not None:
+        frame = tb.tb_frame
+        if frame.f_code.co_name == "load" and frame.f_globals.get("__name__") == "torch.serialization":
+            value = frame.f_locals.get("f")
+            if isinstance(value, (str, os.PathLike)):
+                found = os.fspath(value)
+        tb = tb.tb_next
+    return found
 
 
 def quiet_libraries() -> None:
@@ -244,6 +312,11 @@ class Engine:
 
         cfg = self.config
         cfg.check()
+        missing = missing_packages(tracker_names(cfg.report_to))
+        if missing:
+            raise ConfigError([ConfigProblem(
+                "report_to", f"the tracker needs {', '.join(missing)}, which is not installed.",
+                f"pip install {' '.join(missing)}, or set report_to: none.")])
         quiet_libraries()
         if self.resume_dir is not None:
             self.run_dir = self.resume_dir
@@ -262,6 +335,9 @@ class Engine:
             # Only the main process writes the run directory; the others train and stay quiet.
             self.run_dir.mkdir(parents=True, exist_ok=True)
             if self.resume_dir is None:
+                # The saved config names the workspace the run really went to (--workspace
+                # overrides output_dir).
+                cfg.output_dir = str(self.workspace)
                 cfg.save(self.run_dir / CONFIG_FILE)
             self._events_file = open(self.run_dir / EVENTS_FILE, "a", encoding="utf-8")
             if self._noise is not None:
@@ -273,14 +349,20 @@ class Engine:
             self.log(f"Removed {path.name}: a checkpoint a crash left half-written.", level="warning")
 
         self.phase = "data"
-        self.enter_phase("data", f"Loading data from {cfg.data.path}")
-        loaded = data_mod.load_examples(cfg.data.path, format=cfg.data.format, on_bad_rows=cfg.data.on_bad_rows)
-        self.log(f"Data: {loaded.path} ({loaded.format_reason})")
+        where = cfg.data.path if not cfg.data.sources else f"{len(cfg.data.sources)} sources"
+        self.enter_phase("data", f"Loading data from {where}")
+        loaded = data_mod.load_data(cfg.data, cfg.optim.seed)
+        self.log(f"Data: {loaded.name} ({loaded.format_reason})")
+        if len(loaded.sources) > 1 or loaded.left_out:
+            used = len(loaded.examples)
+            for report in loaded.sources:
+                self.log(f"Source {report.label}: {report.describe(used)}")
         if loaded.dropped:
+            first = next(p for p in loaded.problems if p.severity == "error")
             self.log(f"Dropped {loaded.dropped} of {loaded.total_rows} rows; first problem: "
-                     f"{loaded.problems[0].message}", level="warning")
+                     f"{first.message}", level="warning")
         if not loaded.examples:
-            raise ValueError(f"{loaded.path} has no usable rows.")
+            raise ValueError(f"{loaded.name} has no usable rows.")
         train_ex, val_ex = data_mod.split_examples(
             loaded.examples, cfg.data.validation_fraction, cfg.optim.seed
         )
@@ -290,6 +372,12 @@ class Engine:
         precision = resolve_precision(cfg.optim.precision, device)
         self.enter_phase("tokenizer", f"Loading the tokenizer of {cfg.model.name_or_path}")
         tokenizer = load_tokenizer(cfg.model.name_or_path, cfg.model.trust_remote_code, cfg.model.revision)
+        chosen = data_mod.resolve_template(cfg.data.chat_template)
+        if chosen is not None:
+            # saved with the model, so that it is prompted as it was trained
+            tokenizer.chat_template = chosen
+        info = data_mod.template_info(tokenizer, data_mod.RenderOptions.from_config(cfg.data))
+        self.log("Rendering: " + "; ".join(f"{k} {v}" for k, v in info.lines()))
         if cfg.model.trust_remote_code:
             self.log("trust_remote_code is ON: the model's own Python code runs.", level="warning")
         train_rows = self._tokenize(data_mod, tokenizer, train_ex, "training")
@@ -327,6 +415,9 @@ class Engine:
     def _tokenize(self, data_mod: Any, tokenizer: Any, examples: list, split: str) -> list[dict]:
         """Render rows through the chat template; rows with nothing to learn are dropped, loudly."""
         cfg = self.config.data
+        options = data_mod.RenderOptions.from_config(cfg)
+        # the chosen template is the tokenizer's now; "model" keeps it instead of loading again
+        options = dataclasses.replace(options, chat_template="model")
         rendered: list = []
         message = f"Tokenizing {split} rows"
         shown = float("-inf")
@@ -335,14 +426,20 @@ class Engine:
                 shown = time.monotonic()
                 self.enter_phase("tokenize", message, start, len(examples))
             chunk = examples[start:start + TOKENIZE_CHUNK]
-            rendered += data_mod.render_examples(tokenizer, chunk, cfg.max_length, cfg.assistant_only_loss)
+            rendered += data_mod.render_examples(tokenizer, chunk, cfg.max_length,
+                                                 cfg.assistant_only_loss, options)
         if examples:
             self.enter_phase("tokenize", message, len(examples), len(examples))
-        kept = [r.to_training_row() for r in rendered if r.num_trained > 0]
+        kept = [row for r in rendered if r.num_trained > 0 for row in r.to_training_rows()]
         truncated = sum(r.truncated for r in rendered)
-        if len(kept) < len(rendered):
-            self.log(f"Dropped {len(rendered) - len(kept)} {split} rows with no trained token "
+        chunked = [r for r in rendered if r.chunked]
+        untrained = sum(1 for r in rendered if not r.num_trained)
+        if untrained:
+            self.log(f"Dropped {untrained} {split} rows with no trained token "
                      f"(all masked or cut by max_length {cfg.max_length}).", level="warning")
+        if chunked:
+            self.log(f"{len(chunked)} {split} text rows longer than max_length {cfg.max_length} "
+                     f"became {sum(len(r.lengths()) for r in chunked)} rows (data.text_chunking).")
         if truncated:
             self.log(f"{truncated} {split} rows are longer than max_length {cfg.max_length} and were "
                      f"truncated.", level="warning")
@@ -397,6 +494,9 @@ class Engine:
 
         cfg, o, e = self.config, self.config.optim, self.config.eval
         has_val = bool(inputs.val_rows)
+        trackers = tracker_names(cfg.report_to)
+        if trackers and self.is_main:
+            apply_tracker_env(trackers, self.run_dir)
         refusal = padding_free_refusal(cfg.model, inputs.device) if o.padding_free else None
         padding_free = o.padding_free and refusal is None
         if refusal:
@@ -437,7 +537,7 @@ class Engine:
             # Rows arrive truncated to max_length (tokenize_for_training); TRL refuses the
             # limit with padding-free batches, which it cannot truncate.
             max_length=None if padding_free else cfg.data.max_length,
-            report_to="none",
+            report_to=trackers or "none",
             disable_tqdm=True,
             dataloader_num_workers=0,
             **_fsdp_args(cfg),
@@ -458,6 +558,8 @@ class Engine:
         )
         # The printer writes every log dict to stdout; our events replace it.
         trainer.remove_callback(PrinterCallback)
+        if "tensorboard" in trackers:
+            point_tensorboard(trainer, self.run_dir)
         return trainer
 
     def _take_tokens(self) -> int:

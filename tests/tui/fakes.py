@@ -486,3 +486,22 @@ async def demo_run_before(pilot: Any) -> None:
             break
         await pilot.pause(0.025)
     await pilot.pause()
+
+
+def build_app(tmp_path: Path, engine_factory: Any = None, sample: Any = None,
+              monitor_factory: Any = None, **kwargs: Any) -> Any:
+    """An app on a temporary workspace with a stubbed GPU and an optional fake engine.
+
+    With an engine factory, runs train in the app's process (the fake engine); without, they
+    start detached like the real app's.
+    """
+    from tui.app import AppServices, make_app
+
+    services = AppServices(
+        in_process=engine_factory is not None,
+        engine_factory=engine_factory,
+        gpu_monitor_factory=monitor_factory or (lambda: StubGpuMonitor(sample or h100_sample())),
+    )
+    config = kwargs.pop("config", None) or RunConfig(run_name="test-run")
+    workspace = str(kwargs.pop("workspace", tmp_path / "runs"))
+    return make_app(config=config, services=services, workspace=workspace, **kwargs)

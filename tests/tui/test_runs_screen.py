@@ -261,18 +261,43 @@ async def test_marked_runs_loss_curves_overlay(app_factory, tmp_path):
 
 
 async def test_command_palette_offers_the_run_commands(app_factory, tmp_path):
-    from tui.screens.runs import RunsCommands
+    from tui.commands import TunetopCommands
 
     ws = workspace_with_runs(tmp_path)
     app = app_factory(workspace=ws)
     async with app.run_test(size=(80, 24)) as pilot:
         screen = await open_runs(pilot)
-        provider = RunsCommands(screen)
+        provider = TunetopCommands(screen)
         titles = [str(hit.text) async for hit in provider.discover()]
-        assert {"runs: Export the run…", "runs: Delete the run…", "runs: Clone the run's config",
-                "runs: Compare loss curves"} <= set(titles)
+        assert {"Runs: Export the adapter or a merged model", "Runs: Delete after asking",
+                "Runs: Clone its config to the Config screen",
+                "Runs: Compare the marked runs' loss curves"} <= set(titles)
         hits = [hit async for hit in provider.search("clone")]
-        assert [str(hit.text) for hit in hits] == ["runs: Clone the run's config"]
+        assert [str(hit.text) for hit in hits] == ["Runs: Clone its config to the Config screen"]
         await select(pilot, screen, "a-finished")
         await hits[0].command()
         await wait_for(pilot, lambda: app.current_mode == "hyperparams")
+
+
+async def test_a_damaged_run_is_listed_beside_the_healthy_ones(app_factory, tmp_path):
+    """One run with wrongly typed event lines and one that cannot be read at all: the list
+    still shows every run, the damaged ones say so."""
+    ws = tmp_path / "runs"
+    write_run(ws, "a-finished", training_series(end="finished"))
+    bad = write_run(ws, "b-bad-lines", training_series(end="stopped"))
+    with open(bad / "events.jsonl", "a") as f:
+        f.write('{"type": "step_logged", "step": "4", "loss": null}\n')
+    (ws / "c-unreadable" / "events.jsonl").mkdir(parents=True)
+    app = app_factory(workspace=ws)
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = await open_runs(pilot)
+        await wait_for(pilot, lambda: len(screen.runs) == 3)
+        statuses = {run.name: run.status for run in screen.runs}
+        assert statuses == {"a-finished": "finished", "b-bad-lines": "stopped",
+                            "c-unreadable": "damaged"}
+        table = screen.query_one(DataTable)
+        assert str(table.get_cell(str(ws / "c-unreadable"), "status")) == "damaged"
+        table.move_cursor(row=[run.name for run in screen.runs].index("b-bad-lines"))
+        await pilot.pause()
+        detail = str(screen.query_one("#runs-detail").render())
+        assert "1 damaged event line skipped" in detail

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from core.config import RunConfig
-from tui.cli.subcommand import Subcommand
+from tui.cli.subcommand import Subcommand, print_config_warnings
 
 EXIT_FINISHED, EXIT_FAILED, EXIT_STOPPED = 0, 1, 130
 """Exit statuses of a followed run by its final event."""
@@ -28,7 +28,8 @@ class Train(Subcommand):
         parser.add_argument("config", nargs="?", help="YAML run config (not needed with --resume).")
         parser.add_argument("--resume", metavar="RUN_DIR", help="Continue a run from its latest checkpoint.")
         # SUPPRESS: without the option here, the top-level `tunetop --workspace DIR train` holds.
-        parser.add_argument("--workspace", default=argparse.SUPPRESS, help="Directory holding the runs.")
+        parser.add_argument("--workspace", default=argparse.SUPPRESS,
+                            help="Directory holding the runs (default: the config's output_dir).")
         parser.add_argument("--detach", action="store_true",
                             help="Start the run in its own process session, print its directory and "
                                  "return (follow it with `tunetop attach RUN_DIR`).")
@@ -38,16 +39,17 @@ class Train(Subcommand):
         return train_main(args.config, args.workspace, args.resume, args.detach)
 
 
-def train_main(config_path: str | None, workspace: str, resume: str | None = None,
+def train_main(config_path: str | None, workspace: str | None, resume: str | None = None,
                detach: bool = False) -> int:
     """Train with a progress bar; non-zero exit on failure.
 
-    One process trains here; ``num_processes`` above 1 (or ``detach``) starts a detached run
-    through :func:`core.detach.launch_detached`, which this follows unless ``detach``.
+    The runs go under ``workspace``, or the config's ``output_dir`` without one. One process
+    trains here; ``num_processes`` above 1 (or ``detach``) starts a detached run through
+    :func:`core.detach.launch_detached`, which this follows unless ``detach``.
     """
     from rich.console import Console
 
-    from core.rundir import CONFIG_FILE
+    from core.rundir import CONFIG_FILE, latest_checkpoint
 
     if resume:
         config_path = str(Path(resume) / CONFIG_FILE)
@@ -56,6 +58,13 @@ def train_main(config_path: str | None, workspace: str, resume: str | None = Non
         return 2
     config = RunConfig.load(config_path)
     config.check(config_path)
+    print_config_warnings(config, "train")
+    if resume and latest_checkpoint(resume) is None:
+        print(f"tunetop train: {resume} has no complete checkpoint to resume from (it ended "
+              f"before its first checkpoint). Fix: start it over with `tunetop train {config_path}`.",
+              file=sys.stderr)
+        return 2
+    workspace = workspace or config.output_dir
     console = Console(stderr=True, soft_wrap=True)
     if detach or config.num_processes > 1:
         return _train_detached(config, workspace, resume, detach, console)
@@ -103,12 +112,21 @@ def _on_stop_signals(handler) -> None:
 
 def _train_detached(config: RunConfig, workspace: str, resume: str | None, detach: bool, console) -> int:
     """Launch the run in its own session (through accelerate for several processes)."""
+    from rich.text import Text
+
     from core.detach import follow_run, launch_detached, request_stop
 
     try:
         run_dir = launch_detached(config, workspace, resume_dir=resume)
-    except (OSError, ValueError) as exc:
-        console.print(f"[red]tunetop train: could not start the run: {exc}[/]")
+    except OSError as exc:
+        from core.engine import describe_failure
+
+        reason, fix = describe_failure(exc, "setup")
+        console.print(Text(f"tunetop train: could not start the run: {reason}"
+                           + (f" Fix: {fix}" if fix else ""), style="red"))
+        return 1
+    except ValueError as exc:
+        console.print(Text(f"tunetop train: could not start the run: {exc}", style="red"))
         return 1
     how = (f"{config.num_processes} processes through accelerate launch"
            if config.num_processes > 1 else "one process")
@@ -149,6 +167,7 @@ def _print_events(events: Iterable[Any], console) -> int:
         StepLogged,
         describe_event,
     )
+    from core.rundir import latest_checkpoint
     from core.runs import RunProgress
 
     run = RunProgress()
@@ -163,6 +182,7 @@ def _print_events(events: Iterable[Any], console) -> int:
     )
     task = None
     code = EXIT_FAILED
+    run_dir: Path | None = None
     with progress:
         for event in events:
             run.update(event)
@@ -184,6 +204,7 @@ def _print_events(events: Iterable[Any], console) -> int:
                 continue
             line, style = describe_event(event), ""
             if isinstance(event, RunStarted):
+                run_dir = Path(event.run_dir)
                 line += f"; directory {event.run_dir}"
                 task = progress.add_task("train", total=event.total_steps, metrics="",
                                          completed=event.resumed_from_step)
@@ -197,6 +218,10 @@ def _print_events(events: Iterable[Any], console) -> int:
                 style, code = "yellow", EXIT_STOPPED
             elif isinstance(event, RunFailed):
                 style, code = "red", EXIT_FAILED
+                # A fix that ends in resuming gets the command that does it.
+                if run_dir is not None and "resume" in event.suggestion \
+                        and latest_checkpoint(run_dir) is not None:
+                    line += f" Resume with `tunetop train --resume {run_dir}`."
             elif isinstance(event, EvalLogged) and task is not None:
                 progress.update(task, description="train")
             progress.console.print(Text(line, style=style))

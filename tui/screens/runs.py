@@ -11,7 +11,6 @@ reads only the new lines of each ``events.jsonl``.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +18,6 @@ from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.command import DiscoveryHit, Hit, Hits, Provider
 from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen, Screen
 from textual.widgets import Button, DataTable, Footer, Header, Label, Static
@@ -34,7 +32,8 @@ from tui.widgets.runs_plot import RunsLossPlot
 
 REFRESH_SECONDS = 2.0
 """How often the list is read again."""
-STATUS_STYLES = {"running": "bold green", "finished": "green", "stopped": "yellow", "failed": "bold red"}
+STATUS_STYLES = {"running": "bold green", "finished": "green", "stopped": "yellow", "failed": "bold red",
+                 "damaged": "bold red"}
 DETACHED_MARK = "⇱"
 """Marks a run that trains (or trained) in its own process."""
 LEGEND = (f"{DETACHED_MARK} trains in its own process (survives closing the app) · Started, Last "
@@ -47,49 +46,6 @@ WIDE_COLUMNS = 100
 """Terminal width from which the table has a model column."""
 EXPORT_KINDS = {"adapter": "export-adapter", "merged": "export-merged"}
 """Export kind -> folder inside the run (as ``tunetop export`` names it)."""
-
-
-RUN_COMMANDS = (
-    ("runs: Open the run", "open_run", "Follow it on the Train screen (key o or Enter)."),
-    ("runs: Resume the run", "resume_run", "Continue from its latest checkpoint (key r)."),
-    ("runs: Export the run…", "export_run", "The adapter, or a merged standalone model (key e)."),
-    ("runs: Delete the run…", "delete_run", "With its checkpoints and output, after asking (key d)."),
-    ("runs: Clone the run's config", "clone_config", "Edit a copy on the Config screen (key c)."),
-    ("runs: Mark or unmark the run", "mark_run", "For comparing loss curves (key space)."),
-    ("runs: Compare loss curves", "compare_runs", "The marked runs' training loss on one chart (key v)."),
-)
-"""Command-palette entries of the runs screen: (title, action, help)."""
-
-
-class RunsCommands(Provider):
-    """Offers the runs screen's commands while a run is highlighted."""
-
-    def _available(self) -> list[tuple[str, str, str]]:
-        screen = self.screen
-        if not isinstance(screen, RunsScreen) or screen.selected_run is None:
-            return []
-        return list(RUN_COMMANDS)
-
-    async def discover(self) -> Hits:
-        """Every command, for the empty palette."""
-        for title, action, help_text in self._available():
-            yield DiscoveryHit(title, self._runner(action), help=help_text)
-
-    async def search(self, query: str) -> Hits:
-        """Commands matching ``query``."""
-        matcher = self.matcher(query)
-        for title, action, help_text in self._available():
-            score = matcher.match(title)
-            if score > 0:
-                yield Hit(score, matcher.highlight(title), self._runner(action), help=help_text)
-
-    def _runner(self, action: str) -> Callable[[], Any]:
-        screen = self.screen
-
-        async def run() -> None:
-            await screen.run_action(action)
-
-        return run
 
 
 def format_age(seconds: float) -> str:
@@ -195,17 +151,16 @@ class RunsScreen(Screen):
     """All runs in the workspace; open, resume, export, delete, clone or compare them."""
 
     CSS_PATH = "../styles/runs.tcss"
-    COMMANDS = Screen.COMMANDS | {RunsCommands}
 
     BINDINGS = [
-        Binding("o", "open_run", "Open", id="runs.open"),
-        Binding("r", "resume_run", "Resume", id="runs.resume"),
-        Binding("e", "export_run", "Export", id="runs.export"),
-        Binding("d,delete", "delete_run", "Delete", id="runs.delete"),
-        Binding("c", "clone_config", "Clone", id="runs.clone"),
-        Binding("space", "mark_run", "Mark", show=False, id="runs.mark"),
-        Binding("v", "compare_runs", "Compare", id="runs.compare"),
-        Binding("f5", "refresh", "Refresh", show=False, id="runs.refresh"),
+        Binding("o", "open_run", "Open", tooltip="on the Train screen", id="runs.open"),
+        Binding("r", "resume_run", "Resume", tooltip="from the last checkpoint", id="runs.resume"),
+        Binding("e", "export_run", "Export", tooltip="the adapter or a merged model", id="runs.export"),
+        Binding("d,delete", "delete_run", "Delete", tooltip="after asking", id="runs.delete"),
+        Binding("c", "clone_config", "Clone", tooltip="its config to the Config screen", id="runs.clone"),
+        Binding("space", "mark_run", "Mark", show=False, tooltip="for comparing", id="runs.mark"),
+        Binding("v", "compare_runs", "Compare", tooltip="the marked runs' loss curves", id="runs.compare"),
+        Binding("f5", "refresh", "Refresh", show=False, tooltip="the list", id="runs.refresh"),
     ]
     """Open (``o`` or Enter) follows the run on the training screen; ``r`` resumes it; ``e``
     exports it; ``d`` deletes it; ``c`` clones its config; ``space`` marks runs and ``v``
