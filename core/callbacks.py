@@ -65,6 +65,7 @@ class EventCallback(TrainerCallback):
         tokens: Any,
         patience: int,
         eval_batches: int = 0,
+        budget: Any = None,
     ) -> None:
         self.sink = sink
         self.stop_requested = stop_requested
@@ -89,6 +90,12 @@ class EventCallback(TrainerCallback):
         self._eval_started: float | None = None
         self._eval_done = 0
         self._eval_shown = 0.0
+        self.budget = budget
+        """A :class:`core.timing.BudgetKeeper` sizing the run to its time budget, or None."""
+        self.whole_split = False
+        """Set for the whole-split evaluation after training: reported, but not compared
+        with the capped evaluations' best."""
+        self._save_started: float | None = None
 
     def on_train_begin(self, args, state, control, **kwargs):
         self._start = time.monotonic()
@@ -116,11 +123,34 @@ class EventCallback(TrainerCallback):
         if save:
             self.save_requested.clear()
             control.should_save = True
+        if self.budget is not None:
+            self.budget.step_times.append(took)
+            # From the third step on (the first pays for warm-up), every step: the time left
+            # is measured again each time, so a slower stretch is made up at once.
+            if len(self.budget.step_times) >= 3:
+                self._fit_budget(state, control, kwargs.get("lr_scheduler"))
         if control.should_evaluate and self.eval_batches:
             # The flow callback (which runs first) decided to evaluate after this step:
             # say so now, the first batch may take a while.
             self._begin_eval(state.global_step)
         return control
+
+    def _fit_budget(self, state: Any, control: Any, scheduler: Any) -> None:
+        """Size the remaining steps to the time left and refit the schedule to them."""
+        from core.timing import refit_schedule, warmup_steps
+
+        steps = self.budget.resize(state.global_step)
+        if steps is None:
+            return
+        state.max_steps = steps
+        if scheduler is not None:
+            refit_schedule(scheduler, steps, warmup_steps(self.budget.config.optim.warmup_ratio, steps))
+        if state.global_step >= steps and not control.should_training_stop:
+            # Already at the new end (the flow callback checked before this one): end here,
+            # as the flow would, with an evaluation and a checkpoint.
+            control.should_training_stop = True
+            control.should_save = True
+            control.should_evaluate = bool(self.eval_batches)
 
     def _begin_eval(self, step: int) -> None:
         self._eval_started = self._eval_shown = time.monotonic()
@@ -170,6 +200,15 @@ class EventCallback(TrainerCallback):
     def on_evaluate(self, args, state, control, metrics=None, **kwargs):
         loss = _float_or_nan((metrics or {}).get("eval_loss"))
         self.last_eval_loss = loss
+        if self.whole_split:
+            best = self.best_eval_loss if self.best_eval_loss is not None else math.nan
+            self.sink(EvalLogged(step=state.global_step, eval_loss=loss, best_eval_loss=best, is_best=False))
+            self._eval_started = None
+            return control
+        if self.budget is not None and self._eval_started is not None:
+            rows = min(self.budget.val_rows, self.budget.config.eval.max_rows or self.budget.val_rows)
+            self.budget.eval_row_seconds = (time.monotonic() - self._eval_started) / max(rows, 1)
+            self._fit_budget(state, control, kwargs.get("lr_scheduler"))
         is_best = math.isfinite(loss) and (self.best_eval_loss is None or loss < self.best_eval_loss)
         if is_best:
             self.best_eval_loss = loss
@@ -204,6 +243,7 @@ class EventCallback(TrainerCallback):
     def checkpoint_begins(self, step: int) -> None:
         """The trainer starts writing the checkpoint of ``step`` (a pause worth showing)."""
         self.phase = "save"
+        self._save_started = time.monotonic()
         self.sink(PhaseChanged(phase="checkpoint", message=f"Saving {checkpoint_name(step)}"))
 
     def on_save(self, args, state, control, **kwargs):
@@ -212,4 +252,8 @@ class EventCallback(TrainerCallback):
         if state.is_world_process_zero and (path / COMPLETE_MARKER).is_file():
             self.last_checkpoint = str(path)
             self.sink(CheckpointSaved(step=state.global_step, path=str(path)))
+        if self.budget is not None and self._save_started is not None:
+            self.budget.save_seconds = time.monotonic() - self._save_started
+            self._fit_budget(state, control, kwargs.get("lr_scheduler"))
+        self._save_started = None
         self.phase = "train"

@@ -23,6 +23,7 @@ from typing import Any
 from core.callbacks import EventCallback
 from core.config import ConfigError, ConfigProblem, RunConfig
 from core.noise import LibraryOutput, hold_library_output
+from core.timing import BudgetKeeper, cached_throughput, describe_duration, parse_duration, shape_key
 from core.rundir import (
     CHECKPOINTS_DIR,
     CONFIG_FILE,
@@ -205,8 +206,12 @@ class Engine:
         workspace: str | Path | None = None,
         resume_dir: str | Path | None = None,
         run_dir: str | Path | None = None,
+        whole_split_at_end: bool = True,
     ) -> None:
         self.config = config
+        self.whole_split_at_end = whole_split_at_end
+        """With ``eval.max_rows``, evaluate the whole validation split once training ended
+        (a timing probe turns it off)."""
         self.workspace = Path(workspace if workspace is not None else config.output_dir)
         self.resume_dir = Path(resume_dir) if resume_dir else None
         self.run_dir: Path | None = Path(run_dir) if run_dir else None
@@ -223,6 +228,8 @@ class Engine:
         """Half-written checkpoints removed before resuming (logged once the log is open)."""
         self._inputs: RunInputs | None = None
         self._started = time.monotonic()
+        self._started_wall = time.time()
+        self._budget: BudgetKeeper | None = None
         self._noise: LibraryOutput | None = None
         self.phase = "setup"
         self.final_event: Event | None = None
@@ -282,7 +289,7 @@ class Engine:
 
     def run(self) -> Event:
         """Setup, train and clean up in the calling thread; returns the terminal event."""
-        self._started = time.monotonic()
+        self._started, self._started_wall = time.monotonic(), time.time()
         # Library warnings and load bars go to debug.log, never to the user's terminal.
         self._noise = hold_library_output()
         try:
@@ -385,6 +392,7 @@ class Engine:
         if not train_rows:
             raise ValueError("No training row has a trained token. Check the chat template and data.")
         self._inputs = RunInputs(tokenizer, train_rows, val_rows, precision, device)
+        self._budget = self._make_budget(self._inputs)
         self.enter_phase("model", f"Loading the model {cfg.model.name_or_path} ({cfg.method}, "
                                   f"{precision} on {device})")
         model = self._load_model()
@@ -409,8 +417,24 @@ class Engine:
                 resumed_from_step=checkpoint_step(self._resume_checkpoint) if self._resume_checkpoint else 0,
                 pid=os.getpid(),
                 eval_steps=cfg.eval.eval_steps if val_rows else 0,
+                budget_seconds=self._budget.budget_seconds if self._budget else 0.0,
+                budget_started_at=self._started_wall if self._budget else 0.0,
             )
         )
+
+    def _make_budget(self, inputs: RunInputs) -> BudgetKeeper | None:
+        """The keeper of ``optim.time_budget``, seeded with a cached probe of this shape."""
+        budget = parse_duration(self.config.optim.time_budget)
+        if budget is None:
+            return None
+        longest = max((len(r["input_ids"]) for r in inputs.train_rows + inputs.val_rows), default=0)
+        cached = cached_throughput(shape_key(self.config, inputs.device, longest))
+        keeper = BudgetKeeper(budget, self.config, len(inputs.val_rows), self._cap_steps(len(inputs.train_rows)),
+                              self._started, cached)
+        steps = keeper.initial_steps()
+        how = f"{steps} steps from a cached probe" if cached else "steps sized after the first few"
+        self.log(f"Time budget {describe_duration(budget)}: {how} (at most {keeper.cap}).")
+        return keeper
 
     def _tokenize(self, data_mod: Any, tokenizer: Any, examples: list, split: str) -> list[dict]:
         """Render rows through the chat template; rows with nothing to learn are dropped, loudly."""
@@ -478,6 +502,13 @@ class Engine:
         return get_peft_model(model, lora)
 
     def _planned_steps(self, num_rows: int) -> int:
+        """Steps the trainer is built for: the time budget's, else :meth:`_cap_steps`."""
+        if self._budget is not None:
+            return self._budget.steps
+        return self._cap_steps(num_rows)
+
+    def _cap_steps(self, num_rows: int) -> int:
+        """``max_steps``, or the steps of ``num_train_epochs`` over ``num_rows``."""
         o = self.config.optim
         if o.max_steps > 0:
             return o.max_steps
@@ -511,7 +542,7 @@ class Engine:
             warmup_steps=o.warmup_ratio,
             weight_decay=o.weight_decay,
             num_train_epochs=o.num_train_epochs,
-            max_steps=o.max_steps,
+            max_steps=self._budget.steps if self._budget is not None else o.max_steps,
             per_device_train_batch_size=o.per_device_train_batch_size,
             per_device_eval_batch_size=e.per_device_eval_batch_size,
             gradient_accumulation_steps=o.gradient_accumulation_steps,
@@ -543,16 +574,18 @@ class Engine:
             **_fsdp_args(cfg),
         )
         world = max(int(os.environ.get("WORLD_SIZE", "1")), 1)
-        eval_batches = math.ceil(len(inputs.val_rows) / world / e.per_device_eval_batch_size)
+        # eval.max_rows: each evaluation during training reads the first rows of the split.
+        eval_rows = inputs.val_rows[:e.max_rows] if e.max_rows else inputs.val_rows
+        eval_batches = math.ceil(len(eval_rows) / world / e.per_device_eval_batch_size)
         self._callback = EventCallback(
             self.emit, self._stop, self._save, self._take_tokens, e.early_stopping_patience if has_val else 0,
-            eval_batches=eval_batches,
+            eval_batches=eval_batches, budget=self._budget,
         )
         trainer = _make_trainer(
             model=model,
             args=args,
             train_dataset=Dataset.from_list(inputs.train_rows),
-            eval_dataset=Dataset.from_list(inputs.val_rows) if has_val else None,
+            eval_dataset=Dataset.from_list(eval_rows) if has_val else None,
             processing_class=inputs.tokenizer,
             callbacks=[self._callback],
         )
@@ -586,6 +619,13 @@ class Engine:
             )
             self.emit(self.final_event)
             return
+        val_rows = self._inputs.val_rows
+        if self.whole_split_at_end and val_rows and 0 < self.config.eval.max_rows < len(val_rows):
+            from datasets import Dataset
+
+            self.log(f"Evaluating the whole validation split ({len(val_rows)} rows).")
+            cb.whole_split = True
+            trainer.evaluate(eval_dataset=Dataset.from_list(val_rows))
         cb.phase = "save"
         final = self.run_dir / FINAL_DIR
         self.enter_phase("final", f"Writing the final {'model' if self.config.method == 'full' else 'adapter'}")

@@ -53,6 +53,10 @@ class RunStarted(Event):
     eval_steps: int = 0
     """Steps between two evaluations (there is one at the last step too); 0 without a
     validation set, or in lines written before the field existed."""
+    budget_seconds: float = 0.0
+    """The run's time budget (``optim.time_budget``), setup included; 0 without one."""
+    budget_started_at: float = 0.0
+    """Wall clock the budget counts from (the run's process began); 0 without a budget."""
 
 
 @dataclass(frozen=True)
@@ -298,7 +302,9 @@ def describe_event(event: Event) -> str:
         return (f"Run {event.run_name}: {event.method} of {event.model} on {event.device} "
                 f"({event.precision}), {event.total_steps} steps, {event.num_train_rows} train / "
                 f"{event.num_val_rows} val rows, {event.trainable_params:,} of "
-                f"{event.total_params:,} parameters trainable{resumed}")
+                f"{event.total_params:,} parameters trainable{resumed}"
+                + (f"; steps sized to a time budget of {_duration(event.budget_seconds)}"
+                   if event.budget_seconds else ""))
     if isinstance(event, StepLogged):
         return (f"Step {event.step}/{event.total_steps}: loss {event.loss:.4f}, "
                 f"lr {event.learning_rate:.2e}, {event.tokens_per_second:,.0f} tok/s")
@@ -324,3 +330,9 @@ def describe_event(event: Event) -> str:
         fix = f" Fix: {event.suggestion}" if event.suggestion else ""
         return f"Failed during {event.phase} at step {event.step}: {event.reason}{fix}"
     return event.kind
+
+
+def _duration(seconds: float) -> str:
+    from core.timing import describe_duration
+
+    return describe_duration(seconds)

@@ -117,6 +117,10 @@ class RunProgress:
     """Measured length of the last whole evaluation."""
     last_eval_step: int = 0
     resumed_from_step: int = 0
+    budget_seconds: float = 0.0
+    """The run's time budget (0: none)."""
+    budget_started_at: float = 0.0
+    """Wall clock the budget counts from."""
     _last_step_at: float | None = None
     _last_step: int = 0
     _paused: bool = False
@@ -150,6 +154,7 @@ class RunProgress:
             self._last_step_at = event.time
             self._paused = False
             self.eval_steps, self.resumed_from_step = event.eval_steps, resumed
+            self.budget_seconds, self.budget_started_at = event.budget_seconds, event.budget_started_at
             self.phase, self.phase_done, self.phase_total = "", 0, 0
         elif isinstance(event, StepLogged):
             self._fold_step(event)
@@ -258,6 +263,13 @@ class RunProgress:
             return None
         end = self.ended.time if self.ended is not None else (time.time() if now is None else now)
         return max(end - self.started_at, 0.0)
+
+    def budget_left(self, now: float | None = None) -> float | None:
+        """Seconds of the time budget left at ``now`` (negative once over); None without one."""
+        if not self.budget_seconds:
+            return None
+        end = self.ended.time if self.ended is not None else (time.time() if now is None else now)
+        return self.budget_seconds - (end - self.budget_started_at)
 
     @property
     def fraction(self) -> float:
