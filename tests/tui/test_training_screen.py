@@ -438,3 +438,24 @@ async def test_trust_remote_code_on_is_a_standing_warning(app_factory, tmp_path)
         screen.follow_run(run_dir)
         await wait_for(pilot, lambda: screen.run_state == "finished")
         assert "remote-code" in [a.key for a in screen.query_one(AlertsPanel).alerts]
+
+
+async def test_a_budgeted_run_shows_time_left_against_its_budget_at_80x24(app_factory):
+    """The run says it has a budget of 8 min, started 100 s ago: the Run panel shows the time
+    left beside the ETA, every figure still on screen at 80x24."""
+    began = time.time() - 100
+    script = [replace(run_started(total_steps=40), budget_seconds=480.0, budget_started_at=began),
+              *[step(n, 2.0 - n / 40, total=40) for n in range(1, 11)]]
+    app = app_factory(engine_factory=engine_factory(script=script, hold_after=10))
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await open_training(pilot)
+        await pilot.press("s")
+        await wait_for(pilot, lambda: screen.progress.step == 10)
+        await pilot.pause(0.3)
+        assert screen.progress.budget_seconds == 480
+        now = time.time()
+        assert abs(screen.progress.budget_left(now) - (480 - (now - began))) < 1
+        shown = "\n".join(shown_lines(screen.query_one(RunFigures)))
+        assert "Budget" in shown and "left of 8:00 " in shown
+        assert "Rows" in shown and "Trainable" in shown  # the budget line pushed nothing out
+        ScriptedEngine.instances[-1].release()

@@ -70,16 +70,35 @@ def _eta(p: RunProgress, state: RunState, now: float) -> str:
     return format_duration(p.eta_seconds(now)) if RunState(state).live else "—"
 
 
+def _budget(p: RunProgress, now: float) -> str:
+    """``6:01 left of 8:00`` (hours only when there are some: it shares a short row)."""
+    left = p.budget_left(now)
+    if left is None:
+        return "—"
+
+    def short(seconds: float) -> str:
+        if seconds >= 3600:
+            return format_duration(seconds)
+        minutes, secs = divmod(int(round(seconds)), 60)
+        return f"{minutes}:{secs:02d}"
+
+    if left < 0:
+        return f"{short(-left)} over {short(p.budget_seconds)}"
+    return f"{short(left)} left of {short(p.budget_seconds)}"
+
+
 def figure_rows(progress: RunProgress, state: str, now: float) -> list[tuple[str, str]]:
     """(label, value) rows for ``progress``, one figure each; pure, so tests can check the
     numbers."""
     p = progress
     pct = f" ({p.fraction:.0%})" if p.total_steps else ""
+    budget = [("Budget", _budget(p, now))] if p.budget_seconds else []
     return [
         ("Step", f"{p.step:,} / {p.total_steps:,}{pct}" if p.total_steps else f"{p.step:,}"),
         ("Epoch", format_number(p.epoch, ".2f") if p.step else "—"),
         ("Elapsed", format_duration(p.elapsed_seconds(now))),
         ("ETA", _eta(p, state, now)),
+        *budget,
         ("Tokens/s", format_number(p.tokens_per_second, ",.0f")),
         ("Samples/s", format_number(p.samples_per_second, ",.1f")),
         ("Loss", format_number(p.loss, ".4f")),
@@ -102,6 +121,7 @@ def compact_rows(progress: RunProgress, state: str, now: float) -> list[tuple[st
     return [
         ("Step", step),
         ("Time", f"{format_duration(p.elapsed_seconds(now))} · ETA {_eta(p, state, now)}"),
+        *([("Budget", _budget(p, now))] if p.budget_seconds else []),
         ("Speed/s", f"{format_number(p.tokens_per_second, ',.0f')} tok · "
                     f"{format_number(p.samples_per_second, ',.1f')} rows"),
         ("Loss", f"{format_number(p.loss, '.4f')} · val {format_number(p.eval_loss, '.4f')}"),
