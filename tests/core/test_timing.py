@@ -213,3 +213,23 @@ def test_estimate_command_prints_the_time_measured_then_cached(tiny_model_dir, s
     assert "from" in out and "probe, within about" in out and "measuring step" in err
     assert main(["estimate", str(path), "--no-probe"]) == 0
     assert "cached probe" in capsys.readouterr().out
+
+
+def test_evaluation_batches_are_padding_free_like_training(tiny_model_dir, small_data, tmp_path):
+    """One flat sequence per evaluation batch, the rows told apart by position ids: no pad
+    token is computed, in evaluation as in training; eval.max_rows caps its rows."""
+    from core.engine import Engine
+
+    cfg = tiny_run_config(tiny_model_dir, small_data)
+    cfg.eval.max_rows = 6
+    engine = Engine(cfg, workspace=tmp_path / "runs")
+    try:
+        engine.setup()
+        trainer = engine._trainer
+        assert len(trainer.eval_dataset) == 6
+        for loader in (trainer.get_train_dataloader(), trainer.get_eval_dataloader()):
+            batch = next(iter(loader))
+            assert batch["input_ids"].shape[0] == 1 and "position_ids" in batch
+            assert (batch["position_ids"] == 0).sum() > 1  # several rows in the one sequence
+    finally:
+        engine.cleanup()
