@@ -3,9 +3,9 @@
 Two sources of per-step figures (:class:`Throughput`):
 
 * **a probe**: a few real optimizer steps of this config (its model, data, batch shapes,
-  precision and device), then one short evaluation and the final save, run by the engine
-  itself in a scratch workspace (:func:`probe_throughput`). The first step is left out: it pays
-  for lazy initialisation. Probes are cached per model, device and config shape
+  precision and device), then one short evaluation, a checkpoint and the final save, run by
+  the engine itself in a scratch workspace (:func:`probe_throughput`). The first step is left
+  out: it pays for lazy initialisation. Probes are cached per model, device and config shape
   (:func:`shape_key`), so editing the learning rate does not measure again.
 * **a FLOPs model** where no probe can run (the model would not fit, the data cannot be read,
   or the caller asked for none): training costs ``6 x params x tokens`` (``4 x`` with a frozen
@@ -227,7 +227,8 @@ def estimate_time(plan: RunPlan, throughput: Throughput, budget_seconds: float |
 
 def _warnings(e: TimeEstimate, max_steps_set: bool) -> list[str]:
     p, out = e.plan, []
-    if p.warmup_steps >= p.steps:
+    # With max_steps set, the config's own check says it (core.config); said once.
+    if p.warmup_steps >= p.steps and not max_steps_set:
         out.append(f"Warm-up takes all {p.steps} step{'s' if p.steps != 1 else ''} "
                    f"({p.warmup_steps} warm-up), so the learning rate never reaches its value "
                    + ("and the only step trains at learning rate 0" if p.steps == 1 else
@@ -339,11 +340,20 @@ def probe_throughput(config: RunConfig, on_progress: Callable[[str], None] | Non
     """Measure ``config``'s step, evaluation-row and save times with a real short run.
 
     The engine trains ``steps`` steps of the config (its data, model and batch shapes) in a
-    scratch workspace, evaluates ``PROBE_EVAL_BATCHES`` batches and writes its final output;
+    scratch workspace, evaluates ``PROBE_EVAL_BATCHES`` batches, writes one checkpoint and its
+    final output;
     ``on_progress`` hears each phase. Raises :class:`ProbeError` when the run fails.
     """
     from core.engine import Engine
-    from core.events import EvalProgressed, PhaseChanged, RunFailed, RunFinished, RunStarted, StepLogged
+    from core.events import (
+        CheckpointSaved,
+        EvalProgressed,
+        PhaseChanged,
+        RunFailed,
+        RunFinished,
+        RunStarted,
+        StepLogged,
+    )
 
     probe = copy.deepcopy(config)
     probe.run_name = "probe"
@@ -353,11 +363,12 @@ def probe_throughput(config: RunConfig, on_progress: Callable[[str], None] | Non
     probe.optim.retry_on_oom = False
     probe.eval.logging_steps = 1
     probe.eval.eval_steps = steps
-    probe.eval.save_steps = steps * 1000  # no checkpoint; the final save is measured instead
+    probe.eval.save_steps = steps  # one checkpoint, at the end: its write is measured
     probe.eval.early_stopping_patience = 0
     probe.eval.keep_best = False
     probe.eval.max_rows = probe.eval.per_device_eval_batch_size * PROBE_EVAL_BATCHES
-    seen: dict[str, Any] = {"steps": {}, "eval": None, "final_at": None}
+    seen: dict[str, Any] = {"steps": {}, "eval": None, "final_at": None, "checkpoint_at": None,
+                            "checkpoint": None}
     started = time.time()
 
     def sink(event: Any) -> None:
@@ -374,9 +385,13 @@ def probe_throughput(config: RunConfig, on_progress: Callable[[str], None] | Non
             seen["setup"] = event.time - started
             if on_progress:
                 on_progress("measuring the first steps")
+        elif isinstance(event, CheckpointSaved) and seen["checkpoint_at"] is not None:
+            seen["checkpoint"] = event.time - seen["checkpoint_at"]
         elif isinstance(event, PhaseChanged):
             if event.phase == "final":
                 seen["final_at"] = event.time
+            elif event.phase == "checkpoint":
+                seen["checkpoint_at"] = event.time
             elif on_progress:
                 on_progress(event.message[:1].lower() + event.message[1:])
 
@@ -400,7 +415,10 @@ def probe_throughput(config: RunConfig, on_progress: Callable[[str], None] | Non
         seconds, batches = seen["eval"]
         rows = min(started_event.num_val_rows, batches * probe.eval.per_device_eval_batch_size)
         eval_row = seconds / max(rows, 1)
-    save = max(final.time - seen["final_at"], 0.0) if seen["final_at"] else 0.0
+    # A checkpoint (weights, optimizer state, a synced rename) costs more than the final
+    # output; each save of the estimate is priced as the dearer of the two.
+    final_save = max(final.time - seen["final_at"], 0.0) if seen["final_at"] else 0.0
+    save = max(final_save, seen["checkpoint"] or 0.0)
     device = started_event.device if started_event is not None else ""
     return Throughput(step_seconds=step_seconds, eval_row_seconds=eval_row, save_seconds=save,
                       setup_seconds=max(seen.get("setup", 0.0), 0.0), source="probe", spread=min(spread, 0.5),
