@@ -11,7 +11,18 @@ from typing import Any
 from transformers import TrainerCallback
 
 from core.rundir import COMPLETE_MARKER, checkpoint_name
-from core.events import CheckpointSaved, EvalLogged, EventSink, MessageLogged, StepLogged
+from core.events import (
+    CheckpointSaved,
+    EvalLogged,
+    EvalProgressed,
+    EventSink,
+    MessageLogged,
+    PhaseChanged,
+    StepLogged,
+)
+
+EVAL_PROGRESS_SECONDS = 0.5
+"""Shortest time between two ``EvalProgressed`` events (the first and last batch always go)."""
 
 
 def _float_or_nan(value: Any) -> float:
@@ -42,7 +53,8 @@ class EventCallback(TrainerCallback):
     """Emits step, eval and checkpoint events, handles stop/save requests and early stopping.
 
     ``tokens`` is a callable returning the non-padding tokens counted since the last call
-    (the trainer counts them per micro-batch).
+    (the trainer counts them per micro-batch). ``eval_batches`` is how many batches one
+    evaluation runs (for its progress before the evaluation's loader exists).
     """
 
     def __init__(
@@ -52,6 +64,8 @@ class EventCallback(TrainerCallback):
         save_requested: threading.Event,
         tokens: Any,
         patience: int,
+        eval_batches: int = 0,
+        budget: Any = None,
     ) -> None:
         self.sink = sink
         self.stop_requested = stop_requested
@@ -72,6 +86,16 @@ class EventCallback(TrainerCallback):
         self._window_seconds = 0.0
         self._window_samples = 0
         self._samples_per_step = 1
+        self.eval_batches = eval_batches
+        self._eval_started: float | None = None
+        self._eval_done = 0
+        self._eval_shown = 0.0
+        self.budget = budget
+        """A :class:`core.timing.BudgetKeeper` sizing the run to its time budget, or None."""
+        self.whole_split = False
+        """Set for the whole-split evaluation after training: reported, but not compared
+        with the capped evaluations' best."""
+        self._save_started: float | None = None
 
     def on_train_begin(self, args, state, control, **kwargs):
         self._start = time.monotonic()
@@ -99,7 +123,40 @@ class EventCallback(TrainerCallback):
         if save:
             self.save_requested.clear()
             control.should_save = True
+        if self.budget is not None:
+            self.budget.step_times.append(took)
+            # From the third step on (the first pays for warm-up), every step: the time left
+            # is measured again each time, so a slower stretch is made up at once.
+            if len(self.budget.step_times) >= 3:
+                self._fit_budget(state, control, kwargs.get("lr_scheduler"))
+        if control.should_evaluate and self.eval_batches:
+            # The flow callback (which runs first) decided to evaluate after this step:
+            # say so now, the first batch may take a while.
+            self._begin_eval(state.global_step)
         return control
+
+    def _fit_budget(self, state: Any, control: Any, scheduler: Any) -> None:
+        """Size the remaining steps to the time left and refit the schedule to them."""
+        from core.timing import refit_schedule, warmup_steps
+
+        steps = self.budget.resize(state.global_step)
+        if steps is None:
+            return
+        state.max_steps = steps
+        if scheduler is not None:
+            refit_schedule(scheduler, steps, warmup_steps(self.budget.config.optim.warmup_ratio, steps))
+        if state.global_step >= steps and not control.should_training_stop:
+            # Already at the new end (the flow callback checked before this one): end here,
+            # as the flow would, with an evaluation and a checkpoint.
+            control.should_training_stop = True
+            control.should_save = True
+            control.should_evaluate = bool(self.eval_batches)
+
+    def _begin_eval(self, step: int) -> None:
+        self._eval_started = self._eval_shown = time.monotonic()
+        self._eval_done = 0
+        self.phase = "eval"
+        self.sink(EvalProgressed(step=step, done=0, total=self.eval_batches, elapsed_seconds=0.0))
 
     def on_log(self, args, state, control, logs=None, **kwargs):
         logs = logs or {}
@@ -125,12 +182,33 @@ class EventCallback(TrainerCallback):
         self._window_seconds = 0.0
         self._window_samples = 0
 
-    def on_prediction_step(self, args, state, control, **kwargs):
-        self.phase = "eval"
+    def on_prediction_step(self, args, state, control, eval_dataloader=None, **kwargs):
+        if self._eval_started is None:  # an evaluation the flow did not announce
+            self._begin_eval(state.global_step)
+        self._eval_done += 1
+        try:
+            total = len(eval_dataloader) if eval_dataloader is not None else self.eval_batches
+        except TypeError:  # a loader without a length
+            total = self.eval_batches
+        total = max(total, self._eval_done)
+        now = time.monotonic()
+        if self._eval_done == total or now - self._eval_shown >= EVAL_PROGRESS_SECONDS:
+            self._eval_shown = now
+            self.sink(EvalProgressed(step=state.global_step, done=self._eval_done, total=total,
+                                     elapsed_seconds=now - self._eval_started))
 
     def on_evaluate(self, args, state, control, metrics=None, **kwargs):
         loss = _float_or_nan((metrics or {}).get("eval_loss"))
         self.last_eval_loss = loss
+        if self.whole_split:
+            best = self.best_eval_loss if self.best_eval_loss is not None else math.nan
+            self.sink(EvalLogged(step=state.global_step, eval_loss=loss, best_eval_loss=best, is_best=False))
+            self._eval_started = None
+            return control
+        if self.budget is not None and self._eval_started is not None:
+            rows = min(self.budget.val_rows, self.budget.config.eval.max_rows or self.budget.val_rows)
+            self.budget.eval_row_seconds = (time.monotonic() - self._eval_started) / max(rows, 1)
+            self._fit_budget(state, control, kwargs.get("lr_scheduler"))
         is_best = math.isfinite(loss) and (self.best_eval_loss is None or loss < self.best_eval_loss)
         if is_best:
             self.best_eval_loss = loss
@@ -145,6 +223,7 @@ class EventCallback(TrainerCallback):
                 is_best=is_best,
             )
         )
+        self._eval_started = None
         if self.patience and self.evals_without_improvement >= self.patience:
             self.early_stopped = True
             control.should_training_stop = True
@@ -161,10 +240,20 @@ class EventCallback(TrainerCallback):
         self.phase = "train"
         return control
 
+    def checkpoint_begins(self, step: int) -> None:
+        """The trainer starts writing the checkpoint of ``step`` (a pause worth showing)."""
+        self.phase = "save"
+        self._save_started = time.monotonic()
+        self.sink(PhaseChanged(phase="checkpoint", message=f"Saving {checkpoint_name(step)}"))
+
     def on_save(self, args, state, control, **kwargs):
         path = Path(args.output_dir) / checkpoint_name(state.global_step)
         # The trainer published it whole (with its marker); anything else is not a checkpoint.
         if state.is_world_process_zero and (path / COMPLETE_MARKER).is_file():
             self.last_checkpoint = str(path)
             self.sink(CheckpointSaved(step=state.global_step, path=str(path)))
+        if self.budget is not None and self._save_started is not None:
+            self.budget.save_seconds = time.monotonic() - self._save_started
+            self._fit_budget(state, control, kwargs.get("lr_scheduler"))
+        self._save_started = None
         self.phase = "train"

@@ -149,6 +149,10 @@ class OptimConfig:
     """Passes over the training split (1-3 usual); ignored when ``max_steps`` > 0."""
     max_steps: int = -1
     """Stop after this many optimizer steps; -1 uses ``num_train_epochs``."""
+    time_budget: str = ""
+    """Wall time the run must end within (``10m``, ``2h``, ``1h30m``), evaluations and
+    checkpoints included: the steps are sized from measured step times and the learning-rate
+    schedule fitted to them; never more steps than epochs or ``max_steps`` give. Empty: none."""
     per_device_train_batch_size: int = 8
     """Micro-batch: rows per forward pass on each device."""
     gradient_accumulation_steps: int = 1
@@ -244,6 +248,9 @@ class EvalConfig:
     """Optimizer steps between logged training metrics."""
     per_device_eval_batch_size: int = 16
     """Rows per forward pass during validation."""
+    max_rows: int = 0
+    """Validation rows each evaluation during training reads (the first of the split); the
+    whole split is evaluated once at the end. 0: the whole split every time."""
     early_stopping_patience: int = 3
     """Stop after this many validations without improvement; 0 disables."""
     keep_best: bool = True
@@ -414,6 +421,14 @@ class RunConfig:
             bad("optim.weight_decay", "must not be negative.", "Use 0.01.")
         if o.max_steps == 0 or o.max_steps < -1:
             bad("optim.max_steps", "must be positive, or -1 to train by epochs.", "Use -1.")
+        if o.max_steps > 0 and 0 <= o.warmup_ratio < 1 and math.ceil(o.warmup_ratio * o.max_steps) >= o.max_steps:
+            # transformers warms up over ceil(ratio x steps) steps from 0: with no step after
+            # the warm-up, the first step trains at learning rate 0 (max_steps 1: nothing).
+            bad("optim.warmup_ratio",
+                f"{o.warmup_ratio:g} of {o.max_steps} step{'s' if o.max_steps != 1 else ''} is all warm-up: "
+                "the learning rate never reaches its value and the first step trains at learning rate 0"
+                + (", so this run trains nothing." if o.max_steps == 1 else "."),
+                "Set warmup_ratio to 0, or train more steps.", "warning")
         if o.max_steps == -1 and not o.num_train_epochs > 0:
             bad("optim.num_train_epochs", "must be positive.", "Use 1-3 epochs.")
         if o.per_device_train_batch_size < 1:
@@ -426,6 +441,13 @@ class RunConfig:
         if not 0 <= o.seed <= MAX_SEED:
             bad("optim.seed", f"{o.seed} is out of range: seeds go from 0 to {MAX_SEED}.",
                 "Use 42, or any whole number from 0 to 4294967295.")
+        if o.time_budget.strip():
+            from core.timing import parse_duration
+
+            try:
+                parse_duration(o.time_budget)
+            except ValueError as exc:
+                bad("optim.time_budget", str(exc), "Use e.g. 30m or 2h, or leave it empty for none.")
         if o.precision not in PRECISIONS:
             bad("optim.precision", f"{quote(o.precision)} is unknown.", f"Use one of {', '.join(PRECISIONS)}.")
         d = self.data
@@ -449,6 +471,8 @@ class RunConfig:
         for name in ("eval_steps", "save_steps", "logging_steps", "per_device_eval_batch_size"):
             if getattr(e, name) < 1:
                 bad(f"eval.{name}", "must be at least 1.", "Use a positive whole number.")
+        if e.max_rows < 0:
+            bad("eval.max_rows", "must not be negative.", "Use 0 for the whole split, or e.g. 64.")
         if e.early_stopping_patience < 0:
             bad("eval.early_stopping_patience", "must not be negative.", "Use 3, or 0 to disable.")
         if e.save_total_limit < 1:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import dataclasses
 import errno
-import logging
 import math
 import os
 import shutil
@@ -21,15 +20,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-# bitsandbytes warns on import (pulled in by transformers below) about optional CPU kernels
-# that tunetop does not use; that line would land in the middle of the UI.
-logging.getLogger("bitsandbytes").setLevel(logging.ERROR)
-
-from core.callbacks import EventCallback  # noqa: E402
+from core.callbacks import EventCallback
 from core.config import ConfigError, ConfigProblem, RunConfig
+from core.noise import LibraryOutput, hold_library_output
+from core.timing import BudgetKeeper, cached_throughput, describe_duration, parse_duration, shape_key
 from core.rundir import (
     CHECKPOINTS_DIR,
     CONFIG_FILE,
+    DEBUG_LOG,
     ERROR_LOG,
     EVENTS_FILE,
     FINAL_DIR,
@@ -45,6 +43,7 @@ from core.events import (
     Event,
     EventSink,
     MessageLogged,
+    PhaseChanged,
     RunFailed,
     RunFinished,
     RunStarted,
@@ -126,6 +125,10 @@ def describe_failure(exc: BaseException, phase: str) -> tuple[str, str]:
     return f"{name}: {text}", ""
 
 
+PROGRESS_SECONDS = 0.5
+"""Shortest time between two progress events of one phase."""
+
+
 def _exception_chain(exc: BaseException) -> list[BaseException]:
     """``exc`` and every exception it was raised from or while handling, outermost first."""
     chain: list[BaseException] = []
@@ -180,7 +183,7 @@ def _loaded_file(exc: BaseException) -> str:
 def quiet_libraries() -> None:
     """Silence library progress bars; the engine reports progress through events instead.
 
-    Log levels stay as they are: library warnings are real, and the UI routes them to its log.
+    Log levels stay as they are: library warnings go to the run's ``debug.log`` (core.noise).
     """
     import datasets
     import transformers
@@ -203,8 +206,12 @@ class Engine:
         workspace: str | Path | None = None,
         resume_dir: str | Path | None = None,
         run_dir: str | Path | None = None,
+        whole_split_at_end: bool = True,
     ) -> None:
         self.config = config
+        self.whole_split_at_end = whole_split_at_end
+        """With ``eval.max_rows``, evaluate the whole validation split once training ended
+        (a timing probe turns it off)."""
         self.workspace = Path(workspace if workspace is not None else config.output_dir)
         self.resume_dir = Path(resume_dir) if resume_dir else None
         self.run_dir: Path | None = Path(run_dir) if run_dir else None
@@ -221,6 +228,9 @@ class Engine:
         """Half-written checkpoints removed before resuming (logged once the log is open)."""
         self._inputs: RunInputs | None = None
         self._started = time.monotonic()
+        self._started_wall = time.time()
+        self._budget: BudgetKeeper | None = None
+        self._noise: LibraryOutput | None = None
         self.phase = "setup"
         self.final_event: Event | None = None
 
@@ -271,11 +281,17 @@ class Engine:
         """Emit a line for the log pane."""
         self.emit(MessageLogged(level=level, message=message))
 
+    def enter_phase(self, phase: str, message: str, done: int = 0, total: int = 0) -> None:
+        """Say what the run is doing before its first step (or while it writes to disk)."""
+        self.emit(PhaseChanged(phase=phase, message=message, done=done, total=total))
+
     # --- lifecycle ------------------------------------------------------------------------
 
     def run(self) -> Event:
         """Setup, train and clean up in the calling thread; returns the terminal event."""
-        self._started = time.monotonic()
+        self._started, self._started_wall = time.monotonic(), time.time()
+        # Library warnings and load bars go to debug.log, never to the user's terminal.
+        self._noise = hold_library_output()
         try:
             self.setup()
             if self._stop.is_set():
@@ -331,6 +347,8 @@ class Engine:
                 cfg.output_dir = str(self.workspace)
                 cfg.save(self.run_dir / CONFIG_FILE)
             self._events_file = open(self.run_dir / EVENTS_FILE, "a", encoding="utf-8")
+            if self._noise is not None:
+                self._noise.write_to(self.run_dir / DEBUG_LOG)
         else:
             self._sink = None
         self.log(f"Run directory {self.run_dir}")
@@ -338,6 +356,8 @@ class Engine:
             self.log(f"Removed {path.name}: a checkpoint a crash left half-written.", level="warning")
 
         self.phase = "data"
+        where = cfg.data.path if not cfg.data.sources else f"{len(cfg.data.sources)} sources"
+        self.enter_phase("data", f"Loading data from {where}")
         loaded = data_mod.load_data(cfg.data, cfg.optim.seed)
         self.log(f"Data: {loaded.name} ({loaded.format_reason})")
         if len(loaded.sources) > 1 or loaded.left_out:
@@ -354,6 +374,7 @@ class Engine:
         self.phase = "model"
         device = training_device()
         precision = resolve_precision(cfg.optim.precision, device)
+        self.enter_phase("tokenizer", f"Loading the tokenizer of {cfg.model.name_or_path}")
         tokenizer = load_tokenizer(cfg.model.name_or_path, cfg.model.trust_remote_code, cfg.model.revision)
         chosen = data_mod.resolve_template(cfg.data.chat_template)
         if chosen is not None:
@@ -367,9 +388,13 @@ class Engine:
         if not train_rows:
             raise ValueError("No training row has a trained token. Check the chat template and data.")
         self._inputs = RunInputs(tokenizer, train_rows, val_rows, precision, device)
+        self._budget = self._make_budget(self._inputs)
+        self.enter_phase("model", f"Loading the model {cfg.model.name_or_path} ({cfg.method}, "
+                                  f"{precision} on {device})")
         model = self._load_model()
         trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
         total = sum(p.numel() for p in model.parameters())
+        self.enter_phase("trainer", "Building the trainer")
         self._trainer = self._build_trainer(model, self._inputs)
         world = int(os.environ.get("WORLD_SIZE", "1"))
         self.emit(
@@ -387,8 +412,25 @@ class Engine:
                 total_params=total,
                 resumed_from_step=checkpoint_step(self._resume_checkpoint) if self._resume_checkpoint else 0,
                 pid=os.getpid(),
+                eval_steps=cfg.eval.eval_steps if val_rows else 0,
+                budget_seconds=self._budget.budget_seconds if self._budget else 0.0,
+                budget_started_at=self._started_wall if self._budget else 0.0,
             )
         )
+
+    def _make_budget(self, inputs: RunInputs) -> BudgetKeeper | None:
+        """The keeper of ``optim.time_budget``, seeded with a cached probe of this shape."""
+        budget = parse_duration(self.config.optim.time_budget)
+        if budget is None:
+            return None
+        longest = max((len(r["input_ids"]) for r in inputs.train_rows + inputs.val_rows), default=0)
+        cached = cached_throughput(shape_key(self.config, inputs.device, longest))
+        keeper = BudgetKeeper(budget, self.config, len(inputs.val_rows), self._cap_steps(len(inputs.train_rows)),
+                              self._started, cached)
+        steps = keeper.initial_steps()
+        how = f"{steps} steps from a cached probe" if cached else "steps sized after the first few"
+        self.log(f"Time budget {describe_duration(budget)}: {how} (at most {keeper.cap}).")
+        return keeper
 
     def _tokenize(self, data_mod: Any, tokenizer: Any, loaded: Any
                   ) -> tuple[list[dict], list[dict]]:
@@ -396,12 +438,23 @@ class Engine:
         and the screens report), then split; rows with nothing to learn are dropped, loudly."""
         cfg = self.config
         options = data_mod.RenderOptions.from_config(cfg.data)
+        total = len(loaded.examples)
+        message = "Tokenizing rows"
+        shown = [float("-inf")]
+
+        def progress(done: int) -> None:
+            if time.monotonic() - shown[0] >= PROGRESS_SECONDS:
+                shown[0] = time.monotonic()
+                self.enter_phase("tokenize", message, done, total)
+
+        progress(0)
         # the chosen template is the tokenizer's now; "model" keeps it instead of loading again
         outcome = data_mod.training_outcome(tokenizer, loaded.examples, cfg.data.max_length,
                                             cfg.data.assistant_only_loss, loaded.name,
                                             options=dataclasses.replace(options,
                                                                         chat_template="model"),
-                                            keep_rows=True)
+                                            keep_rows=True, progress=progress)
+        self.enter_phase("tokenize", message, total, total)
         first = outcome.first_error()
         if first is not None and cfg.data.on_bad_rows == "stop":
             raise data_mod.DataError.from_problem(first)
@@ -451,6 +504,13 @@ class Engine:
         return get_peft_model(model, lora)
 
     def _planned_steps(self, num_rows: int) -> int:
+        """Steps the trainer is built for: the time budget's, else :meth:`_cap_steps`."""
+        if self._budget is not None:
+            return self._budget.steps
+        return self._cap_steps(num_rows)
+
+    def _cap_steps(self, num_rows: int) -> int:
+        """``max_steps``, or the steps of ``num_train_epochs`` over ``num_rows``."""
         o = self.config.optim
         if o.max_steps > 0:
             return o.max_steps
@@ -484,7 +544,7 @@ class Engine:
             warmup_steps=o.warmup_ratio,
             weight_decay=o.weight_decay,
             num_train_epochs=o.num_train_epochs,
-            max_steps=o.max_steps,
+            max_steps=self._budget.steps if self._budget is not None else o.max_steps,
             per_device_train_batch_size=o.per_device_train_batch_size,
             per_device_eval_batch_size=e.per_device_eval_batch_size,
             gradient_accumulation_steps=o.gradient_accumulation_steps,
@@ -515,14 +575,19 @@ class Engine:
             dataloader_num_workers=0,
             **_fsdp_args(cfg),
         )
+        world = max(int(os.environ.get("WORLD_SIZE", "1")), 1)
+        # eval.max_rows: each evaluation during training reads the first rows of the split.
+        eval_rows = inputs.val_rows[:e.max_rows] if e.max_rows else inputs.val_rows
+        eval_batches = math.ceil(len(eval_rows) / world / e.per_device_eval_batch_size)
         self._callback = EventCallback(
-            self.emit, self._stop, self._save, self._take_tokens, e.early_stopping_patience if has_val else 0
+            self.emit, self._stop, self._save, self._take_tokens, e.early_stopping_patience if has_val else 0,
+            eval_batches=eval_batches, budget=self._budget,
         )
         trainer = _make_trainer(
             model=model,
             args=args,
             train_dataset=Dataset.from_list(inputs.train_rows),
-            eval_dataset=Dataset.from_list(inputs.val_rows) if has_val else None,
+            eval_dataset=Dataset.from_list(eval_rows) if has_val else None,
             processing_class=inputs.tokenizer,
             callbacks=[self._callback],
         )
@@ -556,8 +621,16 @@ class Engine:
             )
             self.emit(self.final_event)
             return
+        val_rows = self._inputs.val_rows
+        if self.whole_split_at_end and val_rows and 0 < self.config.eval.max_rows < len(val_rows):
+            from datasets import Dataset
+
+            self.log(f"Evaluating the whole validation split ({len(val_rows)} rows).")
+            cb.whole_split = True
+            trainer.evaluate(eval_dataset=Dataset.from_list(val_rows))
         cb.phase = "save"
         final = self.run_dir / FINAL_DIR
+        self.enter_phase("final", f"Writing the final {'model' if self.config.method == 'full' else 'adapter'}")
         trainer.save_model(str(final))
         trainer.processing_class.save_pretrained(str(final))
         self.final_event = RunFinished(
@@ -617,6 +690,9 @@ class Engine:
         import gc
 
         gc.collect()
+        if self._noise is not None:
+            self._noise.release()
+            self._noise = None
 
 
 def _fsdp_args(cfg: RunConfig) -> dict[str, Any]:
@@ -695,7 +771,7 @@ def _make_trainer(**kwargs: Any) -> Any:
             from transformers.trainer_utils import rotate_checkpoints
 
             callback = next(c for c in self.callback_handler.callbacks if isinstance(c, EventCallback))
-            callback.phase = "save"
+            callback.checkpoint_begins(self.state.global_step)
             root, step = self.args.output_dir, self.state.global_step
             staging = staging_dir(root, step)  # one name for every rank: they all write into it
             self.args.output_dir = str(staging)

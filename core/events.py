@@ -50,6 +50,13 @@ class RunStarted(Event):
     total_params: int
     resumed_from_step: int = 0
     pid: int = 0
+    eval_steps: int = 0
+    """Steps between two evaluations (there is one at the last step too); 0 without a
+    validation set, or in lines written before the field existed."""
+    budget_seconds: float = 0.0
+    """The run's time budget (``optim.time_budget``), setup included; 0 without one."""
+    budget_started_at: float = 0.0
+    """Wall clock the budget counts from (the run's process began); 0 without a budget."""
 
 
 @dataclass(frozen=True)
@@ -67,6 +74,8 @@ class StepLogged(Event):
     samples_per_second: float
     elapsed_seconds: float
     eta_seconds: float
+    """Seconds the remaining optimizer steps take at the measured step time; evaluation and
+    checkpoint pauses are not in it (:meth:`core.runs.RunProgress.eta_seconds` adds them)."""
 
 
 @dataclass(frozen=True)
@@ -78,6 +87,45 @@ class EvalLogged(Event):
     eval_loss: float
     best_eval_loss: float
     is_best: bool
+
+
+@dataclass(frozen=True)
+class EvalProgressed(Event):
+    """Validation at ``step`` has run ``done`` of its ``total`` batches.
+
+    Sent when an evaluation begins (``done`` 0), at most every half second while it runs,
+    and at its last batch, so a long validation shows its own progress.
+    """
+
+    kind: ClassVar[str] = "eval_progressed"
+    step: int
+    done: int
+    total: int
+    elapsed_seconds: float
+    """Seconds since this evaluation began."""
+
+
+@dataclass(frozen=True)
+class PhaseChanged(Event):
+    """The run entered, or advanced in, a phase that takes a while outside the steps.
+
+    Setup phases come before ``RunStarted`` (see :data:`SETUP_PHASES`; ``launch`` is the
+    training process loading its libraries, before the engine exists); ``checkpoint`` and
+    ``final`` are the pauses while a checkpoint or the final output is written. ``done`` of
+    ``total`` counts the phase's items when it has any (rows tokenized), else both are 0.
+    """
+
+    kind: ClassVar[str] = "phase_changed"
+    phase: str
+    message: str
+    done: int = 0
+    total: int = 0
+
+
+SETUP_PHASES = ("launch", "data", "tokenizer", "tokenize", "model", "trainer")
+"""Phases of :class:`PhaseChanged` before training begins, in order."""
+SAVE_PHASES = ("checkpoint", "final")
+"""Phases of :class:`PhaseChanged` while the run writes to disk."""
 
 
 @dataclass(frozen=True)
@@ -140,6 +188,8 @@ EVENT_TYPES: dict[str, type[Event]] = {
         RunStarted,
         StepLogged,
         EvalLogged,
+        EvalProgressed,
+        PhaseChanged,
         CheckpointSaved,
         MessageLogged,
         RunStopped,
@@ -252,13 +302,20 @@ def describe_event(event: Event) -> str:
         return (f"Run {event.run_name}: {event.method} of {event.model} on {event.device} "
                 f"({event.precision}), {event.total_steps} steps, {event.num_train_rows} train / "
                 f"{event.num_val_rows} val rows, {event.trainable_params:,} of "
-                f"{event.total_params:,} parameters trainable{resumed}")
+                f"{event.total_params:,} parameters trainable{resumed}"
+                + (f"; steps sized to a time budget of {_duration(event.budget_seconds)}"
+                   if event.budget_seconds else ""))
     if isinstance(event, StepLogged):
         return (f"Step {event.step}/{event.total_steps}: loss {event.loss:.4f}, "
                 f"lr {event.learning_rate:.2e}, {event.tokens_per_second:,.0f} tok/s")
     if isinstance(event, EvalLogged):
         mark = " (new best)" if event.is_best else ""
         return f"Step {event.step}: validation loss {event.eval_loss:.4f}{mark}"
+    if isinstance(event, EvalProgressed):
+        return f"Step {event.step}: evaluating {event.done}/{event.total} batches"
+    if isinstance(event, PhaseChanged):
+        count = f" {event.done}/{event.total}" if event.total else ""
+        return f"{event.message}{count}"
     if isinstance(event, CheckpointSaved):
         return f"Step {event.step}: checkpoint {event.path}"
     if isinstance(event, MessageLogged):
@@ -273,3 +330,9 @@ def describe_event(event: Event) -> str:
         fix = f" Fix: {event.suggestion}" if event.suggestion else ""
         return f"Failed during {event.phase} at step {event.step}: {event.reason}{fix}"
     return event.kind
+
+
+def _duration(seconds: float) -> str:
+    from core.timing import describe_duration
+
+    return describe_duration(seconds)

@@ -38,7 +38,7 @@ from typing import Any
 
 from core.config import ModelConfig, RunConfig
 from core.rundir import CHECKPOINTS_DIR, COMPLETE_MARKER, CONFIG_FILE, FINAL_DIR, latest_checkpoint
-from core.units import format_duration
+from core.runs import format_duration
 
 DEFAULT_BATCH_SIZE = 8
 """Prompts generated together; 8 keeps a 7B model's KV cache small on one GPU."""

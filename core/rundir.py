@@ -7,6 +7,7 @@ runs/<name>/
   checkpoints/checkpoint-N/   written in .saving-checkpoint-N/, synced, then renamed into place
   final/               the adapter (PEFT) or the full model, with the tokenizer
   error.log            traceback of a failed run, for bug reports
+  debug.log            the libraries' warnings and log records (core.noise), kept off the screen
 ```
 """
 
@@ -23,6 +24,8 @@ CHECKPOINTS_DIR = "checkpoints"
 FINAL_DIR = "final"
 ERROR_LOG = "error.log"
 """Traceback of a failed run, for bug reports."""
+DEBUG_LOG = "debug.log"
+"""Warnings and log records of the libraries during the run (see :mod:`core.noise`)."""
 CHECKPOINT_PREFIX = "checkpoint-"
 """A checkpoint folder is ``checkpoint-N``: the name transformers' Trainer gives it
 (``transformers.trainer_utils.PREFIX_CHECKPOINT_DIR``)."""

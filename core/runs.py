@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import os
+import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,7 +18,9 @@ from core.config import RunConfig
 from core.events import (
     CheckpointSaved,
     EvalLogged,
+    EvalProgressed,
     Event,
+    PhaseChanged,
     RunFailed,
     RunFinished,
     RunStarted,
@@ -39,15 +42,33 @@ STATUSES = ("running", "finished", "stopped", "failed", "damaged")
 """``damaged``: the run's files could not be read at all (the detail says why)."""
 STARTING_GRACE_SECONDS = 120.0
 """A run without a pid and without a final event counts as running this long after its last write."""
+EVAL_ROW_SHARE = 1 / 3
+"""What one validation row costs against one training row (forward only: no backward pass,
+no optimizer step); guesses the length of an evaluation until one has been measured."""
+
+
+def format_duration(seconds: float | None) -> str:
+    """``H:MM:SS`` (or ``D d H:MM:SS``); an em dash when unknown."""
+    if seconds is None or not math.isfinite(seconds):
+        return "—"
+    seconds = int(round(max(seconds, 0)))
+    days, rest = divmod(seconds, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, secs = divmod(rest, 60)
+    text = f"{hours}:{minutes:02d}:{secs:02d}"
+    return f"{days}d {text}" if days else text
 
 
 @dataclass
 class RunProgress:
     """Everything the figures panel and the runs list show, folded from events.
 
-    The ETA excludes evaluation and checkpoint pauses: it uses the engine's own estimate
-    (measured inside optimizer steps) when it sends one, otherwise an average of the time
-    between logged steps, skipping intervals that contained an evaluation or a save.
+    The ETA is the remaining steps plus the remaining evaluations. Steps use the engine's own
+    estimate (measured inside optimizer steps) when it sends one, otherwise an average of the
+    time between logged steps, skipping intervals that contained an evaluation or a save.
+    Evaluations use the measured length of the last one (or of the one running, from its
+    progress), times those still due; before any was measured, a guess from the training
+    throughput (:data:`EVAL_ROW_SHARE`).
     """
 
     run_dir: str = ""
@@ -78,9 +99,32 @@ class RunProgress:
     checkpoints: list[str] = field(default_factory=list)
     ended: Event | None = None
     seconds_per_step: float | None = None
+    eval_steps: int = 0
+    """Steps between evaluations (0: none, or unknown)."""
+    phase: str = ""
+    """The phase outside the steps (``core.events.SETUP_PHASES``, ``checkpoint``, ``final``),
+    empty while it trains."""
+    phase_message: str = ""
+    """What the run is doing in that phase (Loading the model …)."""
+    phase_done: int = 0
+    phase_total: int = 0
+    evaluating: bool = False
+    """Whether an evaluation is running now."""
+    eval_done: int = 0
+    eval_total: int = 0
+    eval_started_at: float | None = None
+    eval_seconds: float | None = None
+    """Measured length of the last whole evaluation."""
+    last_eval_step: int = 0
+    resumed_from_step: int = 0
+    budget_seconds: float = 0.0
+    """The run's time budget (0: none)."""
+    budget_started_at: float = 0.0
+    """Wall clock the budget counts from."""
     _last_step_at: float | None = None
     _last_step: int = 0
     _paused: bool = False
+    _eval_estimate: float | None = None
 
     @property
     def status(self) -> str:
@@ -109,10 +153,26 @@ class RunProgress:
             self.ended = None
             self._last_step_at = event.time
             self._paused = False
+            self.eval_steps, self.resumed_from_step = event.eval_steps, resumed
+            self.budget_seconds, self.budget_started_at = event.budget_seconds, event.budget_started_at
+            self.phase, self.phase_done, self.phase_total = "", 0, 0
         elif isinstance(event, StepLogged):
             self._fold_step(event)
+            self.phase = ""
+        elif isinstance(event, PhaseChanged):
+            self.phase, self.phase_message = event.phase, event.message
+            self.phase_done, self.phase_total = event.done, event.total
+        elif isinstance(event, EvalProgressed):
+            self.evaluating, self.eval_done, self.eval_total = True, event.done, event.total
+            self.eval_started_at = event.time - max(event.elapsed_seconds, 0.0)
+            # The length of this evaluation, extrapolated from the batches done so far.
+            self._eval_estimate = event.elapsed_seconds * event.total / event.done if event.done else None
         elif isinstance(event, EvalLogged):
             self._paused = True
+            if self.evaluating and self.eval_started_at is not None:
+                self.eval_seconds = max(event.time - self.eval_started_at, 0.0)
+            self.evaluating, self.eval_started_at, self._eval_estimate = False, None, None
+            self.last_eval_step = max(self.last_eval_step, event.step)
             self.eval_loss = event.eval_loss
             if math.isfinite(event.eval_loss) and (
                 self.best_eval_loss is None or event.eval_loss < self.best_eval_loss
@@ -120,10 +180,12 @@ class RunProgress:
                 self.best_eval_loss, self.best_eval_step = event.eval_loss, event.step
         elif isinstance(event, CheckpointSaved):
             self._paused = True
+            self.phase = ""
             if event.path not in self.checkpoints:
                 self.checkpoints.append(event.path)
         elif isinstance(event, (RunFinished, RunStopped, RunFailed)):
             self.ended = event
+            self.evaluating, self.phase = False, ""
             self.step = max(self.step, event.step)
             if isinstance(event, RunFinished) and event.best_eval_loss is not None:
                 if self.best_eval_loss is None or event.best_eval_loss < self.best_eval_loss:
@@ -147,15 +209,53 @@ class RunProgress:
         eta = event.eta_seconds
         self.engine_eta = eta if isinstance(eta, (int, float)) and math.isfinite(eta) and eta > 0 else None
 
-    def eta_seconds(self) -> float | None:
-        """Seconds left to ``total_steps``, excluding eval/save pauses; None when unknown."""
+    def eta_seconds(self, now: float | None = None) -> float | None:
+        """Seconds left: remaining steps and evaluations (``now`` for the one running);
+        None when unknown."""
         if self.ended is not None:
             return 0.0
-        if self.engine_eta is not None:
-            return self.engine_eta
-        if self.seconds_per_step is None or not self.total_steps:
+        if self.step >= self.total_steps > 0:
+            steps = 0.0  # the last evaluation and saves are left
+        elif self.engine_eta is not None:
+            steps = self.engine_eta
+        elif self.seconds_per_step is not None and self.total_steps:
+            steps = max(self.total_steps - self.step, 0) * self.seconds_per_step
+        else:
             return None
-        return max(self.total_steps - self.step, 0) * self.seconds_per_step
+        return steps + self.eval_eta_seconds(now)
+
+    def evals_left(self) -> int:
+        """Evaluations still due after the one running (every ``eval_steps`` and at the end)."""
+        if not self.eval_steps or not self.total_steps:
+            return 0
+        due = set(range(self.eval_steps, self.total_steps + 1, self.eval_steps)) | {self.total_steps}
+        done = max(self.last_eval_step, self.resumed_from_step)
+        if self.evaluating:
+            done = max(done, self.step)
+        return sum(1 for at in due if at > done and at >= self.step)
+
+    def seconds_per_eval(self) -> float | None:
+        """How long one evaluation takes: measured (the last whole one, else the one running,
+        from its progress), or guessed from the training throughput; None when unknown."""
+        if self.eval_seconds is not None:
+            return self.eval_seconds
+        if self._eval_estimate is not None:
+            return self._eval_estimate
+        if self.samples_per_second and self.num_val_rows:
+            return self.num_val_rows / self.samples_per_second * EVAL_ROW_SHARE
+        return None
+
+    def eval_eta_seconds(self, now: float | None = None) -> float:
+        """Seconds the evaluation running now (from ``now``) and those still due will take."""
+        per_eval = self.seconds_per_eval()
+        if per_eval is None:
+            return 0.0
+        current = 0.0
+        if self.evaluating and self.eval_started_at is not None:
+            length = self._eval_estimate if self._eval_estimate is not None else per_eval
+            now = time.time() if now is None else now
+            current = max(length - (now - self.eval_started_at), 0.0)
+        return current + self.evals_left() * per_eval
 
     def elapsed_seconds(self, now: float | None = None) -> float | None:
         """Wall time since the run started, up to ``now`` while live or its end once ended."""
@@ -163,6 +263,13 @@ class RunProgress:
             return None
         end = self.ended.time if self.ended is not None else (time.time() if now is None else now)
         return max(end - self.started_at, 0.0)
+
+    def budget_left(self, now: float | None = None) -> float | None:
+        """Seconds of the time budget left at ``now`` (negative once over); None without one."""
+        if not self.budget_seconds:
+            return None
+        end = self.ended.time if self.ended is not None else (time.time() if now is None else now)
+        return self.budget_seconds - (end - self.budget_started_at)
 
     @property
     def fraction(self) -> float:
@@ -191,6 +298,8 @@ class RunInfo:
     detached: bool
     resumable: bool
     """Whether a complete checkpoint exists to resume from."""
+    started_at: float | None = None
+    """Wall clock of the run's (latest) start; None before training began."""
     damaged_lines: int = 0
     """Lines of ``events.jsonl`` skipped as damaged (counted in ``detail`` too)."""
 
@@ -316,6 +425,7 @@ class RunIndex:
             pid=worker_pid or progress.pid or None,
             detached=worker_pid is not None,
             resumable=bool(complete_checkpoints(path)),
+            started_at=progress.started_at,
             damaged_lines=damaged,
         )
 
@@ -376,6 +486,33 @@ def resume_config(run_dir: str | Path) -> RunConfig:
     # Runtime-only attribute: not a RunConfig field, so it is never saved into a config file.
     config.resume_from = str(path)  # type: ignore[attr-defined]
     return config
+
+
+def loss_history(run_dir: str | Path) -> list[tuple[int, float]]:
+    """The run's logged training losses as (step, loss), finite ones only, in step order
+    (a resumed run's repeated steps keep their last value)."""
+    events_path = Path(run_dir) / EVENTS_FILE
+    if not events_path.exists():
+        return []
+    losses: dict[int, float] = {}
+    for event in read_events(str(events_path))[0]:
+        if isinstance(event, StepLogged) and math.isfinite(event.loss):
+            losses[event.step] = event.loss
+    return sorted(losses.items())
+
+
+def delete_run(run_dir: str | Path) -> None:
+    """Delete a run directory and everything in it (checkpoints, output, reviews).
+
+    Raises ``ValueError`` with a readable message for a folder that is not a run, or for a
+    run still training (stop it first).
+    """
+    path = Path(run_dir)
+    if not path.is_dir() or not ((path / EVENTS_FILE).exists() or (path / CONFIG_FILE).exists()):
+        raise ValueError(f"{path} is not a run directory (no {EVENTS_FILE} or {CONFIG_FILE}).")
+    if RunIndex(path.parent)._info(path).status == "running":
+        raise ValueError(f"{path.name} is still running; stop it before deleting it.")
+    shutil.rmtree(path)
 
 
 def resume_dir_of(config: RunConfig) -> str | None:

@@ -22,8 +22,17 @@ from pathlib import Path
 from typing import Any, Callable
 
 from core.config import RunConfig
-from core.events import TERMINAL_EVENTS, Event, MessageLogged, RunFailed, describe_event
+from core.events import (
+    TERMINAL_EVENTS,
+    Event,
+    MessageLogged,
+    PhaseChanged,
+    RunFailed,
+    describe_event,
+)
 from core.machine import ensure_pci_bus_order
+from core.noise import hold_library_output
+from core.rundir import DEBUG_LOG
 from core.runs import CONFIG_FILE, EVENTS_FILE, PID_FILE, SAVE_FILE, STOP_FILE
 
 log = logging.getLogger(__name__)
@@ -31,6 +40,8 @@ log = logging.getLogger(__name__)
 
 LOG_LEVELS = {"warning": logging.WARNING, "error": logging.ERROR}
 """Logging levels of the engine's message levels (others are info)."""
+LAUNCH_MESSAGE = "Loading torch and transformers"
+"""The first event of a worker (a ``launch`` phase), before the engine and its libraries load."""
 WATCH_INTERVAL = 0.5
 """Seconds between checks for the STOP and SAVE files."""
 WORKER_NICE = 10
@@ -107,6 +118,18 @@ def run_worker(run_dir: str | Path, resume: bool = False, engine_spec: str | Non
         (run_dir / STOP_FILE).unlink(missing_ok=True)
     ensure_pci_bus_order()
     yield_cpu_to_interactive_work()
+    # Before torch and transformers load: their warnings go to debug.log, not worker.log.
+    noise = hold_library_output()
+    if main_process:
+        noise.write_to(run_dir / DEBUG_LOG)
+    try:
+        return _train(run_dir, resume, engine_spec, main_process)
+    finally:
+        noise.release()
+
+
+def _train(run_dir: Path, resume: bool, engine_spec: str | None, main_process: bool) -> int:
+    """Build the engine, run it to its end with the signal handlers and file watcher on."""
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     final: list[Event] = []
 
@@ -116,6 +139,9 @@ def run_worker(run_dir: str | Path, resume: bool = False, engine_spec: str | Non
         if isinstance(event, MessageLogged):
             log.log(LOG_LEVELS.get(event.level, logging.INFO), describe_event(event))
 
+    if main_process:
+        # Importing torch and transformers takes seconds (minutes on a busy machine): say so.
+        _append_event(run_dir, PhaseChanged(phase="launch", message=LAUNCH_MESSAGE))
     try:
         config = RunConfig.load(run_dir / CONFIG_FILE)
         engine = build_engine(_load_factory(engine_spec), config, sink, run_dir, resume)

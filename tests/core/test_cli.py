@@ -28,6 +28,14 @@ def test_train_runs_headless_and_prints_progress(tiny_model_dir, small_data, tmp
     (run_dir,) = (tmp_path / "ws").iterdir()
     lines = (run_dir / "events.jsonl").read_text().splitlines()
     assert json.loads(lines[-1])["type"] == "run_finished"
+    # What happens before the first step is said; the bar's ETA is the run's own.
+    for phase in ("Loading data from", "Loading the tokenizer of", "Tokenizing training rows…",
+                  "Loading the model", "Building the trainer…"):
+        assert phase in result.stderr, phase
+    assert "ETA 0:00:00" in result.stderr and "-:--:--" not in result.stderr
+    # Library noise (transformers' FutureWarnings) is in the run's debug.log, not on stderr.
+    assert "FutureWarning" not in result.stderr + result.stdout
+    assert "FutureWarning" in (run_dir / "debug.log").read_text()
 
 
 def test_train_with_a_bad_config_lists_every_field_and_exits_2(tmp_path):

@@ -68,6 +68,17 @@ def train_main(config_path: str | None, workspace: str | None, resume: str | Non
     console = Console(stderr=True, soft_wrap=True)
     if detach or config.num_processes > 1:
         return _train_detached(config, workspace, resume, detach, console)
+    from core.noise import hold_library_output
+
+    noise = hold_library_output()  # before torch loads: its warnings go to the run's debug.log
+    try:
+        return _train_here(config, workspace, resume, console)
+    finally:
+        noise.release()
+
+
+def _train_here(config: RunConfig, workspace: str, resume: str | None, console) -> int:
+    """Train in this process, showing its events; the exit status of its final event."""
     from core.engine import Engine
 
     events: queue.Queue = queue.Queue()
@@ -134,12 +145,21 @@ def _train_detached(config: RunConfig, workspace: str, resume: str | None, detac
 
 
 def _print_events(events: Iterable[Any], console) -> int:
-    """Show a run's events as a progress bar and lines; the exit code of its final event."""
-    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+    """Show a run's events as a progress bar and lines; the exit code of its final event.
+
+    The bar's ETA is the run's own (:meth:`core.runs.RunProgress.eta_seconds`: steps and the
+    evaluations still due), not rich's speed estimate, which needs more updates than a
+    slow run logs. Setup phases print a line each; an evaluation shows on the bar.
+    """
+    from rich.progress import BarColumn, Progress, TextColumn
     from rich.text import Text
 
     from core.events import (
+        SAVE_PHASES,
+        EvalLogged,
+        EvalProgressed,
         MessageLogged,
+        PhaseChanged,
         RunFailed,
         RunFinished,
         RunStarted,
@@ -148,13 +168,15 @@ def _print_events(events: Iterable[Any], console) -> int:
         describe_event,
     )
     from core.rundir import latest_checkpoint
+    from core.runs import RunProgress
 
+    run = RunProgress()
     progress = Progress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),
         TextColumn("{task.completed}/{task.total}"),
         TextColumn("{task.fields[metrics]}"),
-        TimeRemainingColumn(),
+        eta_column(run),
         console=console,
         transient=False,
     )
@@ -163,13 +185,22 @@ def _print_events(events: Iterable[Any], console) -> int:
     run_dir: Path | None = None
     with progress:
         for event in events:
+            run.update(event)
             if isinstance(event, StepLogged):
                 if task is not None:
                     progress.update(
-                        task, completed=event.step, total=event.total_steps,
+                        task, completed=event.step, total=event.total_steps, description="train",
                         metrics=f"loss {event.loss:.4f} lr {event.learning_rate:.2e} "
                                 f"{event.tokens_per_second:,.0f} tok/s",
                     )
+                continue
+            if isinstance(event, EvalProgressed):
+                if task is not None:
+                    progress.update(task, description=f"eval {event.done}/{event.total}")
+                continue
+            if isinstance(event, PhaseChanged):
+                if event.done == 0 and event.phase not in SAVE_PHASES:
+                    progress.console.print(Text(f"{event.message}…", style="dim"))
                 continue
             line, style = describe_event(event), ""
             if isinstance(event, RunStarted):
@@ -191,5 +222,23 @@ def _print_events(events: Iterable[Any], console) -> int:
                 if run_dir is not None and "resume" in event.suggestion \
                         and latest_checkpoint(run_dir) is not None:
                     line += f" Resume with `tunetop train --resume {run_dir}`."
+            elif isinstance(event, EvalLogged) and task is not None:
+                progress.update(task, description="train")
             progress.console.print(Text(line, style=style))
     return code
+
+
+def eta_column(run: Any) -> Any:
+    """A rich progress column showing ``run``'s ETA (steps and evaluations), counting down."""
+    from rich.progress import ProgressColumn
+    from rich.text import Text
+
+    from core.runs import format_duration
+
+    class EtaColumn(ProgressColumn):
+        def render(self, task: Any) -> Text:
+            eta = run.eta_seconds()
+            return Text(f"ETA {format_duration(eta) if eta is not None else '-:--:--'}",
+                        style="progress.remaining")
+
+    return EtaColumn()

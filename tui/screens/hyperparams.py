@@ -31,7 +31,8 @@ from core.config import ConfigError, ConfigProblem, RunConfig
 from core.data import TrainingOutcome
 from core.estimate import RowsMeasured
 from core.memory import AvailableMemory, MemoryEstimate, apply_changes
-from tui.messages import StartRun
+from core.timing import TimeEstimate
+from tui.messages import CloneConfig, StartRun
 from tui.widgets.config_form import SPECS, ConfigForm, get_value, set_value
 from tui.widgets.confirm import Confirm
 from tui.widgets.memory_panel import MemoryPanel
@@ -82,6 +83,9 @@ class EstimateServices:
     :func:`core.estimate.measure_rows`, cached per data and model settings."""
     has_bitsandbytes: Callable[[], bool] | None = None
     """Whether QLoRA can run; default looks for the package."""
+    time_estimate: Callable[[RunConfig, bool, Callable[[str], None]], TimeEstimate] | None = None
+    """The time estimate for a config, with or without a probe, reporting progress; default
+    ``core.timing.estimate_run_time``."""
 
 
 @dataclass
@@ -94,6 +98,8 @@ class EstimateResult:
     note: str = ""
     outcome: TrainingOutcome | None = None
     """What training does with the rows (rows dropped), when they were rendered."""
+    time: TimeEstimate | None = None
+    time_note: str = ""
 
 
 class HyperparamsScreen(Screen):
@@ -121,10 +127,12 @@ class HyperparamsScreen(Screen):
         Binding("ctrl+r", "reset_field", "Default", show=False, priority=True,
                 tooltip="for the highlighted field",
                 id="hyperparams.reset-field"),
+        Binding("ctrl+e", "measure_time", "Measure time", show=False, priority=True,
+                tooltip="with a few real steps", id="hyperparams.measure-time"),
         Binding("escape", "close_path", "Cancel", id="hyperparams.cancel-path"),
     ]
-    """Train, save, load (in the footer); presets and reset a field (under ``?``); Escape
-    closes the save/load bar. The form adds its own keys (edit, find, move)."""
+    """Train, save, load (in the footer); presets, reset a field and measure the time (under
+    ``?``); Escape closes the save/load bar. The form adds its own keys (edit, find, move)."""
 
     estimate: reactive[MemoryEstimate | None] = reactive(None)
     """The latest memory estimate (``None`` until the first worker run ends)."""
@@ -132,6 +140,10 @@ class HyperparamsScreen(Screen):
     """Shown with or instead of the estimate: progress, or why there is none."""
     dropped_rows: reactive[str] = reactive("")
     """The rows training will drop (they teach nothing at the max length), or empty."""
+    time_estimate: reactive[TimeEstimate | None] = reactive(None)
+    """The latest time estimate (a cached probe or the FLOPs model; a probe on ``ctrl+e``)."""
+    time_status: reactive[str] = reactive("")
+    """What the time estimate does (the probe's progress) or why there is none."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -147,6 +159,8 @@ class HyperparamsScreen(Screen):
         self._estimating = False
         self._estimate_again = False
         self._outcome: TrainingOutcome | None = None
+        self._probe_since: float | None = None
+        self._probe_phase = ""
 
     # --- layout ----------------------------------------------------------------------------
 
@@ -157,7 +171,9 @@ class HyperparamsScreen(Screen):
             with VerticalScroll(id="figures"):
                 yield MemoryPanel(id="memory").data_bind(
                     estimate=HyperparamsScreen.estimate, status=HyperparamsScreen.estimate_status,
-                    dropped=HyperparamsScreen.dropped_rows)
+                    dropped=HyperparamsScreen.dropped_rows,
+                    time_estimate=HyperparamsScreen.time_estimate,
+                    time_status=HyperparamsScreen.time_status)
         yield Static("", id="problems", markup=False)
         with Horizontal(id="path-bar"):
             yield Label("Save to:", id="path-label")
@@ -171,12 +187,18 @@ class HyperparamsScreen(Screen):
         self.query_one("#figures").border_title = "Figures"
         self.reload()
         self.set_interval(1.0, self._show_phase)
+        self.set_interval(1.0, self._show_probe)
         form = self.query_one(ConfigForm)
         self.app.config_edits_on_the_way.append(
             lambda: [path for path, _, _ in form.unapplied(self.config)])
 
     def on_screen_resume(self) -> None:
         """Another screen may have changed the config (the dataset screen sets the data)."""
+        self.reload()
+
+    @on(CloneConfig)
+    def show_clone(self) -> None:
+        """The app put a run's config up for editing (runs screen, key c)."""
         self.reload()
 
     def on_screen_suspend(self) -> None:
@@ -332,12 +354,52 @@ class HyperparamsScreen(Screen):
         phase("counting parameters and memory")
         available = (services.available or memory.available_memory)()
         result.estimate = memory.estimate_memory(model_config, config, tokens, "auto", available)
+        phase("estimating the time")
+        try:  # a cached probe of this shape, else the FLOPs model: seconds, never a probe here
+            result.time = (services.time_estimate or _time_estimate)(config, False, lambda text: None)
+        except Exception as exc:  # noqa: BLE001 - no time estimate must never hide the memory one
+            result.time_note = f"No time estimate: {(str(exc).splitlines() or [type(exc).__name__])[0]}"
         return result
+
+    def action_measure_time(self) -> None:
+        """Measure the time estimate with a short real run (a probe), in a worker."""
+        if self._probe_since is not None:
+            self.notify("Already measuring; the figures follow in a moment.")
+            return
+        errors = [p for p in self.problems() if p.is_error]
+        if errors:
+            self.notify(f"Fix {errors[0].field} first: the probe trains this config.", severity="warning")
+            return
+        self.apply_shown_edits()
+        self._probe_since = time.monotonic()
+        self._probe_phase = "starting"
+        self._show_probe()
+        self._measure(copy.deepcopy(self.config), self._generation, self._services())
+
+    def _set_probe_phase(self, phase: str) -> None:
+        self._probe_phase = phase
+        self._show_probe()
+
+    def _show_probe(self) -> None:
+        if self._probe_since is not None:
+            seconds = time.monotonic() - self._probe_since
+            self.time_status = f"Measuring time: {self._probe_phase}… {seconds:.0f} s"
+
+    @work(thread=True, exclusive=True, group="time-probe", exit_on_error=False)
+    def _measure(self, config: RunConfig, generation: int, services: EstimateServices) -> tuple[int, TimeEstimate]:
+        """Run the probe (a few real steps in a scratch folder) and estimate from it."""
+        def progress(text: str) -> None:
+            self.app.call_from_thread(self._set_probe_phase, text)
+
+        return generation, (services.time_estimate or _time_estimate)(config, True, progress)
 
     @on(Worker.StateChanged)
     def worker_changed(self, event: Worker.StateChanged) -> None:
         """Show the estimate when the worker ends; show any failure in the panel."""
         worker = event.worker
+        if worker.group == "time-probe":
+            self._probe_done(worker)
+            return
         if worker.group != "estimate":
             return
         if worker.is_finished:
@@ -355,6 +417,8 @@ class HyperparamsScreen(Screen):
             self._outcome = result.outcome
             self.dropped_rows = result.outcome.drop_summary() if result.outcome else ""
             self._show_problems()
+            if self._probe_since is None:  # a probe running says more than this
+                self.time_estimate, self.time_status = result.time, result.time_note
             if result.estimate is not None:
                 self.estimate = result.estimate
                 self.estimate_status = result.note
@@ -366,6 +430,23 @@ class HyperparamsScreen(Screen):
             error = worker.error
             self.estimate_status = f"Estimate failed: {type(error).__name__}: {error}"
         # PENDING, RUNNING and CANCELLED (a newer run replaced it) change nothing shown.
+
+    def _probe_done(self, worker: Worker) -> None:
+        """Show the measured time estimate, or why the probe failed."""
+        if worker.state == WorkerState.SUCCESS:
+            self._probe_since = None
+            generation, estimate = worker.result
+            self.time_estimate = estimate
+            self.time_status = "" if generation == self._generation else \
+                "Measured before the last edit; the next estimate uses it where the shape is the same."
+        elif worker.state == WorkerState.ERROR:
+            self._probe_since = None
+            error = worker.error
+            self.time_status = f"Measuring failed: {type(error).__name__}: {error}"
+        elif worker.state == WorkerState.CANCELLED:
+            self._probe_since = None
+            self.time_status = ""
+        # PENDING and RUNNING: the progress line already says so.
 
     # --- actions ---------------------------------------------------------------------------
 
@@ -498,3 +579,18 @@ def _data_key(config: RunConfig) -> tuple:
     return (d.path, mtime, d.format, d.max_length, d.assistant_only_loss, m.name_or_path,
             m.revision, d.dataset, d.split, d.revision, sources, d.chat_template,
             d.default_system_prompt, d.text_chunking, config.optim.seed)
+
+
+def _time_estimate(config: RunConfig, probe: bool, progress: Callable[[str], None]) -> TimeEstimate:
+    """The real time estimate (:func:`core.timing.estimate_run_time`), with the data's rows
+    measured once per data and model settings."""
+    from core.timing import estimate_run_time, measure_data
+
+    key = (_data_key(config), config.optim.seed, config.data.validation_fraction)
+    if key not in _shape_cache:
+        _shape_cache.clear()
+        _shape_cache[key] = measure_data(config)
+    return estimate_run_time(config, probe=probe, on_progress=progress, data=_shape_cache[key])
+
+
+_shape_cache: dict[tuple, Any] = {}
