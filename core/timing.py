@@ -206,7 +206,7 @@ class TimeEstimate:
                (f" training {p.steps} steps", describe_duration(self.train_seconds))]
         if p.evals or p.final_eval_rows:
             evals = f"{p.evals} x {p.eval_rows} rows" + (f" + {p.final_eval_rows}" if p.final_eval_rows else "")
-            out.append((f" evaluation {evals}", describe_duration(self.eval_seconds)))
+            out.append((f" eval {evals}", describe_duration(self.eval_seconds)))  # fits 80x24
         out.append((" setup and saves", describe_duration(self.setup_seconds + self.save_seconds)))
         if self.budget_seconds is not None:
             out.append((" time budget", describe_duration(self.budget_seconds)))
