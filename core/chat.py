@@ -118,9 +118,9 @@ def conversation(history: Sequence[dict[str, str]], system: str | None = None) -
 
 def stream_reply(generator: TextGenerator, prompt: str, settings: GenerationSettings,
                  on_text: Callable[[str, int], None], stop: threading.Event | None = None,
-                 side: int = 0, started: float | None = None) -> ReplyFinished:
+                 side: int = 0) -> ReplyFinished:
     """Generate one reply to the rendered ``prompt``, calling ``on_text(text so far, tokens)``
-    as words are decoded; returns the finished reply.
+    as words are decoded; returns the finished reply, timed from this call.
 
     Decoding is the review's (:meth:`TextGenerator.generate`): the same generation config and
     end-of-turn tokens, so a greedy reply equals the non-streamed one.
@@ -129,7 +129,7 @@ def stream_reply(generator: TextGenerator, prompt: str, settings: GenerationSett
     from transformers import GenerationConfig, StoppingCriteria, StoppingCriteriaList, TextStreamer
 
     settings.check()
-    started = time.perf_counter() if started is None else started
+    started = time.perf_counter()
     tok = generator.tokenizer
 
     class Streamer(TextStreamer):
@@ -235,7 +235,6 @@ def stream_turn(request: TurnRequest, models: ChatModels,
     :class:`core.data.problems.DataError` when the chat template rejects the conversation.
     """
     request.settings.check()
-    started = time.perf_counter()
     if not models.loaded(request.refs):
         sink(ChatPhase("Loading " + " and ".join(dict.fromkeys(r.label or r.spec for r in request.refs))
                        + "…"))
@@ -251,7 +250,7 @@ def stream_turn(request: TurnRequest, models: ChatModels,
                                           conversation(history, request.system), options)
         reply = stream_reply(generator, prompt, request.settings,
                              lambda text, tokens, s=side: sink(ReplyStreamed(s, text, tokens)),
-                             request.stop, side, started if side == 0 else None)
+                             request.stop, side)
         sink(reply)
         replies.append(reply)
     return replies
