@@ -96,7 +96,7 @@ class ChatScreen(Screen):
         self.turns: list[list[Turn]] = [[], []]
         """Each side's turns as shown (with notes)."""
         self.swapped = False
-        """Blind mode shows side B on the left."""
+        """Side B is on the left (drawn when blind mode starts, kept on reveal)."""
         self.scan: ReviewChoices | None = None
         self._stop = threading.Event()
         self._models: ChatModels | None = None
@@ -201,7 +201,8 @@ class ChatScreen(Screen):
             select.value = self._default_b(self.scan)
 
     def action_toggle_blind(self) -> None:
-        """Hide which model wrote which side (shuffled anew), or reveal it."""
+        """Hide which model wrote which side (shuffled anew), or reveal it (the sides stay
+        where they are)."""
         self.blind = not self.blind
         if self.blind:
             self.swapped = random.random() < 0.5
@@ -426,7 +427,7 @@ class ChatScreen(Screen):
     # --- rendering -----------------------------------------------------------------------
 
     def _pane_of(self, side: int) -> ChatPane:
-        position = side ^ int(self.blind and self.swapped and self.side_by_side)
+        position = side ^ int(self.swapped and self.side_by_side)
         return self.query_one(f"#chat-pane-{position}", ChatPane)
 
     def _side_name(self, side: int) -> str:

@@ -16,7 +16,7 @@ from textual.widgets import DataTable, Footer, Header, Static
 from textual.worker import Worker, WorkerState
 
 from core.runs import RunIndex, RunInfo, resume_config
-from tui.messages import FollowRun, StartRun
+from tui.messages import ChatRun, FollowRun, StartRun
 
 REFRESH_SECONDS = 2.0
 """How often the list is read again."""
@@ -43,9 +43,12 @@ class RunsScreen(Screen):
                 id="runs.open"),
         Binding("r", "resume_run", "Resume", tooltip="from the last checkpoint",
                 id="runs.resume"),
+        Binding("t", "chat_run", "Chat", tooltip="with the run's model (beside its base)",
+                id="runs.chat"),
         Binding("f5", "refresh", "Refresh", tooltip="the list", id="runs.refresh"),
     ]
-    """Open (``o`` or Enter) follows the run on the training screen; ``r`` resumes it."""
+    """Open (``o`` or Enter) follows the run on the training screen; ``r`` resumes it; ``t``
+    talks to its model on the chat screen."""
 
     def __init__(self, name: str | None = None, id: str | None = None, classes: str | None = None) -> None:  # noqa: A002
         super().__init__(name=name, id=id, classes=classes)
@@ -155,6 +158,13 @@ class RunsScreen(Screen):
         if run is None:
             return
         self.app.post_message(FollowRun(run.path))
+
+    def action_chat_run(self) -> None:
+        """Talk to the highlighted run's model, beside its base, on the chat screen."""
+        run = self.selected_run
+        if run is None:
+            return
+        self.app.post_message(ChatRun(run.path))
 
     def action_resume_run(self) -> None:
         """Continue the highlighted run from its latest checkpoint on the training screen."""
