@@ -50,6 +50,7 @@ from core.rundir import CONFIG_FILE, EVENTS_FILE
 from core.runs import RunProgress, read_pid, resume_dir_of
 from tui.bridge import EventBridge, capture_library_logs, follow_into
 from tui.messages import (
+    ChatRun,
     CheckpointReceived,
     EvalReceived,
     FollowRun,
@@ -83,6 +84,7 @@ RUN_COMMANDS = (
     ("run: Save a checkpoint now", "checkpoint", "Write a checkpoint at the end of this step."),
     ("run: Switch chart", "toggle_chart", "Loss, or learning rate and gradient norm."),
     ("run: Review the run", "open_review", "Compare the fine-tuned model with the base model."),
+    ("run: Chat with the fine-tune", "open_chat", "Talk to the run's model beside its base."),
 )
 """Command-palette entries of the training screen: (title, action, help)."""
 
@@ -131,9 +133,10 @@ class TrainingScreen(Screen):
         Binding("c", "checkpoint", "Checkpoint", id="training.checkpoint"),
         Binding("g", "toggle_chart", "Chart", id="training.chart"),
         Binding("r", "open_review", "Review", id="training.review"),
+        Binding("t", "open_chat", "Chat", id="training.chat"),
     ]
     """Start (``s``, or ``d`` detached), stop (``x``), checkpoint (``c``), switch chart
-    (``g``), open the review screen once the run ended (``r``)."""
+    (``g``), open the review screen (``r``) or the chat (``t``) once the run ended."""
 
     run_state: reactive[str] = reactive("idle")
     """idle, starting, running, following, stopping, finished, stopped or failed."""
@@ -244,7 +247,7 @@ class TrainingScreen(Screen):
             return True if state in ("starting", "running", "following") else (None if state == "stopping" else False)
         if action == "checkpoint":
             return state in ("running", "following")
-        if action == "open_review":
+        if action in ("open_review", "open_chat"):
             return state in ENDED_STATES
         return True
 
@@ -490,6 +493,13 @@ class TrainingScreen(Screen):
         if self.run_state not in ENDED_STATES:
             return
         self.app.post_message(ReviewRun(self.run_dir))
+
+    def action_open_chat(self) -> None:
+        """Open the chat on the run that ended, beside its base (the app forwards a
+        ``ChatRun``)."""
+        if self.run_state not in ENDED_STATES or self.run_dir is None:
+            return
+        self.app.post_message(ChatRun(self.run_dir))
 
     def stop_then_quit(self) -> None:
         """Quit requested while a run trains here: stop it, then exit once it has ended."""
