@@ -28,7 +28,7 @@ from textual.containers import Horizontal
 from textual.message import Message
 from textual.reactive import reactive
 from textual.screen import Screen
-from textual.widgets import Footer, Header, Input, Label, Select, Static
+from textual.widgets import Footer, Header, Input, Label, Select, Static, TextArea
 from textual.worker import Worker, WorkerState
 
 from core.chat import ChatEvent, ChatModels, ChatPhase, ReplyFinished, ReplyStreamed, TurnRequest
@@ -49,15 +49,19 @@ class ChatScreen(Screen):
     HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (70, "-wide")]
     """Below 70 columns the two sides stack instead of sitting side by side."""
 
+    # The keys that move the focus are priority bindings that move it at once
+    # (Screen.set_focus), so keys that follow in the same burst (SSH sends a fast typist's
+    # keys in one packet) go to the field focused when they arrive; in a text field the
+    # printable ones type (check_action), Enter sends and Esc stops or leaves.
     BINDINGS = [
-        Binding("enter", "write", "Write", tooltip="a message (Enter sends it)",
+        Binding("enter", "write", "Write", tooltip="a message (Enter sends it)", priority=True,
                 id="chat.write"),
         Binding("i", "write", "Write", show=False, tooltip="a message (Enter sends it)",
-                id="chat.write-i"),
+                priority=True, id="chat.write-i"),
         Binding("escape", "stop", "Stop", tooltip="the reply (keeps what was written)",
-                id="chat.stop"),
+                priority=True, id="chat.stop"),
         Binding("escape", "back", "Leave", show=False, tooltip="the field (when no reply streams)",
-                id="chat.leave"),
+                priority=True, id="chat.leave"),
         Binding("ctrl+l", "clear", "Clear", tooltip="the conversation", priority=True,
                 id="chat.clear"),
         Binding("s", "toggle_side_by_side", "Side by side", tooltip="(or one model)",
@@ -65,11 +69,14 @@ class ChatScreen(Screen):
         Binding("b", "toggle_blind", "Blind", tooltip="(hide or show which model is which)",
                 id="chat.blind"),
         Binding("m", "focus_models", "Models", show=False, tooltip="(choose A and B)",
-                id="chat.models"),
+                priority=True, id="chat.models"),
         Binding("t", "focus_settings", "Settings", show=False,
-                tooltip="(system prompt, temperature, top-p, max tokens)", id="chat.settings"),
+                tooltip="(system prompt, temperature, top-p, max tokens)", priority=True,
+                id="chat.settings"),
         Binding("ctrl+r", "rescan", "Rescan", show=False, tooltip="the workspace's models",
                 id="chat.rescan"),
+        Binding("tab", "next_field(1)", "", show=False, priority=True, id="chat.next"),
+        Binding("shift+tab", "next_field(-1)", "", show=False, priority=True, id="chat.previous"),
     ]
     """In the footer: Enter (or ``i``) write, Esc stop (while a reply streams), ctrl+l clear,
     ``s`` side by side, ``b`` blind. Under ``?`` and in the palette also: ``m`` models, ``t``
@@ -161,18 +168,28 @@ class ChatScreen(Screen):
     # --- bindings ------------------------------------------------------------------------
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        """Esc shows as Stop only while a reply streams; the rest always fit."""
+        """Esc shows as Stop only while a reply streams; letters type in a text field; Enter
+        and Esc are the open drop-down's own."""
+        focused = self.app.focused
+        typing = isinstance(focused, (Input, TextArea))
+        dropped = any(select.expanded for select in self.query(Select))
         if action == "stop":
-            return self.generating
+            return self.generating and not dropped
         if action == "back":
-            return isinstance(self.app.focused, (Input, Select))
+            return isinstance(focused, (Input, Select)) and not dropped
+        if action == "write":
+            return not typing and not isinstance(focused, Select) and not dropped
+        if action in ("focus_models", "focus_settings"):
+            return not typing and not dropped
+        if action == "next_field":
+            return not dropped
         if action == "toggle_blind":
             return self.side_by_side
         return True
 
     def action_write(self) -> None:
         """Put the keyboard in the message field."""
-        self.query_one("#chat-input", Input).focus()
+        self.set_focus(self.query_one("#chat-input", Input))
 
     def action_stop(self) -> None:
         """Stop the reply at the next token (what was written stays)."""
@@ -192,6 +209,13 @@ class ChatScreen(Screen):
         self._render_panes()
         self._show_status("Conversation cleared.")
 
+    def action_next_field(self, step: int) -> None:
+        """Tab and shift+Tab: the next or previous field, at once."""
+        if step > 0:
+            self.focus_next()
+        else:
+            self.focus_previous()
+
     def action_toggle_side_by_side(self) -> None:
         """Talk to A and B, or to A alone."""
         select = self.query_one("#chat-model-b", Select)
@@ -210,11 +234,11 @@ class ChatScreen(Screen):
 
     def action_focus_models(self) -> None:
         """Put the keyboard on model A's list."""
-        self.query_one("#chat-model-a", Select).focus()
+        self.set_focus(self.query_one("#chat-model-a", Select))
 
     def action_focus_settings(self) -> None:
         """Put the keyboard in the system prompt (Tab goes on to the numbers)."""
-        self.query_one("#chat-system", Input).focus()
+        self.set_focus(self.query_one("#chat-system", Input))
 
     def action_rescan(self) -> None:
         """List the workspace's models again (in a thread)."""
