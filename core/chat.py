@@ -25,6 +25,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from core.config import DataConfig, RunConfig
@@ -37,7 +38,12 @@ from core.generate import (
     load_generators,
     run_dir_of,
 )
+from core.review import PromptItem, ReviewSet
+from core.review.store import default_set_name
 from core.rundir import CONFIG_FILE
+
+CHAT_PROMPTS = "chat"
+"""The prompts source recorded in a review set filled from the chat."""
 
 
 # --- events ------------------------------------------------------------------------------
@@ -254,3 +260,31 @@ def stream_turn(request: TurnRequest, models: ChatModels,
         sink(reply)
         replies.append(reply)
     return replies
+
+
+# --- findings to review ------------------------------------------------------------------
+
+
+def add_to_review(review: ReviewSet | None, workspace: str | Path, a: ModelRef, b: ModelRef,
+                  messages: Sequence[dict[str, str]], answer_a: str, answer_b: str,
+                  settings: GenerationSettings, seed: int = 0) -> ReviewSet:
+    """Put a chat finding (the conversation up to the last user message, and both answers)
+    into ``review``, or into a new set when it is ``None`` or compares other models: under
+    B's run when B is a run (where the review screen looks first), else the workspace.
+
+    Returns the set that holds it, ready to judge on the review screen. Raises
+    :class:`core.review.ReviewError` or ``OSError`` when it cannot be written.
+    """
+    prompt = PromptItem(messages=[dict(m) for m in messages])
+    same = review is not None and review.meta.get("a", {}).get("spec") == a.spec \
+        and review.meta.get("b", {}).get("spec") == b.spec
+    if review is not None and same:
+        review.add_prompt(prompt, answer_a, answer_b)
+        return review
+    root = run_dir_of(b) or run_dir_of(a) or Path(workspace)
+    name = default_set_name(root, f"chat {a.label or a.spec}", b.label or b.spec)
+    review = ReviewSet.create(root, name, a.to_dict(), b.to_dict(), [prompt], CHAT_PROMPTS,
+                              settings.to_dict(), seed)
+    review.append_items([review.make_item(0, answer_a, answer_b)])
+    review.mark_complete()
+    return review

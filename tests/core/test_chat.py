@@ -15,6 +15,7 @@ from core.chat import (
     ReplyFinished,
     ReplyStreamed,
     TurnRequest,
+    add_to_review,
     render_options_for,
     stream_reply,
     stream_turn,
@@ -146,3 +147,29 @@ def test_bundled_model_streams_the_greedy_answer(bundled_dir):
     reply = stream_reply(gen, prompt, settings, lambda text, n: chunks.append(text))
     assert reply.text == gen.generate([QUESTION], settings)[0]
     assert len(chunks) > 1 and reply.text
+
+
+def test_chat_findings_go_to_one_review_set_per_pair_of_models(tmp_path):
+    from core.generate import ModelRef
+    from core.review import ReviewSet, find_review_sets
+
+    base = ModelRef(spec="base", kind="base", model="m", label="base m")
+    tuned = ModelRef(spec=str(tmp_path / "x"), kind="model", model="x", label="x")
+    other = ModelRef(spec="y", kind="model", model="y", label="y")
+    settings = GenerationSettings(max_new_tokens=32, batch_size=1)
+    turn = [{"role": "user", "content": "double charge?"}]
+    review = add_to_review(None, tmp_path, base, tuned, turn, "Sorry!", '{"category": "billing"}',
+                           settings)
+    second = [*turn, {"role": "assistant", "content": "Sorry!"}, {"role": "user", "content": "and?"}]
+    again = add_to_review(review, tmp_path, base, tuned, second, "Call us.", '{"priority": "low"}',
+                          settings)
+    assert again is review and review.total == 2 and review.complete
+    reopened = ReviewSet.open(review.path)
+    assert reopened.total == 2 and sorted(reopened.items) == [0, 1] and reopened.complete
+    assert reopened.items[1].messages == second
+    assert {reopened.items[1].output_a, reopened.items[1].output_b} == {"Call us.", '{"priority": "low"}'}
+    assert reopened.meta["prompts"] == {"source": "chat", "count": 2}
+    assert reopened.meta["generation"]["max_new_tokens"] == 32
+    other_set = add_to_review(review, tmp_path, base, other, turn, "a", "b", settings)
+    assert other_set is not review and other_set.total == 1
+    assert {info.total for info in find_review_sets(tmp_path)} == {2, 1}

@@ -298,3 +298,24 @@ async def test_a_real_tiny_model_answers_in_the_chat(tmp_path, tiny_model_dir):
         reply = pane_text(screen, 0)[-1]
         assert "tokens" in reply and "tok/s" in reply
         assert screen.histories[0][-1]["role"] == "assistant"
+
+
+async def test_a_adds_the_exchange_to_a_review_set_judged_on_the_review_screen(tmp_path, tokenizer):
+    from core.review import find_review_sets
+
+    workspace = tmp_path / "runs"
+    run = write_run(workspace, "support-lora")
+    app = chat_app(workspace, scripted_models(tokenizer))
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await open_chat(pilot)
+        await send(pilot, "double charge")
+        await wait_for(pilot, lambda: not screen.generating, timeout=30)
+        await pilot.press("escape", "a")
+        (info,) = find_review_sets(workspace)
+        assert info.path.parent.parent == run and info.total == info.generated == 1
+        assert any("Added to review set" in str(n.message) for n in app._notifications)
+        assert screen.check_action("add_to_review", ()) is False  # once per exchange
+        await pilot.press("4")  # the review screen offers it
+        review = app.screen
+        await wait_for(pilot, lambda: review.scan is not None and review.scan.sets)
+        assert review.scan.sets[0].path == info.path

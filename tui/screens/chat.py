@@ -33,7 +33,7 @@ from textual.worker import Worker, WorkerState
 
 from core.chat import ChatEvent, ChatModels, ChatPhase, ReplyFinished, ReplyStreamed, TurnRequest
 from core.generate import GenerationSettings, resolve_pair
-from core.review import ReviewChoices, scan_workspace
+from core.review import ReviewChoices, ReviewSet, scan_workspace
 from tui.messages import ChatRun
 from tui.widgets.chat_pane import ChatPane, Turn
 
@@ -68,6 +68,9 @@ class ChatScreen(Screen):
                 id="chat.side-by-side"),
         Binding("b", "toggle_blind", "Blind", tooltip="(hide or show which model is which)",
                 id="chat.blind"),
+        Binding("a", "add_to_review", "Add to review", show=False,
+                tooltip="(the last message and both answers, to judge blind)",
+                id="chat.add-to-review"),
         Binding("m", "focus_models", "Models", show=False, tooltip="(choose A and B)",
                 priority=True, id="chat.models"),
         Binding("t", "focus_settings", "Settings", show=False,
@@ -79,8 +82,8 @@ class ChatScreen(Screen):
         Binding("shift+tab", "next_field(-1)", "", show=False, priority=True, id="chat.previous"),
     ]
     """In the footer: Enter (or ``i``) write, Esc stop (while a reply streams), ctrl+l clear,
-    ``s`` side by side, ``b`` blind. Under ``?`` and in the palette also: ``m`` models, ``t``
-    settings, ctrl+r rescan. In the message field Enter sends and Esc stops the reply or,
+    ``s`` side by side, ``b`` blind. Under ``?`` and in the palette also: ``a`` add the last
+    exchange to a review set, ``m`` models, ``t`` settings, ctrl+r rescan. In the message field Enter sends and Esc stops the reply or,
     with none streaming, leaves the field."""
 
     generating: reactive[bool] = reactive(False, bindings=True)
@@ -110,6 +113,12 @@ class ChatScreen(Screen):
         self._preselect: Path | None = None
         self._sides: list[int] = [0]
         """The sides of the reply in flight."""
+        self._used_settings = GenerationSettings(batch_size=1)
+        """The settings of the last message sent (recorded with a review finding)."""
+        self.review_set: ReviewSet | None = None
+        """The review set chat findings of these two models go to (``a``)."""
+        self._added: tuple[int, int] | None = None
+        """The conversation (its list's id) and length last added: one exchange, once."""
 
     # --- layout --------------------------------------------------------------------------
 
@@ -185,6 +194,8 @@ class ChatScreen(Screen):
             return not dropped
         if action == "toggle_blind":
             return self.side_by_side
+        if action == "add_to_review":
+            return self._last_exchange() is not None
         return True
 
     def action_write(self) -> None:
@@ -231,6 +242,43 @@ class ChatScreen(Screen):
         if self.blind:
             self.swapped = random.random() < 0.5
         self._render_panes()
+
+    def _last_exchange(self) -> tuple[list[dict[str, str]], str, str] | None:
+        """A's conversation up to the last user message and both last answers, when both
+        sides answered it."""
+        a, b = self.histories
+        if self.generating or not self.side_by_side or not a or not b:
+            return None
+        if a[-1]["role"] != "assistant" or b[-1]["role"] != "assistant" or a[-2] != b[-2]:
+            return None
+        if self._added == (id(a), len(a)):
+            return None  # added already
+        return a[:-1], a[-1]["content"], b[-1]["content"]
+
+    def action_add_to_review(self) -> None:
+        """Add the last message and both answers to a review set (one per pair of models),
+        to be judged blind and counted on the Review screen."""
+        exchange = self._last_exchange()
+        spec_a, spec_b = self._spec(0), self._spec(1)
+        if exchange is None or spec_a is None or spec_b is None:
+            self.notify("Nothing to add: both models must have answered the last message.",
+                        severity="warning")
+            return
+        from core.chat import add_to_review  # small files only: no torch
+
+        messages, answer_a, answer_b = exchange
+        try:
+            a, b = resolve_pair(spec_a, spec_b, self.app.config.model.name_or_path)
+            self.review_set = add_to_review(self.review_set, self.app.workspace, a, b, messages,
+                                            answer_a, answer_b, self._used_settings)
+        except (ValueError, OSError) as exc:  # GenerationError and ReviewError are ValueErrors
+            self.notify(f"Could not add to a review set: {exc}", severity="error", timeout=10)
+            return
+        self._added = (id(self.histories[0]), len(self.histories[0]))
+        count = self.review_set.total
+        self.notify(f"Added to review set {self.review_set.name} ({count} item"
+                    f"{'s' if count != 1 else ''}); judge it on the Review screen (4).")
+        self.refresh_bindings()
 
     def action_focus_models(self) -> None:
         """Put the keyboard on model A's list."""
@@ -348,6 +396,7 @@ class ChatScreen(Screen):
         self._render_panes()
         self._stop = threading.Event()
         self._sides = sides
+        self._used_settings = settings
         self.generating = True
         self._show_status("Starting…")
         system = self.query_one("#chat-system", Input).value.strip() or None
