@@ -21,6 +21,8 @@ torch and transformers are imported inside the functions that need them.
 
 from __future__ import annotations
 
+import json
+import os
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -44,6 +46,9 @@ from core.rundir import CONFIG_FILE
 
 CHAT_PROMPTS = "chat"
 """The prompts source recorded in a review set filled from the chat."""
+CHATS_DIR = "chats"
+"""Sub-directory of the workspace that holds saved conversations (one JSON file each)."""
+CHAT_FORMAT = 1
 
 
 # --- events ------------------------------------------------------------------------------
@@ -288,3 +293,59 @@ def add_to_review(review: ReviewSet | None, workspace: str | Path, a: ModelRef, 
     review.append_items([review.make_item(0, answer_a, answer_b)])
     review.mark_complete()
     return review
+
+
+# --- saved conversations -----------------------------------------------------------------
+
+
+class ChatFileError(ValueError):
+    """A saved conversation that cannot be read; the message names the file and the fix."""
+
+
+def new_chat_path(workspace: str | Path) -> Path:
+    """A new conversation's file, ``<workspace>/chats/20250303-101500.json`` (unique)."""
+    folder = Path(workspace) / CHATS_DIR
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    path, n = folder / f"{stamp}.json", 2
+    while path.exists():
+        path, n = folder / f"{stamp}-{n}.json", n + 1
+    return path
+
+
+def save_chat(path: Path, conversation_data: dict[str, Any]) -> None:
+    """Write a conversation (models, system prompt, settings, each side's turns) atomically:
+    a crash leaves the previous version, never half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps({"version": CHAT_FORMAT, **conversation_data}, indent=1),
+                   encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def load_chat(path: Path) -> dict[str, Any]:
+    """A saved conversation, checked; raises :class:`ChatFileError` saying what is wrong."""
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise ChatFileError(f"{path} cannot be read: {exc}. Fix: open another conversation, "
+                            "or delete the file.") from None
+    turns = data.get("turns") if isinstance(data, dict) else None
+    histories = data.get("histories") if isinstance(data, dict) else None
+    if not (isinstance(turns, list) and isinstance(histories, list) and len(turns) == 2
+            and len(histories) == 2):
+        raise ChatFileError(f"{path} is not a tunetop conversation (no turns and histories "
+                            "for two sides). Fix: open another one.")
+    return data
+
+
+def list_chats(workspace: str | Path) -> list[tuple[Path, str]]:
+    """Saved conversations of the workspace, newest first: ``(file, first message)``."""
+    out = []
+    for path in sorted((Path(workspace) / CHATS_DIR).glob("*.json"), reverse=True):
+        try:
+            first = next((m["content"] for m in load_chat(path)["histories"][0]
+                          if m.get("role") == "user"), "")
+        except (ChatFileError, KeyError, TypeError):
+            continue  # a damaged file is not offered
+        out.append((path, first))
+    return out

@@ -319,3 +319,47 @@ async def test_a_adds_the_exchange_to_a_review_set_judged_on_the_review_screen(t
         review = app.screen
         await wait_for(pilot, lambda: review.scan is not None and review.scan.sets)
         assert review.scan.sets[0].path == info.path
+
+
+async def test_conversations_are_saved_and_reopened(tmp_path, tokenizer):
+    from core.chat import list_chats
+
+    workspace = tmp_path / "runs"
+    write_run(workspace, "support-lora")
+    app = chat_app(workspace, scripted_models(tokenizer))
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await open_chat(pilot)
+        await send(pilot, "double charge")
+        await wait_for(pilot, lambda: not screen.generating, timeout=30)
+        await send(pilot, "thanks")
+        await wait_for(pilot, lambda: not screen.generating, timeout=30)
+        saved = [dict(m) for m in screen.histories[1]]
+        shown = pane_text(screen, 1)
+        ((path, first),) = list_chats(workspace)
+        assert first == "double charge" and path == screen.chat_path
+        await pilot.press("ctrl+l", "escape")
+        assert screen.histories == [[], []]
+        screen.query_one("#chat-model-b", Select).clear()  # B changed since
+        await pilot.press("o")
+        await pilot.pause(0.2)
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: screen.histories[1] == saved)
+        assert screen.side_by_side and pane_text(screen, 1) == shown  # no "now talking" note
+        assert "Reopened" in status(screen)
+        await send(pilot, "and then?")  # the reopened conversation goes on in the same file
+        await wait_for(pilot, lambda: not screen.generating, timeout=30)
+        assert screen.chat_path == path and len(list_chats(workspace)) == 1
+        assert len(screen.histories[0]) == 6
+
+
+def test_a_damaged_saved_conversation_is_named(tmp_path):
+    from core.chat import ChatFileError, list_chats, load_chat
+
+    chats = tmp_path / "chats"
+    chats.mkdir()
+    (chats / "20250101-000000.json").write_text("{not json")
+    (chats / "20250101-000001.json").write_text('{"turns": []}')
+    for name in ("20250101-000000.json", "20250101-000001.json"):
+        with pytest.raises(ChatFileError, match=name):
+            load_chat(chats / name)
+    assert list_chats(tmp_path) == []

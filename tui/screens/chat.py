@@ -15,6 +15,7 @@ side, ``b`` hides the model names (blind: the sides are shuffled) and shows them
 
 from __future__ import annotations
 
+import dataclasses
 import random
 import threading
 import time
@@ -35,6 +36,7 @@ from core.chat import ChatEvent, ChatModels, ChatPhase, ReplyFinished, ReplyStre
 from core.generate import GenerationSettings, resolve_pair
 from core.review import ReviewChoices, ReviewSet, scan_workspace
 from tui.messages import ChatRun
+from tui.widgets.chat_list import ChatList
 from tui.widgets.chat_pane import ChatPane, Turn
 
 STREAM_INTERVAL = 0.05
@@ -71,6 +73,8 @@ class ChatScreen(Screen):
         Binding("a", "add_to_review", "Add to review", show=False,
                 tooltip="(the last message and both answers, to judge blind)",
                 id="chat.add-to-review"),
+        Binding("o", "open_chat", "Open", show=False, tooltip="a saved conversation",
+                id="chat.open"),
         Binding("m", "focus_models", "Models", show=False, tooltip="(choose A and B)",
                 priority=True, id="chat.models"),
         Binding("t", "focus_settings", "Settings", show=False,
@@ -83,7 +87,8 @@ class ChatScreen(Screen):
     ]
     """In the footer: Enter (or ``i``) write, Esc stop (while a reply streams), ctrl+l clear,
     ``s`` side by side, ``b`` blind. Under ``?`` and in the palette also: ``a`` add the last
-    exchange to a review set, ``m`` models, ``t`` settings, ctrl+r rescan. In the message field Enter sends and Esc stops the reply or,
+    exchange to a review set, ``o`` open a saved conversation, ``m`` models, ``t`` settings,
+    ctrl+r rescan. In the message field Enter sends and Esc stops the reply or,
     with none streaming, leaves the field."""
 
     generating: reactive[bool] = reactive(False, bindings=True)
@@ -117,6 +122,8 @@ class ChatScreen(Screen):
         """The settings of the last message sent (recorded with a review finding)."""
         self.review_set: ReviewSet | None = None
         """The review set chat findings of these two models go to (``a``)."""
+        self.chat_path: Path | None = None
+        """Where this conversation is saved (after each reply); ``None`` until the first."""
         self._added: tuple[int, int] | None = None
         """The conversation (its list's id) and length last added: one exchange, once."""
 
@@ -196,6 +203,8 @@ class ChatScreen(Screen):
             return self.side_by_side
         if action == "add_to_review":
             return self._last_exchange() is not None
+        if action == "open_chat":
+            return not self.generating
         return True
 
     def action_write(self) -> None:
@@ -217,6 +226,7 @@ class ChatScreen(Screen):
             self._stop.set()
         self.histories = [[], []]
         self.turns = [[], []]
+        self.chat_path = None  # the next message starts a new saved conversation
         self._render_panes()
         self._show_status("Conversation cleared.")
 
@@ -490,12 +500,86 @@ class ChatScreen(Screen):
                 self.histories[side].pop()
                 turns[-1] = Turn("note", "(no reply: failed)" if error else "(no reply: stopped)")
         self._render_panes()
+        self._save()
         if error is not None:
             text = str(error).strip() or type(error).__name__
             self._show_status(f"Failed: {text}")
             self.notify(text, title="Chat failed", severity="error", timeout=10)
         elif self._stop.is_set():
             self._show_status("Stopped; the text so far is kept.")
+
+    # --- saving and reopening ------------------------------------------------------------
+
+    def _save(self) -> None:
+        """Write the conversation under ``<workspace>/chats/`` (a failure is shown)."""
+        from core.chat import new_chat_path, save_chat
+
+        if not any(self.histories):
+            return
+        if self.chat_path is None:
+            self.chat_path = new_chat_path(self.app.workspace)
+        choices = [self.query_one(sel, Select).value for sel in ("#chat-model-a", "#chat-model-b")]
+        data = {
+            "models": [None if c is Select.NULL else list(c) for c in choices],
+            "labels": [self._model_label(0), self._model_label(1)],
+            "system": self.query_one("#chat-system", Input).value,
+            "settings": self._used_settings.to_dict(),
+            "histories": self.histories,
+            "turns": [[dataclasses.asdict(t) for t in side] for side in self.turns],
+        }
+        try:
+            save_chat(self.chat_path, data)
+        except OSError as exc:
+            self.notify(f"Could not save the conversation to {self.chat_path}: {exc}",
+                        severity="error", timeout=10)
+
+    def action_open_chat(self) -> None:
+        """List the saved conversations; the chosen one replaces this one."""
+        from core.chat import list_chats
+
+        chats = list_chats(self.app.workspace)
+        if not chats:
+            self.notify(f"No saved conversations in {Path(str(self.app.workspace)) / 'chats'} "
+                        "yet: each reply is saved there.")
+            return
+        self.app.push_screen(ChatList(chats), self._reopen)
+
+    def _reopen(self, path: Path | None) -> None:
+        """Show a saved conversation, with its models when they are still offered."""
+        from core.chat import ChatFileError, load_chat
+
+        if path is None:
+            return
+        try:
+            data = load_chat(path)
+            turns = [[Turn(**t) for t in side] for side in data["turns"]]
+        except (ChatFileError, TypeError) as exc:
+            self.notify(str(exc), severity="error", timeout=10)
+            return
+        offered = {value for _, value in (self.scan.models if self.scan else [])}
+        missing = []
+        for selector, choice, label in zip(("#chat-model-a", "#chat-model-b"),
+                                           data.get("models", [None, None]),
+                                           data.get("labels", ["", ""])):
+            select = self.query_one(selector, Select)
+            with self.prevent(Select.Changed):  # no "now talking to" notes: it is the same chat
+                if choice is None:
+                    select.clear()
+                elif tuple(choice) in offered:
+                    select.value = tuple(choice)
+                else:
+                    missing.append(label)
+        self.query_one("#chat-system", Input).value = str(data.get("system") or "")
+        self.histories = [list(side) for side in data["histories"]]
+        self.turns = turns
+        self.chat_path = path
+        self._added = None
+        self._render_panes()
+        self.refresh_bindings()
+        self._show_status(f"Reopened {path.name}.")
+        if missing:
+            self.notify(f"No longer offered: {', '.join(missing)}. The next message goes to the "
+                        "models chosen now.", severity="warning")
 
     # --- rendering -----------------------------------------------------------------------
 
