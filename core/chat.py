@@ -27,6 +27,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -305,7 +306,7 @@ class ChatFileError(ValueError):
 def new_chat_path(workspace: str | Path) -> Path:
     """A new conversation's file, ``<workspace>/chats/20250303-101500.json`` (unique)."""
     folder = Path(workspace) / CHATS_DIR
-    stamp = time.strftime("%Y%m%d-%H%M%S")
+    stamp = f"{datetime.now():%Y%m%d-%H%M%S}"
     path, n = folder / f"{stamp}.json", 2
     while path.exists():
         path, n = folder / f"{stamp}-{n}.json", n + 1
