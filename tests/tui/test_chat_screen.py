@@ -363,3 +363,22 @@ def test_a_damaged_saved_conversation_is_named(tmp_path):
         with pytest.raises(ChatFileError, match=name):
             load_chat(chats / name)
     assert list_chats(tmp_path) == []
+
+
+async def test_clearing_while_a_reply_streams_drops_the_rest_of_it(tmp_path, tokenizer):
+    write_run(tmp_path / "runs", "support-lora")
+    app = chat_app(tmp_path / "runs", scripted_models(tokenizer, delay=0.05))
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await open_chat(pilot)
+        await send(pilot, "hello")
+        await wait_for(pilot, lambda: pane_text(screen, 0)[-1] not in ("…", ""))
+        assert screen.query_one("#chat-model-b", Select).disabled  # models fixed meanwhile
+        assert screen.check_action("toggle_side_by_side", ()) is False
+        await pilot.press("ctrl+l")
+        await wait_for(pilot, lambda: not screen.generating, timeout=10)
+        await pilot.pause(0.2)
+        assert screen.histories == [[], []] and pane_text(screen, 0) == []
+        assert not screen.query_one("#chat-model-b", Select).disabled
+        await send(pilot, "again")  # a new conversation works as usual
+        await wait_for(pilot, lambda: not screen.generating, timeout=30)
+        assert [m["role"] for m in screen.histories[1]] == ["user", "assistant"]

@@ -4,7 +4,7 @@ Model A and model B are any model the review offers (a base, a run's final outpu
 complete checkpoint); B empty talks to A alone. Each message goes through the chat template
 and system prompt the run trained with (or the system prompt typed here), and each side
 keeps its own multi-turn history. Replies stream in a thread worker
-(:func:`core.chat.stream_turn`); its events reach the screen as :class:`ChatScreen.ChatEvent`
+(:func:`core.chat.stream_turn`); its events reach the screen as :class:`ChatScreen.EventReceived`
 messages, posted at most every 50 ms per side while text streams (the finished reply always).
 Loading shows its phase in the status line; the event loop never waits on the model.
 
@@ -99,9 +99,11 @@ class ChatScreen(Screen):
     class EventReceived(Message):
         """An event of the reply worker (a phase, streamed text, a finished reply)."""
 
-        def __init__(self, event: ChatEvent) -> None:
+        def __init__(self, event: ChatEvent, turn: int) -> None:
             super().__init__()
             self.event = event
+            self.turn = turn
+            """The message it answers (events of a cleared conversation are dropped)."""
 
     def __init__(self, name: str | None = None, id: str | None = None,  # noqa: A002
                  classes: str | None = None) -> None:
@@ -118,6 +120,8 @@ class ChatScreen(Screen):
         self._preselect: Path | None = None
         self._sides: list[int] = [0]
         """The sides of the reply in flight."""
+        self._turn = 0
+        """Counts messages sent and clears: events of an earlier one are dropped."""
         self._used_settings = GenerationSettings(batch_size=1)
         """The settings of the last message sent (recorded with a review finding)."""
         self.review_set: ReviewSet | None = None
@@ -201,6 +205,8 @@ class ChatScreen(Screen):
             return not dropped
         if action == "toggle_blind":
             return self.side_by_side
+        if action == "toggle_side_by_side":
+            return not self.generating
         if action == "add_to_review":
             return self._last_exchange() is not None
         if action == "open_chat":
@@ -224,6 +230,7 @@ class ChatScreen(Screen):
         """Forget the conversation on both sides (a streaming reply is stopped first)."""
         if self.generating:
             self._stop.set()
+        self._turn += 1  # what the stopped reply still sends is dropped
         self.histories = [[], []]
         self.turns = [[], []]
         self.chat_path = None  # the next message starts a new saved conversation
@@ -406,12 +413,13 @@ class ChatScreen(Screen):
         self._render_panes()
         self._stop = threading.Event()
         self._sides = sides
+        self._turn += 1
         self._used_settings = settings
         self.generating = True
         self._show_status("Starting…")
         system = self.query_one("#chat-system", Input).value.strip() or None
         self._reply(spec_a, spec_b, [list(self.histories[s]) for s in sides], settings, system,
-                    self._stop)
+                    self._stop, self._turn)
 
     def _settings(self) -> GenerationSettings | str:
         """The sampling settings of the form, or what to fix."""
@@ -430,7 +438,8 @@ class ChatScreen(Screen):
 
     @work(thread=True, exclusive=True, group="chat-reply", exit_on_error=False)
     def _reply(self, spec_a: str, spec_b: str | None, histories: list[list[dict[str, str]]],
-               settings: GenerationSettings, system: str | None, stop: threading.Event) -> None:
+               settings: GenerationSettings, system: str | None, stop: threading.Event,
+               turn: int) -> None:
         """Resolve the models, load what is missing, stream each side's reply."""
         if spec_b is None:
             refs = [resolve_pair(spec_a, spec_a, self.app.config.model.name_or_path)[0]]
@@ -446,7 +455,7 @@ class ChatScreen(Screen):
                 if now - last_post[event.side] < STREAM_INTERVAL:
                     return
                 last_post[event.side] = now
-            self.post_message(self.EventReceived(event))
+            self.post_message(self.EventReceived(event, turn))
 
         from core.chat import stream_turn  # torch loads here, in the worker thread
 
@@ -457,6 +466,8 @@ class ChatScreen(Screen):
     def show_event(self, message: EventReceived) -> None:
         """Show a phase, streamed text or a finished reply."""
         event = message.event
+        if message.turn != self._turn:
+            return  # the conversation was cleared since
         if isinstance(event, ChatPhase):
             self._show_status(event.text)
         elif isinstance(event, ReplyStreamed):
@@ -507,6 +518,11 @@ class ChatScreen(Screen):
             self.notify(text, title="Chat failed", severity="error", timeout=10)
         elif self._stop.is_set():
             self._show_status("Stopped; the text so far is kept.")
+
+    def watch_generating(self, generating: bool) -> None:
+        """The models stay as they are while a reply streams."""
+        for select in self.query(Select):
+            select.disabled = generating
 
     # --- saving and reopening ------------------------------------------------------------
 
