@@ -64,15 +64,17 @@ class ScriptedModel:
 
 def scripted_models(tokenizer: Any, delay: float = 0.0,
                     answers: Callable[[ModelRef], Sequence[str]] | None = None,
-                    ) -> Callable[[], ChatModels]:
+                    load_seconds: float = 0.0) -> Callable[[], ChatModels]:
     """An ``AppServices.chat_models`` factory: run references answer with the fine-tune's
-    JSON, other models chat (unless ``answers`` says otherwise). ``factory.loads`` lists the
-    refs of every load."""
+    JSON, other models chat (unless ``answers`` says otherwise); loading takes
+    ``load_seconds``. ``factory.loads`` lists the refs of every load."""
     pick = answers or (lambda ref: TUNED_ANSWERS if ref.adapter else BASE_ANSWERS)
     loads: list[list[str]] = []
 
     def loader(refs: Sequence[ModelRef], device: Any, on_status: Any) -> list[TextGenerator]:
         loads.append([ref.spec for ref in refs])
+        on_status(f"Loading {refs[0].model} on cpu…")
+        time.sleep(load_seconds)
         return [TextGenerator(ScriptedModel(tokenizer, pick(ref), delay), tokenizer, None, "cpu")
                 for ref in refs]
 

@@ -382,3 +382,15 @@ async def test_clearing_while_a_reply_streams_drops_the_rest_of_it(tmp_path, tok
         await send(pilot, "again")  # a new conversation works as usual
         await wait_for(pilot, lambda: not screen.generating, timeout=30)
         assert [m["role"] for m in screen.histories[1]] == ["user", "assistant"]
+
+
+async def test_a_slow_load_shows_its_phase_and_seconds(tmp_path, tokenizer):
+    app = chat_app(tmp_path / "runs", scripted_models(tokenizer, load_seconds=2.5))
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await open_chat(pilot)
+        await send(pilot, "hello")
+        await wait_for(pilot, lambda: status(screen).startswith(f"Loading {BUNDLED_MODEL} on cpu… ")
+                       and status(screen).endswith(("1 s", "2 s")), timeout=10)
+        await pilot.press("escape")  # the keyboard works meanwhile: Esc stops
+        await wait_for(pilot, lambda: not screen.generating, timeout=10)
+        assert "Stopped" in status(screen)

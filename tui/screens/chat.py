@@ -122,6 +122,8 @@ class ChatScreen(Screen):
         """The sides of the reply in flight."""
         self._turn = 0
         """Counts messages sent and clears: events of an earlier one are dropped."""
+        self._phase: tuple[str, float] | None = None
+        """The phase shown while no text streams (loading, reading the prompt) and since when."""
         self._used_settings = GenerationSettings(batch_size=1)
         """The settings of the last message sent (recorded with a review finding)."""
         self.review_set: ReviewSet | None = None
@@ -167,6 +169,7 @@ class ChatScreen(Screen):
         """Read the workspace's models."""
         self._show_status("Reading the workspace…")
         self.action_rescan()
+        self.set_interval(0.5, self._tick_phase)
 
     def on_unmount(self) -> None:
         """Leaving the app stops a reply at the next token so the process can exit."""
@@ -415,6 +418,7 @@ class ChatScreen(Screen):
         self._sides = sides
         self._turn += 1
         self._used_settings = settings
+        self._phase = ("Starting…", time.monotonic())
         self.generating = True
         self._show_status("Starting…")
         system = self.query_one("#chat-system", Input).value.strip() or None
@@ -469,8 +473,10 @@ class ChatScreen(Screen):
         if message.turn != self._turn:
             return  # the conversation was cleared since
         if isinstance(event, ChatPhase):
+            self._phase = (event.text, time.monotonic())
             self._show_status(event.text)
         elif isinstance(event, ReplyStreamed):
+            self._phase = None
             side = self._sides[event.side]
             turn = self.turns[side][-1]
             turn.text = event.text.lstrip()
@@ -500,9 +506,16 @@ class ChatScreen(Screen):
         else:
             pass  # PENDING and RUNNING need nothing
 
+    def _tick_phase(self) -> None:
+        """Count the seconds of a phase (a model loading can take a while)."""
+        if self.generating and self._phase is not None:
+            text, since = self._phase
+            self._show_status(f"{text} {time.monotonic() - since:.0f} s")
+
     def _reply_ended(self, error: BaseException | None) -> None:
         """Drop the empty turns of sides that never answered; say how it ended."""
         self.generating = False
+        self._phase = None
         for side in self._sides:
             turns = self.turns[side]
             if turns and turns[-1].role == "assistant" and len(self.histories[side]) and \
