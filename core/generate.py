@@ -312,7 +312,7 @@ class TextGenerator:
         self.device = device
         self.eos_token_ids = _end_token_ids(model, tokenizer)
 
-    def _active(self) -> contextlib.AbstractContextManager:
+    def active(self) -> contextlib.AbstractContextManager:
         """Select this side's adapter (or none) on a shared model for one call."""
         if not hasattr(self.model, "peft_config"):
             return contextlib.nullcontext()
@@ -363,7 +363,7 @@ class TextGenerator:
         )
         if not settings.greedy:
             torch.manual_seed(seed)
-        with self._active(), torch.inference_mode():
+        with self.active(), torch.inference_mode():
             out = self.model.generate(**enc, generation_config=config,
                                       stopping_criteria=StoppingCriteriaList([StopRequested()]))
         new = out[:, enc["input_ids"].shape[1]:]

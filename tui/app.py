@@ -21,7 +21,8 @@ from textual.widgets import Input, TextArea
 from core.config import RunConfig
 from tui.commands import TunetopCommands
 from tui.dataset_tasks import DatasetServices
-from tui.messages import CloneConfig, FollowRun, ReviewRun, StartRun
+from tui.messages import ChatRun, CloneConfig, FollowRun, ReviewRun, StartRun
+from tui.screens.chat import ChatScreen
 from tui.screens.dataset import DatasetScreen
 from tui.screens.hyperparams import EstimateServices, HyperparamsScreen
 from tui.screens.review import ReviewScreen
@@ -56,9 +57,12 @@ class AppServices:
     """Extra keyword arguments of ``core.detach.launch_detached`` (tests pick the engine)."""
     clock: Callable[[], float] = time.time
     """Wall clock of the training screen's elapsed times (snapshot tests freeze it)."""
+    chat_models: Callable[[], Any] | None = None
+    """Builds the chat screen's model cache; ``None`` uses ``core.chat.ChatModels``."""
 
 
-REQUEST_MODES: dict[type, str] = {StartRun: "training", FollowRun: "training", ReviewRun: "review"}
+REQUEST_MODES: dict[type, str] = {StartRun: "training", FollowRun: "training", ReviewRun: "review",
+                                  ChatRun: "chat"}
 """The screen (mode) that handles each cross-screen request."""
 
 
@@ -79,7 +83,7 @@ def is_typing(app: App) -> bool:
 
 
 class TunetopApp(App[None]):
-    """Fine-tune an LLM from the terminal: data, config, training, review, runs."""
+    """Fine-tune an LLM from the terminal: data, config, training, review, runs, chat."""
 
     TITLE = "tunetop"
     CSS_PATH = "styles/app.tcss"
@@ -87,7 +91,7 @@ class TunetopApp(App[None]):
         mode: named_screen(screen_class, mode)
         for mode, screen_class in (("dataset", DatasetScreen), ("hyperparams", HyperparamsScreen),
                                    ("training", TrainingScreen), ("review", ReviewScreen),
-                                   ("runs", RunsScreen))
+                                   ("runs", RunsScreen), ("chat", ChatScreen))
     }
     DEFAULT_MODE = "dataset"
     COMMANDS = App.COMMANDS | {TunetopCommands}
@@ -99,7 +103,7 @@ class TunetopApp(App[None]):
         Binding("question_mark", "show_help", "Keys", priority=True, id="app.help"),
         Binding("ctrl+q", "quit", "Quit", show=False, priority=True, id="app.quit"),
     ]
-    """Screen keys ``1``-``5``, ``?`` (every key of the screen) and ``ctrl+q`` (quit) work on
+    """Screen keys ``1``-``6``, ``?`` (every key of the screen) and ``ctrl+q`` (quit) work on
     every screen; the footer shows ``? Keys`` and the palette key, each screen its own keys."""
 
     def __init__(
@@ -162,13 +166,14 @@ class TunetopApp(App[None]):
         return True
 
     async def action_screen_key(self, mode: str) -> None:
-        """A screen key (``1``-``5``): switch to that screen."""
+        """A screen key (``1``-``6``): switch to that screen."""
         await self.switch_mode(mode)
 
     @on(StartRun)
     @on(FollowRun)
     @on(ReviewRun)
-    async def forward_request(self, request: StartRun | FollowRun | ReviewRun) -> None:
+    @on(ChatRun)
+    async def forward_request(self, request: StartRun | FollowRun | ReviewRun | ChatRun) -> None:
         """A screen asked another for something: switch to that screen and hand it over."""
         if isinstance(request, StartRun):
             self.config_saved(request.config)

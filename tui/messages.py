@@ -139,3 +139,11 @@ def message_for(event: Event) -> Message | None:
     if isinstance(event, (RunFinished, RunStopped, RunFailed)):
         return RunEnded(event)
     return None
+
+
+class ChatRun(Message, bubble=False):
+    """Ask the chat screen to talk to the run in ``run_dir`` (its final output beside its base)."""
+
+    def __init__(self, run_dir: str | Path) -> None:
+        super().__init__()
+        self.run_dir = Path(run_dir)

@@ -387,6 +387,20 @@ def template_info(tokenizer: Any, options: RenderOptions | None = None) -> Templ
     return _template_for(tokenizer, options).info
 
 
+def render_generation_prompt(tokenizer: Any, messages: list[dict[str, Any]],
+                             options: RenderOptions | None = None) -> str:
+    """A conversation as training renders it (the template and ``data.default_system_prompt``
+    of ``options``), ending with the assistant header: the prompt a chat reply continues.
+
+    Raises :class:`DataError` when the template rejects the conversation.
+    """
+    info = _template_for(tokenizer, options)
+    turns = [dict(m) for m in messages]
+    if info.system is not None and (not turns or turns[0]["role"] != "system"):
+        turns.insert(0, {"role": "system", "content": info.system})
+    return _apply(info, turns, 0, generation_prompt=True)
+
+
 def fallback_tool_messages(messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None,
                            system: str | None) -> list[dict[str, Any]]:
     """Tool calls, results and definitions as plain turns, for templates that do not render

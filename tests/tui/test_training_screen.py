@@ -224,6 +224,25 @@ async def test_review_key_opens_review_after_the_run(app_factory):
         assert app.current_mode == "review"
 
 
+async def test_chat_key_opens_the_chat_on_the_run_after_it_ended(app_factory):
+    app = app_factory(engine_factory=engine_factory(hold_after=1))
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = await open_training(pilot)
+        await pilot.press("s")
+        await wait_for(pilot, lambda: screen.progress.step == 5)
+        await pilot.press("t")  # not offered while training
+        assert app.current_mode == "training"
+        ScriptedEngine.instances[-1].release()
+        await wait_for(pilot, lambda: screen.run_state == "finished")
+        await pilot.press("t")
+        await wait_for(pilot, lambda: app.current_mode == "chat")
+        chat = app.screen
+        await wait_for(pilot, lambda: chat.scan is not None and chat._preselect is None)
+        # The scripted engine writes no final output: the chat says so, naming the run.
+        assert any(screen.run_dir.name in str(n.message) and "final output" in str(n.message)
+                   for n in app._notifications)
+
+
 async def test_quit_while_training_stops_the_run_then_exits(app_factory):
     app = app_factory(engine_factory=engine_factory(hold_after=2, hold_stop=True))
     async with app.run_test(size=(120, 40)) as pilot:

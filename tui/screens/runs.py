@@ -26,7 +26,7 @@ from textual.worker import Worker, WorkerState
 from core.config import RunConfig
 from core.rundir import CONFIG_FILE
 from core.runs import RunIndex, RunInfo, delete_run, loss_history, resume_config
-from tui.messages import CloneConfig, FollowRun, StartRun
+from tui.messages import ChatRun, CloneConfig, FollowRun, StartRun
 from tui.widgets.confirm import Confirm
 from tui.widgets.runs_plot import RunsLossPlot
 
@@ -158,13 +158,16 @@ class RunsScreen(Screen):
         Binding("e", "export_run", "Export", tooltip="the adapter or a merged model", id="runs.export"),
         Binding("d,delete", "delete_run", "Delete", tooltip="after asking", id="runs.delete"),
         Binding("c", "clone_config", "Clone", tooltip="its config to the Config screen", id="runs.clone"),
+        Binding("t", "chat_run", "Chat", tooltip="with the run's model (beside its base)",
+                id="runs.chat"),
         Binding("space", "mark_run", "Mark", show=False, tooltip="for comparing", id="runs.mark"),
         Binding("v", "compare_runs", "Compare", tooltip="the marked runs' loss curves", id="runs.compare"),
         Binding("f5", "refresh", "Refresh", show=False, tooltip="the list", id="runs.refresh"),
     ]
     """Open (``o`` or Enter) follows the run on the training screen; ``r`` resumes it; ``e``
-    exports it; ``d`` deletes it; ``c`` clones its config; ``space`` marks runs and ``v``
-    compares their loss curves; ``f5`` reads the workspace again."""
+    exports it; ``d`` deletes it; ``c`` clones its config; ``t`` talks to its model on the chat
+    screen; ``space`` marks runs and ``v`` compares their loss curves; ``f5`` reads the
+    workspace again."""
 
     def __init__(self, name: str | None = None, id: str | None = None, classes: str | None = None) -> None:  # noqa: A002
         super().__init__(name=name, id=id, classes=classes)
@@ -326,6 +329,13 @@ class RunsScreen(Screen):
         if run is None:
             return
         self.app.post_message(FollowRun(run.path))
+
+    def action_chat_run(self) -> None:
+        """Talk to the highlighted run's model, beside its base, on the chat screen."""
+        run = self.selected_run
+        if run is None:
+            return
+        self.app.post_message(ChatRun(run.path))
 
     def action_resume_run(self) -> None:
         """Continue the highlighted run from its latest checkpoint on the training screen."""

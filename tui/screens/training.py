@@ -54,6 +54,7 @@ from core.rundir import CONFIG_FILE, EVENTS_FILE
 from core.runs import RunProgress, resume_dir_of
 from tui.bridge import EventBridge
 from tui.messages import (
+    ChatRun,
     CheckpointReceived,
     EvalReceived,
     FollowRun,
@@ -90,6 +91,7 @@ RUN_COMMANDS = (
     ("run: Switch chart", "toggle_chart", "Loss, or learning rate and gradient norm."),
     ("run: Enlarge or shrink the log", "toggle_log", "Give the log pane most of the screen, or not."),
     ("run: Review the run", "open_review", "Compare the fine-tuned model with the base model."),
+    ("run: Chat with the fine-tune", "open_chat", "Talk to the run's model beside its base."),
 )
 """Command-palette entries of the training screen: (title, action, help)."""
 
@@ -138,9 +140,10 @@ class TrainingScreen(Screen):
         Binding("g", "toggle_chart", "Chart", id="training.chart"),
         Binding("l", "toggle_log", "Log", id="training.log"),
         Binding("r", "open_review", "Review", id="training.review"),
+        Binding("t", "open_chat", "Chat", id="training.chat"),
     ]
     """Start (``s``), stop (``x``), checkpoint (``c``), switch chart (``g``), enlarge the
-    log (``l``), open the review screen once the run ended (``r``)."""
+    log (``l``), open the review screen (``r``) or the chat (``t``) once the run ended."""
 
     run_state: reactive[RunState] = reactive(RunState.IDLE)
     """What the shown run is doing (see :class:`~core.handle.RunState`)."""
@@ -282,7 +285,7 @@ class TrainingScreen(Screen):
             return None if state is RunState.STOPPING else state.live
         if action == "checkpoint":
             return state in (RunState.RUNNING, RunState.EVALUATING)
-        if action == "open_review":
+        if action in ("open_review", "open_chat"):
             return state.ended
         return True
 
@@ -522,6 +525,13 @@ class TrainingScreen(Screen):
         if not self.run_state.ended:
             return
         self.app.post_message(ReviewRun(self.run_dir))
+
+    def action_open_chat(self) -> None:
+        """Open the chat on the run that ended, beside its base (the app forwards a
+        ``ChatRun``)."""
+        if not self.run_state.ended or self.run_dir is None:
+            return
+        self.app.post_message(ChatRun(self.run_dir))
 
     def stop_then_quit(self) -> None:
         """The app quits while a run trains in this process: stop it, exit once it ended."""
