@@ -125,10 +125,9 @@ class EventCallback(TrainerCallback):
             control.should_save = True
         if self.budget is not None:
             self.budget.step_times.append(took)
-            # From the third step on (the first pays for warm-up), every step: the time left
-            # is measured again each time, so a slower stretch is made up at once.
-            if len(self.budget.step_times) >= 3:
-                self._fit_budget(state, control, kwargs.get("lr_scheduler"))
+            # Every step: the time left is measured again each time, so a slower stretch
+            # is made up at once.
+            self._fit_budget(state, control, kwargs.get("lr_scheduler"))
         if control.should_evaluate and self.eval_batches:
             # The flow callback (which runs first) decided to evaluate after this step:
             # say so now, the first batch may take a while.

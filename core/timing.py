@@ -617,10 +617,12 @@ class BudgetKeeper:
         return self.steps
 
     def measured(self) -> Throughput | None:
-        """The figures measured so far (steps after the first), or ``None`` before two steps."""
-        if len(self.step_times) < 2:
+        """The figures measured so far, or ``None`` before the first step. The first step pays
+        for warm-up, so it stands alone only until a second one is measured (too slow, which
+        errs on the side of the budget)."""
+        if not self.step_times:
             return None
-        recent = self.step_times[1:][-20:]
+        recent = (self.step_times[1:] or self.step_times)[-20:]
         step = statistics.median(recent)
         o = self.config.optim
         rows_per_step = o.per_device_train_batch_size * o.gradient_accumulation_steps
