@@ -72,6 +72,10 @@ class ModelConfig:
     """Allow ``.bin`` (pickle) weights when no safetensors exist. Pickle can run code."""
     attn_implementation: str = "sdpa"
     """Attention kernel: ``sdpa`` (default), ``eager`` or ``flash_attention_2``."""
+    adapter: str | None = None
+    """A LoRA adapter to continue training: a run directory or an adapter directory; the new
+    run starts from its weights (its rank and target modules replace ``lora``'s), and a full
+    fine-tune starts from the base with the adapter merged in."""
 
 
 @dataclass

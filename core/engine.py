@@ -8,6 +8,7 @@ Lifecycle: :meth:`Engine.setup`, :meth:`Engine.train`, :meth:`Engine.cleanup`, d
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import logging
 import math
@@ -24,7 +25,7 @@ from typing import Any
 # that tunetop does not use; that line would land in the middle of the UI.
 logging.getLogger("bitsandbytes").setLevel(logging.ERROR)
 
-from core.callbacks import EventCallback  # noqa: E402
+from core.callbacks import AllStepsTrained, EventCallback, NonFiniteError  # noqa: E402
 from core.config import ConfigError, RunConfig
 from core.rundir import (
     CHECKPOINTS_DIR,
@@ -32,14 +33,21 @@ from core.rundir import (
     ERROR_LOG,
     EVENTS_FILE,
     FINAL_DIR,
+    RunLock,
+    RunRefused,
+    adapter_settings,
     checkpoint_name,
     checkpoint_step,
+    complete_checkpoints,
+    final_from_checkpoint,
     latest_checkpoint,
     make_run_dir,
     publish_checkpoint,
     remove_staging,
+    resolve_adapter,
     staging_dir,
 )
+from core.runs import check_resumable, run_progress
 from core.events import (
     Event,
     EventSink,
@@ -67,10 +75,6 @@ class RunInputs:
     """``cuda`` or ``cpu`` (:func:`core.models.pick_device`)."""
 
 
-class NonFiniteError(RuntimeError):
-    """Loss or gradient norm became NaN or infinite; raised before the optimizer step."""
-
-
 def is_out_of_memory(exc: BaseException) -> bool:
     """Whether ``exc`` is a CUDA or host out-of-memory error."""
     return (
@@ -80,14 +84,57 @@ def is_out_of_memory(exc: BaseException) -> bool:
     )
 
 
-def describe_failure(exc: BaseException, phase: str) -> tuple[str, str]:
-    """A readable reason and a concrete suggestion for an exception raised in ``phase``."""
+def nonfinite_settings(config: RunConfig) -> list[str]:
+    """Dotted names of the config's numbers that are NaN or infinite (``optim.weight_decay``)."""
+
+    def walk(obj: Any, prefix: str) -> list[str]:
+        found: list[str] = []
+        for f in dataclasses.fields(obj):
+            value = getattr(obj, f.name)
+            if dataclasses.is_dataclass(value):
+                found += walk(value, f"{prefix}{f.name}.")
+            elif isinstance(value, float) and not math.isfinite(value):
+                found.append(f"{prefix}{f.name}")
+        return found
+
+    return walk(config, "")
+
+
+def _field(config: RunConfig, dotted: str) -> Any:
+    value: Any = config
+    for part in dotted.split("."):
+        value = getattr(value, part)
+    return value
+
+
+def describe_failure(exc: BaseException, phase: str, config: RunConfig | None = None,
+                     checkpoint: Path | None = None) -> tuple[str, str]:
+    """A readable reason and a concrete suggestion for an exception raised in ``phase``.
+
+    ``config`` and ``checkpoint`` (the run's newest complete one) let a non-finite failure
+    name its cause and say truthfully what is left on disk.
+    """
     name = type(exc).__name__
     if isinstance(exc, ConfigError):
         return "; ".join(str(p) for p in exc.problems), "Fix the fields named above and start again."
+    if isinstance(exc, RunRefused):
+        return exc.reason, exc.fix[:1].upper() + exc.fix[1:]
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else name
     if isinstance(exc, NonFiniteError):
-        return text, "Lower the learning rate (e.g. halve it), keep max_grad_norm at 1.0, or use fp32."
+        # Every checkpoint is written after its step's weights (and validation loss) were
+        # checked, so the newest one never holds what went bad.
+        kept = (f" Nothing from that step was saved; the last checkpoint, {checkpoint.name}, was "
+                "checked before it was written and is intact." if checkpoint is not None
+                else " Nothing from that step was saved, and no checkpoint was written before it.")
+        bad = nonfinite_settings(config) if config is not None else []
+        if bad:
+            defaults = RunConfig()
+            usual = ", ".join(f"{name} {_field(defaults, name):g}" for name in bad)
+            return text + kept, (f"{', '.join(bad)} {'is' if len(bad) == 1 else 'are'} not a "
+                                 f"finite number: set a real value (the default is {usual}) and "
+                                 "start again.")
+        return text + kept, ("Lower the learning rate (e.g. halve it) and start again; keep "
+                             "max_grad_norm at 1.0, or use fp32.")
     if is_out_of_memory(exc):
         return (
             f"Out of memory during {phase}.",
@@ -124,6 +171,9 @@ class Engine:
 
     ``resume_dir`` continues an existing run from its latest complete checkpoint; ``run_dir``
     uses a directory the caller already made (a detached launcher does) instead of a new one.
+    The engine holds the run's :class:`~core.rundir.RunLock` while it trains (under a
+    multi-process launch the launcher holds it), refuses a finished run, and makes a new run
+    directory only once the data and the model reference have been checked.
     """
 
     def __init__(
@@ -149,6 +199,9 @@ class Engine:
         self._resume_checkpoint: Path | None = None
         self._half_written: list[Path] = []
         """Half-written checkpoints removed before resuming (logged once the log is open)."""
+        self._lock: RunLock | None = None
+        self._pending: list[Event] | None = []
+        """Events emitted before ``events.jsonl`` is open, written to it once it is."""
         self._inputs: RunInputs | None = None
         self._started = time.monotonic()
         self.phase = "setup"
@@ -194,6 +247,8 @@ class Engine:
             if self._events_file is not None:
                 self._events_file.write(event.to_json() + "\n")
                 self._events_file.flush()
+            elif self._pending is not None:
+                self._pending.append(event)
             if self._sink is not None:
                 self._sink(event)
 
@@ -216,8 +271,9 @@ class Engine:
         except BaseException as exc:  # every failure becomes an event, never a dead thread
             step = self._trainer.state.global_step if self._trainer is not None else 0
             phase = self._callback.phase if self._callback is not None else self.phase
-            reason, suggestion = describe_failure(exc, phase)
-            if self.run_dir is not None and self.is_main and self.run_dir.is_dir():
+            checkpoint = latest_checkpoint(self.run_dir) if self.run_dir is not None else None
+            reason, suggestion = describe_failure(exc, phase, self.config, checkpoint)
+            if self._events_file is not None:  # only a run this engine writes gets its traceback
                 (self.run_dir / ERROR_LOG).write_text(traceback.format_exc())
             self.final_event = RunFailed(step=step, phase=phase, reason=reason, suggestion=suggestion)
             self.emit(self.final_event)
@@ -226,7 +282,13 @@ class Engine:
         return self.final_event
 
     def setup(self) -> None:
-        """Create the run directory, load and tokenize the data, load the model, build the trainer."""
+        """Lock the run directory (a resume, or one a launcher made) and check it may train,
+        load and tokenize the data, make a new run's directory, load the model and build the
+        trainer.
+
+        Data and model-reference mistakes of a new run fail before its directory exists, so
+        they leave no failed run behind; a refused run's ``events.jsonl`` is never written.
+        """
         from core import data as data_mod
         from core.machine import resolve_precision, training_device
         from core.models import load_tokenizer
@@ -234,30 +296,24 @@ class Engine:
         cfg = self.config
         cfg.check()
         quiet_libraries()
+        if not self.is_main:
+            # Only the main process writes the run directory; the others train and stay quiet.
+            self._pending, self._sink = None, None
         if self.resume_dir is not None:
             self.run_dir = self.resume_dir
-            self._resume_checkpoint = latest_checkpoint(self.resume_dir)
-            if self._resume_checkpoint is None:
-                raise FileNotFoundError(
-                    f"{self.resume_dir} has no complete checkpoint to resume from."
-                )
-            if self.is_main:
-                self._half_written = remove_staging(self.resume_dir / CHECKPOINTS_DIR)
-        elif self.run_dir is None:
-            if not self.is_main:
-                raise ValueError("A multi-process run needs its run directory made by the launcher.")
-            self.run_dir = make_run_dir(self.workspace, cfg.run_name, cfg.method)
-        if self.is_main:
-            # Only the main process writes the run directory; the others train and stay quiet.
-            self.run_dir.mkdir(parents=True, exist_ok=True)
-            if self.resume_dir is None:
-                cfg.save(self.run_dir / CONFIG_FILE)
-            self._events_file = open(self.run_dir / EVENTS_FILE, "a", encoding="utf-8")
-        else:
-            self._sink = None
-        self.log(f"Run directory {self.run_dir}")
-        for path in self._half_written:
-            self.log(f"Removed {path.name}: a checkpoint a crash left half-written.", level="warning")
+            self._hold_lock()
+            self._resume_checkpoint = check_resumable(self.run_dir)
+            self._open_run_dir()
+        elif self.run_dir is not None:
+            self._hold_lock()
+            if self.is_main and ((self.run_dir / EVENTS_FILE).exists() or complete_checkpoints(self.run_dir)):
+                raise RunRefused(f"{self.run_dir} already holds a run; training it again from the "
+                                 "start would overwrite its checkpoints and output.",
+                                 f"resume it (`tunetop train --resume {self.run_dir}`) or start a "
+                                 "new run.")
+            self._open_run_dir()
+        elif not self.is_main:
+            raise ValueError("A multi-process run needs its run directory made by the launcher.")
 
         self.phase = "data"
         loaded = data_mod.load_examples(cfg.data.path, format=cfg.data.format, on_bad_rows=cfg.data.on_bad_rows)
@@ -277,10 +333,14 @@ class Engine:
         tokenizer = load_tokenizer(cfg.model.name_or_path, cfg.model.trust_remote_code, cfg.model.revision)
         if cfg.model.trust_remote_code:
             self.log("trust_remote_code is ON: the model's own Python code runs.", level="warning")
+        if cfg.model.adapter:
+            resolve_adapter(cfg.model.adapter)
         train_rows = self._tokenize(data_mod, tokenizer, train_ex, "training")
         val_rows = self._tokenize(data_mod, tokenizer, val_ex, "validation")
         if not train_rows:
             raise ValueError("No training row has a trained token. Check the chat template and data.")
+        if self.run_dir is None:
+            self._open_run_dir()
         self._inputs = RunInputs(tokenizer, train_rows, val_rows, precision, device)
         model = self._load_model()
         trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
@@ -305,6 +365,34 @@ class Engine:
             )
         )
 
+    def _hold_lock(self) -> None:
+        """Take the run's lock (one trainer per run directory), unless a multi-process
+        launcher holds it for every process of the launch."""
+        if int(os.environ.get("WORLD_SIZE", "1")) < 2:
+            self._lock = RunLock.acquire(self.run_dir)
+
+    def _open_run_dir(self) -> None:
+        """Make the run directory (a new run), then start writing it: ``config.yaml``, the
+        events held back so far, and the removal of half-written checkpoints (a resume)."""
+        if not self.is_main:
+            return
+        if self.run_dir is None:
+            self.run_dir = make_run_dir(self.workspace, self.config.run_name, self.config.method)
+            self._hold_lock()
+        if self.resume_dir is None:
+            self.config.save(self.run_dir / CONFIG_FILE)
+        else:
+            self._half_written = remove_staging(self.resume_dir / CHECKPOINTS_DIR)
+        with self._emit_lock:
+            self._events_file = open(self.run_dir / EVENTS_FILE, "a", encoding="utf-8")
+            for event in self._pending or ():
+                self._events_file.write(event.to_json() + "\n")
+            self._events_file.flush()
+            self._pending = None
+        self.log(f"Run directory {self.run_dir}")
+        for path in self._half_written:
+            self.log(f"Removed {path.name}: a checkpoint a crash left half-written.", level="warning")
+
     def _tokenize(self, data_mod: Any, tokenizer: Any, examples: list, split: str) -> list[dict]:
         """Render rows through the chat template; rows with nothing to learn are dropped, loudly."""
         cfg = self.config.data
@@ -320,7 +408,8 @@ class Engine:
         return kept
 
     def _load_model(self) -> Any:
-        """The model to train: the base, with a freshly initialised adapter for (q)lora."""
+        """The model to train: the base, with a freshly initialised adapter for (q)lora, or
+        with ``model.adapter`` to continue (merged into the base for a full fine-tune)."""
         from transformers import set_seed
 
         from core.models import load_model
@@ -331,16 +420,29 @@ class Engine:
         model = load_model(cfg.model, cfg.method, inputs.precision, inputs.device)
         if cfg.method in ("lora", "qlora"):
             model = self._apply_lora(model)
+        elif cfg.model.adapter:
+            from peft import PeftModel
+
+            adapter = resolve_adapter(cfg.model.adapter)
+            self.log(f"Starting from {cfg.model.name_or_path} with the adapter in {adapter} merged in.")
+            model = PeftModel.from_pretrained(model, str(adapter)).merge_and_unload()
         return model
 
     def _apply_lora(self, model: Any) -> Any:
-        from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
+        from peft import LoraConfig, PeftModel, get_peft_model, prepare_model_for_kbit_training
 
         cfg = self.config
         if cfg.method == "qlora":
             model = prepare_model_for_kbit_training(
                 model, use_gradient_checkpointing=cfg.optim.gradient_checkpointing
             )
+        if cfg.model.adapter:
+            adapter = resolve_adapter(cfg.model.adapter)
+            settings = adapter_settings(adapter)
+            self.log(f"Continuing the adapter in {adapter} (rank {settings.get('r')}, modules "
+                     f"{', '.join(sorted(settings.get('target_modules') or []))}); its shape "
+                     "replaces the lora settings.")
+            return PeftModel.from_pretrained(model, str(adapter), is_trainable=True)
         lora = LoraConfig(
             r=cfg.lora.r,
             lora_alpha=cfg.lora.lora_alpha,
@@ -441,6 +543,9 @@ class Engine:
             try:
                 trainer.train(resume_from_checkpoint=resume)
                 break
+            except AllStepsTrained as done:
+                self._finish_from_checkpoint(Path(resume), done.step)
+                return
             except BaseException as exc:
                 if not self._can_retry_oom(exc):
                     raise
@@ -461,6 +566,27 @@ class Engine:
             output_path=str(final),
             final_eval_loss=cb.last_eval_loss,
             best_eval_loss=cb.best_eval_loss,
+            elapsed_seconds=time.monotonic() - self._started,
+        )
+        self.emit(self.final_event)
+
+    def _finish_from_checkpoint(self, checkpoint: Path, step: int) -> None:
+        """The run trained its last step but ended before writing ``final/`` (killed, or
+        stopped on that step): write it from the checkpoint instead of training on."""
+        cfg = self.config
+        self._callback.phase = "save"
+        self.log(f"{checkpoint.name} is the last step of the schedule; writing {FINAL_DIR}/ from "
+                 "it without training further.")
+        final = None
+        if self.is_main:
+            keep_best = cfg.eval.keep_best and bool(self._inputs.val_rows)
+            final = final_from_checkpoint(self.run_dir, checkpoint, keep_best)
+        progress = run_progress(self.run_dir)
+        self.final_event = RunFinished(
+            step=step,
+            output_path=str(final or self.run_dir / FINAL_DIR),
+            final_eval_loss=progress.eval_loss,
+            best_eval_loss=progress.best_eval_loss,
             elapsed_seconds=time.monotonic() - self._started,
         )
         self.emit(self.final_event)
@@ -505,10 +631,13 @@ class Engine:
         return self._trainer, self._callback, str(checkpoint) if checkpoint else None
 
     def cleanup(self) -> None:
-        """Close the event log and release the model so memory returns to the system."""
+        """Close the event log, release the run lock, and the model so memory returns."""
         if self._events_file is not None:
             self._events_file.close()
             self._events_file = None
+        if self._lock is not None:
+            self._lock.release()
+            self._lock = None
         self._trainer = None
         import gc
 
@@ -572,7 +701,7 @@ def _make_trainer(**kwargs: Any) -> Any:
             if not torch.isfinite(loss).all():
                 raise NonFiniteError(
                     f"Loss became {float(loss)} at step {self.state.global_step + 1}; the run "
-                    f"stopped before the optimizer step, so the last checkpoint is intact."
+                    f"stopped before the optimizer step."
                 )
             return loss
 
