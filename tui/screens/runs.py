@@ -1,7 +1,8 @@
 """The runs screen: every run of the workspace with its status, best validation loss and age.
 
 Enter (or ``o``) opens the highlighted run on the training screen, following its events;
-``r`` resumes a stopped or finished run from its latest checkpoint. The list refreshes every
+``r`` resumes a stopped or crashed run from its latest checkpoint, and on a finished run
+offers to train longer (a new run from its final weights). The list refreshes every
 two seconds in a thread worker that reads only the new lines of each ``events.jsonl``.
 """
 
@@ -15,8 +16,9 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Static
 from textual.worker import Worker, WorkerState
 
-from core.runs import RunIndex, RunInfo, resume_config
+from core.runs import RunIndex, RunInfo, resume_config, train_longer_config
 from tui.messages import FollowRun, StartRun
+from tui.widgets.confirm import Confirm
 
 REFRESH_SECONDS = 2.0
 """How often the list is read again."""
@@ -138,7 +140,8 @@ class RunsScreen(Screen):
             )
             return
         where = "detached" if run.detached else "in-app"
-        resumable = " · resumable (r)" if run.resumable and run.status != "running" else ""
+        resumable = (" · train longer (r)" if run.status == "finished" else
+                     " · resumable (r)" if run.resumable and run.status != "running" else "")
         detail.update(f"{run.path} · {run.status} ({where}): {run.detail}{resumable}")
 
     @on(DataTable.RowSelected)
@@ -154,9 +157,13 @@ class RunsScreen(Screen):
         self.app.post_message(FollowRun(run.path))
 
     def action_resume_run(self) -> None:
-        """Continue the highlighted run from its latest checkpoint on the training screen."""
+        """Continue the highlighted run from its latest checkpoint on the training screen
+        (a finished run: offer to train longer instead)."""
         run = self.selected_run
         if run is None:
+            return
+        if run.status == "finished":
+            self._offer_train_longer(run)
             return
         try:
             config = resume_config(run.path)
@@ -164,3 +171,23 @@ class RunsScreen(Screen):
             self.notify(str(exc), severity="error")
             return
         self.app.post_message(StartRun(config, detached=run.detached))
+
+    def _offer_train_longer(self, run: RunInfo) -> None:
+        """A finished run is not resumed: ask, then start a new run from its final weights."""
+        try:
+            config = train_longer_config(run.path)
+        except (ValueError, OSError) as exc:
+            self.notify(str(exc), severity="error")
+            return
+        o = config.optim
+        schedule = f"{o.max_steps} steps" if o.max_steps > 0 else f"{o.num_train_epochs:g} epochs"
+        question = (f"{run.name} finished all its {run.step} steps, so it is not resumed. Train "
+                    f"longer instead? A new run, {config.run_name}, starts from its final "
+                    f"weights with the same data and settings and a fresh schedule ({schedule}, "
+                    "warm-up and decay again).")
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self.app.post_message(StartRun(config, detached=run.detached))
+
+        self.app.push_screen(Confirm(question, "Train longer", "Cancel"), answered)
