@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import errno
 import math
+import reprlib
 import types
 import typing
 from dataclasses import dataclass, field
@@ -17,6 +19,9 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+
+from core.trackers import TRACKERS
+from core.paths import link_fix, missing_reason
 
 BUNDLED_MODEL = "bundled:smollm2-135m-instruct"
 SAMPLE_DATASET = "sample:support-tickets"
@@ -32,23 +37,61 @@ SCHEDULERS = (
     "constant_with_warmup",
     "inverse_sqrt",
 )
-DATA_FORMATS = ("auto", "messages", "sharegpt", "alpaca", "prompt_completion", "text")
+DATA_FORMATS = ("auto", "messages", "sharegpt", "alpaca", "prompt_completion", "text",
+                "preference", "chosen")
+"""Row formats: ``auto`` detects one; ``preference`` (prompt/chosen/rejected) is recognised for
+preference training, ``chosen`` trains SFT on each prompt with its chosen answer."""
+ATTENTION_IMPLEMENTATIONS = ("sdpa", "eager", "flash_attention_2", "flash_attention_3", "flex_attention")
+"""Values of ``model.attn_implementation`` transformers knows (flash attention needs its package)."""
+
+USUAL_MAX_LEARNING_RATE = {"lora": 5e-3, "qlora": 5e-3, "full": 5e-4}
+"""Above this (about 25x the usual 2e-4 / 2e-5) a learning rate earns a warning: runs at such
+rates usually diverge, but a user who means it may go ahead."""
+MAX_INT = 2**31 - 1
+"""Largest whole number a field takes: no setting needs more, and the libraries below
+(tokenizers, numpy) overflow on larger ones."""
+MAX_SEED = 2**32 - 1
+"""numpy and torch take seeds from 0 to 2^32 - 1."""
+MAX_LIST_ITEMS = 1000
+"""More items than this in a list field is a mistake (or a YAML alias bomb), never a config."""
+MAX_CONFIG_BYTES = 1024 * 1024
+"""A run config is a few KB; a larger file is not read."""
+
+_quote = reprlib.Repr()
+"""Bounds what a message quotes of a value, so a huge (or alias-exploded) one stays short."""
+_quote.maxlevel, _quote.maxstring, _quote.maxother, _quote.maxlong = 2, 60, 60, 40
+_quote.maxlist = _quote.maxdict = _quote.maxtuple = _quote.maxset = 4
+
+
+def quote(value: Any) -> str:
+    """``repr(value)`` cut to a few dozen characters and a few items per level."""
+    return _quote.repr(value)
 
 
 @dataclass
 class ConfigProblem:
-    """One invalid field: dotted ``field`` name, what is wrong and how to fix it."""
+    """One field that is wrong (``error``) or unusual (``warning``): the dotted ``field``
+    name, what is wrong and how to fix it. Errors stop a run; warnings are shown and the run
+    may go ahead."""
 
     field: str
     message: str
     fix: str
+    severity: str = "error"
+    """``error`` or ``warning``."""
 
     def __str__(self) -> str:
         return f"{self.field}: {self.message} Fix: {self.fix}"
 
+    @property
+    def is_error(self) -> bool:
+        """Whether this problem stops a run."""
+        return self.severity == "error"
+
 
 class ConfigError(ValueError):
-    """Raised with every problem of a config (never just the first)."""
+    """Raised with every problem of a config (never just the first); only errors, as
+    warnings never stop anything."""
 
     def __init__(self, problems: list[ConfigProblem], source: str = "") -> None:
         self.problems = problems
@@ -133,13 +176,54 @@ class OptimConfig:
 
 
 @dataclass
+class SourceConfig:
+    """One dataset of a mix (``data.sources``)."""
+
+    path: str = ""
+    """A file, a directory (saved dataset, dataset card folder or dataset_info.json registry),
+    a Hub id ``org/name`` or ``org/name:subset``, or ``sample:<name>``."""
+    dataset: str | None = None
+    """Entry of the ``dataset_info.json`` registry in ``path``; ``None`` for other sources."""
+    split: str = "train"
+    """Split of a Hub dataset or dataset card folder."""
+    revision: str | None = None
+    """Hub branch, tag or commit of a Hub dataset; ``None`` for the default branch."""
+    format: str = "auto"
+    """Row format of this source; ``auto`` detects it."""
+    weight: float | None = None
+    """Share of the mixed set (weights are relative); ``None`` takes every kept row."""
+    max_rows: int | None = None
+    """Use at most this many of the source's kept rows, drawn with ``optim.seed``."""
+
+
+@dataclass
 class DataConfig:
     """Where the training data comes from and how it is prepared."""
 
     path: str = SAMPLE_DATASET
-    """JSON/JSONL/CSV/Parquet file, a ``save_to_disk`` directory, or ``sample:support-tickets``."""
+    """A JSON/JSONL/CSV/Parquet file, a directory (save_to_disk, dataset card folder, or a
+    dataset_info.json registry with ``dataset``), a Hub id ``org/name[:subset]``, or
+    ``sample:support-tickets``."""
+    dataset: str | None = None
+    """Entry to load when ``path`` is a directory with a ``dataset_info.json`` registry."""
+    split: str = "train"
+    """Split of a Hub dataset or dataset card folder."""
+    revision: str | None = None
+    """Hub branch, tag or commit of a Hub dataset; ``None`` for the default branch."""
+    sources: list[SourceConfig] = field(default_factory=list)
+    """Several datasets mixed into one (each with path, dataset, split, format, weight,
+    max_rows); when set, it replaces ``path``. Edit it in the YAML."""
     format: str = "auto"
     """Row format; ``auto`` detects it from the first rows."""
+    chat_template: str = "model"
+    """``model`` (the tokenizer's own), a template name shipped with TRL (``chatml``,
+    ``llama3``, ``qwen2_5``...), or a ``.jinja`` file."""
+    default_system_prompt: str = "model"
+    """System prompt for rows without one: ``model`` keeps the template's own, a text replaces
+    it, empty gives none."""
+    text_chunking: bool = False
+    """Split ``text`` rows longer than ``max_length`` into chunks (continued pre-training)
+    instead of truncating them."""
     max_length: int = 512
     """Tokens per row after the chat template; longer rows are truncated."""
     validation_fraction: float = 0.1
@@ -184,6 +268,9 @@ class RunConfig:
     """Processes (GPUs) to train on; more than 1 launches through ``accelerate``."""
     distributed_strategy: str = "ddp"
     """With several processes: ``ddp`` (data parallel) or ``fsdp`` (sharded, full fine-tuning)."""
+    report_to: list[str] = field(default_factory=lambda: ["none"])
+    """Experiment trackers: none, or tensorboard, wandb, trackio, mlflow (several: a list).
+    Their local files go in the run's tracker/ folder; tokens stay in the environment."""
     model: ModelConfig = field(default_factory=ModelConfig)
     lora: LoraSettings = field(default_factory=LoraSettings)
     optim: OptimConfig = field(default_factory=OptimConfig)
@@ -206,30 +293,31 @@ class RunConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any] | None, source: str = "") -> "RunConfig":
-        """Build a config from nested dicts; unknown keys and wrong types raise ConfigError."""
+        """Build a config from nested dicts; unknown keys and wrong types raise ConfigError.
+
+        The error also lists what :meth:`validate` finds wrong with the other fields, so one
+        attempt shows every problem.
+        """
         problems: list[ConfigProblem] = []
         config = _build(cls, data or {}, "", problems)
         if problems:
-            raise ConfigError(problems, source)
+            raise ConfigError(_with_validation(problems, config), source)
         return config
 
     @classmethod
     def load(cls, path: str | Path) -> "RunConfig":
-        """Read a YAML config; every problem is reported with its field name."""
+        """Read a YAML config; every problem is reported with its field name.
+
+        Raises :class:`ConfigError` for a file that cannot be read, YAML that does not parse,
+        duplicate keys, unknown keys and wrong types, listing with them every other field
+        :meth:`validate` finds wrong. A config whose types are right loads even when some
+        values are invalid (the Config screen opens it to fix them): :meth:`check` refuses it.
+        """
         p = Path(path)
+        source = str(p)
+        text = _read_config_text(p)
         try:
-            text = p.read_text(encoding="utf-8")
-        except FileNotFoundError:
-            raise ConfigError(
-                [ConfigProblem("(file)", f"{p} does not exist.", "Check the path.")], str(p)
-            ) from None
-        except (OSError, UnicodeDecodeError) as exc:
-            raise ConfigError(
-                [ConfigProblem("(file)", f"cannot read {p}: {exc}.", "Give a UTF-8 YAML file.")],
-                str(p),
-            ) from None
-        try:
-            data = yaml.safe_load(text)
+            data, duplicates = _parse_yaml(text)
         except yaml.YAMLError as exc:
             mark = getattr(exc, "problem_mark", None)
             line = f" line {mark.line + 1}" if mark else ""
@@ -238,7 +326,7 @@ class RunConfig:
                                f"not valid YAML: {str(exc).replace('<unicode string>', p.name)}",
                                "Correct the syntax there: indent with spaces (not tabs), put a "
                                "colon and a space after each key, close every bracket and quote.")],
-                str(p),
+                source,
             ) from None
         if data is not None and not isinstance(data, dict):
             got = "a list" if isinstance(data, list) else f"a {type(data).__name__}"
@@ -248,30 +336,59 @@ class RunConfig:
                                "as lora:, optim:, data: with their keys indented under them)"
                                + (", not a list: remove the leading '- '." if got == "a list"
                                   else "; see the README."))],
-                str(p),
+                source,
             )
-        return cls.from_dict(data, str(p))
+        problems = list(duplicates)
+        config = _build(cls, data or {}, "", problems)
+        if problems:
+            raise ConfigError(_with_validation(problems, config), source)
+        return config
 
     # --- validation ----------------------------------------------------------------------
 
     def validate(self) -> list[ConfigProblem]:
-        """Every problem of the config with its field and fix; empty when valid."""
+        """Every problem of the config with its field and fix, errors and warnings (see
+        :attr:`ConfigProblem.severity`); empty when valid."""
         out: list[ConfigProblem] = []
+        nonfinite = _check_numbers(self, out)
 
-        def bad(name: str, message: str, fix: str) -> None:
-            out.append(ConfigProblem(name, message, fix))
+        def bad(name: str, message: str, fix: str, severity: str = "error") -> None:
+            if name not in nonfinite:  # already reported as not a finite number
+                out.append(ConfigProblem(name, message, fix, severity))
 
         if self.method not in METHODS:
-            bad("method", f"'{self.method}' is not a method.", f"Use one of {', '.join(METHODS)}.")
+            bad("method", f"{quote(self.method)} is not a method.", f"Use one of {', '.join(METHODS)}.")
+        if self.run_name is not None:
+            problem = _run_name_problem(self.run_name)
+            if problem:
+                bad("run_name", problem,
+                    "Give one folder name such as my-run (letters, digits, '-' and '_'); the run "
+                    "directory is made under output_dir. Remove run_name to name it from the time.")
+        if not self.output_dir.strip() or "\0" in self.output_dir:
+            bad("output_dir", "is empty." if not self.output_dir.strip() else "holds a NUL character.",
+                "Give the workspace directory, e.g. runs.")
         if self.num_processes < 1:
             bad("num_processes", "must be at least 1.", "Use 1 for a single GPU or CPU.")
         if self.distributed_strategy not in ("ddp", "fsdp"):
-            bad("distributed_strategy", f"'{self.distributed_strategy}' is unknown.", "Use ddp or fsdp.")
+            bad("distributed_strategy", f"{quote(self.distributed_strategy)} is unknown.", "Use ddp or fsdp.")
         elif self.distributed_strategy == "fsdp" and self.method != "full":
             bad("distributed_strategy", "fsdp shards full fine-tuning only.",
                 "Use ddp for lora and qlora, or set method: full.")
+        report_to = [name.strip() for name in self.report_to]
+        unknown = [name for name in report_to if name not in ("none", *TRACKERS)]
+        if unknown:
+            bad("report_to", f"{', '.join(repr(n) for n in unknown)} is not a tracker.",
+                f"Use none, or one or more of {', '.join(TRACKERS)}.")
+        elif "none" in report_to and len(report_to) > 1:
+            bad("report_to", "names none together with trackers.",
+                "Remove none, or give none alone for no tracker.")
         if not self.model.name_or_path.strip():
             bad("model.name_or_path", "is empty.", f"Use a hub id, a directory or {BUNDLED_MODEL}.")
+        if self.model.attn_implementation not in ATTENTION_IMPLEMENTATIONS:
+            bad("model.attn_implementation", f"{quote(self.model.attn_implementation)} is not an "
+                "attention implementation transformers knows.",
+                f"Use one of {', '.join(ATTENTION_IMPLEMENTATIONS)} (sdpa unless you installed "
+                "flash-attn).")
         if self.lora.r < 1:
             bad("lora.r", f"rank {self.lora.r} must be at least 1.", "Start with 8 or 16.")
         if self.lora.lora_alpha <= 0:
@@ -281,14 +398,17 @@ class RunConfig:
         if self.method != "full" and not self.lora.target_modules:
             bad("lora.target_modules", "is empty.", "Name modules such as q_proj and v_proj.")
         o = self.optim
-        if not (o.learning_rate > 0 and math.isfinite(o.learning_rate)):
+        if not o.learning_rate > 0:
             bad("optim.learning_rate", f"{o.learning_rate} must be positive.",
                 "Use 2e-4 for LoRA or 2e-5 for full fine-tuning.")
-        elif o.learning_rate > 1e-2:
-            bad("optim.learning_rate", f"{o.learning_rate} is far too high and will diverge.",
-                "Use 2e-4 for LoRA or 2e-5 for full fine-tuning.")
+        elif o.learning_rate > USUAL_MAX_LEARNING_RATE.get(self.method, math.inf):
+            bad("optim.learning_rate",
+                f"{o.learning_rate:g} is far above the usual range for {self.method} (up to "
+                f"{USUAL_MAX_LEARNING_RATE[self.method]:g}); training will likely diverge.",
+                "Use 2e-4 for LoRA or 2e-5 for full fine-tuning, or keep it if you mean it.",
+                "warning")
         if o.lr_scheduler_type not in SCHEDULERS:
-            bad("optim.lr_scheduler_type", f"'{o.lr_scheduler_type}' is unknown.",
+            bad("optim.lr_scheduler_type", f"{quote(o.lr_scheduler_type)} is unknown.",
                 f"Use one of {', '.join(SCHEDULERS)}.")
         if not 0 <= o.warmup_ratio < 1:
             bad("optim.warmup_ratio", "must be in [0, 1).", "Use 0.05-0.1.")
@@ -305,19 +425,28 @@ class RunConfig:
             bad("optim.gradient_accumulation_steps", "must be at least 1.", "Use 1.")
         if o.max_grad_norm <= 0:
             bad("optim.max_grad_norm", "must be positive.", "Use 1.0.")
+        if not 0 <= o.seed <= MAX_SEED:
+            bad("optim.seed", f"{o.seed} is out of range: seeds go from 0 to {MAX_SEED}.",
+                "Use 42, or any whole number from 0 to 4294967295.")
         if o.precision not in PRECISIONS:
-            bad("optim.precision", f"'{o.precision}' is unknown.", f"Use one of {', '.join(PRECISIONS)}.")
+            bad("optim.precision", f"{quote(o.precision)} is unknown.", f"Use one of {', '.join(PRECISIONS)}.")
         d = self.data
-        if not d.path.strip():
+        if not d.sources and not d.path.strip():
             bad("data.path", "is empty.", f"Give a dataset file or {SAMPLE_DATASET}.")
         if d.format not in DATA_FORMATS:
-            bad("data.format", f"'{d.format}' is unknown.", f"Use one of {', '.join(DATA_FORMATS)}.")
+            bad("data.format", f"{quote(d.format)} is unknown.", f"Use one of {', '.join(DATA_FORMATS)}.")
+        if not d.split.strip():
+            bad("data.split", "is empty.", "Use train.")
+        out.extend(_source_problems(d))
+        template_problem = _chat_template_problem(d.chat_template)
+        if template_problem:
+            bad("data.chat_template", *template_problem)
         if d.max_length < 16:
             bad("data.max_length", f"{d.max_length} tokens is too short.", "Use 512-2048.")
         if not 0 <= d.validation_fraction < 1:
             bad("data.validation_fraction", "must be in [0, 1).", "Use 0.1.")
         if d.on_bad_rows not in ("drop", "stop"):
-            bad("data.on_bad_rows", f"'{d.on_bad_rows}' is unknown.", "Use drop or stop.")
+            bad("data.on_bad_rows", f"{quote(d.on_bad_rows)} is unknown.", "Use drop or stop.")
         e = self.eval
         for name in ("eval_steps", "save_steps", "logging_steps", "per_device_eval_batch_size"):
             if getattr(e, name) < 1:
@@ -331,11 +460,206 @@ class RunConfig:
                 f"Set save_steps to {e.eval_steps}.")
         return out
 
+    def errors(self) -> list[ConfigProblem]:
+        """The problems of :meth:`validate` that stop a run (warnings left out)."""
+        return [p for p in self.validate() if p.is_error]
+
     def check(self, source: str = "") -> None:
-        """Raise ConfigError listing every problem, if any; ``source`` names the file."""
-        problems = self.validate()
+        """Raise ConfigError listing every error, if any; ``source`` names the file.
+        Warnings do not raise: :meth:`validate` returns them for the caller to show."""
+        problems = self.errors()
         if problems:
             raise ConfigError(problems, source)
+
+
+def _source_problems(d: DataConfig) -> list[ConfigProblem]:
+    """Problems of ``data.sources``: each source's fields, and weights on all or none."""
+    out: list[ConfigProblem] = []
+    if not d.sources:
+        return out
+    for name in ("dataset", "revision"):
+        if getattr(d, name) is not None:
+            out.append(ConfigProblem(f"data.{name}", "is set beside data.sources, which replaces "
+                                     "data.path.", f"Move it into the source it belongs to "
+                                     f"(data.sources[N].{name})."))
+    if d.format != "auto":
+        out.append(ConfigProblem("data.format", "is set beside data.sources.",
+                                 "Set format in each source (data.sources[N].format)."))
+    for i, s in enumerate(d.sources):
+        where = f"data.sources[{i}]"
+        if not s.path.strip():
+            out.append(ConfigProblem(f"{where}.path", "is empty.",
+                                     "Give a file, a directory or a Hub id."))
+        if s.format not in DATA_FORMATS:
+            out.append(ConfigProblem(f"{where}.format", f"'{s.format}' is unknown.",
+                                     f"Use one of {', '.join(DATA_FORMATS)}."))
+        if not s.split.strip():
+            out.append(ConfigProblem(f"{where}.split", "is empty.", "Use train."))
+        if s.weight is not None and not (math.isfinite(s.weight) and s.weight > 0):
+            out.append(ConfigProblem(f"{where}.weight", f"{s.weight} must be a positive number.",
+                                     "Use a share such as 0.8 (weights are relative)."))
+        if s.max_rows is not None and s.max_rows < 1:
+            out.append(ConfigProblem(f"{where}.max_rows", "must be at least 1.",
+                                     "Use a row count, or remove it to take every row."))
+    weighted = [s.weight is not None for s in d.sources]
+    if any(weighted) and not all(weighted):
+        missing = ", ".join(f"data.sources[{i}]" for i, w in enumerate(weighted) if not w)
+        out.append(ConfigProblem("data.sources", f"some sources have a weight and {missing} "
+                                 "has none, so their shares are undefined.",
+                                 "Give every source a weight, or none (every row of each)."))
+    return out
+
+
+def _chat_template_problem(value: str) -> tuple[str, str] | None:
+    """``(message, fix)`` when ``data.chat_template`` names no template, else ``None``."""
+    from core.data.templates import template_problem  # lazy: the data package imports config
+
+    return template_problem(value)
+
+
+def _with_validation(problems: list[ConfigProblem], config: RunConfig) -> list[ConfigProblem]:
+    """``problems`` of reading a config, and the errors :meth:`RunConfig.validate` finds in
+    the fields that were read (a field already named keeps only its first problem)."""
+    named = {p.field for p in problems}
+    return problems + [p for p in config.errors() if p.field not in named]
+
+
+def _read_config_text(path: Path) -> str:
+    """The text of a config file, or ConfigError saying why it cannot be read."""
+    source = str(path)
+
+    def refuse(message: str, fix: str) -> ConfigError:
+        return ConfigError([ConfigProblem("(file)", message, fix)], source)
+
+    try:
+        with path.open("rb") as f:
+            raw = f.read(MAX_CONFIG_BYTES + 1)
+    except IsADirectoryError:
+        raise refuse(f"{path} is a directory.", "Give the YAML file inside it, e.g. "
+                     f"{path / 'config.yaml'}.") from None
+    except OSError as exc:
+        if isinstance(exc, FileNotFoundError) or exc.errno == errno.ELOOP:
+            reason = missing_reason(path)
+            fix = "Check the path." if reason == "does not exist" else link_fix(path).capitalize() + "."
+            raise refuse(f"{path} {reason}.", fix) from None
+        raise refuse(f"cannot read {path}: {exc.strerror or exc}.",
+                     "Give a readable UTF-8 YAML file.") from None
+    if len(raw) > MAX_CONFIG_BYTES:
+        raise refuse(f"{path} is over {MAX_CONFIG_BYTES // 1024} KB; a run config is a few KB.",
+                     "Give the run's YAML config, not a data or model file.")
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise refuse(f"cannot read {path}: not UTF-8 text (byte {exc.start}).",
+                     "Give a UTF-8 YAML file.") from None
+
+
+class _ConfigLoader(yaml.SafeLoader):
+    """PyYAML's safe loader; :func:`_parse_yaml` checks its node tree for duplicate keys."""
+
+
+def _parse_yaml(text: str) -> tuple[Any, list[ConfigProblem]]:
+    """The YAML document and a problem for each key set twice in one mapping.
+
+    YAML keeps the last of two equal keys without a word, so ``method: lora`` followed later
+    by ``method: full`` would train fully; the node tree still holds both, with their lines.
+    """
+    loader = _ConfigLoader(text)
+    try:
+        node = loader.get_single_node()
+        problems = _duplicate_keys(node) if node is not None else []
+        return (loader.construct_document(node) if node is not None else None), problems
+    finally:
+        loader.dispose()
+
+
+def _duplicate_keys(root: yaml.Node) -> list[ConfigProblem]:
+    problems: list[tuple[int, ConfigProblem]] = []  # with the line of the second key
+    seen_nodes: set[int] = set()  # an alias repeats a node: visit it once (alias bombs)
+    stack: list[tuple[yaml.Node, str]] = [(root, "")]
+    while stack:
+        node, prefix = stack.pop()
+        if id(node) in seen_nodes:
+            continue
+        seen_nodes.add(id(node))
+        if isinstance(node, yaml.MappingNode):
+            first: dict[str, tuple[yaml.Node, yaml.Node]] = {}
+            for key, value in node.value:
+                if isinstance(key, yaml.ScalarNode) and key.value != "<<":
+                    name = f"{prefix}{key.value}"
+                    if key.value in first:
+                        before = _line_and_value(*first[key.value])
+                        problems.append((key.start_mark.line, ConfigProblem(
+                            _short(name),
+                            f"is set twice, on line {before} and line "
+                            f"{_line_and_value(key, value)}; YAML would keep only the last "
+                            "value and ignore the first without a word.",
+                            "Delete the line you do not mean.")))
+                    else:
+                        first[key.value] = (key, value)
+                    stack.append((value, f"{name}."))
+                else:
+                    stack.append((value, prefix))
+        elif isinstance(node, yaml.SequenceNode):
+            stack.extend((item, prefix) for item in node.value)
+    return [problem for _, problem in sorted(problems, key=lambda item: item[0])]
+
+
+def _line_and_value(key: yaml.Node, value: yaml.Node) -> str:
+    """``3 (full)``: the line of a key, and its value when that is a plain scalar."""
+    line = key.start_mark.line + 1
+    return f"{line} ({_short(value.value)})" if isinstance(value, yaml.ScalarNode) else str(line)
+
+
+def _short(name: Any) -> str:
+    """A key as a message shows it: at most 60 characters."""
+    text = str(name)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _run_name_problem(name: str) -> str:
+    """Why ``name`` is not one folder name; empty when it is."""
+    if not name.strip():
+        return "is empty."
+    if "\0" in name:
+        return "holds a NUL character."
+    if "/" in name or "\\" in name:
+        kind = "an absolute path" if name.startswith(("/", "\\")) else "a path"
+        return (f"{quote(name)} is {kind}, not one folder name; a path can put the run "
+                "directory outside the workspace.")
+    if name in (".", ".."):
+        return f"{quote(name)} names a folder that already exists, not a new run directory."
+    if any(ord(c) < 32 for c in name):
+        return f"{quote(name)} holds a control character (a tab or a line break)."
+    if len(name.encode("utf-8")) > 200:
+        return "is longer than 200 bytes; file systems refuse such folder names."
+    return ""
+
+
+def _check_numbers(config: Any, out: list[ConfigProblem], prefix: str = "") -> set[str]:
+    """Append a problem for every float field that is not finite and every whole number out
+    of any sensible range; the fields named."""
+    named: set[str] = set()
+    hints = typing.get_type_hints(type(config))
+    for f in dataclasses.fields(config):
+        value, name = getattr(config, f.name), f"{prefix}{f.name}"
+        if dataclasses.is_dataclass(value):
+            named |= _check_numbers(value, out, f"{name}.")
+            continue
+        kinds = typing.get_args(hints[f.name]) or (hints[f.name],)
+        if float in kinds and isinstance(value, float) and not math.isfinite(value):
+            default = f.default if f.default is not dataclasses.MISSING else None
+            out.append(ConfigProblem(name, f"{value} is not a finite number.",
+                                     f"Give a number, e.g. {default}." if default is not None
+                                     else "Give a number."))
+            named.add(name)
+        elif int in kinds and isinstance(value, int) and abs(value) > MAX_INT and name != "optim.seed":
+            out.append(ConfigProblem(name, f"{quote(value)} is far too "
+                                     f"{'large' if value > 0 else 'small'}.",
+                                     f"Give a whole number below {MAX_INT:,}; the default is "
+                                     f"{f.default}."))
+            named.add(name)
+    return named
 
 
 def _build(cls: type, data: Any, prefix: str, problems: list[ConfigProblem]) -> Any:
@@ -349,11 +673,11 @@ def _build(cls: type, data: Any, prefix: str, problems: list[ConfigProblem]) -> 
     fields = {f.name: f for f in dataclasses.fields(cls)}
     kwargs: dict[str, Any] = {}
     for key, value in data.items():
-        name = f"{prefix}{key}"
+        name = _short(f"{prefix}{key}")
         if key not in fields:
             # Match short forms too, so `alpah` finds `lora_alpha`.
             aliases = {**{k.split("_", 1)[-1]: k for k in fields}, **{k: k for k in fields}}
-            close = difflib.get_close_matches(str(key), list(aliases), n=1, cutoff=0.6)
+            close = difflib.get_close_matches(_short(key), list(aliases), n=1, cutoff=0.6)
             hint = f"Did you mean {aliases[close[0]]}?" if close else f"Known keys: {', '.join(fields)}."
             problems.append(ConfigProblem(name, "unknown key.", hint))
             continue
@@ -361,13 +685,42 @@ def _build(cls: type, data: Any, prefix: str, problems: list[ConfigProblem]) -> 
         if dataclasses.is_dataclass(hint):
             kwargs[key] = _build(hint, value, f"{name}.", problems)
             continue
+        if isinstance(value, list) and len(value) > MAX_LIST_ITEMS:
+            problems.append(ConfigProblem(name, f"has {len(value):,} items; no setting takes more "
+                                          f"than {MAX_LIST_ITEMS:,}.", f"Give a {_type_name(hint)}."))
+            continue
+        item = _dataclass_items(hint)
+        if item is not None:
+            kwargs[key] = _build_items(item, value, name, problems)
+            continue
         ok, converted = _coerce(value, hint)
         if ok:
             kwargs[key] = converted
         else:
-            problems.append(ConfigProblem(name, f"expected {_type_name(hint)}, got {value!r}.",
+            # quote(): the value may be huge (a YAML alias bomb expands to millions of items).
+            problems.append(ConfigProblem(name, f"expected {_type_name(hint)}, got {quote(value)}.",
                                           f"Give a {_type_name(hint)}."))
     return cls(**kwargs)
+
+
+def _dataclass_items(hint: Any) -> type | None:
+    """The dataclass of a ``list[SomeDataclass]`` field, else ``None``."""
+    args = typing.get_args(hint)
+    if typing.get_origin(hint) is list and args and dataclasses.is_dataclass(args[0]):
+        return args[0]
+    return None
+
+
+def _build_items(cls: type, value: Any, name: str, problems: list[ConfigProblem]) -> list[Any]:
+    """A list of ``cls`` from a YAML list of mappings; a bare string stands for its ``path``."""
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        problems.append(ConfigProblem(name, f"must be a list, got {type(value).__name__}.",
+                                      "Write one '- path: ...' entry per item."))
+        return []
+    return [_build(cls, {"path": item} if isinstance(item, str) else item, f"{name}[{i}].",
+                   problems) for i, item in enumerate(value)]
 
 
 def _coerce(value: Any, hint: Any) -> tuple[bool, Any]:

@@ -21,7 +21,14 @@ from pathlib import Path
 
 from core import child_environment
 from core.config import RunConfig
-from core.events import TERMINAL_EVENTS, Event, RunFailed, RunStarted, read_events
+from core.events import (
+    TERMINAL_EVENTS,
+    Event,
+    RunFailed,
+    RunStarted,
+    damaged_lines_message,
+    read_event_chunk,
+)
 from core.machine import visible_gpu_count
 from core.rundir import RunLock, make_run_dir, resolve_adapter
 from core.runs import (
@@ -219,7 +226,8 @@ def follow_run(
     A final event ends following, unless ``worker.pid`` names another live process than the
     one that ran (a resumed run starting in the same directory). If the run's process
     (``worker.pid``, or the pid in ``RunStarted``) dies without a final event, a ``RunFailed``
-    naming the last line of ``worker.log`` is yielded and following ends.
+    naming the last line of ``worker.log`` is yielded and following ends. Damaged lines are
+    skipped, and a warning ``MessageLogged`` says how many.
     """
     run_dir = Path(run_dir)
     path = run_dir / EVENTS_FILE
@@ -230,7 +238,9 @@ def follow_run(
     while not (should_stop and should_stop()):
         events: list[Event] = []
         if path.exists():
-            events, offset = read_events(str(path), offset)
+            events, offset, damaged = read_event_chunk(str(path), offset)
+            if damaged:
+                events.insert(0, damaged_lines_message(damaged, str(path)))
         for event in events:
             if isinstance(event, RunStarted):
                 started_pid, ended = event.pid or None, False  # a resumed run starts again
@@ -248,7 +258,7 @@ def follow_run(
             pid = read_pid(run_dir) or started_pid
             if pid and not pid_alive(pid):
                 # A last write may have landed between the read and the check.
-                late = read_events(str(path), offset)[0] if path.exists() else []
+                late = read_event_chunk(str(path), offset).events if path.exists() else []
                 for event in late:
                     yield event
                 if any(isinstance(e, TERMINAL_EVENTS) for e in late):

@@ -26,7 +26,7 @@ from typing import Any
 logging.getLogger("bitsandbytes").setLevel(logging.ERROR)
 
 from core.callbacks import AllStepsTrained, EventCallback, NonFiniteError  # noqa: E402
-from core.config import ConfigError, RunConfig
+from core.config import ConfigError, ConfigProblem, RunConfig
 from core.rundir import (
     CHECKPOINTS_DIR,
     CONFIG_FILE,
@@ -57,6 +57,7 @@ from core.events import (
     RunStarted,
     RunStopped,
 )
+from core.trackers import apply_tracker_env, missing_packages, point_tensorboard, tracker_names
 
 
 @dataclass(frozen=True)
@@ -142,16 +143,84 @@ def describe_failure(exc: BaseException, phase: str, config: RunConfig | None = 
             "optim.retry_on_oom: true to do it automatically), turn on gradient_checkpointing, "
             "use qlora, or shorten data.max_length.",
         )
-    where = f" ({exc.filename})" if isinstance(exc, OSError) and exc.filename else ""
-    if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
+    chain = _exception_chain(exc)
+    oserror = next((e for e in chain if isinstance(e, OSError)), None)
+    where = f" ({oserror.filename})" if oserror is not None and oserror.filename else ""
+    # Libraries re-raise a full disk as a plain Exception (tokenizers' save does): the errno
+    # is lost, the words remain.
+    if any(isinstance(e, OSError) and e.errno == errno.ENOSPC for e in chain) or any(
+            "no space left on device" in str(e).lower() for e in chain):
         return (f"The disk is full while writing during {phase}{where}; the last complete "
                 "checkpoint is intact.", "Free disk space or lower eval.save_total_limit, then resume.")
-    if isinstance(exc, PermissionError):
-        return f"Permission denied{where or ': ' + text}.", "Choose a writable output_dir."
-    if isinstance(exc, (NotADirectoryError, FileExistsError, IsADirectoryError)) and phase == "setup":
-        return (f"Cannot create the run directory{where}: {exc.strerror or text}.",
+    unpickled = _unsafe_pickle(chain)
+    if unpickled is not None:
+        return unpickled
+    writable = ("Set output_dir (or pass --workspace) to a directory on a disk you can "
+                "write to.")
+    if oserror is not None and oserror.errno == errno.EROFS:
+        return f"The workspace is on a read-only file system{where}.", writable
+    if isinstance(oserror, PermissionError):
+        return f"Permission denied{where or ': ' + text}.", writable
+    if isinstance(oserror, (NotADirectoryError, FileExistsError, IsADirectoryError)) and phase == "setup":
+        blocker = _file_in_the_way(oserror.filename)
+        if blocker is not None:
+            return (f"Cannot create the run directory{where}: {blocker} is a file, not a "
+                    "directory.", "Set output_dir (or pass --workspace) to a directory, or to a "
+                    "path that does not exist yet.")
+        return (f"Cannot create the run directory{where}: {oserror.strerror or text}.",
                 "Set output_dir to a directory (or a path that does not exist yet) you can write to.")
     return f"{name}: {text}", ""
+
+
+def _exception_chain(exc: BaseException) -> list[BaseException]:
+    """``exc`` and every exception it was raised from or while handling, outermost first."""
+    chain: list[BaseException] = []
+    while exc is not None and exc not in chain:
+        chain.append(exc)
+        exc = exc.__cause__ or exc.__context__
+    return chain
+
+
+def _file_in_the_way(path: str | None) -> Path | None:
+    """The nearest existing ancestor of ``path`` when it is a file (a workspace that is one)."""
+    if not path:
+        return None
+    for parent in Path(path).parents:
+        if parent.exists():
+            return parent if not parent.is_dir() else None
+    return None
+
+
+def _unsafe_pickle(chain: list[BaseException]) -> tuple[str, str] | None:
+    """Reason and fix when ``torch.load`` refused a checkpoint file holding pickled objects
+    beyond tensors (it may run code). torch's own text suggests ``weights_only=False``, which
+    is exactly what must not be done with a file of unknown origin; it is not repeated."""
+    import pickle
+
+    refused = next((e for e in chain if isinstance(e, pickle.UnpicklingError)
+                    and "weights only load failed" in str(e).lower()), None)
+    if refused is None:
+        return None
+    path = _loaded_file(refused)
+    checkpoint = next((p for p in Path(path).parents if checkpoint_step(p) is not None), None) if path else None
+    fix = (f"If you wrote this checkpoint with a trusted tool, save it again; otherwise delete "
+           f"{checkpoint or 'that checkpoint'} and resume from an earlier one.")
+    return (f"{path or 'A checkpoint file'} holds pickled objects other than tensors, so tunetop "
+            "did not load it: loading such a file can run any code.", fix)
+
+
+def _loaded_file(exc: BaseException) -> str:
+    """The path ``torch.load`` was reading when it raised ``exc`` (from its frame), or ""."""
+    tb = exc.__traceback__
+    found = ""
+    while tb is not None:
+        frame = tb.tb_frame
+        if frame.f_code.co_name == "load" and frame.f_globals.get("__name__") == "torch.serialization":
+            value = frame.f_locals.get("f")
+            if isinstance(value, (str, os.PathLike)):
+                found = os.fspath(value)
+        tb = tb.tb_next
+    return found
 
 
 def quiet_libraries() -> None:
@@ -295,6 +364,11 @@ class Engine:
 
         cfg = self.config
         cfg.check()
+        missing = missing_packages(tracker_names(cfg.report_to))
+        if missing:
+            raise ConfigError([ConfigProblem(
+                "report_to", f"the tracker needs {', '.join(missing)}, which is not installed.",
+                f"pip install {' '.join(missing)}, or set report_to: none.")])
         quiet_libraries()
         if not self.is_main:
             # Only the main process writes the run directory; the others train and stay quiet.
@@ -316,13 +390,18 @@ class Engine:
             raise ValueError("A multi-process run needs its run directory made by the launcher.")
 
         self.phase = "data"
-        loaded = data_mod.load_examples(cfg.data.path, format=cfg.data.format, on_bad_rows=cfg.data.on_bad_rows)
-        self.log(f"Data: {loaded.path} ({loaded.format_reason})")
+        loaded = data_mod.load_data(cfg.data, cfg.optim.seed)
+        self.log(f"Data: {loaded.name} ({loaded.format_reason})")
+        if len(loaded.sources) > 1 or loaded.left_out:
+            used = len(loaded.examples)
+            for report in loaded.sources:
+                self.log(f"Source {report.label}: {report.describe(used)}")
         if loaded.dropped:
+            first = next(p for p in loaded.problems if p.severity == "error")
             self.log(f"Dropped {loaded.dropped} of {loaded.total_rows} rows; first problem: "
-                     f"{loaded.problems[0].message}", level="warning")
+                     f"{first.message}", level="warning")
         if not loaded.examples:
-            raise ValueError(f"{loaded.path} has no usable rows.")
+            raise ValueError(f"{loaded.name} has no usable rows.")
         train_ex, val_ex = data_mod.split_examples(
             loaded.examples, cfg.data.validation_fraction, cfg.optim.seed
         )
@@ -331,6 +410,12 @@ class Engine:
         device = training_device()
         precision = resolve_precision(cfg.optim.precision, device)
         tokenizer = load_tokenizer(cfg.model.name_or_path, cfg.model.trust_remote_code, cfg.model.revision)
+        chosen = data_mod.resolve_template(cfg.data.chat_template)
+        if chosen is not None:
+            # saved with the model, so that it is prompted as it was trained
+            tokenizer.chat_template = chosen
+        info = data_mod.template_info(tokenizer, data_mod.RenderOptions.from_config(cfg.data))
+        self.log("Rendering: " + "; ".join(f"{k} {v}" for k, v in info.lines()))
         if cfg.model.trust_remote_code:
             self.log("trust_remote_code is ON: the model's own Python code runs.", level="warning")
         if cfg.model.adapter:
@@ -380,6 +465,9 @@ class Engine:
             self.run_dir = make_run_dir(self.workspace, self.config.run_name, self.config.method)
             self._hold_lock()
         if self.resume_dir is None:
+            # The saved config names the workspace the run really went to (--workspace
+            # overrides output_dir).
+            self.config.output_dir = str(self.workspace)
             self.config.save(self.run_dir / CONFIG_FILE)
         else:
             self._half_written = remove_staging(self.resume_dir / CHECKPOINTS_DIR)
@@ -396,12 +484,21 @@ class Engine:
     def _tokenize(self, data_mod: Any, tokenizer: Any, examples: list, split: str) -> list[dict]:
         """Render rows through the chat template; rows with nothing to learn are dropped, loudly."""
         cfg = self.config.data
-        rendered = data_mod.render_examples(tokenizer, examples, cfg.max_length, cfg.assistant_only_loss)
-        kept = [r.to_training_row() for r in rendered if r.num_trained > 0]
+        options = data_mod.RenderOptions.from_config(cfg)
+        # the chosen template is the tokenizer's now; "model" keeps it instead of loading again
+        rendered = data_mod.render_examples(tokenizer, examples, cfg.max_length,
+                                            cfg.assistant_only_loss,
+                                            dataclasses.replace(options, chat_template="model"))
+        kept = [row for r in rendered if r.num_trained > 0 for row in r.to_training_rows()]
         truncated = sum(r.truncated for r in rendered)
-        if len(kept) < len(rendered):
-            self.log(f"Dropped {len(rendered) - len(kept)} {split} rows with no trained token "
+        chunked = [r for r in rendered if r.chunked]
+        untrained = sum(1 for r in rendered if not r.num_trained)
+        if untrained:
+            self.log(f"Dropped {untrained} {split} rows with no trained token "
                      f"(all masked or cut by max_length {cfg.max_length}).", level="warning")
+        if chunked:
+            self.log(f"{len(chunked)} {split} text rows longer than max_length {cfg.max_length} "
+                     f"became {sum(len(r.lengths()) for r in chunked)} rows (data.text_chunking).")
         if truncated:
             self.log(f"{truncated} {split} rows are longer than max_length {cfg.max_length} and were "
                      f"truncated.", level="warning")
@@ -470,6 +567,9 @@ class Engine:
 
         cfg, o, e = self.config, self.config.optim, self.config.eval
         has_val = bool(inputs.val_rows)
+        trackers = tracker_names(cfg.report_to)
+        if trackers and self.is_main:
+            apply_tracker_env(trackers, self.run_dir)
         refusal = padding_free_refusal(cfg.model, inputs.device) if o.padding_free else None
         padding_free = o.padding_free and refusal is None
         if refusal:
@@ -510,7 +610,7 @@ class Engine:
             # Rows arrive truncated to max_length (tokenize_for_training); TRL refuses the
             # limit with padding-free batches, which it cannot truncate.
             max_length=None if padding_free else cfg.data.max_length,
-            report_to="none",
+            report_to=trackers or "none",
             disable_tqdm=True,
             dataloader_num_workers=0,
             **_fsdp_args(cfg),
@@ -528,6 +628,8 @@ class Engine:
         )
         # The printer writes every log dict to stdout; our events replace it.
         trainer.remove_callback(PrinterCallback)
+        if "tensorboard" in trackers:
+            point_tensorboard(trainer, self.run_dir)
         return trainer
 
     def _take_tokens(self) -> int:

@@ -8,6 +8,7 @@ breakdown itself is :func:`core.memory.estimate_memory`; ``tunetop estimate`` pr
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -28,14 +29,15 @@ def longest_row_tokens(config: RunConfig) -> tuple[int, str]:
         from core import data as data_mod
         from core.models import load_tokenizer
 
-        loaded = data_mod.load_examples(config.data.path, format=config.data.format,
-                                        on_bad_rows="drop")
+        loaded = data_mod.load_data(dataclasses.replace(config.data, on_bad_rows="drop"),
+                                    config.optim.seed)
         if not loaded.examples:
-            return cap, f"no usable rows in {config.data.path}: assuming data.max_length {cap}"
+            return cap, f"no usable rows in {loaded.name}: assuming data.max_length {cap}"
         tokenizer = load_tokenizer(config.model.name_or_path, config.model.trust_remote_code,
                                    config.model.revision)
         rendered = data_mod.render_examples(tokenizer, loaded.examples, cap,
-                                            config.data.assistant_only_loss)
+                                            config.data.assistant_only_loss,
+                                            data_mod.RenderOptions.from_config(config.data))
     except Exception as exc:  # any unreadable data or tokenizer: the cap is a safe upper bound
         first = (str(exc).splitlines() or [type(exc).__name__])[0]
         return cap, f"data not measured ({first}): assuming data.max_length {cap}"

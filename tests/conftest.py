@@ -7,6 +7,7 @@ conversion (it is read-only for them) but build their tiny models in a session t
 from __future__ import annotations
 
 import os
+import signal
 
 import pytest
 
@@ -40,3 +41,14 @@ def small_data(tmp_path_factory):
     path = tmp_path_factory.mktemp("data") / "tickets.jsonl"
     path.write_text("\n".join(lines) + "\n")
     return path
+
+
+@pytest.fixture
+def keep_signal_handlers():
+    """``tunetop train`` run in the test process installs stop handlers for SIGINT, SIGTERM
+    and SIGHUP; put the test runner's back afterwards."""
+    signals = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+    saved = {s: signal.getsignal(s) for s in signals}
+    yield
+    for sig, handler in saved.items():
+        signal.signal(sig, handler)

@@ -6,6 +6,7 @@ those inside its own thread when a run starts.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,6 +15,8 @@ from typing import Any, Callable
 from textual import on
 from textual.app import App
 from textual.binding import Binding
+from textual.screen import ModalScreen, Screen
+from textual.widgets import Input, TextArea
 
 from core.config import RunConfig
 from tui.commands import TunetopCommands
@@ -24,6 +27,8 @@ from tui.screens.hyperparams import EstimateServices, HyperparamsScreen
 from tui.screens.review import ReviewScreen
 from tui.screens.runs import RunsScreen
 from tui.screens.training import TrainingScreen, quit_app
+from tui.screen_names import BY_MODE, SCREENS
+from tui.widgets.confirm import Confirm
 
 
 @dataclass
@@ -53,30 +58,45 @@ REQUEST_MODES: dict[type, str] = {StartRun: "training", FollowRun: "training", R
 """The screen (mode) that handles each cross-screen request."""
 
 
+def named_screen(screen_class: type[Screen], mode: str) -> Callable[[], Screen]:
+    """A ``MODES`` entry: the screen, titled with its one name (``tunetop · Config``)."""
+
+    def make() -> Screen:
+        screen = screen_class()
+        screen.title = f"tunetop · {BY_MODE[mode].name}"
+        return screen
+
+    return make
+
+
+def is_typing(app: App) -> bool:
+    """Whether the keyboard is in a text field (printable keys type there)."""
+    return isinstance(app.focused, (Input, TextArea))
+
+
 class TunetopApp(App[None]):
     """Fine-tune an LLM from the terminal: data, config, training, review, runs."""
 
     TITLE = "tunetop"
     CSS_PATH = "styles/app.tcss"
     MODES = {
-        "dataset": DatasetScreen,
-        "hyperparams": HyperparamsScreen,
-        "training": TrainingScreen,
-        "review": ReviewScreen,
-        "runs": RunsScreen,
+        mode: named_screen(screen_class, mode)
+        for mode, screen_class in (("dataset", DatasetScreen), ("hyperparams", HyperparamsScreen),
+                                   ("training", TrainingScreen), ("review", ReviewScreen),
+                                   ("runs", RunsScreen))
     }
     DEFAULT_MODE = "dataset"
     COMMANDS = App.COMMANDS | {TunetopCommands}
+    # Priority: they act as the key arrives, whatever has the focus (a list, a table, a
+    # drop-down), except that printable keys type into a text field (check_action).
     BINDINGS = [
-        Binding("1", "switch_mode('dataset')", "Data", id="mode.dataset"),
-        Binding("2", "switch_mode('hyperparams')", "Config", id="mode.hyperparams"),
-        Binding("3", "switch_mode('training')", "Train", id="mode.training"),
-        Binding("4", "switch_mode('review')", "Review", id="mode.review"),
-        Binding("5", "switch_mode('runs')", "Runs", id="mode.runs"),
-        Binding("question_mark", "show_help", "Keys", id="app.help"),
-        Binding("ctrl+q", "quit", "Quit", id="app.quit", priority=True),
+        *(Binding(screen.key, f"screen_key({screen.mode!r})", f"{screen.name} screen",
+                  show=False, priority=True, id=f"mode.{screen.mode}") for screen in SCREENS),
+        Binding("question_mark", "show_help", "Keys", priority=True, id="app.help"),
+        Binding("ctrl+q", "quit", "Quit", show=False, priority=True, id="app.quit"),
     ]
-    """Screen switching, help and quit; every screen adds its own keys."""
+    """Screen keys ``1``-``5``, ``?`` (every key of the screen) and ``ctrl+q`` (quit) work on
+    every screen; the footer shows ``? Keys`` and the palette key, each screen its own keys."""
 
     def __init__(
         self,
@@ -87,25 +107,93 @@ class TunetopApp(App[None]):
     ) -> None:
         super().__init__()
         self.config = config or RunConfig()
-        if dataset:
-            self.config.data.path = dataset
+        if dataset:  # --dataset opens that file, instead of any data.sources mix
+            self.config.data.path, self.config.data.sources = dataset, []
         self.services = services or AppServices()
         self.workspace = workspace
         """Folder of the runs (and review sets) this app starts and lists."""
         self.attach_dir: Path | None = None
         """A run to follow on opening (``tunetop attach``); ``None`` otherwise."""
+        self.config_edits_on_the_way: list[Callable[[], list[str]]] = []
+        """Functions naming config fields a screen shows edited that ``config`` does not hold
+        yet (their change messages are still on the way); the Config screen adds one."""
+        self._config_baseline = dataclasses.asdict(self.config)
+        self._quit_question: Confirm | None = None
+
+    @property
+    def config_modified(self) -> bool:
+        """Whether the config (as shown) differs from the one last loaded, saved or started."""
+        return bool(self.modified_fields())
+
+    def modified_fields(self) -> list[str]:
+        """Dotted names of the fields that differ from the config last loaded, saved or
+        started, counting edits shown but not applied yet."""
+        def flat(values: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+            out: dict[str, Any] = {}
+            for key, value in values.items():
+                if isinstance(value, dict):
+                    out |= flat(value, f"{prefix}{key}.")
+                else:
+                    out[prefix + key] = value
+            return out
+
+        now, then = flat(dataclasses.asdict(self.config)), flat(self._config_baseline)
+        names = [name for name in now if now[name] != then.get(name)]
+        for on_the_way in self.config_edits_on_the_way:
+            names += [name for name in on_the_way() if name not in names]
+        return names
+
+    def config_saved(self, config: RunConfig | None = None) -> None:
+        """Remember ``config`` (default: the app's) as loaded, saved or started: quitting
+        with it asks nothing."""
+        self._config_baseline = dataclasses.asdict(config or self.config)
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """Screen keys and ``?`` type into a text field, and wait while a dialog is open."""
+        if action in ("screen_key", "show_help"):
+            return not is_typing(self) and not isinstance(self.screen, ModalScreen)
+        return True
+
+    async def action_screen_key(self, mode: str) -> None:
+        """A screen key (``1``-``5``): switch to that screen."""
+        await self.switch_mode(mode)
 
     @on(StartRun)
     @on(FollowRun)
     @on(ReviewRun)
     async def forward_request(self, request: StartRun | FollowRun | ReviewRun) -> None:
         """A screen asked another for something: switch to that screen and hand it over."""
+        if isinstance(request, StartRun):
+            self.config_saved(request.config)
         await self.switch_mode(REQUEST_MODES[type(request)])
         self.screen.post_message(request)
 
     async def action_quit(self) -> None:
-        """Quit; a live run is asked to stop first and saves a checkpoint."""
+        """Quit; unsaved config edits are confirmed first, and a live run is asked to stop
+        first and saves a checkpoint."""
+        if self._quit_question is not None and self.screen is self._quit_question:
+            self._quit_question.dismiss(True)  # ctrl+q again: yes
+            return
+        if self.config_modified and self._quit_question is None:
+            self._ask_before_quitting()
+            return
         await quit_app(self)
+
+    def _ask_before_quitting(self) -> None:
+        """The small hook on quitting: confirm losing unsaved config edits."""
+        fields = self.modified_fields()
+        shown = ", ".join(fields[:4]) + (f" and {len(fields) - 4} more" if len(fields) > 4 else "")
+        self._quit_question = Confirm(
+            f"The config has unsaved changes ({shown}). Quit without saving them? "
+            "(n, then ctrl+s on the Config screen saves them.)", "Quit", "Stay")
+
+        def answered(quit_anyway: bool | None) -> None:
+            if quit_anyway:
+                self.call_later(quit_app, self)
+            else:
+                self._quit_question = None
+
+        self.push_screen(self._quit_question, answered)
 
     def action_show_help(self) -> None:
         """Toggle Textual's key panel listing every key of the current screen."""

@@ -1,8 +1,12 @@
-"""The app's command-palette provider: what makes sense now, by name.
+"""The app's command-palette provider: every action of the screen in front, and the others.
 
-Always: go to another screen. On the dataset screen: filters that are not already on, show
-all rows while filtered, search, open another file, switch model or max length, next pane.
-Screens may add their own providers (the training screen does for runs).
+The actions come from the screen's own key bindings, so a key added to a screen is in the
+palette too, under the screen's one name, titled with the binding's description and tooltip
+(which the key panel shows the same way: "Save" + "the config to a YAML file" reads
+"Config: Save the config to a YAML file"), and offered only while the screen's
+``check_action`` allows it (a dataset filter not already on, "Reveal" before the reveal...).
+Keys that only move or go back are not commands. A screen with a provider of its own (the
+training screen's run commands) offers its actions through it instead.
 """
 
 from __future__ import annotations
@@ -10,64 +14,63 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from textual.actions import parse
+from textual.binding import Binding
 from textual.command import DiscoveryHit, Hit, Hits, Provider
+from textual.screen import Screen
 
-from tui.screens.dataset import DatasetScreen
+from tui.screen_names import BY_MODE, SCREENS
 
-SCREENS = (
-    ("dataset", "Go to: Dataset screen", "Open, browse and check the training data (key 1)."),
-    ("hyperparams", "Go to: Hyperparameters screen", "Edit the run config, see its cost (key 2)."),
-    ("training", "Go to: Training screen", "Start and watch a run (key 3)."),
-    ("review", "Go to: Review screen", "Compare the fine-tuned and base models (key 4)."),
-    ("runs", "Go to: Runs screen", "Past and running runs (key 5)."),
-)
-"""Modes of the app: (mode, title, help)."""
-
-DATASET_COMMANDS = (
-    ("Dataset: show only rows with problems", "filter('problems')",
-     "Dropped rows and rows with warnings (key p)."),
-    ("Dataset: show only rows over max length", "filter('long')",
-     "Rows the max length truncates (key l)."),
-    ("Dataset: show only duplicates", "filter('duplicates')",
-     "Exact and near duplicates, and validation rows leaked from training (key d)."),
-    ("Dataset: show all rows", "show_all", "Drop the filter and the search (key a)."),
-    ("Dataset: search rows…", "search", "Show rows containing a text (key /)."),
-    ("Dataset: open another file…", "edit('#dataset-path')",
-     "Type a path, or sample:support-tickets (key o)."),
-    ("Dataset: change the model…", "edit('#dataset-model')",
-     "Render and count with another tokenizer and chat template (key m)."),
-    ("Dataset: change max length…", "edit('#dataset-max-length')",
-     "Token budget per row (key t)."),
-    ("Dataset: next pane", "next_pane", "Row, statistics, problems (key v)."),
-)
-"""Dataset-screen commands: (title, screen action, help)."""
+NOT_COMMANDS = frozenset({"back", "close_path"})
+"""Actions of screen keys that only go back or close a bar: not offered in the palette."""
 
 
-def dataset_command_available(screen: DatasetScreen, action: str) -> bool:
-    """Whether a dataset command fits the screen's state (a filter not already on...)."""
-    if action.startswith("filter("):
-        mode = action[len("filter('"):-2]
-        return screen.store is not None and screen.filter_mode != mode
+def screen_commands(screen: Screen, name: str) -> list[tuple[str, str, str]]:
+    """The actions the palette offers for ``screen`` (called ``name``) now: (title, action,
+    help)."""
+    if set(type(screen).COMMANDS) - set(Screen.COMMANDS):
+        return []  # the screen's own provider lists them
+    commands: list[tuple[str, str, str]] = []
+    seen: set[str] = set()
+    for item in type(screen).BINDINGS:
+        if not isinstance(item, Binding) or item.action in seen or not item.description:
+            continue
+        seen.add(item.action)
+        action_name, parameters = parse(item.action)[1:]
+        if action_name in NOT_COMMANDS or not _available(screen, action_name, parameters):
+            continue
+        keys = ", ".join(screen.app.get_key_display(Binding(key, item.action))
+                         for key in item.key.split(","))
+        commands.append((f"{name}: {item.description} {item.tooltip}".rstrip(), item.action,
+                         f"Key {keys}."))
+    return commands
+
+
+def _available(screen: Screen, action: str, parameters: tuple[object, ...]) -> bool:
+    """Whether the screen allows the action now; a filter already on is not offered again."""
+    if screen.check_action(action, parameters) is not True:
+        return False
+    if action == "filter":
+        return getattr(screen, "filter_mode", None) not in parameters
     if action == "show_all":
-        return screen.filter_mode != "all" or bool(screen.search)
-    return screen.check_action(action.split("(")[0], ()) is True
+        return getattr(screen, "filter_mode", "all") != "all" or bool(getattr(screen, "search", ""))
+    return True
 
 
 class TunetopCommands(Provider):
-    """Offers screen switches and the current screen's dataset commands."""
+    """Offers the actions of the screen in front and a switch to every other screen."""
 
     def _commands(self) -> list[tuple[str, Callable[[], Any], str]]:
         app = self.app
-        commands: list[tuple[str, Callable[[], Any], str]] = []
         screen = self.screen
-        if isinstance(screen, DatasetScreen):
-            for title, action, help_text in DATASET_COMMANDS:
-                if dataset_command_available(screen, action):
-                    commands.append((title, self._screen_action(screen, action), help_text))
-        current = app.current_mode
-        for mode, title, help_text in SCREENS:
-            if mode != current and mode in app.MODES:
-                commands.append((title, self._switch(mode), help_text))
+        front = BY_MODE.get(app.current_mode)
+        name = front.name if front is not None else type(screen).__name__
+        commands = [(title, self._screen_action(screen, action), help_text)
+                    for title, action, help_text in screen_commands(screen, name)]
+        for target in SCREENS:
+            if target.mode != app.current_mode and target.mode in app.MODES:
+                commands.append((f"Go to {target.name}", self._switch(target.mode),
+                                 f"{target.purpose} Key {target.key}."))
         return commands
 
     async def discover(self) -> Hits:
@@ -84,7 +87,7 @@ class TunetopCommands(Provider):
                 yield Hit(score, matcher.highlight(title), callback, help=help_text)
 
     @staticmethod
-    def _screen_action(screen: DatasetScreen, action: str) -> Callable[[], Any]:
+    def _screen_action(screen: Screen, action: str) -> Callable[[], Any]:
         async def run() -> None:
             await screen.run_action(action)
 

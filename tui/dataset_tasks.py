@@ -20,7 +20,15 @@ from dataclasses import dataclass
 from itertools import islice
 from typing import Any
 
-from core.data import DataError, DatasetReport, DatasetStats, Example, Rendered
+from core.data import (
+    DataError,
+    DatasetReport,
+    DatasetStats,
+    Example,
+    Rendered,
+    RenderOptions,
+    TemplateInfo,
+)
 from core.rows import FIRST_PAGE, Opened, Progress, RowBatch, check_in_subprocess, read_in_subprocess
 from tui.widgets.row_table import TOKENS_FAILED, TOKENS_UNKNOWN, RowStore
 
@@ -134,24 +142,30 @@ def read_chunks(items: Iterator[Opened | Progress], cancelled: Cancelled
         items.close()
 
 
-def check_template(tokenizer: Any, store: RowStore) -> tuple[int, int]:
-    """Render the first :data:`EOS_SAMPLE` kept rows in full: ``(trained, sampled)``, the rows
-    whose end-of-turn token is trained and the rows the template accepted."""
-    from core.data import render_example
+def check_template(tokenizer: Any, store: RowStore, options: RenderOptions | None = None
+                   ) -> tuple[int, int, TemplateInfo | None]:
+    """Render the first :data:`EOS_SAMPLE` kept rows in full: ``(trained, sampled, info)``,
+    the rows whose end-of-turn token is trained, the rows the template accepted, and which
+    template and system prompt are in force (``None`` when the template cannot be read)."""
+    from core.data import render_example, template_info
 
+    try:
+        info = template_info(tokenizer, options)
+    except DataError:
+        info = None
     trained = sampled = 0
     for example in islice(store.examples(), EOS_SAMPLE):
         try:
-            rendered = render_example(tokenizer, example, FULL_LENGTH)
+            rendered = render_example(tokenizer, example, FULL_LENGTH, options=options)
         except DataError:
             continue
         sampled += 1
         trained += rendered.eos_trained
-    return trained, sampled
+    return trained, sampled, info
 
 
-def count_chunks(tokenizer: Any, store: RowStore, cancelled: Cancelled
-                 ) -> Iterator[tuple[int, list[int]]]:
+def count_chunks(tokenizer: Any, store: RowStore, cancelled: Cancelled,
+                 options: RenderOptions | None = None) -> Iterator[tuple[int, list[int]]]:
     """Every row's token count, as ``(first store index, counts)`` at most each
     :data:`POST_SECONDS`: dropped rows count :data:`TOKENS_UNKNOWN`, rows the template
     rejects :data:`TOKENS_FAILED`.
@@ -172,7 +186,7 @@ def count_chunks(tokenizer: Any, store: RowStore, cancelled: Cancelled
     start = posted = 0
     pending: list[int] = []
     last_post = time.monotonic()
-    for counts in iter_token_counts(tokenizer, batches(), nice=COUNT_NICE):
+    for counts in iter_token_counts(tokenizer, batches(), nice=COUNT_NICE, options=options):
         found = iter(counts)
         for packed in rows[start:start + COUNT_BATCH]:
             n = TOKENS_UNKNOWN if packed is None else next(found)
@@ -219,16 +233,33 @@ def check_rows(store: RowStore, validation_fraction: float, seed: int,
     return dataset_report(kept, validation_fraction, seed, store.source, checks=run)
 
 
+def source_findings(store: RowStore) -> list[dict[str, int]]:
+    """In a mix, per source, the check findings of its rows by kind (``duplicate``,
+    ``refusal``, ``short``, ``placeholder``, ``leakage``); empty for a single source."""
+    from collections import Counter
+
+    from core.data import finding_kind
+
+    if not store.sources:
+        return []
+    counts: list[Counter[str]] = [Counter() for _ in store.sources]
+    for index, found in store.findings.items():
+        for problem in found:
+            counts[store.source_of[index]][finding_kind(problem)] += 1
+    return [dict(c) for c in counts]
+
+
 def render_row(tokenizer: Any, example: Example, row: int, max_length: int,
-               assistant_only_loss: bool) -> RenderResult:
+               assistant_only_loss: bool, options: RenderOptions | None = None) -> RenderResult:
     """Render the row at the max length; if cut, render it whole to show what is lost."""
     from core.data import render_example
 
     try:
-        rendered = render_example(tokenizer, example, max_length, assistant_only_loss)
+        rendered = render_example(tokenizer, example, max_length, assistant_only_loss, options)
         cut = ""
         if rendered.truncated:
-            whole = render_example(tokenizer, example, FULL_LENGTH, assistant_only_loss)
+            whole = render_example(tokenizer, example, FULL_LENGTH, assistant_only_loss,
+                                   options)
             cut = whole.text[len(rendered.text):]
     except DataError as exc:
         return RenderResult(row, max_length, None, error=str(exc))

@@ -1,16 +1,19 @@
 """Training data: where rows come from, reading, format detection, normalisation, rendering
 and checks.
 
-The flow is :func:`open_dataset` (``files``: whole-file checks, incremental reading) ->
+Sources (``sources``) are files, directories, Hub ids (``hub``) and LLaMA-Factory registries
+(``registry``); several mix into one (``mix``). The flow is :func:`open_dataset` (``files``:
+whole-file checks, incremental reading) ->
 :func:`detect_format` (``formats``: first rows only) -> :func:`normalise_row` (``normalise``:
 one row to chat ``messages`` or plain ``text``, with problems) -> :func:`render_example`
 (``render``: the exact tokens the model sees, with the loss mask) ->
 :func:`tokenize_for_training` (plain ``input_ids``/``labels`` lists for TRL's ``SFTTrainer``).
 :func:`open_rows` (``load``) runs the first three as one generator, which both
 :func:`load_examples` and the dataset screen's reader consume; :func:`dataset_report`
-(``checks``) splits and checks the rows for duplicates, refusals, short answers and
-train/validation leakage, the same for ``tunetop inspect`` and the screen; :class:`TokenStats`
-(``lengths``) summarises token lengths for every caller.
+(``checks``) splits and checks the rows for duplicates, refusals, short answers, placeholders
+and train/validation leakage, the same for ``tunetop inspect`` and the screen; :class:`TokenStats`
+(``lengths``) summarises token lengths for every caller. :func:`load_data` reads what a
+``DataConfig`` names (one source or a mix), for training, ``tunetop inspect`` and the screen.
 
 Bad input never raises a raw traceback: whole-file problems raise :class:`DataError` naming the
 file and the fix; row problems become :class:`Problem` records with their line (JSONL) or row
@@ -26,11 +29,14 @@ from __future__ import annotations
 from core.data.checks import (
     CHECK_ROWS,
     NEAR_DUPLICATE_SIMILARITY,
+    PLACEHOLDER_PATTERN,
     REFUSAL_PATTERNS,
     DatasetReport,
     DatasetStats,
     dataset_report,
     dataset_stats,
+    finding_kind,
+    is_short_answer,
     rendering_problems,
 )
 from core.data.files import (
@@ -43,27 +49,71 @@ from core.data.files import (
 )
 from core.data.formats import DETECT_ROWS, detect_format
 from core.data.lengths import TokenStats, length_histogram, length_stats, token_stats
-from core.data.load import LoadResult, ReadRow, RowReader, load_examples, open_rows, split_examples
-from core.data.normalise import ROLE_ALIASES, TOOL_ROLES, Example, normalise_row
+from core.data.load import (
+    LoadResult,
+    PreferenceResult,
+    ReadRow,
+    RowReader,
+    load_data,
+    load_examples,
+    load_preferences,
+    open_rows,
+    preference_refusal,
+    split_examples,
+)
+from core.data.mix import SourceReport, plan_mix
+from core.data.normalise import (
+    CALL_ROLES,
+    ROLE_ALIASES,
+    TOOL_ROLES,
+    Example,
+    Preference,
+    RowShape,
+    Tags,
+    normalise_preference,
+    normalise_row,
+)
 from core.data.problems import JSONL_SUFFIXES, DataError, Problem, position_unit
+from core.data.registry import REGISTRY_FILE, RegistryEntry, is_registry, read_registry
 from core.data.render import (
-    CHATML_TEMPLATE,
     END_OF_TURN_TOKENS,
+    RenderOptions,
     Rendered,
+    TemplateInfo,
+    fallback_tool_messages,
     render_example,
     render_examples,
+    template_info,
     tokenize_for_training,
 )
-from core.data.sources import SAMPLES, SAMPLES_DIR, resolve_data_path
+from core.data.sources import (
+    SAMPLES,
+    SAMPLES_DIR,
+    SourceSpec,
+    parse_hub_id,
+    parse_selection,
+    resolve_data_path,
+    resolve_source,
+    selection_ref,
+    source_specs,
+)
+from core.data.templates import CHATML_TEMPLATE, resolve_template, template_names
 
 __all__ = [
-    "CHATML_TEMPLATE", "CHECK_ROWS", "DETECT_ROWS", "END_OF_TURN_TOKENS", "JSONL_SUFFIXES",
-    "NEAR_DUPLICATE_SIMILARITY", "REFUSAL_PATTERNS", "ROLE_ALIASES", "SAMPLES", "SAMPLES_DIR",
-    "SUPPORTED", "TEXT_SUFFIXES", "TOOL_ROLES",
+    "CALL_ROLES", "CHATML_TEMPLATE", "CHECK_ROWS", "DETECT_ROWS", "END_OF_TURN_TOKENS",
+    "JSONL_SUFFIXES", "NEAR_DUPLICATE_SIMILARITY", "PLACEHOLDER_PATTERN", "REFUSAL_PATTERNS",
+    "REGISTRY_FILE", "ROLE_ALIASES", "SAMPLES", "SAMPLES_DIR", "SUPPORTED", "TEXT_SUFFIXES",
+    "TOOL_ROLES",
     "DataError", "DatasetFile", "DatasetReport", "DatasetStats", "Example", "LoadResult",
-    "Problem", "RawRow", "ReadRow", "Rendered", "RowReader", "TokenStats",
-    "dataset_report", "dataset_stats", "detect_format", "iter_jsonl_rows", "length_histogram",
-    "length_stats", "load_examples", "normalise_row", "open_dataset", "open_rows",
-    "position_unit", "render_example", "render_examples", "rendering_problems",
-    "resolve_data_path", "split_examples", "token_stats", "tokenize_for_training",
+    "Preference", "PreferenceResult", "Problem", "RawRow", "ReadRow", "RegistryEntry",
+    "RenderOptions", "Rendered", "RowReader", "RowShape", "SourceReport", "SourceSpec", "Tags",
+    "TemplateInfo", "TokenStats",
+    "dataset_report", "dataset_stats", "detect_format", "fallback_tool_messages",
+    "finding_kind", "is_registry", "is_short_answer", "iter_jsonl_rows", "length_histogram",
+    "length_stats", "load_data", "load_examples", "load_preferences", "normalise_preference",
+    "normalise_row", "open_dataset", "open_rows", "parse_hub_id", "parse_selection",
+    "plan_mix", "position_unit", "preference_refusal", "read_registry", "render_example",
+    "render_examples", "rendering_problems", "resolve_data_path", "resolve_source",
+    "resolve_template", "selection_ref", "source_specs", "split_examples", "template_info",
+    "template_names", "token_stats", "tokenize_for_training",
 ]

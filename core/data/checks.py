@@ -1,4 +1,5 @@
-"""Content checks: duplicates, refusals, short answers, split leakage and rendering warnings.
+"""Content checks: duplicates, refusals, short answers, placeholders, split leakage and
+rendering warnings.
 
 :func:`dataset_report` is what ``tunetop inspect`` and the dataset screen both report: it
 splits the kept rows as training will and runs :func:`dataset_stats` on the first
@@ -31,6 +32,22 @@ REFUSAL_PATTERNS = re.compile(
     re.IGNORECASE,
 )
 """Boilerplate that marks a refusal or a model disclaimer copied into the training data."""
+
+PLACEHOLDER_PATTERN = re.compile(
+    r"\{\{\s*[A-Za-z_][\w.]*\s*\}\}"  # {{name}}, {{ author }}
+    r"|<(?:PLACEHOLDER|[A-Z][A-Z_]{2,}_(?:NAME|HERE|TEXT|VALUE))>"  # <PLACEHOLDER>, <YOUR_NAME>
+    r"|\[(?:PLACEHOLDER|INSERT[ _][A-Z _]+|YOUR[ _][A-Z _]+)\]"  # [INSERT NAME], [YOUR NAME]
+)
+"""Template placeholders left unfilled in a row (LLaMA-Factory's identity data ships with
+``{{name}}`` and ``{{author}}`` to be replaced)."""
+
+SPACELESS_SCRIPT = re.compile(
+    "[\u0e00-\u0eff\u1000-\u109f\u1780-\u17ff\u3040-\u30ff\u3400-\u4dbf"
+    "\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff\U00020000-\U0002fa1f]")
+"""Characters of scripts written without spaces between words (Chinese, Japanese, Korean
+Hangul, Thai, Lao, Burmese, Khmer): there, an answer's length is counted in characters."""
+SHORT_CHARACTERS = 4
+"""Answers in such scripts with fewer characters than this are "empty or one-word"."""
 
 CHECK_ROWS = 100_000
 """Kept rows the content checks cover: beyond this they run for minutes and keep several KB a
@@ -83,6 +100,29 @@ class DatasetStats:
     """Validation rows that duplicate (exactly or nearly) a training row."""
     findings: list[Problem]
     """One warning per finding, with its line."""
+    placeholders: int = 0
+    """Rows with an unfilled template placeholder such as ``{{name}}``."""
+
+
+def is_short_answer(answer: str) -> bool:
+    """Empty or one word; in scripts without spaces, fewer than :data:`SHORT_CHARACTERS`
+    characters of that script (a whole Chinese sentence is one "word" to ``str.split``)."""
+    words = answer.split()
+    if len(words) > 1:
+        return False
+    return len(SPACELESS_SCRIPT.findall(answer)) < SHORT_CHARACTERS
+
+
+def finding_kind(problem: Problem) -> str:
+    """What a :func:`dataset_stats` finding is: ``duplicate``, ``leakage``, ``refusal``,
+    ``short``, ``placeholder`` or ``rendering``."""
+    if problem.field in ("exact_duplicate", "near_duplicate"):
+        return "duplicate"
+    if problem.field in ("leakage", "placeholder"):
+        return problem.field
+    if problem.field == "content":
+        return "refusal" if problem.message.startswith("refusal") else "short"
+    return "rendering"
 
 
 _WORD = re.compile(r"\w+")
@@ -142,12 +182,14 @@ def dataset_stats(train: Sequence[Example], val: Sequence[Example] = (),
     """Check content and summarise lengths; O(n) in rows.
 
     Finds exact duplicates (same text after lower-casing and collapsing whitespace), near
-    duplicates (MinHash), refusal boilerplate, empty or one-word answers and validation rows
-    that repeat training rows. ``rendered`` (of the training rows) adds token statistics and
-    the EOS checks of :func:`rendering_problems`.
+    duplicates (MinHash), refusal boilerplate, empty or one-word answers (counted in
+    characters for scripts without spaces), unfilled template placeholders and validation rows
+    that repeat training rows. In a mix, each finding names the row's own source.
+    ``rendered`` (of the training rows) adds token statistics and the EOS checks of
+    :func:`rendering_problems`.
     """
     findings: list[Problem] = []
-    counts = dict.fromkeys(("exact", "near", "refusal", "short", "leak"), 0)
+    counts = dict.fromkeys(("exact", "near", "refusal", "short", "leak", "placeholder"), 0)
     seen: dict[str, int] = {}
     near = _NearIndex()
     rows = [(e, False) for e in train] + [(e, True) for e in val]
@@ -156,17 +198,26 @@ def dataset_stats(train: Sequence[Example], val: Sequence[Example] = (),
 
         def add(kind: str, field_name: str, message: str, fix: str) -> None:
             counts[kind] += 1
-            findings.append(Problem(source, example.line, field_name, message, fix, "warning"))
+            findings.append(Problem(example.source or source, example.line, field_name,
+                                    message, fix, "warning"))
 
         answers = example.answers()
         if any(REFUSAL_PATTERNS.search(a) for a in answers):
             add("refusal", "content", "refusal or AI-disclaimer boilerplate in the answer.",
                 "Rewrite or remove the row; the model will learn to refuse.")
-        short = next((a for a in answers if len(a.split()) <= 1), None)
+        short = next((a for a in answers if is_short_answer(a)), None)
         if short is not None:
             add("short", "content", f"empty or one-word answer {short.strip()[:40]!r}.",
                 "Check the answer is complete.")
         text = example.dedupe_text()
+        placeholder = PLACEHOLDER_PATTERN.search(
+            text if example.messages is None else
+            "\n".join(m["content"] for m in example.messages))
+        if placeholder is not None:
+            add("placeholder", "placeholder", f"unfilled template placeholder "
+                f"{placeholder.group()!r}: the model would learn it literally.",
+                f"Replace {placeholder.group()} with the real value in every row (e.g. sed "
+                f"'s/{re.escape(placeholder.group())}/MyBot/g'), or remove the rows.")
         digest = hashlib.sha1(_normalised(text).encode()).hexdigest()
         first = seen.setdefault(digest, index)
         match, exact = (first, True) if first != index else (near.add(index, text), False)
@@ -175,19 +226,22 @@ def dataset_stats(train: Sequence[Example], val: Sequence[Example] = (),
         other, other_is_val = rows[match][0], rows[match][1]
         kind = "exact" if exact else "near"
         what = "exact duplicate" if exact else "near duplicate"
+        where = (f"{other.source} row {other.line}" if other.source != example.source
+                 else f"row {other.line}")
         if is_val and not other_is_val:
-            add("leak", "leakage", f"validation row is an {what} of training row "
-                f"{other.line}; validation loss will look better than it is.",
+            add("leak", "leakage", f"validation row is an {what} of training {where}; "
+                "validation loss will look better than it is.",
                 "Remove it from one of the splits.")
         else:
-            add(kind, kind + "_duplicate", f"{what} of row {other.line}.",
+            add(kind, kind + "_duplicate", f"{what} of {where}.",
                 "Remove the copy; duplicates are learned by heart.")
     tokens = None
     if rendered is not None:
         tokens = token_stats(rendered)
         findings.extend(rendering_problems(rendered, train_source))
     return DatasetStats(len(train), len(val), tokens, counts["exact"], counts["near"],
-                        counts["refusal"], counts["short"], counts["leak"], findings)
+                        counts["refusal"], counts["short"], counts["leak"], findings,
+                        counts["placeholder"])
 
 
 @dataclass

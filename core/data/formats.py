@@ -1,7 +1,8 @@
 """Detecting a dataset's format from its first rows.
 
-Formats are told apart by their fields: ``messages`` (OpenAI chat), ``conversations``
-(ShareGPT), ``prompt``/``completion``, ``instruction``/``output`` (Alpaca) and ``text``.
+Formats are told apart by their fields: ``chosen``/``rejected`` (a preference dataset),
+``messages`` (OpenAI chat), ``conversations`` (ShareGPT), ``prompt``/``completion``,
+``instruction``/``output`` (Alpaca) and ``text``.
 Detection looks at the first :data:`DETECT_ROWS` rows only, so huge files open fast; rows
 of another format are reported when they are normalised.
 """
@@ -17,6 +18,7 @@ DETECT_ROWS = 100
 """Rows read to detect the format; detection never reads further, so huge files open fast."""
 
 FORMAT_TESTS = (
+    ("preference", "'chosen' and 'rejected'", lambda r: "chosen" in r and "rejected" in r),
     ("messages", "a 'messages' list", lambda r: _is_list_like(r.get("messages"))),
     ("sharegpt", "a 'conversations' list", lambda r: _is_list_like(r.get("conversations"))),
     ("prompt_completion", "'prompt' and 'completion'",

@@ -68,9 +68,10 @@ def length_stats(lengths: Any, max_length: int, trained_tokens: int | None = Non
 
 def token_stats(rendered: Sequence[Rendered]) -> TokenStats:
     """Summarise rendered rows (all cut to one ``max_length``): lengths before truncation,
-    truncation and trained tokens."""
+    truncation and trained tokens. A chunked text row (``data.text_chunking``) counts as the
+    training rows it becomes."""
     max_length = rendered[0].max_length if rendered else 0
-    return length_stats([r.full_tokens for r in rendered], max_length,
+    return length_stats([n for r in rendered for n in r.lengths()], max_length,
                         trained_tokens=sum(r.num_trained for r in rendered))
 
 

@@ -1,20 +1,33 @@
 """Rendering with the loss mask: the exact tokens the model sees and which of them are trained.
 
-:func:`render_example` templates a row with the tokenizer's chat template (ChatML when it has
-none), tokenizes it and marks the assistant turns, with their end-of-turn token, as trained;
-:func:`tokenize_for_training` gives TRL's ``SFTTrainer`` the same rows as plain
+:func:`render_example` templates a row with the chat template (the tokenizer's, or the one
+:class:`RenderOptions` names; ChatML when there is none), tokenizes it and marks the assistant
+turns, with their end-of-turn token, as trained; tool results, prompts and turns of weight 0
+are masked. :func:`tokenize_for_training` gives TRL's ``SFTTrainer`` the same rows as plain
 ``input_ids``/``labels`` lists.
+
+Tool calls, tool results and the tools list go to the template as ``tool_calls``, role
+``tool`` and ``tools=`` when it renders them (probed once per tokenizer). When it does not,
+the documented fallback (:func:`fallback_tool_messages`) writes them as text the model can
+learn: the tools list in the system turn inside ``<tools>``, each call as JSON inside
+``<tool_call>`` in the assistant turn, and the results inside ``<tool_response>`` in a user
+turn (the Hermes/Qwen convention). Reasoning goes to the template as ``reasoning_content``
+where it renders it, else before the answer inside ``<think>``.
 """
 
 from __future__ import annotations
 
 import itertools
+import json
+import os
+import weakref
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from core.data.normalise import Example
 from core.data.problems import DataError
+from core.data.templates import CHATML_TEMPLATE, MODEL_TEMPLATE, resolve_template
 
 END_OF_TURN_TOKENS = (
     "<|im_end|>", "<|eot_id|>", "<|eom_id|>", "<end_of_turn>", "<|end|>", "<|endoftext|>",
@@ -22,12 +35,62 @@ END_OF_TURN_TOKENS = (
 )
 """End-of-turn tokens used by common chat templates; those the tokenizer knows end a turn."""
 
-CHATML_TEMPLATE = (
-    "{% for message in messages %}{{ '<|im_start|>' + message['role'] + '\\n' + "
-    "message['content'] + END + '\\n' }}{% endfor %}"
-    "{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}"
+TOOLS_INTRO = (
+    "# Tools\n\nYou may call one or more functions to assist with the user query.\n\n"
+    "You are provided with function signatures within <tools></tools> XML tags:\n<tools>\n"
 )
-"""ChatML, used when a tokenizer has no chat template; ``END`` becomes the end-of-turn token."""
+TOOLS_OUTRO = (
+    "\n</tools>\n\nFor each function call, return a json object with function name and "
+    "arguments within <tool_call></tool_call> XML tags:\n<tool_call>\n"
+    '{"name": <function-name>, "arguments": <args-json-object>}\n</tool_call>'
+)
+"""The fallback's tools block in the system turn (the Hermes/Qwen wording), around one JSON
+line per tool."""
+
+
+@dataclass(frozen=True)
+class RenderOptions:
+    """How rows are rendered besides the tokenizer: ``data.chat_template``,
+    ``data.default_system_prompt`` and ``data.text_chunking``."""
+
+    chat_template: str = MODEL_TEMPLATE
+    """``model``, a template name (``chatml``, TRL's) or a Jinja file."""
+    default_system_prompt: str = "model"
+    """For rows without a system turn: ``model`` (the template's own), a text, or empty."""
+    text_chunking: bool = False
+    """Text rows longer than ``max_length`` become several training rows, not one cut row."""
+
+    @classmethod
+    def from_config(cls, data: Any) -> "RenderOptions":
+        """The options of a ``DataConfig``."""
+        return cls(data.chat_template, data.default_system_prompt, data.text_chunking)
+
+
+@dataclass(frozen=True)
+class TemplateInfo:
+    """What rendering does with one tokenizer and :class:`RenderOptions`, for people."""
+
+    name: str
+    """The template in force, e.g. ``the model's own`` or ``chatml``."""
+    tools: str
+    """``native`` (the template renders tools) or ``fallback``."""
+    reasoning: str
+    """``native`` (the template renders ``reasoning_content``) or ``fallback`` (``<think>``)."""
+    system_prompt: str | None
+    """What a row without a system turn gets; ``None`` for nothing."""
+    system_from: str
+    """Where that comes from: ``the template``, ``data.default_system_prompt`` or ``none``."""
+
+    def lines(self) -> list[tuple[str, str]]:
+        """``(label, text)`` lines for ``tunetop inspect`` and the dataset screen."""
+        tools = ("native (the template renders tools=, tool_calls, role tool)"
+                 if self.tools == "native" else
+                 "fallback: <tools> in the system turn, <tool_call>, <tool_response>")
+        system = (f"{self.system_prompt!r} ({self.system_from})" if self.system_prompt
+                  else f"none ({self.system_from})")
+        return [("template", self.name), ("system", system), ("tools", tools),
+                ("reasoning", "native" if self.reasoning == "native"
+                 else "fallback: <think>…</think> before the answer")]
 
 
 @dataclass
@@ -54,6 +117,8 @@ class Rendered:
     """Set when the tokenizer has no chat template and a fallback ChatML template was used."""
     notes: list[str] = field(default_factory=list)
     """Problems met rendering this row, e.g. an assistant turn the template dropped."""
+    chunked: bool = False
+    """A text row kept whole, to be trained as chunks of ``max_length`` (data.text_chunking)."""
 
     @property
     def num_tokens(self) -> int:
@@ -88,20 +153,111 @@ class Rendered:
         """The row for ``SFTTrainer``: plain ``input_ids`` and ``labels`` lists."""
         return {"input_ids": list(self.input_ids), "labels": list(self.labels)}
 
+    def to_training_rows(self) -> list[dict[str, list[int]]]:
+        """The rows for ``SFTTrainer``: one, or one per ``max_length`` chunk of a chunked row."""
+        if not self.chunked:
+            return [self.to_training_row()]
+        n = self.max_length
+        return [{"input_ids": self.input_ids[i:i + n], "labels": self.labels[i:i + n]}
+                for i in range(0, len(self.input_ids), n)]
+
+    def lengths(self) -> list[int]:
+        """Token counts of the training rows this row becomes, before truncation."""
+        if not self.chunked:
+            return [self.full_tokens]
+        return [len(row["input_ids"]) for row in self.to_training_rows()]
+
 
 @dataclass
 class _Template:
-    """What rendering needs to know about one tokenizer, computed once per batch."""
+    """What rendering needs to know about one tokenizer and options, computed once."""
 
     tokenizer: Any
     template: str | None
+    """The template passed to ``apply_chat_template``; ``None`` for the tokenizer's own."""
     note: str | None
     end_strings: tuple[str, ...]
     end_ids: frozenset[int]
     offsets: bool
+    name: str
+    tools_native: bool
+    reasoning_native: bool
+    template_system: str | None
+    """The system prompt the template adds to rows without one, if it adds one."""
+    system: str | None
+    """The system turn given to rows without one (``data.default_system_prompt``); ``None``
+    leaves them to the template."""
+
+    @property
+    def info(self) -> TemplateInfo:
+        """This template for people."""
+        if self.system is not None:
+            system, where = self.system or None, "data.default_system_prompt"
+        else:
+            system, where = self.template_system, "the template's own"
+        return TemplateInfo(self.name, "native" if self.tools_native else "fallback",
+                            "native" if self.reasoning_native else "fallback", system,
+                            where if system else "none")
 
 
-def _template_for(tokenizer: Any) -> _Template:
+_PROBE_TOOL = {"type": "function", "function": {
+    "name": "tunetop_probe_tool", "description": "probe",
+    "parameters": {"type": "object", "properties": {}}}}
+_PROBE_CALLS = [
+    {"role": "user", "content": "tunetop_probe_user"},
+    {"role": "assistant", "content": "", "tool_calls": [{"type": "function", "function": {
+        "name": "tunetop_probe_call", "arguments": {"tunetop_probe_key": "tunetop_probe_value"}}}]},
+    {"role": "tool", "name": "tunetop_probe_call", "content": "tunetop_probe_result"},
+]
+_PROBE_REASONING = [
+    {"role": "user", "content": "tunetop_probe_user"},
+    {"role": "assistant", "content": "tunetop_probe_answer",
+     "reasoning_content": "tunetop_probe_thinking"},
+]
+
+_TEMPLATES: "weakref.WeakKeyDictionary[Any, dict[tuple, _Template]]" = weakref.WeakKeyDictionary()
+"""Inspected templates by tokenizer, then by (its template, EOS, options): probing renders a
+few conversations, too slow to repeat for every row of the dataset screen."""
+
+
+def _probe(tokenizer: Any, template: str | None, messages: list[dict[str, Any]],
+           **kwargs: Any) -> str | None:
+    try:
+        return tokenizer.apply_chat_template(messages, tokenize=False, chat_template=template,
+                                             **kwargs)
+    except Exception:  # a Jinja template can raise anything; then it does not support it
+        return None
+
+
+def _template_system(tokenizer: Any, template: str | None) -> str | None:
+    """The system prompt the template adds to a row without one (SmolLM's "You are a helpful
+    AI assistant named SmolLM..."): the difference between rendering a lone user turn and the
+    same turn after a marked system turn."""
+    user = [{"role": "user", "content": "tunetop_probe_user"}]
+    mark = "tunetop_probe_system"
+    with_system = _probe(tokenizer, template, [{"role": "system", "content": mark}, *user])
+    without = _probe(tokenizer, template, user)
+    if with_system is None or without is None or mark not in with_system:
+        return None
+    at = with_system.index(mark)
+    before, after = with_system[:at], with_system[at + len(mark):]
+    if without.startswith(before) and without.endswith(after) \
+            and len(without) >= len(before) + len(after):
+        return without[len(before):len(without) - len(after)].strip() or None
+    return None
+
+
+def _template_for(tokenizer: Any, options: RenderOptions | None = None) -> _Template:
+    options = options or RenderOptions()
+    key = (getattr(tokenizer, "chat_template", None), tokenizer.eos_token, options)
+    try:
+        cached = _TEMPLATES.setdefault(tokenizer, {})
+    except TypeError:  # not weak-referenceable: inspect it every time
+        cached = {}
+    if key[0] is None or isinstance(key[0], str):
+        if key in cached:
+            return cached[key]
+
     def token_id(text: str) -> int | None:
         tid = tokenizer.convert_tokens_to_ids(text)
         if isinstance(tid, int) and tokenizer.convert_ids_to_tokens(tid) == text:
@@ -111,70 +267,175 @@ def _template_for(tokenizer: Any) -> _Template:
     eos = tokenizer.eos_token
     known = [s for s in dict.fromkeys((*END_OF_TURN_TOKENS, eos)) if s and token_id(s) is not None]
     template = note = None
-    if not getattr(tokenizer, "chat_template", None):
+    name = "the model's own"
+    chosen = resolve_template(options.chat_template)
+    if chosen is not None:
+        template, name = chosen, options.chat_template
+    elif not getattr(tokenizer, "chat_template", None):
         end = "<|im_end|>" if "<|im_end|>" in known else (eos or "<|im_end|>")
         template = CHATML_TEMPLATE.replace("END", repr(end))
+        name = "ChatML (the tokenizer has none)"
         note = (f"The tokenizer has no chat template; a simple ChatML template ending turns "
                 f"with {end} was used.")
     end_ids = frozenset(t for s in known if (t := token_id(s)) is not None)
-    return _Template(tokenizer, template, note, tuple(sorted(known, key=len, reverse=True)),
-                     end_ids, bool(getattr(tokenizer, "is_fast", False)))
+    calls = _probe(tokenizer, template, _PROBE_CALLS, tools=[_PROBE_TOOL])
+    tools_native = calls is not None and all(
+        f"tunetop_probe_{w}" in calls for w in ("tool", "call", "key", "value", "result"))
+    thinking = _probe(tokenizer, template, _PROBE_REASONING)
+    system = None if options.default_system_prompt == "model" else options.default_system_prompt
+    info = _Template(tokenizer, template, note, tuple(sorted(known, key=len, reverse=True)),
+                     end_ids, bool(getattr(tokenizer, "is_fast", False)), name, tools_native,
+                     thinking is not None and "tunetop_probe_thinking" in thinking,
+                     _template_system(tokenizer, template), system)
+    if isinstance(key[0], (str, type(None))):
+        cached[key] = info
+    return info
 
 
-def _apply(info: _Template, messages: list[dict[str, str]], line: int,
-           generation_prompt: bool = False) -> str:
+def template_info(tokenizer: Any, options: RenderOptions | None = None) -> TemplateInfo:
+    """Which template, system prompt, and tool and reasoning rendering rows get."""
+    return _template_for(tokenizer, options).info
+
+
+def fallback_tool_messages(messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None,
+                           system: str | None) -> list[dict[str, Any]]:
+    """Tool calls, results and definitions as plain turns, for templates that do not render
+    them: the tools list (one JSON line each inside ``<tools>``) ends the system turn
+    (``system`` starts it when the row has none), each call is a JSON line inside
+    ``<tool_call>`` after the assistant's text, and consecutive results become one user turn
+    of ``<tool_response>`` blocks. Assistant turns keep their ``train`` flag."""
+    out: list[dict[str, Any]] = []
+    results = False  # the last turn out is a user turn of tool results
+    for message in messages:
+        if message["role"] == "tool":
+            block = f"<tool_response>\n{message['content']}\n</tool_response>"
+            if results:
+                out[-1]["content"] += "\n" + block
+            else:
+                out.append({"role": "user", "content": block})
+            results = True
+            continue
+        results = False
+        turn = {k: v for k, v in message.items() if k != "tool_calls"}
+        calls = "\n".join(
+            "<tool_call>\n" + json.dumps({"name": c["function"]["name"],
+                                          "arguments": c["function"]["arguments"]},
+                                         ensure_ascii=False) + "\n</tool_call>"
+            for c in message.get("tool_calls") or ())
+        if calls:
+            turn["content"] = f"{turn['content']}\n{calls}" if turn["content"].strip() else calls
+        out.append(turn)
+    if tools:
+        block = TOOLS_INTRO + "\n".join(json.dumps(t, ensure_ascii=False) for t in tools) \
+            + TOOLS_OUTRO
+        if out and out[0]["role"] == "system":
+            first = out[0]["content"]
+            out[0] = {**out[0], "content": f"{first}\n\n{block}" if first.strip() else block}
+        else:
+            out.insert(0, {"role": "system",
+                           "content": f"{system}\n\n{block}" if system else block})
+    return out
+
+
+def _prepare(info: _Template, example: Example) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """The row's turns as the template gets them, and the extra ``apply_chat_template``
+    arguments (``tools``): the system prompt of ``data.default_system_prompt``, then tool
+    turns and reasoning natively or through the fallbacks."""
+    messages = [dict(m) for m in example.messages or ()]
+    if info.system is not None and (not messages or messages[0]["role"] != "system"):
+        messages.insert(0, {"role": "system", "content": info.system})
+    uses_tools = bool(example.tools) or any(m["role"] == "tool" or m.get("tool_calls")
+                                            for m in messages)
+    kwargs: dict[str, Any] = {}
+    if uses_tools and info.tools_native:
+        if example.tools:
+            kwargs["tools"] = example.tools
+    elif uses_tools:
+        messages = fallback_tool_messages(messages, example.tools, info.template_system)
+    if not info.reasoning_native:
+        for m in messages:
+            thinking = m.pop("reasoning_content", None)
+            if thinking:
+                m["content"] = f"<think>\n{thinking}\n</think>\n\n{m['content']}"
+    return messages, kwargs
+
+
+def _apply(info: _Template, messages: list[dict[str, Any]], line: int,
+           generation_prompt: bool = False, extra: Mapping[str, Any] | None = None) -> str:
+    clean = [{k: v for k, v in m.items() if k != "train"} for m in messages]
     try:
         return info.tokenizer.apply_chat_template(
-            messages, tokenize=False, add_generation_prompt=generation_prompt,
-            chat_template=info.template)
+            clean, tokenize=False, add_generation_prompt=generation_prompt,
+            chat_template=info.template, **(extra or {}))
     except Exception as exc:  # a Jinja template can raise anything (raise_exception, KeyError)
         raise DataError(f"The model's chat template rejected the row from line {line}: {exc}",
                         "Reshape the conversation as the model expects (some templates reject "
-                        "system turns), or choose another model.", "", line) from None
+                        "system turns), or choose another model or data.chat_template.",
+                        "", line) from None
 
 
-def _assistant_spans(info: _Template, messages: list[dict[str, str]], line: int,
-                     ) -> tuple[str, list[tuple[int, int]], list[str]]:
-    """The templated text and the character spans of assistant turns (content + end token).
+def _assistant_spans(info: _Template, messages: list[dict[str, Any]], line: int,
+                     extra: Mapping[str, Any] | None = None,
+                     ) -> tuple[str, list[tuple[int, int]], list[tuple[int, int]], list[str]]:
+    """The templated text, the character spans of trained assistant turns (content + end
+    token), those of masked ones (weight 0), and notes.
 
     Each assistant turn is located by rendering the conversation up to it: the prompt with the
     generation header marks where the answer starts, the prefix including the turn where it
-    ends. Templates that re-render earlier turns fall back to searching forward for the content.
+    ends. A turn the template renders beyond its text (tool calls, reasoning) is the whole
+    stretch between the two; other turns are found by their text in it. Templates that
+    re-render earlier turns fall back to searching forward for the content.
     """
-    full = _apply(info, messages, line)
+    full = _apply(info, messages, line, extra=extra)
     spans: list[tuple[int, int]] = []
+    masked: list[tuple[int, int]] = []
     notes: list[str] = []
     cursor = 0
     for i, message in enumerate(messages):
         if message["role"] != "assistant":
             continue
         lo, hi = cursor, len(full)
-        if i:
-            head = _apply(info, messages[:i], line, generation_prompt=True)
-            if full.startswith(head):
-                lo = max(lo, len(head))
-        turn = _apply(info, messages[: i + 1], line)
+        exact_hi = False
+        head = _apply(info, messages[:i], line, generation_prompt=True, extra=extra) if i else ""
+        if full.startswith(head) and len(head) >= lo:
+            lo = len(head)
+        turn = _apply(info, messages[: i + 1], line, extra=extra)
         if full.startswith(turn) and len(turn) > lo:
-            hi = len(turn)
+            hi, exact_hi = len(turn), True
         content = message["content"]
-        start = full.find(content, lo, hi)
-        if start < 0 and content.strip():
-            content = content.strip()
-            start = full.find(content, lo, hi)
-        if start < 0:
-            notes.append(f"Assistant turn {i + 1} was not found in the templated text; it is "
-                         "not trained.")
-            continue
-        end = start + len(content)
-        gap = full[end:hi]
-        after = end + len(gap) - len(gap.lstrip(" \n"))  # Llama 2 puts a space before </s>
-        for token in info.end_strings:
-            if full.startswith(token, after):
-                end = after + len(token)
-                break
-        spans.append((start, end))
+        if message.get("tool_calls") or message.get("reasoning_content") or not content.strip():
+            # the turn is more than its text: all of it, from where it parts from the prompt
+            start = max(lo, len(os.path.commonprefix([head, full])))
+            if exact_hi:
+                end = start + len(full[start:hi].rstrip())
+            else:  # to the end-of-turn token
+                ends = [(at, token) for token in info.end_strings
+                        if (at := full.find(token, start)) >= 0]
+                if not ends:
+                    notes.append(f"Assistant turn {i + 1} has no end in the templated text; "
+                                 "it is not trained.")
+                    continue
+                at, token = min(ends)
+                end = at + len(token)
+        else:
+            start = full.find(content, lo, hi) if content else -1
+            if start < 0 and content.strip():
+                content = content.strip()
+                start = full.find(content, lo, hi)
+            if start < 0:
+                notes.append(f"Assistant turn {i + 1} was not found in the templated text; it "
+                             "is not trained.")
+                continue
+            end = start + len(content)
+            gap = full[end:hi]
+            after = end + len(gap) - len(gap.lstrip(" \n"))  # Llama 2 puts a space before </s>
+            for token in info.end_strings:
+                if full.startswith(token, after):
+                    end = after + len(token)
+                    break
+        (spans if message.get("train", True) else masked).append((start, end))
         cursor = end
-    return full, spans, notes
+    return full, spans, masked, notes
 
 
 def _mark(offsets: list[tuple[int, int]], spans: list[tuple[int, int]]) -> list[bool]:
@@ -190,7 +451,7 @@ def _mark(offsets: list[tuple[int, int]], spans: list[tuple[int, int]]) -> list[
 
 
 def _render(info: _Template, example: Example, max_length: int,
-            assistant_only_loss: bool) -> Rendered:
+            assistant_only_loss: bool, chunking: bool = False) -> Rendered:
     tok = info.tokenizer
     notes: list[str] = []
     if example.messages is None:
@@ -200,9 +461,16 @@ def _render(info: _Template, example: Example, max_length: int,
         spans = [(0, len(text))]
         encode_kwargs: dict[str, Any] = {}
     else:
-        text, spans, notes = _assistant_spans(info, example.messages, example.line)
-        if not assistant_only_loss:
-            spans = [(0, len(text))]
+        messages, extra = _prepare(info, example)
+        text, spans, masked, notes = _assistant_spans(info, messages, example.line, extra)
+        if not assistant_only_loss:  # every token but the turns of weight 0
+            spans, start = [], 0
+            for a, b in masked:
+                if a > start:
+                    spans.append((start, a))
+                start = b
+            if start < len(text):
+                spans.append((start, len(text)))
         encode_kwargs = {"add_special_tokens": False}
     offsets: list[tuple[int, int]] | None = None
     if info.offsets:
@@ -218,7 +486,9 @@ def _render(info: _Template, example: Example, max_length: int,
             last = len(tok(text[:b], **encode_kwargs)["input_ids"])
             flags[first:last] = [True] * (last - first)
     full_tokens = len(ids)
-    ids, flags = ids[:max_length], flags[:max_length]
+    chunked = chunking and example.messages is None and full_tokens > max_length
+    if not chunked:
+        ids, flags = ids[:max_length], flags[:max_length]
     if offsets is not None:
         offsets = offsets[: len(ids)]
         if full_tokens > len(ids):
@@ -236,6 +506,7 @@ def _render(info: _Template, example: Example, max_length: int,
         max_length=max_length,
         eos_trained=_ends_with_eos(ids, flags, token_texts, info.end_ids),
         template_note=info.note if example.messages is not None else None, notes=notes,
+        chunked=chunked,
     )
 
 
@@ -264,38 +535,48 @@ def _ends_with_eos(ids: list[int], flags: list[bool], token_texts: list[str],
 def _as_example(example: Example | Mapping[str, Any]) -> Example:
     if isinstance(example, Example):
         return example
-    return Example(int(example.get("line", 0)), example.get("messages"), example.get("text"))
+    return Example(int(example.get("line", 0)), example.get("messages"), example.get("text"),
+                   example.get("tools"))
 
 
 def render_example(tokenizer: Any, example: Example | Mapping[str, Any], max_length: int,
-                   assistant_only_loss: bool = True) -> Rendered:
-    """Render one example with the tokenizer's chat template and build its loss mask.
+                   assistant_only_loss: bool = True,
+                   options: RenderOptions | None = None) -> Rendered:
+    """Render one example with the chat template and build its loss mask.
 
-    Assistant turns (their content and the end-of-turn token after it) are trained; with
-    ``assistant_only_loss=False`` every token is. Text rows get EOS appended and are trained on
-    every token. Rows longer than ``max_length`` tokens are cut at the end. ``example`` may be an
-    :class:`Example` or a mapping with ``messages`` or ``text``. A chat template that rejects the
-    row raises :class:`DataError`.
+    Assistant turns (their content, tool calls and the end-of-turn token after it) are
+    trained, unless their weight is 0; with ``assistant_only_loss=False`` every token but those
+    of weight-0 turns is. Text rows get EOS appended and are trained on every token. Rows longer
+    than ``max_length`` tokens are cut at the end (text rows with ``options.text_chunking``
+    are kept whole, see :meth:`Rendered.to_training_rows`). ``example`` may be an
+    :class:`Example` or a mapping with ``messages`` or ``text``. A chat template that rejects
+    the row raises :class:`DataError`.
     """
-    return _render(_template_for(tokenizer), _as_example(example), max_length,
-                   assistant_only_loss)
+    options = options or RenderOptions()
+    return _render(_template_for(tokenizer, options), _as_example(example), max_length,
+                   assistant_only_loss, options.text_chunking)
 
 
 def render_examples(tokenizer: Any, examples: Iterable[Example], max_length: int,
-                    assistant_only_loss: bool = True) -> list[Rendered]:
+                    assistant_only_loss: bool = True,
+                    options: RenderOptions | None = None) -> list[Rendered]:
     """:func:`render_example` over many rows, inspecting the tokenizer once."""
-    info = _template_for(tokenizer)
-    return [_render(info, e, max_length, assistant_only_loss) for e in examples]
+    options = options or RenderOptions()
+    info = _template_for(tokenizer, options)
+    return [_render(info, e, max_length, assistant_only_loss, options.text_chunking)
+            for e in examples]
 
 
 def tokenize_for_training(tokenizer: Any, examples: Iterable[Example], max_length: int,
-                          assistant_only_loss: bool = True) -> list[dict[str, list[int]]]:
+                          assistant_only_loss: bool = True,
+                          options: RenderOptions | None = None) -> list[dict[str, list[int]]]:
     """Pre-tokenized rows for ``SFTTrainer``: ``{"input_ids": [...], "labels": [...]}`` each.
 
-    One output row per example, in order. Pass the result as a ``datasets.Dataset``; TRL uses a
-    ``labels`` column as it is, so set its own ``assistant_only_loss`` off. Check
-    :func:`rendering_problems` first: rows with no trained token are dropped by TRL.
+    One output row per example, in order (or one per chunk with ``options.text_chunking``).
+    Pass the result as a ``datasets.Dataset``; TRL uses a ``labels`` column as it is, so set
+    its own ``assistant_only_loss`` off. Check :func:`rendering_problems` first: rows with no
+    trained token are dropped by TRL.
     """
-    return [r.to_training_row()
-            for r in render_examples(tokenizer, examples, max_length, assistant_only_loss)]
-
+    return [row for r in render_examples(tokenizer, examples, max_length, assistant_only_loss,
+                                         options)
+            for row in r.to_training_rows()]

@@ -8,6 +8,7 @@ reference. Nothing here imports torch.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import replace
 from pathlib import Path
 
 from core.review.records import PromptItem, ReviewError
@@ -40,7 +41,7 @@ def load_prompts(source: str, limit: int | None = None) -> tuple[list[PromptItem
     Returns the prompts and a description of where they came from. Raises ``DataError`` or
     :class:`ReviewError` with the fix.
     """
-    from core.data import load_examples, split_examples
+    from core.data import load_data, load_examples, split_examples
 
     if source.startswith("val:"):
         from core.config import RunConfig
@@ -48,11 +49,11 @@ def load_prompts(source: str, limit: int | None = None) -> tuple[list[PromptItem
 
         run_dir = Path(source.removeprefix("val:")).expanduser()
         config = RunConfig.load(run_dir / CONFIG_FILE)
-        loaded = load_examples(config.data.path, format=config.data.format,
-                               on_bad_rows="drop")
+        # the rows training read (one source or the mix), split as training split them
+        loaded = load_data(replace(config.data, on_bad_rows="drop"), config.optim.seed)
         _, examples = split_examples(loaded.examples, config.data.validation_fraction,
                                      config.optim.seed)
-        described = f"validation split of {run_dir.name} ({config.data.path})"
+        described = f"validation split of {run_dir.name} ({loaded.name})"
         if not examples:
             raise ReviewError(f"Run {run_dir.name} has no validation split "
                               "(data.validation_fraction is 0). Fix: choose a prompts file.")

@@ -220,13 +220,35 @@ DATA_CASES = [
     Bad("system-only row", "system.jsonl",
         jsonl({"messages": [{"role": "system", "content": "You are helpful."}]}, GOOD[0]),
         ("system-only row",), rows=(1, 1), bad_lines=(1,)),
-    Bad("unknown and tool roles", "roles.jsonl",
+    Bad("unknown role, tool result without a call", "roles.jsonl",
         jsonl(GOOD[0], {"messages": [{"role": "wizard", "content": "Abracadabra"},
                                      {"role": "assistant", "content": "Nothing."}]},
               {"messages": [{"role": "user", "content": "Weather?"},
                             {"role": "tool", "content": "{}"},
                             {"role": "assistant", "content": "Sunny."}]}),
-        ("unknown role 'wizard'", "Tool turns are not supported"), rows=(1, 2), bad_lines=(2, 3)),
+        ("unknown role 'wizard'", "a tool result must follow the assistant's tool call"),
+        rows=(1, 2), bad_lines=(2, 3)),
+    Bad("tool call without its result, bad call arguments", "calls.jsonl",
+        jsonl(GOOD[0], {"messages": [{"role": "user", "content": "Weather?"},
+                                     {"role": "assistant", "tool_calls": [{"function": {
+                                         "name": "weather", "arguments": "{}"}}]},
+                                     {"role": "user", "content": "Well?"},
+                                     {"role": "assistant", "content": "Sunny."}]},
+              {"messages": [{"role": "user", "content": "Weather?"},
+                            {"role": "assistant", "tool_calls": [{"function": {
+                                "name": "weather", "arguments": "{city: Oslo"}}]},
+                            {"role": "tool", "content": "{}"},
+                            {"role": "assistant", "content": "Sunny."}]}),
+        ("a tool call must be followed by its result",
+         "the arguments of tool call 'weather' are not valid JSON"),
+        rows=(1, 2), bad_lines=(2, 3)),
+    Bad("image content parts", "images.jsonl",
+        jsonl(GOOD[0], {"messages": [
+            {"role": "user", "content": [{"type": "image_url", "image_url": {"url": "a.png"}},
+                                         {"type": "text", "text": "What is this?"}]},
+            {"role": "assistant", "content": "A cat."}]}),
+        ("non-text content (image_url): tunetop fine-tunes text models",),
+        rows=(1, 1), bad_lines=(2,)),
     Bad("empty assistant turn", "empty-answer.jsonl", jsonl(GOOD[0], chat("Hi", "  "), GOOD[1]),
         ("messages[1].content", "empty content"), rows=(2, 1), bad_lines=(2,)),
     Bad("assistant turn not a string", "typed.jsonl",
@@ -431,6 +453,37 @@ CONFIG_CASES = [
               ("lora: must be a mapping, got int", "Indent")),
     BadConfig("unknown method and scheduler", "method: dpo\noptim:\n  lr_scheduler_type: exp\n",
               ("method: 'dpo' is not a method", "lora, qlora, full", "optim.lr_scheduler_type")),
+    # issue 15: every problem at once, and values that used to fail late or not at all
+    BadConfig("rank -1 beside two other mistakes", "lora:\n  r: -1\n  alpah: 32\noptim:\n"
+              "  learning_rate: fast\n",
+              ("3 problem(s)", "lora.alpah: unknown key", "optim.learning_rate: expected number",
+               "lora.r: rank -1 must be at least 1")),
+    BadConfig("duplicate keys", "method: lora\nlora:\n  r: 8\nmethod: full\n",
+              ("method: is set twice, on line 1 (lora) and line 4 (full)", "Delete the line")),
+    BadConfig("run_name escaping the workspace", "run_name: ../../escaped-run\n",
+              ("run_name: '../../escaped-run' is a path, not one folder name", "outside the workspace",
+               "Give one folder name")),
+    BadConfig("absolute run_name", "run_name: /tmp/tunetop-escaped-run\n",
+              ("run_name: '/tmp/tunetop-escaped-run' is an absolute path", "Give one folder name")),
+    BadConfig("infinite epochs", "optim:\n  num_train_epochs: .inf\n",
+              ("optim.num_train_epochs: inf is not a finite number", "e.g. 3.0")),
+    BadConfig("NaN weight decay and gradient norm", "optim:\n  weight_decay: .nan\n"
+              "  max_grad_norm: .nan\n",
+              ("optim.weight_decay: nan is not a finite number", "optim.max_grad_norm: nan")),
+    BadConfig("negative seed", "optim:\n  seed: -1\n",
+              ("optim.seed: -1 is out of range", "Use 42")),
+    BadConfig("unknown attention implementation", "model:\n  attn_implementation: flash2\n",
+              ("model.attn_implementation: 'flash2' is not an attention implementation",
+               "sdpa, eager, flash_attention_2")),
+    BadConfig("rank 10**29", "lora:\n  r: " + "1" + "0" * 29 + "\n",
+              ("lora.r: 1" + "0" * 29 + " is far too large", "below 2,147,483,647")),
+    BadConfig("YAML alias bomb in target_modules",
+              "a: &a [q,q,q,q,q,q,q,q,q]\nb: &b [*a,*a,*a,*a,*a,*a,*a,*a,*a]\n"
+              "c: &c [*b,*b,*b,*b,*b,*b,*b,*b,*b]\nd: &d [*c,*c,*c,*c,*c,*c,*c,*c,*c]\n"
+              "e: &e [*d,*d,*d,*d,*d,*d,*d,*d,*d]\nf: &f [*e,*e,*e,*e,*e,*e,*e,*e,*e]\n"
+              "g: &g [*f,*f,*f,*f,*f,*f,*f,*f,*f]\nh: &h [*g,*g,*g,*g,*g,*g,*g,*g,*g]\n"
+              "lora:\n  target_modules: [*h,*h,*h,*h,*h,*h,*h,*h,*h]\n",
+              ("lora.target_modules: expected list of names, got [[[...]", "a: unknown key")),
 ]
 
 
@@ -456,6 +509,9 @@ def test_bad_config(tmp_path, capsys, case: BadConfig):
         for text in case.expect:
             assert text in err, (command, err)
         assert not workspace.exists()  # refused before any run directory was made
+        assert len(err) < 5000, "a message quotes a bounded share of any value"
+    assert not (tmp_path.parent / "escaped-run").exists()
+    assert not Path("/tmp/tunetop-escaped-run").exists()
 
 
 def test_missing_config_file(tmp_path, capsys):

@@ -76,6 +76,10 @@ def test_train_detach_prints_the_run_and_returns_at_once(tmp_path, capsys):
     from tui.cli import main
 
     cfg = RunConfig(run_name="background")
+    # A directory that passes the launcher's cheap checks (it has a config.json) and fails
+    # in the worker, which loads it.
+    (tmp_path / "no-such-model").mkdir()
+    (tmp_path / "no-such-model" / "config.json").write_text("{}")
     cfg.model.name_or_path = str(tmp_path / "no-such-model")
     cfg.save(tmp_path / "bg.yaml")
     assert main(["train", str(tmp_path / "bg.yaml"), "--detach", "--workspace", str(tmp_path / "runs")]) == 0
@@ -84,3 +88,109 @@ def test_train_detach_prints_the_run_and_returns_at_once(tmp_path, capsys):
     assert "detached, one process" in err and f"tunetop attach {run_dir}" in err
     final = list(follow_run(run_dir, poll_interval=0.1))[-1]
     assert isinstance(final, RunFailed) and "no-such-model" in final.reason
+
+
+def test_version_env_and_completion(tmp_path):
+    import shutil
+
+    from core.envinfo import tunetop_version
+
+    version = tunetop("--version")
+    assert version.returncode == 0 and version.stdout.strip() == f"tunetop {tunetop_version()}"
+    env = tunetop("env")
+    assert env.returncode == 0, env.stderr
+    names = [line.split()[0] for line in env.stdout.splitlines()]
+    for name in ("tunetop", "python", "torch", "transformers", "trl", "peft", "bitsandbytes", "cuda", "gpu"):
+        assert name in names, env.stdout
+    script = tunetop("completion", "bash")
+    assert script.returncode == 0 and "_shtab_tunetop" in script.stdout
+    if shutil.which("bash"):
+        (tmp_path / "tunetop.bash").write_text(script.stdout)
+        done = subprocess.run(
+            ["bash", "-c", f"source {tmp_path / 'tunetop.bash'}; COMP_WORDS=(tunetop export --ou); "
+                           "COMP_CWORD=2; _shtab_tunetop; echo ${COMPREPLY[@]}"],
+            capture_output=True, text=True, check=True)
+        assert done.stdout.split() == ["--outtype", "--out"]
+
+
+def test_export_options_that_do_not_go_together_exit_2(tmp_path):
+    for argv, expected in ((["--outtype", "q8_0"], "add --gguf"),
+                           (["--private"], "add --push-to-hub"),
+                           (["--gguf", "--push-to-hub", "me/x"], "go separately"),
+                           (["--dtype", "bf16"], "add --merge")):
+        result = tunetop("export", tmp_path, *argv)
+        assert result.returncode == 2 and expected in result.stderr, (argv, result.stderr)
+
+
+def test_train_puts_the_run_in_output_dir_unless_workspace_overrides_it(tmp_path, capsys,
+                                                                         keep_signal_handlers,
+                                                                         bundled_dir):
+    """The run directory goes where the config's output_dir says, or where --workspace says;
+    its saved config.yaml records the one used. (A model directory without weights ends the
+    run right after the directory is made, which happens once the data and tokenizer were
+    read.)"""
+    import shutil
+
+    from core.config import RunConfig
+    from tui.cli import main
+
+    cfg = RunConfig(output_dir=str(tmp_path / "from-config"))
+    shutil.copytree(bundled_dir, tmp_path / "no-weights",
+                    ignore=shutil.ignore_patterns("*.safetensors"))
+    cfg.model.name_or_path = str(tmp_path / "no-weights")
+    cfg.save(tmp_path / "run.yaml")
+    assert main(["train", str(tmp_path / "run.yaml")]) == 1
+    (run_dir,) = (tmp_path / "from-config").iterdir()
+    assert RunConfig.load(run_dir / "config.yaml").output_dir == str(tmp_path / "from-config")
+    assert main(["train", str(tmp_path / "run.yaml"), "--workspace", str(tmp_path / "flag")]) == 1
+    assert main(["--workspace", str(tmp_path / "top"), "train", str(tmp_path / "run.yaml")]) == 1
+    for where in ("flag", "top"):
+        (run_dir,) = (tmp_path / where).iterdir()
+        assert RunConfig.load(run_dir / "config.yaml").output_dir == str(tmp_path / where)
+    assert len(list((tmp_path / "from-config").iterdir())) == 1
+    assert "no-weights" in capsys.readouterr().err
+
+
+def test_the_app_opens_on_the_configs_output_dir(tmp_path, monkeypatch):
+    import tui.cli.app
+    from core.config import RunConfig
+    from tui.cli import main
+
+    opened = []
+    monkeypatch.setattr(tui.cli.app, "run_app", lambda app: opened.append(app) or 0)
+    RunConfig(output_dir=str(tmp_path / "ws")).save(tmp_path / "run.yaml")
+    assert main(["--config", str(tmp_path / "run.yaml")]) == 0
+    assert main(["--config", str(tmp_path / "run.yaml"), "--workspace", str(tmp_path / "other")]) == 0
+    assert main([]) == 0
+    assert [str(app.workspace) for app in opened] == [str(tmp_path / "ws"), str(tmp_path / "other"),
+                                                      "runs"]
+
+
+def test_train_prints_warnings_and_goes_on(tmp_path, capsys, keep_signal_handlers):
+    from core.config import RunConfig
+    from tui.cli import main
+
+    cfg = RunConfig(output_dir=str(tmp_path / "ws"))
+    cfg.optim.learning_rate = 0.05
+    cfg.data.path = str(tmp_path / "missing.jsonl")
+    cfg.save(tmp_path / "run.yaml")
+    assert main(["train", str(tmp_path / "run.yaml")]) == 1  # the missing data, not the warning
+    err = capsys.readouterr().err
+    assert "tunetop train: warning: optim.learning_rate: 0.05 is far above the usual range" in err
+    assert "missing.jsonl" in err
+
+
+def test_inspect_refuses_a_token_budget_below_16(tmp_path, capsys):
+    import pytest
+
+    from tui.cli import main
+
+    for value, words in (("-1000", "-1000 tokens per row is too few"),
+                         ("0", "0 tokens per row is too few"), ("lots", "'lots' is not a whole number"),
+                         ("1" + "0" * 20, "10000000000000000000... tokens per row is far too many")):
+        with pytest.raises(SystemExit) as exit_:
+            main(["inspect", "sample:support-tickets", "--max-length", value])
+        assert exit_.value.code == 2
+        err = capsys.readouterr().err
+        assert "argument --max-length: " + words in err, err
+        assert "e.g. --max-length " in err

@@ -106,3 +106,31 @@ def test_missing_model_exits_2(tmp_path, data_file, capsys):
 def test_missing_file_exits_2(tmp_path, capsys):
     assert estimate_main(str(tmp_path / "absent.yaml")) == EXIT_BAD_CONFIG
     assert "does not exist" in capsys.readouterr().err
+
+
+def test_an_absurd_rank_will_not_fit_with_numbers_and_a_fix(tmp_path, model_dir, data_file,
+                                                               memory_of, capsys):
+    memory_of(80)
+    path = write_config(tmp_path, model_dir, data_file, **{"lora.r": 100_000_000})
+    assert estimate_main(path, longest_tokens=64) == EXIT_WONT_FIT
+    out = capsys.readouterr().out
+    assert "Trainable parameters" in out and "Verdict: WILL NOT FIT" in out
+    assert "lora.r 100000000 -> 64" in out and "(fits)" in out
+
+
+def test_a_rank_beyond_any_integer_type_is_a_config_error(tmp_path, capsys):
+    path = tmp_path / "run.yaml"
+    path.write_text("lora:\n  r: " + "1" + "0" * 29 + "\n")
+    assert estimate_main(str(path)) == EXIT_BAD_CONFIG
+    err = capsys.readouterr().err
+    assert "lora.r: 1" + "0" * 29 + " is far too large" in err and "Traceback" not in err
+
+
+def test_warnings_are_printed_and_the_estimate_goes_on(tmp_path, model_dir, data_file, memory_of,
+                                                       capsys):
+    memory_of(80)
+    path = write_config(tmp_path, model_dir, data_file, **{"optim.learning_rate": 0.05})
+    assert estimate_main(path) == EXIT_FITS
+    out, err = capsys.readouterr()
+    assert "Verdict: FITS" in out
+    assert "tunetop estimate: warning: optim.learning_rate: 0.05 is far above the usual range" in err

@@ -74,3 +74,47 @@ def test_every_event_reads_as_one_plain_sentence():
     }
     for event, line in lines.items():
         assert describe_event(event) == line
+
+
+DAMAGED_LINES = [
+    '{"type": "step_logged", "step": "4", "total_steps": 10, "epoch": 0.4, "loss": 1.0, '
+    '"learning_rate": 1e-4, "grad_norm": 1.0, "tokens_per_second": 1.0, '
+    '"samples_per_second": 1.0, "elapsed_seconds": 1.0, "eta_seconds": 1.0}',   # a string step
+    '{"type": "step_logged", "step": 4, "total_steps": 10, "epoch": 0.4, "loss": null, '
+    '"learning_rate": 1e-4, "grad_norm": 1.0, "tokens_per_second": 1.0, '
+    '"samples_per_second": 1.0, "elapsed_seconds": 1.0, "eta_seconds": 1.0}',   # a null loss
+    '{"type": "eval_logged", "step": 5, "eval_loss": 1.0, "best_eval_loss": 1.0, "is_best": 1}',
+    '{"type": "run_failed", "step": 6, "phase": ["train"], "reason": "x"}',     # a list phase
+    '{"type": "step_logged"}',                                                   # fields missing
+    '{"type": "no_such_event"}',
+    '[1, 2, 3]',
+    '{"type": ["step_logged"]}',
+    'not json at all',
+]
+"""One line each that parses as JSON (or not) but is no valid event."""
+
+
+def test_lines_with_wrong_types_are_skipped_and_counted(tmp_path):
+    from core.events import read_event_chunk
+
+    good = EvalLogged(step=5, eval_loss=1.0, best_eval_loss=1.0, is_best=True)
+    path = tmp_path / "events.jsonl"
+    lines = [good.to_json().encode(), *(line.encode() for line in DAMAGED_LINES),
+             b"\xff\xfe not UTF-8", good.to_json().encode()]
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    chunk = read_event_chunk(str(path))
+    assert [type(e) for e in chunk.events] == [EvalLogged, EvalLogged]
+    assert chunk.damaged == len(DAMAGED_LINES) + 1 and chunk.offset == path.stat().st_size
+    for event in chunk.events:
+        describe_event(event)  # every event read back can be shown
+
+
+def test_an_int_fits_a_float_field_but_a_bool_fits_only_a_bool():
+    back = event_from_dict({"type": "eval_logged", "step": 5, "eval_loss": 2, "best_eval_loss": 2,
+                            "is_best": False})
+    assert back.eval_loss == 2
+    import pytest
+
+    with pytest.raises(TypeError):
+        event_from_dict({"type": "eval_logged", "step": True, "eval_loss": 2.0,
+                         "best_eval_loss": 2.0, "is_best": False})

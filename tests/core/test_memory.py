@@ -70,6 +70,45 @@ def test_lora_count_matches_a_real_peft_model(tied, targets):
     assert 0 < counted.share < 1
 
 
+@pytest.mark.parametrize("model, targets", [
+    ("llama", ["embed_tokens", "lm_head", "q_proj"]),  # embeddings and the head, untied
+    ("gpt2", ["c_attn", "c_proj"]),                   # GPT-2's Conv1D layers
+])
+def test_lora_count_of_embeddings_head_and_conv1d_matches_peft(model, targets):
+    from transformers import GPT2Config
+
+    cfg = tiny_config(tied=False) if model == "llama" else GPT2Config(
+        vocab_size=320, n_embd=64, n_layer=2, n_head=4, n_positions=128)
+    real = get_peft_model(AutoModelForCausalLM.from_config(cfg),
+                          LoraConfig(r=4, lora_alpha=8, target_modules=targets, task_type="CAUSAL_LM"))
+    trainable = sum(p.numel() for p in real.parameters() if p.requires_grad)
+    total = sum(p.numel() for p in real.parameters())
+    assert memory.count_parameters(cfg, run_config(r=4, target_modules=targets)) == \
+        memory.ParamCount(trainable, total)
+
+
+def test_an_absurd_rank_is_counted_without_building_layers(monkeypatch):
+    """``lora.r: 100000000`` (or 10**29) used to build real LoRA layers of that rank."""
+    import peft
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("count_parameters built a PEFT model")
+
+    monkeypatch.setattr(peft, "get_peft_model", refuse)
+    cfg = smollm2_config()
+    small = memory.count_parameters(cfg, run_config(r=8))
+    for rank in (100_000_000, 10**29):
+        count = memory.count_parameters(cfg, run_config(r=rank))
+        assert count.trainable == small.trainable // 8 * rank
+        assert count.total == small.total - small.trainable + count.trainable
+    est = memory.estimate_memory(cfg, run_config(r=100_000_000), 512, "cuda", gpu(80))
+    assert est.verdict == "will not fit"
+    assert est.suggestions[0].text == "lora.r 100000000 -> 64" and est.suggestions[0].verdict == "fits"
+    text = memory.format_estimate(est)
+    assert f"Trainable parameters {memory.format_count(est.params.trainable)} of" in text
+    assert "Verdict: WILL NOT FIT" in text and "lora.r 100000000 -> 64" in text
+
+
 def test_full_and_qlora_counts():
     cfg = tiny_config(tied=False)
     real_total = sum(p.numel() for p in AutoModelForCausalLM.from_config(cfg).parameters())

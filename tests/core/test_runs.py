@@ -150,6 +150,50 @@ def test_resume_config_points_at_the_run(tmp_path):
     assert f"tunetop train --from {done}" in refused.value.fix
 
 
+# --- damaged runs ---------------------------------------------------------------------------
+
+
+BAD_STEP = ('{"type": "step_logged", "step": "4", "total_steps": 100, "epoch": 0.4, "loss": null, '
+            '"learning_rate": 1e-4, "grad_norm": 1.0, "tokens_per_second": 1.0, '
+            '"samples_per_second": 1.0, "elapsed_seconds": 1.0, "eta_seconds": 1.0}')
+"""A step line with a string step and a null loss (written by hand, or by another tool)."""
+
+
+def test_a_damaged_run_never_hides_the_healthy_ones(tmp_path):
+    ws = tmp_path / "runs"
+    write_run(ws, "healthy", training_series(end="finished"))
+    damaged = write_run(ws, "bad-lines", training_series(end="stopped"), checkpoint=100)
+    with open(damaged / "events.jsonl", "a") as f:
+        f.write(BAD_STEP + "\n" + BAD_STEP.replace('"4"', "4") + "\n")
+    unreadable = ws / "unreadable"
+    (unreadable / "events.jsonl").mkdir(parents=True)  # a directory where the file should be
+    index = RunIndex(ws)
+    runs = {run.name: run for run in index.refresh()}
+    assert set(runs) == {"healthy", "bad-lines", "unreadable"}
+    assert runs["healthy"].status == "finished" and runs["healthy"].damaged_lines == 0
+    bad = runs["bad-lines"]
+    assert bad.status == "stopped" and bad.step == 100 and bad.resumable
+    assert bad.damaged_lines == 2 and bad.detail.endswith("; 2 damaged event lines skipped")
+    assert runs["unreadable"].status == "damaged"
+    assert "IsADirectoryError" in runs["unreadable"].detail
+    with open(damaged / "events.jsonl", "a") as f:  # the count carries across refreshes
+        f.write(BAD_STEP + "\n")
+    again = {run.name: run for run in index.refresh()}
+    assert again["bad-lines"].damaged_lines == 3
+
+
+def test_follow_run_says_how_many_lines_it_skipped(tmp_path):
+    from core.events import MessageLogged
+
+    run_dir = write_run(tmp_path / "runs", "bad-lines", training_series(total=20, end="none")[:3])
+    with open(run_dir / "events.jsonl", "a") as f:
+        f.write(BAD_STEP + "\n" + "{not json\n" + training_series(total=20)[-1].to_json() + "\n")
+    got = list(follow_run(run_dir, poll_interval=0.01))
+    warnings = [e for e in got if isinstance(e, MessageLogged) and e.level == "warning"]
+    assert [w.message.split(" skipped")[0] for w in warnings] == ["2 damaged event lines"]
+    assert type(got[-1]).__name__ == "RunFinished"
+
+
 # --- following ------------------------------------------------------------------------------
 
 

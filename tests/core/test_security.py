@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 from helpers import tiny_run_config
@@ -98,3 +99,29 @@ def test_planted_tokens_stay_out_of_a_detached_run_and_its_arguments(tmp_path, m
         assert secret.encode() not in cmdline
         for path in files:
             assert secret.encode() not in path.read_bytes(), f"{secret} found in {path}"
+
+
+@pytest.mark.parametrize("name", ["../../escaped-run", "../escaped-run", "/tmp/tunetop-escaped-run",
+                                  "nested/run"])
+def test_a_run_name_cannot_put_the_run_outside_the_workspace(tmp_path, monkeypatch, name):
+    """Every way into a run directory refuses a run_name that is not one folder name."""
+    from core.detach import launch_detached
+    from core.engine import Engine
+    from core.events import RunFailed
+
+    monkeypatch.chdir(tmp_path)
+    workspace = tmp_path / "a" / "b" / "ws"
+    cfg = RunConfig(run_name=name)
+    events = []
+    Engine(cfg, events.append, workspace=workspace).run()
+    assert isinstance(events[-1], RunFailed) and "run_name" in events[-1].reason
+    with pytest.raises(ConfigError, match="run_name: .* not one folder name"):
+        launch_detached(cfg, workspace)
+    path = tmp_path / "run.yaml"
+    cfg.save(path)
+    from tui.cli import main
+
+    assert main(["train", str(path), "--workspace", str(workspace)]) == 2
+    made = {p.relative_to(tmp_path) for p in tmp_path.rglob("*")} - {Path("run.yaml")}
+    assert made == set(), f"directories made: {made}"
+    assert not Path("/tmp/tunetop-escaped-run").exists()

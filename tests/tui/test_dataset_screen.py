@@ -438,16 +438,18 @@ async def test_command_palette_offers_what_fits(tmp_path, tokenizer):
         screen = await settle(pilot)
         provider = TunetopCommands(screen)
         titles = [hit.text async for hit in provider.discover()]
-        assert "Dataset: show only rows with problems" in titles
-        assert "Dataset: show all rows" not in titles  # nothing is filtered
-        assert "Go to: Training screen" in titles and "Go to: Dataset screen" not in titles
+        assert "Data: Problems only (again: all rows)" in titles
+        assert "Data: Open another dataset file" in titles
+        assert not any(title.startswith("Data: All rows") for title in titles)  # no filter
+        assert "Go to Train" in titles and "Go to Data" not in titles
+        assert not any("Back" in title for title in titles)
         await pilot.press("ctrl+p")
         await pilot.pause(0.2)
-        await pilot.press(*"only dupl")
+        await pilot.press(*"duplicates only")
         await pilot.pause(0.5)
         await pilot.press("enter")
         await pilot.pause(0.2)
         assert screen.filter_mode == "duplicates"
         titles = [hit.text async for hit in provider.discover()]
-        assert "Dataset: show all rows" in titles
-        assert "Dataset: show only duplicates" not in titles
+        assert "Data: All rows (no filter, no search)" in titles
+        assert not any(title.startswith("Data: Duplicates") for title in titles)

@@ -84,11 +84,11 @@ async def until(pilot, predicate, timeout: float = 5.0) -> None:
 
 
 async def type_into(pilot, screen: HyperparamsScreen, path: str, text: str) -> None:
-    """Focus a field's input, clear it and type ``text`` with the keyboard."""
-    control = screen.query_one(f"#{SPECS[path].widget_id}")
-    control.focus()
-    await pilot.pause()
-    await pilot.press("end", *["backspace"] * 40, *list(text))
+    """Highlight a field, edit it (Enter selects its text), type ``text`` over it, Enter."""
+    form = screen.query_one(ConfigForm)
+    form.stop_editing()
+    form.highlight(path)
+    await pilot.press("enter", *list(text), "enter")
 
 
 def test_form_covers_every_config_field():
@@ -257,14 +257,15 @@ async def test_no_gpu_says_it_compares_with_system_memory(make):
         assert "NVIDIA" in svg and "WILL" in svg
 
 
-async def test_small_terminal_scrolls_to_the_focused_field(make):
+async def test_small_terminal_scrolls_to_the_highlighted_field(make):
     app = make()
     async with app.run_test(size=(80, 24)) as pilot:
         screen = await open_screen(app, pilot)
         form = screen.query_one(ConfigForm)
-        control = screen.query_one(f"#{SPECS['eval.save_total_limit'].widget_id}")
-        control.focus()
-        # Scrolling to the focused widget lands after a refresh; give a loaded machine time.
+        await pilot.press("end", "enter")  # the last field, edited
+        control = screen.query_one(f"#{SPECS[GROUPS[-1][1][-1]].widget_id}")
+        assert control.has_focus
+        # Scrolling to the field lands after a refresh; give a loaded machine time.
         await until(pilot, lambda: form.scroll_y > 0 and form.region.contains_region(control.region))
         assert control.region.height > 0
 
@@ -285,3 +286,21 @@ async def test_effective_batch_counts_the_processes(make):
         shown = console.export_text()
         rows = {line.split("  ")[0].strip(): line.split()[-1] for line in shown.splitlines() if "  " in line}
         assert rows["Effective batch"] == str(micro * 2 * 4) and rows["processes"] == "4", shown
+
+
+async def test_a_warning_is_shown_but_does_not_stop_the_start(make):
+    """A learning rate far above the usual range is a warning: listed, and the run starts."""
+    app = make()
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = await open_screen(app, pilot)
+        await type_into(pilot, screen, "optim.learning_rate", "0.05")
+        await settle(app, pilot)
+        (problem,) = screen.problems()
+        assert problem.field == "optim.learning_rate" and problem.severity == "warning"
+        summary = str(screen.query_one("#problems").render())
+        assert summary.startswith("⚠ warning: optim.learning_rate: 0.05 is far above the usual range")
+        await pilot.press("ctrl+t")
+        await pilot.pause(0.3)
+        await app.workers.wait_for_complete()
+        assert app.current_mode == "training"
+        assert len(app.started) == 1 and app.started[0].optim.learning_rate == pytest.approx(0.05)

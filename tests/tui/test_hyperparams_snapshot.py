@@ -21,6 +21,7 @@ from core.machine import GIB  # noqa: E402
 from core.memory import AvailableMemory  # noqa: E402
 from tui.app import AppServices, make_app  # noqa: E402
 from tui.screens.hyperparams import EstimateServices  # noqa: E402
+from tui.widgets.config_form import ConfigForm  # noqa: E402
 
 SMOLLM2 = LlamaConfig(vocab_size=49152, hidden_size=576, intermediate_size=1536,
                       num_hidden_layers=30, num_attention_heads=9, num_key_value_heads=3,
@@ -46,14 +47,14 @@ async def demo_before(pilot) -> None:
     """Open the screen, pick the full fine-tune preset, then 32 rows of 2048 tokens."""
     app = pilot.app
     await pilot.press("2", "f4")
-    for field, text in (("#field-data-max-length", "2048"),
-                        ("#field-optim-per-device-train-batch-size", "32")):
-        app.screen.query_one(field).focus()
-        await pilot.press("end", *["backspace"] * 4, *text)
+    form = app.screen.query_one(ConfigForm)
+    for path, text in (("data.max_length", "2048"), ("optim.per_device_train_batch_size", "32")):
+        form.highlight(path)
+        await pilot.press("enter", *text, "enter")
+    form.highlight("method")
     await pilot.pause(0.6)
     await app.workers.wait_for_complete()
     await pilot.pause(0.2)
-    app.screen.query_one("#field-method").focus()  # a drop-down: no blinking text cursor
     app.clear_notifications()
     await pilot.pause(0.2)
 
@@ -61,6 +62,12 @@ async def demo_before(pilot) -> None:
 def test_hyperparams_snapshot(snap_compare):
     """Full fine-tune, 32 x 2048 tokens on 8 GB: the verdict and three fixes that fit."""
     assert snap_compare(demo_app(), terminal_size=(120, 40), run_before=demo_before)
+
+
+def test_hyperparams_snapshot_at_80x24(snap_compare):
+    """The same at 80x24: the highlighted field with its help, figures whole, the footer with
+    ``? Keys``."""
+    assert snap_compare(demo_app(), terminal_size=(80, 24), run_before=demo_before)
 
 
 async def _write_screenshot(out: Path) -> None:

@@ -196,3 +196,27 @@ async def test_resume_key_refuses_a_run_another_process_trains(app_factory, tmp_
             assert "being trained right now by process 4242" in refusal and "tunetop attach" in refusal
     finally:
         lock.release()
+
+
+async def test_a_damaged_run_is_listed_beside_the_healthy_ones(app_factory, tmp_path):
+    """One run with wrongly typed event lines and one that cannot be read at all: the list
+    still shows every run, the damaged ones say so."""
+    ws = tmp_path / "runs"
+    write_run(ws, "a-finished", training_series(end="finished"))
+    bad = write_run(ws, "b-bad-lines", training_series(end="stopped"))
+    with open(bad / "events.jsonl", "a") as f:
+        f.write('{"type": "step_logged", "step": "4", "loss": null}\n')
+    (ws / "c-unreadable" / "events.jsonl").mkdir(parents=True)
+    app = app_factory(workspace=ws)
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = await open_runs(pilot)
+        await wait_for(pilot, lambda: len(screen.runs) == 3)
+        statuses = {run.name: run.status for run in screen.runs}
+        assert statuses == {"a-finished": "finished", "b-bad-lines": "stopped",
+                            "c-unreadable": "damaged"}
+        table = screen.query_one(DataTable)
+        assert str(table.get_row(str(ws / "c-unreadable"))[1]) == "damaged"
+        table.move_cursor(row=[run.name for run in screen.runs].index("b-bad-lines"))
+        await pilot.pause()
+        detail = str(screen.query_one("#runs-detail").render())
+        assert "1 damaged event line skipped" in detail

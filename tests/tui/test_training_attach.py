@@ -181,3 +181,42 @@ async def test_quitting_while_following_leaves_no_follower_and_the_run_goes_on(t
     assert pid_alive(pid), "the detached run keeps training after the app quit"
     request_stop(run_dir)
     assert type(list(follow_run(run_dir, poll_interval=0.05))[-1]).__name__ == "RunStopped"
+
+
+async def test_attach_skips_damaged_lines_and_says_so(tmp_path):
+    """A line with a string step or a null loss used to kill `tunetop attach`."""
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    run_dir = detached_dir(tmp_path, "damaged", pid=gone.pid)
+    events = training_series(total=20, run_dir=str(run_dir))
+    with open(run_dir / "events.jsonl", "w") as f:
+        for n, event in enumerate(events):
+            f.write(event.to_json() + "\n")
+            if n == 2:
+                f.write('{"type": "step_logged", "step": "4", "total_steps": 20, "epoch": 0.1, '
+                        '"loss": null, "learning_rate": 0.001, "grad_norm": 1.0, '
+                        '"tokens_per_second": 1.0, "samples_per_second": 1.0, '
+                        '"elapsed_seconds": 1.0, "eta_seconds": 1.0}\n')
+    app = make_attach_app(run_dir, services=services())
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = app.screen
+        await wait_for(pilot, lambda: screen.run_state == "finished")
+        assert screen.progress.step == 20
+        shown = " ".join(strip.text for strip in screen.query_one("#log").lines)
+        assert "1 damaged event line skipped" in shown
+        await app.workers.wait_for_complete()
+
+
+def test_attach_to_a_workspace_names_its_newest_run(tmp_path, capsys):
+    ws = tmp_path / "runs"
+    old = detached_dir(tmp_path, "old")
+    new = detached_dir(tmp_path, "new")
+    for run_dir, t in ((old, 1000.0), (new, 2000.0)):
+        (run_dir / "events.jsonl").write_text(run_started(str(run_dir), t=t).to_json() + "\n")
+    assert attach_main(str(ws)) == 2
+    err = capsys.readouterr().err
+    assert f"{ws} is a workspace; follow its newest run with `tunetop attach {new}`" in err
+    loop = tmp_path / "loop"
+    loop.symlink_to(loop)
+    assert attach_main(str(loop)) == 2
+    assert "symbolic link that loops back on itself" in capsys.readouterr().err

@@ -14,6 +14,7 @@ import pkgutil
 import sys
 
 from core.config import ConfigError
+from core.envinfo import tunetop_version
 from tui.cli.subcommand import SUBCOMMANDS, Subcommand
 
 
@@ -32,6 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="tunetop",
         description="Fine-tune LLMs with LoRA, QLoRA or full SFT from the terminal.",
     )
+    parser.add_argument("--version", action="version", version=f"tunetop {tunetop_version()}")
     if "" in commands:
         commands[""]().add_arguments(parser)
     sub = parser.add_subparsers(dest="command")

@@ -29,12 +29,12 @@ def run_app(app: Any) -> int:
     return app.return_code or 0
 
 
-def app_main(config_path: str | None, dataset: str | None, workspace: str) -> int:
-    """Open the TUI."""
+def app_main(config_path: str | None, dataset: str | None, workspace: str | None) -> int:
+    """Open the TUI; the runs go under ``workspace``, or the config's ``output_dir``."""
     from tui.app import make_app
 
     config = RunConfig.load(config_path) if config_path else RunConfig()
-    return run_app(make_app(config=config, dataset=dataset, workspace=workspace))
+    return run_app(make_app(config=config, dataset=dataset, workspace=workspace or config.output_dir))
 
 
 class OpenApp(Subcommand):
@@ -46,7 +46,8 @@ class OpenApp(Subcommand):
         """Options of plain ``tunetop`` (``--workspace`` is also ``tunetop train``'s)."""
         parser.add_argument("--config", help="YAML run config to open the app with.")
         parser.add_argument("--dataset", help="Dataset file to open (overrides the config's data.path).")
-        parser.add_argument("--workspace", default="runs", help="Directory holding the runs (default: runs).")
+        parser.add_argument("--workspace", default=None,
+                            help="Directory holding the runs (default: the config's output_dir, runs).")
 
     def run(self, args: argparse.Namespace) -> int:
         """Open the app."""

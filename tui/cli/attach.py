@@ -52,12 +52,25 @@ def make_attach_app(run_dir: str | Path, **kwargs: Any) -> AttachApp:
 
 def attach_main(run_dir: str) -> int:
     """Entry point of ``tunetop attach RUN_DIR``; 2 when it is not a run directory."""
+    from core.paths import link_fix, missing_reason
+
     path = Path(run_dir)
     if not path.is_dir() or not ((path / EVENTS_FILE).exists() or (path / CONFIG_FILE).exists()):
-        print(
-            f"tunetop attach: {run_dir} is not a run directory (no {EVENTS_FILE} or {CONFIG_FILE}). "
-            "Runs live under the workspace, e.g. runs/20250101-120000-lora.",
-            file=sys.stderr,
-        )
+        reason = missing_reason(path)
+        fix = f"{link_fix(path)}." if "symbolic link" in reason else _attach_hint(path)
+        what = reason if reason != "exists" else (
+            f"is not a run directory (no {EVENTS_FILE} or {CONFIG_FILE})")
+        print(f"tunetop attach: {run_dir} {what}. Fix: {fix}", file=sys.stderr)
         return 2
     return run_app(make_attach_app(path))
+
+
+def _attach_hint(path: Path) -> str:
+    """Where the runs are: the newest run when ``path`` is a workspace, else the layout."""
+    from core.runs import list_runs
+
+    runs = list_runs(path) if path.is_dir() else []
+    if runs:
+        return (f"{path} is a workspace; follow its newest run with `tunetop attach {runs[0].path}` "
+                f"({len(runs)} run{'s' if len(runs) != 1 else ''} there).")
+    return "give a run directory: runs live under the workspace, e.g. runs/20250101-120000-lora."

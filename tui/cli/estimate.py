@@ -11,7 +11,7 @@ import argparse
 import sys
 
 from core.config import ConfigError
-from tui.cli.subcommand import Subcommand
+from tui.cli.subcommand import Subcommand, print_config_warnings
 
 EXIT_FITS = 0
 EXIT_WONT_FIT = 1
@@ -52,6 +52,7 @@ def estimate_main(config_path: str, longest_tokens: int | None = None) -> int:
     except ModelError as exc:
         print(f"tunetop estimate: {exc}", file=sys.stderr)
         return EXIT_BAD_CONFIG
+    print_config_warnings(result.config, "estimate")
     print(f"Config {config_path}: {result.config.model.name_or_path}")
     print(f"Rows: {result.tokens} tokens, {result.tokens_source}")
     print(format_estimate(result.estimate))

@@ -10,7 +10,11 @@ not sub-commands.
 from __future__ import annotations
 
 import argparse
-from typing import Any, ClassVar
+import sys
+from typing import TYPE_CHECKING, Any, ClassVar
+
+if TYPE_CHECKING:
+    from core.config import RunConfig
 
 SUBCOMMANDS: dict[str, type[Subcommand]] = {}
 """Every defined sub-command by name; the empty name is plain ``tunetop``."""
@@ -45,3 +49,10 @@ class Subcommand:
     def run(self, args: argparse.Namespace) -> int:
         """Do the work for the parsed ``args``; the process's exit status."""
         raise NotImplementedError
+
+
+def print_config_warnings(config: RunConfig, command: str) -> None:
+    """Print the config's warnings (valid but unusual values) to stderr; the command goes on."""
+    for problem in config.validate():
+        if not problem.is_error:
+            print(f"tunetop {command}: warning: {problem}", file=sys.stderr)

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from core.config import RunConfig
-from tui.cli.subcommand import Subcommand
+from tui.cli.subcommand import Subcommand, print_config_warnings
 
 EXIT_FINISHED, EXIT_FAILED, EXIT_STOPPED = 0, 1, 130
 """Exit statuses of a followed run by its final event."""
@@ -42,7 +42,8 @@ class Train(Subcommand):
                            help="Train longer: a new run that starts from this finished run's final "
                                 "weights, with a fresh schedule (its settings, or CONFIG's).")
         # SUPPRESS: without the option here, the top-level `tunetop --workspace DIR train` holds.
-        parser.add_argument("--workspace", default=argparse.SUPPRESS, help="Directory holding the runs.")
+        parser.add_argument("--workspace", default=argparse.SUPPRESS,
+                            help="Directory holding the runs (default: the config's output_dir).")
         parser.add_argument("--detach", action="store_true",
                             help="Start the run in its own process session, print its directory and "
                                  "return (follow it with `tunetop attach RUN_DIR`).")
@@ -52,14 +53,15 @@ class Train(Subcommand):
         return train_main(args.config, args.workspace, args.resume, args.detach, args.from_run)
 
 
-def train_main(config_path: str | None, workspace: str, resume: str | None = None,
+def train_main(config_path: str | None, workspace: str | None, resume: str | None = None,
                detach: bool = False, from_run: str | None = None) -> int:
     """Train with a progress bar; non-zero exit on failure.
 
-    One process trains here; ``num_processes`` above 1 (or ``detach``) starts a detached run
-    through :func:`core.detach.launch_detached`, which this follows unless ``detach``. A
-    resume of a run that is live, finished or has no complete checkpoint, or ``from_run`` of
-    an unfinished run, prints why and what to run instead and exits with ``EXIT_REFUSED``.
+    The runs go under ``workspace``, or the config's ``output_dir`` without one. One process
+    trains here; ``num_processes`` above 1 (or ``detach``) starts a detached run through
+    :func:`core.detach.launch_detached`, which this follows unless ``detach``. A resume of a
+    run that is live, finished or has no complete checkpoint, or ``from_run`` of an unfinished
+    run, prints why and what to run instead and exits with ``EXIT_REFUSED``.
     """
     from rich.console import Console
 
@@ -87,6 +89,8 @@ def train_main(config_path: str | None, workspace: str, resume: str | None = Non
         print(f"tunetop train: {exc.reason}\nFix: {exc.fix}", file=sys.stderr)
         return EXIT_REFUSED
     config.check(config_path or str(Path(from_run) / CONFIG_FILE))
+    print_config_warnings(config, "train")
+    workspace = workspace or config.output_dir
     console = Console(stderr=True, soft_wrap=True)
     if detach or config.num_processes > 1:
         return _train_detached(config, workspace, resume, detach, console)
@@ -123,13 +127,22 @@ def _on_stop_signals(handler) -> None:
 
 def _train_detached(config: RunConfig, workspace: str, resume: str | None, detach: bool, console) -> int:
     """Launch the run in its own session (through accelerate for several processes)."""
+    from rich.text import Text
+
     from core.detach import follow_run, launch_detached, request_stop
     from core.models import ModelError
 
     try:
         run_dir = launch_detached(config, workspace, resume_dir=resume)
-    except (OSError, ValueError, ModelError) as exc:
-        console.print(f"[red]tunetop train: could not start the run: {exc}[/]")
+    except OSError as exc:
+        from core.engine import describe_failure
+
+        reason, fix = describe_failure(exc, "setup")
+        console.print(Text(f"tunetop train: could not start the run: {reason}"
+                           + (f" Fix: {fix}" if fix else ""), style="red"))
+        return 1
+    except (ValueError, ModelError) as exc:
+        console.print(Text(f"tunetop train: could not start the run: {exc}", style="red"))
         return 1
     how = (f"{config.num_processes} processes through accelerate launch"
            if config.num_processes > 1 else "one process")
@@ -161,6 +174,7 @@ def _print_events(events: Iterable[Any], console) -> int:
         StepLogged,
         describe_event,
     )
+    from core.rundir import latest_checkpoint
 
     progress = Progress(
         TextColumn("[bold]{task.description}"),
@@ -173,6 +187,7 @@ def _print_events(events: Iterable[Any], console) -> int:
     )
     task = None
     code = EXIT_FAILED
+    run_dir: Path | None = None
     with progress:
         for event in events:
             if isinstance(event, StepLogged):
@@ -185,6 +200,7 @@ def _print_events(events: Iterable[Any], console) -> int:
                 continue
             line, style = describe_event(event), ""
             if isinstance(event, RunStarted):
+                run_dir = Path(event.run_dir)
                 line += f"; directory {event.run_dir}"
                 task = progress.add_task("train", total=event.total_steps, metrics="",
                                          completed=event.resumed_from_step)
@@ -199,5 +215,9 @@ def _print_events(events: Iterable[Any], console) -> int:
                 style, code = "yellow", EXIT_STOPPED
             elif isinstance(event, RunFailed):
                 style, code = "red", EXIT_FAILED
+                # A fix that ends in resuming gets the command that does it.
+                if run_dir is not None and "resume" in event.suggestion \
+                        and latest_checkpoint(run_dir) is not None:
+                    line += f" Resume with `tunetop train --resume {run_dir}`."
             progress.console.print(Text(line, style=style))
     return code

@@ -28,6 +28,7 @@ from textual.screen import Screen
 from textual.timer import Timer
 from textual.widgets import Footer, Header, Input, Static, TabbedContent, TabPane
 
+from core.data import RenderOptions, position_unit, selection_ref
 from tui.widgets.dataset_bar import DatasetBar
 from tui.widgets.info_line import InfoLine, info_text
 from tui.widgets.dataset_loader import DatasetLoader
@@ -51,38 +52,37 @@ PANE_WIDGETS = {"pane-row": "#row-detail", "pane-stats": "#stats", "pane-problem
 """The widget of each tab that takes the focus."""
 PHASE_ORDER = ("read", "tokenizer", "tokens", "checks", "search")
 """Which running task the status line names first."""
-FILTER_KEYS = Binding.Group("Filter", compact=True)
-"""Footer group of the keys that choose the rows shown (/ p l d a)."""
-EDIT_KEYS = Binding.Group("Edit", compact=True)
-"""Footer group of the keys that focus an input of the bar (o m t)."""
-
-
 class DatasetScreen(Screen):
     """Open a dataset, browse and filter its rows, inspect one row and the whole file."""
 
     CSS_PATH = "../styles/dataset.tcss"
     HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (110, "-wide")]
+    AUTO_FOCUS = "#rows"  # not the bar's first input: screen keys must work on arrival
 
     BINDINGS = [
-        Binding("slash", "search", "Search the rows", group=FILTER_KEYS, id="dataset.search"),
-        Binding("p", "filter('problems')", "Only rows with problems", group=FILTER_KEYS,
+        Binding("slash", "search", "Search", tooltip="the rows", id="dataset.search"),
+        Binding("p", "filter('problems')", "Problems", tooltip="only (again: all rows)",
                 id="dataset.filter-problems"),
-        Binding("l", "filter('long')", "Only rows over max length", group=FILTER_KEYS,
-                id="dataset.filter-long"),
-        Binding("d", "filter('duplicates')", "Only duplicates", group=FILTER_KEYS,
-                id="dataset.filter-duplicates"),
-        Binding("a", "show_all", "All rows", group=FILTER_KEYS, id="dataset.show-all"),
-        Binding("o", "edit('#dataset-path')", "Open a dataset file", group=EDIT_KEYS,
+        Binding("l", "filter('long')", "Over max length", show=False,
+                tooltip="only", id="dataset.filter-long"),
+        Binding("d", "filter('duplicates')", "Duplicates", show=False,
+                tooltip="only (exact, near, leaked into validation)", id="dataset.filter-duplicates"),
+        Binding("a", "show_all", "All rows", show=False,
+                tooltip="(no filter, no search)", id="dataset.show-all"),
+        Binding("o", "edit('#dataset-path')", "Open", tooltip="another dataset file",
                 id="dataset.open"),
-        Binding("m", "edit('#dataset-model')", "Change the model", group=EDIT_KEYS,
-                id="dataset.model"),
-        Binding("t", "edit('#dataset-max-length')", "Change max length", group=EDIT_KEYS,
+        Binding("m", "edit('#dataset-model')", "Model", show=False,
+                tooltip="to render and count with (tokenizer, chat template)", id="dataset.model"),
+        Binding("t", "edit('#dataset-max-length')", "Max len",
+                tooltip="(tokens per row: the config's data.max_length)",
                 id="dataset.max-length"),
-        Binding("v", "next_pane", "Pane", id="dataset.next-pane"),
+        Binding("v", "next_pane", "Pane", tooltip="(next of row, statistics, problems)",
+                id="dataset.next-pane"),
         Binding("escape", "back", "Back", id="dataset.back"),
     ]
-    """Search; filters (problems, too long, duplicates, all); open a file, change the model or
-    max length; next pane; back from an input or a pane."""
+    """In the footer: search, problems filter, open a file, max length, next pane (and back
+    from an input or a pane); under ``?`` and in the palette also the other filters (long
+    rows, duplicates, all rows) and the model."""
 
     filter_mode: reactive[str] = reactive("all")
     """Rows shown: ``all``, ``problems``, ``long`` (over max length) or ``duplicates``."""
@@ -101,6 +101,8 @@ class DatasetScreen(Screen):
         self._summary_dirty = False
         self._lengths_dirty = False
         self._lengths_updated = 0.0
+        self._typed_path: str | None = None
+        """A path typed in the bar, made the config's once it opens."""
 
     # --- layout -----------------------------------------------------------------------------
 
@@ -131,21 +133,37 @@ class DatasetScreen(Screen):
         self.table.focus()
         self.set_interval(TICK_SECONDS, self._tick)
         self._set_model(config.model.name_or_path)
-        self.open(config.data.path)
+        self._open_config()
+
+    def _config_ref(self) -> str:
+        """What the config reads: its path, or its sources as JSON (see ``selection_ref``)."""
+        config = self.app.config
+        return selection_ref(config.data, config.optim.seed)
+
+    def _open_config(self) -> None:
+        """Open what the config's data section names (one source, or a mix)."""
+        data = self.app.config.data
+        self.open(self._config_ref(), shown=(f"{len(data.sources)} sources (data.sources)"
+                                             if data.sources else data.path))
 
     def on_screen_resume(self) -> None:
         """Follow changes made on other screens (the config form edits the same config)."""
         config, loader = self.app.config, self.loader
-        if config.model.name_or_path != loader.model_ref:
+        if (config.model.name_or_path != loader.model_ref
+                or RenderOptions.from_config(config.data) != loader.options):
             self._set_model(config.model.name_or_path)
         if config.data.max_length != self.max_length:
             self.query_one(DatasetBar).show(max_length=config.data.max_length)
             self.max_length = config.data.max_length
-        if config.data.path != loader.ref or config.data.format != loader.data_format:
-            self.open(config.data.path)
+        if self._config_ref() != loader.ref or config.data.format != loader.data_format:
+            self._open_config()
             return
         self._show_detail()  # assistant_only_loss may have changed
         loader.schedule()  # a changed split checks again
+
+    def on_screen_suspend(self) -> None:
+        """Text typed in the bar but never entered is dropped: it is not what the app uses."""
+        self.query_one(DatasetBar).revert()
 
     @property
     def loader(self) -> DatasetLoader:
@@ -170,13 +188,16 @@ class DatasetScreen(Screen):
 
     # --- the dataset and the model (the loader's messages) ----------------------------------
 
-    def open(self, ref: str) -> None:
-        """Open dataset ``ref`` (a path or ``sample:<name>``); the old one is dropped."""
+    def open(self, ref: str, shown: str | None = None) -> None:
+        """Open dataset ``ref`` (a path or ``sample:<name>``, or the JSON of the config's
+        sources, shown in the bar as ``shown``); the old one is dropped."""
         ref = ref.strip()
-        self.query_one(DatasetBar).show(path=ref)
+        shown = ref if shown is None else shown
+        self._typed_path = None
+        self.query_one(DatasetBar).show(path=shown)
         self.loader.open(ref)
         table = self.table
-        table.empty_text = f"Opening {ref}…"
+        table.empty_text = f"Opening {shown}…"
         table.set_store(None)
         self.query_one(LengthHistogram).set_lengths(None, self.max_length)
         self._show_error("")
@@ -186,8 +207,10 @@ class DatasetScreen(Screen):
 
     @on(DatasetLoader.DatasetOpened)
     def dataset_opened(self, message: DatasetLoader.DatasetOpened) -> None:
-        """Set up the table for the new dataset's format."""
-        self.app.config.data.path = self.loader.ref
+        """Set up the table for the new dataset's format; a typed path becomes the config's."""
+        if self._typed_path is not None:
+            data = self.app.config.data
+            data.path, data.sources, self._typed_path = self._typed_path, [], None
         table = self.table
         table.empty_text = "Reading rows…"
         table.set_store(message.store)
@@ -224,7 +247,7 @@ class DatasetScreen(Screen):
         ref = ref.strip()
         self.query_one(DatasetBar).show(model=ref)
         self.app.config.model.name_or_path = ref
-        self.loader.set_model(ref)
+        self.loader.set_model(ref, RenderOptions.from_config(self.app.config.data))
         if self.store is not None:
             self.table.refresh()
             self.query_one(LengthHistogram).set_lengths(None, self.max_length)
@@ -318,13 +341,17 @@ class DatasetScreen(Screen):
         tokens = store.tokens[row]
         status = (f"no model: {loader.tokenizer_error}" if loader.tokenizer_error else
                   "loading the tokenizer…" if loader.tokenizer is None else "rendering…")
+        origin = store.origin(row)
         pane.show_row(RowDetail(row=row, line=store.lines[row], unit=store.unit,
                                 example=store.example(row),
                                 raw=store.raw.get(row), problems=store.row_problems(row),
                                 tokens=tokens if tokens >= 0 else None,
-                                max_length=self.max_length, status=status),
+                                max_length=self.max_length, status=status,
+                                origin=f"{origin[0]} {position_unit(origin[0])} {origin[1]}"
+                                if origin else ""),
                       tokenizer=loader.tokenizer,
-                      assistant_only_loss=self.app.config.data.assistant_only_loss)
+                      assistant_only_loss=self.app.config.data.assistant_only_loss,
+                      options=loader.options)
 
     # --- filters and search -----------------------------------------------------------------
 
@@ -395,7 +422,7 @@ class DatasetScreen(Screen):
         """Enter on a problem: jump to its row in the table."""
         if self.store is None:
             return
-        row = self.store.row_for_line(message.line) if message.line is not None else None
+        row = message.row
         if row is None:
             self.notify("This problem concerns the whole file, not one row.")
             return
@@ -526,8 +553,15 @@ class DatasetScreen(Screen):
 
     @on(DatasetBar.PathSubmitted)
     def path_submitted(self, message: DatasetBar.PathSubmitted) -> None:
-        """Open the typed path."""
-        self.open(message.path)
+        """Open the typed path (with the config's dataset, split and revision; it replaces
+        the config's sources once it opens)."""
+        from dataclasses import replace
+
+        data = self.app.config.data
+        typed = message.path.strip()
+        self.open(selection_ref(replace(data, path=typed, sources=[]), self.app.config.optim.seed),
+                  shown=typed)
+        self._typed_path = typed
         self._show_table()
 
     @on(DatasetBar.ModelSubmitted)

@@ -1,15 +1,18 @@
 """The hyperparams screen: edit the whole run config and see what it will cost.
 
-Left, a scrolling form of every ``RunConfig`` field with help, defaults and per-field errors as
-you type; right, the live figures: trainable parameters and the memory estimate against the
-GPU (or system memory) with its verdict and the change that would make it fit. The heavy part
-(the model's config, a meta-device model, the estimate) runs in a debounced thread worker.
-Edits go straight into ``app.config``; one key starts training with it.
+Left, a list of every ``RunConfig`` field with help, defaults and per-field errors as you
+type: nothing has the keyboard until ``Enter`` edits the highlighted field (see
+:class:`~tui.widgets.config_form.ConfigForm`); right, the live figures: trainable parameters
+and the memory estimate against the GPU (or system memory) with its verdict and the change
+that would make it fit. The heavy part (the model's config, a meta-device model, the
+estimate) runs in a debounced thread worker. Edits go straight into ``app.config``; one key
+starts training with it. Save and load default to the workspace, with path completion.
 """
 
 from __future__ import annotations
 
 import copy
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -21,18 +24,20 @@ from textual.containers import Horizontal, VerticalScroll
 from textual.reactive import reactive
 from textual.screen import Screen
 from textual.timer import Timer
-from textual.widget import Widget
 from textual.widgets import Footer, Header, Input, Label, Static
 from textual.worker import Worker, WorkerState
 
 from core.config import ConfigError, ConfigProblem, RunConfig
 from core.memory import AvailableMemory, MemoryEstimate, apply_changes
 from tui.messages import StartRun
-from tui.widgets.config_form import SPECS, ConfigField, ConfigForm, get_value, set_value
+from tui.widgets.config_form import SPECS, ConfigForm, get_value, set_value
 from tui.widgets.memory_panel import MemoryPanel
+from tui.widgets.path_suggester import PathSuggester
 
 DEBOUNCE_SECONDS = 0.4
 """Quiet time after the last keystroke before the estimate is recomputed."""
+CONFIG_FILE = "tunetop.yaml"
+"""The file name Save and Load offer first, in the workspace."""
 
 PRESETS: dict[str, tuple[str, dict[str, Any]]] = {
     "qlora-small": ("QLoRA, small GPU", {
@@ -88,21 +93,30 @@ class HyperparamsScreen(Screen):
 
     CSS_PATH = "../styles/hyperparams.tcss"
     HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (110, "-wide")]
+    AUTO_FOCUS = "#form"
 
+    # Priority: each of these moves the focus (or leaves the screen), so it must act before
+    # the keys typed after it are routed (see ConfigForm).
     BINDINGS = [
-        Binding("ctrl+t", "start_training", "Train", id="hyperparams.train"),
-        Binding("f2", "preset('qlora-small')", "QLoRA small", id="hyperparams.preset-qlora"),
-        Binding("f3", "preset('lora')", "LoRA", id="hyperparams.preset-lora"),
-        Binding("f4", "preset('full')", "Full FT", id="hyperparams.preset-full"),
-        Binding("ctrl+s", "ask_path('save')", "Save", id="hyperparams.save"),
-        Binding("ctrl+o", "ask_path('load')", "Load", id="hyperparams.load"),
-        Binding("ctrl+r", "reset_field", "Default", id="hyperparams.reset-field"),
-        Binding("down", "app.focus_next", "Next field", show=False, id="hyperparams.next"),
-        Binding("up", "app.focus_previous", "Previous field", show=False,
-                id="hyperparams.previous"),
+        Binding("ctrl+t", "start_training", "Train", priority=True,
+                tooltip="with this config", id="hyperparams.train"),
+        Binding("ctrl+s", "ask_path('save')", "Save", priority=True,
+                tooltip="the config to a YAML file", id="hyperparams.save"),
+        Binding("ctrl+o", "ask_path('load')", "Load", priority=True,
+                tooltip="a config from a YAML file", id="hyperparams.load"),
+        Binding("f2", "preset('qlora-small')", "QLoRA preset", show=False,
+                tooltip="for a small GPU", id="hyperparams.preset-qlora"),
+        Binding("f3", "preset('lora')", "LoRA preset", show=False,
+                id="hyperparams.preset-lora"),
+        Binding("f4", "preset('full')", "Full fine-tune preset", show=False,
+                id="hyperparams.preset-full"),
+        Binding("ctrl+r", "reset_field", "Default", show=False, priority=True,
+                tooltip="for the highlighted field",
+                id="hyperparams.reset-field"),
         Binding("escape", "close_path", "Cancel", id="hyperparams.cancel-path"),
     ]
-    """Train, presets, save/load, reset a field; up/down move between fields."""
+    """Train, save, load (in the footer); presets and reset a field (under ``?``); Escape
+    closes the save/load bar. The form adds its own keys (edit, find, move)."""
 
     estimate: reactive[MemoryEstimate | None] = reactive(None)
     """The latest memory estimate (``None`` until the first worker run ends)."""
@@ -117,8 +131,11 @@ class HyperparamsScreen(Screen):
         self._checked_generation = -1
         self._debounce: Timer | None = None
         self._path_mode = "save"
-        self._last_path = "tunetop.yaml"
-        self._focus_before: Widget | None = None
+        self._last_path: str | None = None
+        self._phase = ""
+        self._phase_since: float | None = None
+        self._estimating = False
+        self._estimate_again = False
 
     # --- layout ----------------------------------------------------------------------------
 
@@ -132,7 +149,8 @@ class HyperparamsScreen(Screen):
         yield Static("", id="problems", markup=False)
         with Horizontal(id="path-bar"):
             yield Label("Save to:", id="path-label")
-            yield Input(id="path-input", compact=True)
+            yield Input(id="path-input", compact=True,
+                        suggester=PathSuggester(suffixes=(".yaml", ".yml")))
         yield Footer()
 
     def on_mount(self) -> None:
@@ -140,12 +158,18 @@ class HyperparamsScreen(Screen):
         self.query_one("#form", ConfigForm).border_title = "Config"
         self.query_one("#figures").border_title = "Figures"
         self.reload()
-        # Focusing the first field scrolls it flush to the top; show its group title too.
-        self.call_after_refresh(self.query_one("#form", ConfigForm).scroll_home, animate=False)
+        self.set_interval(1.0, self._show_phase)
+        form = self.query_one(ConfigForm)
+        self.app.config_edits_on_the_way.append(
+            lambda: [path for path, _, _ in form.unapplied(self.config)])
 
     def on_screen_resume(self) -> None:
         """Another screen may have changed the config (the dataset screen sets the data)."""
         self.reload()
+
+    def on_screen_suspend(self) -> None:
+        """Leave any open editor, so coming back finds the list, not a hidden input."""
+        self.query_one(ConfigForm).stop_editing()
 
     def reload(self) -> None:
         """Show ``app.config`` in the form, re-validate and re-estimate."""
@@ -170,6 +194,19 @@ class HyperparamsScreen(Screen):
             self._parse_errors[message.path] = message.error
         self._changed()
 
+    def apply_shown_edits(self) -> None:
+        """Apply what the form shows now, before its change messages arrive: saving or
+        starting uses exactly what is on screen."""
+        unapplied = self.query_one(ConfigForm).unapplied(self.config)
+        for path, value, error in unapplied:
+            if error is None:
+                self._parse_errors.pop(path, None)
+                set_value(self.config, path, value)
+            else:
+                self._parse_errors[path] = error
+        if unapplied:
+            self._changed()
+
     def _changed(self) -> None:
         """Validate now (cheap) and re-estimate after the user pauses (expensive)."""
         self._generation += 1
@@ -188,7 +225,8 @@ class HyperparamsScreen(Screen):
 
     def _show_problems(self) -> None:
         errors: dict[str, str] = {}
-        for p in self.problems():
+        problems = sorted(self.problems(), key=lambda p: not p.is_error)  # errors first
+        for p in problems:
             text = f"{p.message} {p.fix}".strip()
             errors[p.field] = f"{errors[p.field]} {text}" if p.field in errors else text
         self.query_one(ConfigForm).show_errors(errors)
@@ -196,7 +234,8 @@ class HyperparamsScreen(Screen):
         if errors:
             first = next(iter(errors))
             more = f" (+{len(errors) - 1} more)" if len(errors) > 1 else ""
-            summary.update(f"✗ {first}: {errors[first]}{more}")
+            mark = "✗" if problems[0].is_error else "⚠ warning:"
+            summary.update(f"{mark} {first}: {errors[first]}{more}")
         else:
             summary.update("")
         summary.set_class(bool(errors), "-shown")
@@ -207,11 +246,32 @@ class HyperparamsScreen(Screen):
         self._debounce = None
         if self._parse_errors or any(p.field == "model.name_or_path"
                                      for p in self.config.validate()):
+            self._phase_since = None
             self.estimate = None
             self.estimate_status = "No estimate until the errors are fixed."
             return
-        self.estimate_status = "Estimating…"
+        if self._estimating:
+            # One at a time: a thread cannot be stopped, and a second one importing torch
+            # beside it would only slow both (and the UI) down. It starts when this one ends.
+            self._estimate_again = True
+            return
+        self._estimating = True
+        self._phase_since = time.monotonic()
+        self._set_phase(self._generation, "starting")
         self._estimate(copy.deepcopy(self.config), self._generation, self._services())
+
+    def _set_phase(self, generation: int, phase: str) -> None:
+        """The estimate of ``generation`` started ``phase`` (ignored once superseded)."""
+        if generation == self._generation and self._phase_since is not None:
+            self._phase = phase
+            self._show_phase()
+
+    def _show_phase(self) -> None:
+        """While estimating: what it does and for how long (the first one imports torch and
+        measures every row, tens of seconds on a small machine)."""
+        if self._phase_since is not None:
+            seconds = time.monotonic() - self._phase_since
+            self.estimate_status = f"Estimating: {self._phase}… {seconds:.0f} s"
 
     def _services(self) -> EstimateServices:
         return self.app.services.estimate
@@ -222,7 +282,11 @@ class HyperparamsScreen(Screen):
         """Load the model's config, check targets and bitsandbytes, count and estimate."""
         from core import memory
 
+        def phase(text: str) -> None:
+            self.app.call_from_thread(self._set_phase, generation, text)
+
         result = EstimateResult(generation)
+        phase("loading the model's config")
         if config.method == "qlora" and not (services.has_bitsandbytes or memory.has_bitsandbytes)():
             result.problems.append(ConfigProblem(
                 "method", "qlora needs bitsandbytes, which is not installed.",
@@ -245,9 +309,11 @@ class HyperparamsScreen(Screen):
             if problem is not None:
                 result.problems.append(problem)
                 return result
-        if config.validate():
+        if config.errors():
             return result
+        phase("measuring the longest row of the data")
         tokens, result.note = (services.longest_tokens or _longest_tokens)(config)
+        phase("counting parameters and memory")
         available = (services.available or memory.available_memory)()
         result.estimate = memory.estimate_memory(model_config, config, tokens, "auto", available)
         return result
@@ -258,10 +324,16 @@ class HyperparamsScreen(Screen):
         worker = event.worker
         if worker.group != "estimate":
             return
+        if worker.is_finished:
+            self._estimating = False
+            if self._estimate_again:  # the config changed while it ran: estimate it now
+                self._estimate_again = False
+                self._start_estimate()
         if worker.state == WorkerState.SUCCESS:
             result: EstimateResult = worker.result
             if result.generation != self._generation:
                 return  # the config changed while it ran; a newer run is on its way
+            self._phase_since = None
             self._checked_generation = result.generation
             self._model_problems = result.problems
             self._show_problems()
@@ -271,7 +343,8 @@ class HyperparamsScreen(Screen):
             else:
                 self.estimate = None
                 self.estimate_status = "No estimate until the errors are fixed."
-        elif worker.state == WorkerState.ERROR:
+        elif worker.state == WorkerState.ERROR and not self._estimating:
+            self._phase_since = None
             error = worker.error
             self.estimate_status = f"Estimate failed: {type(error).__name__}: {error}"
         # PENDING, RUNNING and CANCELLED (a newer run replaced it) change nothing shown.
@@ -286,7 +359,8 @@ class HyperparamsScreen(Screen):
 
     def action_start_training(self) -> None:
         """Start training with this config on the training screen, or say why not."""
-        problems = self.problems()
+        self.apply_shown_edits()
+        problems = [p for p in self.problems() if p.is_error]  # warnings do not stop a run
         if problems:
             first = problems[0]
             more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
@@ -311,12 +385,8 @@ class HyperparamsScreen(Screen):
         self.notify(f"Preset: {label}.")
 
     def action_reset_field(self) -> None:
-        """Put the focused field back to its default."""
-        focused = self.focused
-        field = focused.parent if focused is not None else None
-        if not isinstance(field, ConfigField):
-            self.notify("Move to a field first (Tab).", severity="warning")
-            return
+        """Put the highlighted field back to its default."""
+        field = self.query_one(ConfigForm).current
         path = field.spec.path
         set_value(self.config, path, copy.deepcopy(SPECS[path].default))
         self._parse_errors.pop(path, None)
@@ -324,25 +394,21 @@ class HyperparamsScreen(Screen):
         self._changed()
 
     def action_ask_path(self, mode: str) -> None:
-        """Open the path bar to save or load a YAML config."""
+        """Open the path bar to save or load a YAML config (the workspace's file first)."""
         self._path_mode = mode
         bar = self.query_one("#path-bar")
-        self.query_one("#path-label", Label).update("Save to:" if mode == "save" else "Load from:")
+        self.query_one("#path-label", Label).update(
+            "Save to (→ completes):" if mode == "save" else "Load from (→ completes):")
         path_input = self.query_one("#path-input", Input)
-        path_input.value = self._last_path
-        if not bar.has_class("-open"):
-            self._focus_before = self.focused
+        path_input.value = self._last_path or str(Path(self.app.workspace) / CONFIG_FILE)
         bar.add_class("-open")
-        path_input.focus()
+        self.set_focus(path_input)  # now: the keys typed next go into it
         self.refresh_bindings()
 
     def action_close_path(self) -> None:
-        """Close the path bar without saving or loading."""
+        """Close the path bar without saving or loading; the list has the keyboard again."""
         self.query_one("#path-bar").remove_class("-open")
-        if self._focus_before is not None and self._focus_before.is_attached:
-            self._focus_before.focus()
-        else:
-            self.focus_next()
+        self.set_focus(self.query_one(ConfigForm))
         self.refresh_bindings()
 
     @on(Input.Submitted, "#path-input")
@@ -353,6 +419,7 @@ class HyperparamsScreen(Screen):
             self.notify("Type a file path.", severity="warning")
             return
         self._last_path = str(path)
+        self.apply_shown_edits()
         if self._path_mode == "save":
             try:
                 path.parent.mkdir(parents=True, exist_ok=True)
@@ -360,6 +427,7 @@ class HyperparamsScreen(Screen):
             except OSError as exc:
                 self.notify(f"Cannot save {path}: {exc.strerror or exc}", severity="error")
                 return
+            self.app.config_saved()
             self.notify(f"Saved {path}.")
         else:
             try:
@@ -367,6 +435,7 @@ class HyperparamsScreen(Screen):
             except ConfigError as exc:
                 self.notify(str(exc), title=f"Cannot load {path}", severity="error", timeout=10)
                 return
+            self.app.config_saved()
             self.reload()
             self.notify(f"Loaded {path}.")
         self.action_close_path()
@@ -392,5 +461,9 @@ def _data_key(config: RunConfig) -> tuple:
         mtime = Path(d.path).expanduser().stat().st_mtime
     except OSError:
         mtime = None
+    # the sources (a mix, a registry entry, a split) and how rows render change the lengths
+    sources = tuple((s.path, s.dataset, s.split, s.revision, s.format, s.weight, s.max_rows)
+                    for s in d.sources)
     return (d.path, mtime, d.format, d.max_length, d.assistant_only_loss, m.name_or_path,
-            m.revision)
+            m.revision, d.dataset, d.split, d.revision, sources, d.chat_template,
+            d.default_system_prompt, d.text_chunking, config.optim.seed)

@@ -55,12 +55,6 @@ JUDGE_ACTIONS = frozenset({"judge", "undo", "move", "next_unjudged", "toggle_ref
 """Actions that only make sense while judging an item."""
 
 
-MOVE_GROUP = Binding.Group("Move", compact=True)
-"""``n`` and ``p`` share one footer entry."""
-EXPORT_GROUP = Binding.Group("Export md/csv", compact=True)
-"""``m`` and ``c`` share one footer entry."""
-
-
 class ReviewScreen(Screen):
     """Blind A/B review: generate both models' answers, judge them unseen, see the results."""
 
@@ -69,31 +63,43 @@ class ReviewScreen(Screen):
     """Below 100 columns the two answers stack instead of sitting side by side."""
 
     BINDINGS = [
-        Binding("l", "judge('left')", "Left", id="review.left"),
-        Binding("r", "judge('right')", "Right", id="review.right"),
-        Binding("t", "judge('tie')", "Tie", id="review.tie"),
-        Binding("b", "judge('both_bad')", "Bad", id="review.both-bad"),
-        Binding("s", "judge('skip')", "Skip", id="review.skip"),
-        Binding("u", "undo", "Undo", id="review.undo"),
-        Binding("n", "move(1)", "Next", id="review.next", group=MOVE_GROUP),
-        Binding("p", "move(-1)", "Previous", id="review.previous", group=MOVE_GROUP),
-        Binding("j", "next_unjudged", "Unjudged", id="review.next-unjudged"),
-        Binding("v", "reveal", "Reveal", id="review.reveal"),
-        Binding("o", "toggle_results", "Results", id="review.results"),
-        Binding("e", "toggle_reference", "Ref", id="review.reference"),
-        Binding("m", "export('markdown')", "Markdown", id="review.export-markdown",
-                group=EXPORT_GROUP),
-        Binding("c", "export('csv')", "CSV", id="review.export-csv", group=EXPORT_GROUP),
-        Binding("g", "continue_generation", "Generate rest", id="review.continue"),
-        Binding("ctrl+g", "generate", "Generate", id="review.generate"),
-        Binding("ctrl+r", "rescan", "Rescan", id="review.rescan"),
-        Binding("escape", "back", "Back", id="review.back"),
+        Binding("l", "judge('left')", "Left", tooltip="is better", id="review.left"),
+        Binding("r", "judge('right')", "Right", tooltip="is better",
+                id="review.right"),
+        Binding("t", "judge('tie')", "Tie", tooltip="(both as good)", id="review.tie"),
+        Binding("b", "judge('both_bad')", "Bad", tooltip="(both answers)",
+                id="review.both-bad"),
+        Binding("s", "judge('skip')", "Skip", tooltip="this item", id="review.skip"),
+        Binding("u", "undo", "Undo", tooltip="the last judgement", id="review.undo"),
+        Binding("n", "move(1)", "Next", show=False, tooltip="item", id="review.next"),
+        Binding("p", "move(-1)", "Previous", show=False, tooltip="item",
+                id="review.previous"),
+        Binding("j", "next_unjudged", "Next unjudged", show=False,
+                tooltip="item", id="review.next-unjudged"),
+        Binding("o", "toggle_results", "Results", tooltip="(again: back to judging)",
+                id="review.results"),
+        Binding("v", "reveal", "Reveal", show=False,
+                tooltip="which model wrote each side (asks first)", id="review.reveal"),
+        Binding("e", "toggle_reference", "Reference", show=False,
+                tooltip="answer, shown or hidden", id="review.reference"),
+        Binding("m", "export('markdown')", "Markdown", tooltip="export",
+                id="review.export-markdown"),
+        Binding("c", "export('csv')", "CSV", tooltip="export",
+                id="review.export-csv"),
+        Binding("g", "continue_generation", "Generate rest", show=False,
+                tooltip="of an interrupted set", id="review.continue"),
+        Binding("ctrl+g", "generate", "Generate", tooltip="a new review set",
+                id="review.generate"),
+        Binding("ctrl+r", "rescan", "Rescan", tooltip="the workspace",
+                id="review.rescan"),
+        Binding("escape", "back", "Back", show=False, id="review.back"),
     ]
-    """Judging: ``l``/``r`` left/right better, ``t`` tie, ``b`` both bad, ``s`` skip, ``u`` undo,
-    ``n``/``p`` next/previous, ``j`` next unjudged, ``e`` reference answer. ``o`` results, ``v``
-    reveal (confirmed), ``m``/``c`` export Markdown/CSV, ``g`` generate the rest of an
-    interrupted set. Setup: ``ctrl+g`` generate, Enter on a set reopens it, ``ctrl+r`` rescan.
-    Escape goes back one view."""
+    """In the footer, per view: judging ``l``/``r`` left/right better, ``t`` tie, ``b`` both
+    bad, ``s`` skip, ``u`` undo, ``o`` results; results ``m``/``c`` export Markdown/CSV;
+    setup ``ctrl+g`` generate, ``ctrl+r`` rescan (Enter on a set reopens it). Under ``?`` and
+    in the palette also: ``n``/``p`` next/previous, ``j`` next unjudged, ``e`` reference
+    answer, ``v`` reveal (confirmed), ``g`` generate the rest of an interrupted set, Escape
+    back one view."""
 
     view: reactive[str] = reactive("setup", bindings=True)
     """``setup``, ``judge`` or ``results``."""
@@ -144,7 +150,7 @@ class ReviewScreen(Screen):
             yield ReviewSetup(id="review-setup").data_bind(ReviewScreen.generating)
             yield ReviewJudge(id="review-judge").data_bind(ReviewScreen.show_reference)
             yield ReviewResults(id="review-results")
-        yield Footer(compact=True, show_command_palette=False)
+        yield Footer()
 
     def on_mount(self) -> None:
         """Read the workspace."""

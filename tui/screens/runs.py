@@ -22,7 +22,8 @@ from tui.widgets.confirm import Confirm
 
 REFRESH_SECONDS = 2.0
 """How often the list is read again."""
-STATUS_STYLES = {"running": "bold green", "finished": "green", "stopped": "yellow", "failed": "bold red"}
+STATUS_STYLES = {"running": "bold green", "finished": "green", "stopped": "yellow", "failed": "bold red",
+                 "damaged": "bold red"}
 
 
 def format_age(seconds: float) -> str:
@@ -40,9 +41,11 @@ class RunsScreen(Screen):
     CSS_PATH = "../styles/runs.tcss"
 
     BINDINGS = [
-        Binding("o", "open_run", "Open", id="runs.open"),
-        Binding("r", "resume_run", "Resume", id="runs.resume"),
-        Binding("f5", "refresh", "Refresh", id="runs.refresh"),
+        Binding("o", "open_run", "Open", tooltip="on the Train screen",
+                id="runs.open"),
+        Binding("r", "resume_run", "Resume", tooltip="from the last checkpoint",
+                id="runs.resume"),
+        Binding("f5", "refresh", "Refresh", tooltip="the list", id="runs.refresh"),
     ]
     """Open (``o`` or Enter) follows the run on the training screen; ``r`` resumes it."""
 

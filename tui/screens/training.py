@@ -348,7 +348,7 @@ class TrainingScreen(Screen):
         self.log_line(f"Loaded {len(steps)} logged steps of {run_dir.name} from before the stop.", "ui")
 
     def _config_ok(self, config: RunConfig) -> bool:
-        problems = config.validate()
+        problems = config.errors()
         if not problems:
             return True
         panel = self.query_one(AlertsPanel)

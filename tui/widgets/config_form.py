@@ -1,9 +1,9 @@
-"""A keyboard-first form over every field of ``RunConfig``, grouped, with help and defaults.
+"""A keyboard-first list of every field of ``RunConfig``, grouped, edited in place.
 
-Each field shows its dotted name, its default, a one-line help text (the field's docstring in
-``core/config.py``), and a marker when it differs from the default. Edits are parsed as they are
-typed and reported with :class:`ConfigForm.Edited`; the screen validates and sends errors back
-with :meth:`ConfigForm.show_errors`.
+Each field shows its dotted name (marked when it differs from the default) and its value; the
+highlighted one also shows its help (the field's docstring in ``core/config.py``) and default.
+Edits are parsed as they are typed and reported with :class:`ConfigForm.Edited`; the screen
+validates and sends errors back with :meth:`ConfigForm.show_errors`.
 """
 
 from __future__ import annotations
@@ -14,16 +14,22 @@ import inspect
 import re
 import typing
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
-from textual import on
+from rich.text import Text
+from textual import events, on
 from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.command import CommandPalette, DiscoveryHit, Hit, Hits, Provider
 from textual.containers import Vertical, VerticalScroll
 from textual.message import Message
-from textual.widgets import Input, Select, Static, Switch
+from textual.reactive import reactive
+from textual.widgets import Input, OptionList, Select, Static
 
 from core import config as config_mod
 from core.config import RunConfig
+from tui.widgets.path_suggester import PathSuggester
 
 CHOICES: dict[str, tuple[str, ...]] = {
     "method": config_mod.METHODS,
@@ -48,13 +54,15 @@ GROUPS: tuple[tuple[str, tuple[str, ...]], ...] = (
                       "optim.retry_on_oom")),
     ("Schedule", ("optim.num_train_epochs", "optim.max_steps", "optim.lr_scheduler_type",
                   "optim.warmup_ratio")),
-    ("Data", ("data.path", "data.format", "data.max_length", "data.validation_fraction",
+    ("Data", ("data.path", "data.dataset", "data.split", "data.revision", "data.sources",
+              "data.format", "data.chat_template", "data.default_system_prompt",
+              "data.max_length", "data.text_chunking", "data.validation_fraction",
               "data.assistant_only_loss", "data.on_bad_rows", "optim.padding_free",
               "optim.group_by_length")),
     ("Evaluation & checkpoints", ("eval.eval_steps", "eval.save_steps", "eval.logging_steps",
                                   "eval.per_device_eval_batch_size",
                                   "eval.early_stopping_patience", "eval.keep_best",
-                                  "eval.save_total_limit")),
+                                  "eval.save_total_limit", "report_to")),
 )
 """Form sections in screen order; together they hold every field of ``RunConfig`` once."""
 
@@ -79,7 +87,8 @@ class FieldSpec:
     path: str
     """Dotted name, e.g. ``optim.learning_rate``."""
     kind: str
-    """``int``, ``float``, ``str``, ``optional``, ``bool``, ``choice`` or ``list``."""
+    """``int``, ``float``, ``str``, ``optional``, ``bool``, ``choice``, ``list`` or
+    ``summary`` (a list of sections, shown read-only: edited in the YAML)."""
     default: Any
     help: str
 
@@ -94,7 +103,8 @@ def _kind(path: str, hint: Any) -> str:
         return "choice"
     origin = typing.get_origin(hint)
     if origin is list:
-        return "list"
+        args = typing.get_args(hint)
+        return "summary" if args and dataclasses.is_dataclass(args[0]) else "list"
     if origin is not None and type(None) in typing.get_args(hint):
         return "optional"
     return {bool: "bool", int: "int", float: "float"}.get(hint, "str")
@@ -144,6 +154,10 @@ def format_value(spec: FieldSpec, value: Any) -> str:
     """The text an ``Input`` shows for ``value``."""
     if value is None:
         return ""
+    if spec.kind == "summary":  # data.sources: one "path (weight)" per item
+        return "; ".join(str(getattr(item, "path", item)) + (
+            f" (weight {item.weight:g})" if getattr(item, "weight", None) is not None else "")
+            for item in value) or "none"
     if spec.kind == "list":
         return ", ".join(value)
     if spec.kind == "float":
@@ -170,39 +184,140 @@ def parse_value(spec: FieldSpec, text: str) -> Any:
     return text
 
 
+PATH_FIELDS: dict[str, tuple[str, ...]] = {
+    "data.path": (".jsonl", ".json", ".csv", ".parquet", ".arrow"),
+    "output_dir": (),
+    "model.name_or_path": (),
+}
+"""Fields typed as paths, completed from the file system (with the file endings offered)."""
+
+
+class FieldFinder(Provider):
+    """The Config form's field search: by the words of a name (``grad acc`` finds
+    ``optim.gradient_accumulation_steps``), then by words of the help (``rank`` finds
+    ``lora.r``, "Adapter rank..."), then by scattered letters of the name."""
+
+    def _form(self) -> ConfigForm:
+        return self.screen.query_one(ConfigForm)
+
+    async def discover(self) -> Hits:
+        """Every field, in form order."""
+        form = self._form()
+        for field in form.fields:
+            spec = field.spec
+            yield DiscoveryHit(spec.path, partial(form.highlight, spec.path), help=spec.help)
+
+    async def search(self, query: str) -> Hits:
+        """Fields matching ``query``, best first."""
+        form = self._form()
+        matcher = self.matcher(spaced(query))
+        for field in form.fields:
+            spec = field.spec
+            score = field_score(query, spec)
+            if not score:
+                # Scattered letters of the name ("lr" in "lr_scheduler"): ranked below words.
+                score = matcher.match(spaced(spec.path)) / 100
+            if score > 0:
+                yield Hit(score, matcher.highlight(spec.path), partial(form.highlight, spec.path),
+                          help=spec.help)
+
+
+def spaced(text: str) -> str:
+    """A dotted name's words: ``lora.lora_alpha`` -> ``lora lora alpha``."""
+    return re.sub(r"[._]", " ", text.lower())
+
+
+def field_score(query: str, spec: FieldSpec) -> float:
+    """How well every word of ``query`` names the field: 3 per word starting a word of its
+    name, 1 per word found in its help; 0 when a word is in neither."""
+    name_words = spaced(spec.path).split()
+    help_text = spec.help.lower()
+    score = 0.0
+    for word in spaced(query).split():
+        if any(name_word.startswith(word) for name_word in name_words):
+            score += 3
+        elif word in help_text:
+            score += 1
+        else:
+            return 0.0
+    return score
+
+
+class BoolValue(Static):
+    """A yes/no field's value in words (``● On`` / ``○ Off``); the form flips it."""
+
+    value: reactive[bool] = reactive(False)
+    """The value shown."""
+
+    def render(self) -> str:
+        """``● On`` or ``○ Off``."""
+        return "● On" if self.value else "○ Off"
+
+    def watch_value(self, value: bool) -> None:
+        """Colour by value (``-on``)."""
+        self.set_class(value, "-on")
+
+
 class ConfigField(Vertical):
-    """One field: name and default, the control, help, and the error when there is one."""
+    """One field: its name, its value (the editor), help while highlighted, and its error."""
 
     def __init__(self, spec: FieldSpec) -> None:
         super().__init__(classes="config-field")
         self.spec = spec
+        self.opened = False
+        """Set once the user opened this field's editor; only then are its controls' change
+        messages edits (an input or drop-down also reports its first value when mounted)."""
 
     def compose(self) -> ComposeResult:
+        """Name, value, help (with the default), error."""
         spec = self.spec
-        default = format_value(spec, spec.default) if spec.default is not None else "none"
-        yield Static(f"{spec.path}  [dim](default {default or 'empty'})[/]", classes="field-label",
-                     markup=True)
+        yield Static(spec.path, classes="field-name", markup=False)
         if spec.kind == "bool":
-            yield Switch(value=bool(spec.default), id=spec.widget_id)
+            yield BoolValue(id=spec.widget_id, classes="field-value")
         elif spec.kind == "choice":
-            yield Select([(c, c) for c in CHOICES[spec.path]], value=spec.default,
-                         allow_blank=False, id=spec.widget_id, compact=True)
+            select: Select[str] = Select([(c, c) for c in CHOICES[spec.path]], value=spec.default,
+                                         allow_blank=False, id=spec.widget_id, compact=True,
+                                         classes="field-value")
+            select.can_focus = False
+            yield select
+        elif spec.kind == "summary":  # read-only: a list of sections is edited in the YAML
+            yield Static(format_value(spec, spec.default), id=spec.widget_id, markup=False,
+                         classes="field-value")
         else:
-            yield Input(format_value(spec, spec.default), id=spec.widget_id, compact=True,
-                        placeholder="empty = none" if spec.kind == "optional" else "")
-        yield Static(spec.help, classes="field-help", markup=False)
+            suggester = (PathSuggester(samples=spec.path == "data.path",
+                                       suffixes=PATH_FIELDS[spec.path])
+                         if spec.path in PATH_FIELDS else None)
+            field_input = Input(format_value(spec, spec.default), id=spec.widget_id, compact=True,
+                                placeholder="empty = none" if spec.kind == "optional" else "",
+                                suggester=suggester, classes="field-value")
+            field_input.can_focus = False
+            yield field_input
+        default = format_value(spec, spec.default) if spec.default is not None else "none"
+        if spec.kind == "bool":
+            default = "On" if spec.default else "Off"
+        yield Static(f"{spec.help} Default: {default or 'empty'}.", classes="field-help",
+                     markup=False)
         yield Static("", classes="field-error", markup=False)
 
     @property
-    def control(self) -> Input | Select | Switch:
-        """The editing widget."""
+    def control(self) -> Input | Select | BoolValue | Static:
+        """The widget showing (and editing) the value (a ``Static`` for a read-only summary)."""
         return self.query_one(f"#{self.spec.widget_id}")  # type: ignore[return-value]
+
+    @property
+    def editable_in_place(self) -> bool:
+        """Whether editing focuses a text input here (not a switch or a drop-down)."""
+        return self.spec.kind not in ("bool", "choice", "summary")
 
     def show(self, value: Any) -> None:
         """Show ``value`` in the control (without reporting it as an edit)."""
         control = self.control
-        with control.prevent(Input.Changed, Select.Changed, Switch.Changed):
-            if isinstance(control, Switch):
+        if self.spec.kind == "summary":
+            control.update(format_value(self.spec, value))
+            self.mark_modified(value)
+            return
+        with control.prevent(Input.Changed, Select.Changed):
+            if isinstance(control, BoolValue):
                 control.value = bool(value)
             elif isinstance(control, Select):
                 control.value = value
@@ -214,10 +329,9 @@ class ConfigField(Vertical):
         """Mark the field when ``value`` differs from the default."""
         modified = value != self.spec.default
         self.set_class(modified, "-modified")
-        label = self.query_one(".field-label", Static)
-        default = format_value(self.spec, self.spec.default) or "empty"
-        marker = "[b $warning]● [/]" if modified else ""
-        label.update(f"{marker}{self.spec.path}  [dim](default {default})[/]")
+        name = Text("● ", style="bold") if modified else Text("  ")
+        name.append(self.spec.path)
+        self.query_one(".field-name", Static).update(name)
 
     def show_error(self, message: str | None) -> None:
         """Show ``message`` under the field, or clear it."""
@@ -225,8 +339,46 @@ class ConfigField(Vertical):
         self.query_one(".field-error", Static).update(f"✗ {message}" if message else "")
 
 
-class ConfigForm(VerticalScroll, can_focus=False):
-    """Every ``RunConfig`` field in titled groups, scrolling so it works at 80x24."""
+class ConfigForm(VerticalScroll, can_focus=True, inherit_bindings=False):
+    """Every ``RunConfig`` field in titled groups: a list with one highlighted field.
+
+    Nothing is edited until asked: ``Enter`` (or ``e``) edits the highlighted field in place
+    (a switch flips, a drop-down opens), ``Enter``/``Esc`` go back to the list, ``Tab`` moves
+    on, keeping the editor open for text fields, ``/`` jumps to a field by name.
+
+    The keys that move the focus are priority bindings: Textual runs those as each key
+    arrives, before the next key is routed, and the focus moves at once
+    (``Screen.set_focus``), so keys that arrive in the same burst (SSH sends them in one
+    packet) go to the field focused when they arrive. A plain binding runs only after its key
+    went through the focused widget's queue, by which time the keys that followed it were
+    already queued there (and ``Widget.focus`` itself waits a turn of the loop).
+    """
+
+    # Its own keys only (inherit_bindings=False): a list, not a scroll container's left/right.
+    BINDINGS = [
+        Binding("enter", "edit", "Edit", priority=True, id="config.edit"),
+        Binding("enter", "done", "Done", priority=True, id="config.done"),
+        Binding("e,space", "edit", "Edit", show=False, priority=True, id="config.edit-key"),
+        Binding("escape", "done", "Done", show=False, priority=True, id="config.leave"),
+        Binding("slash", "find", "Find", priority=True, id="config.find"),
+        Binding("ctrl+f", "find_anywhere", "Find a field", show=False, priority=True,
+                id="config.find-anywhere"),
+        Binding("tab", "next_field(1)", "Next", priority=True, id="config.next"),
+        Binding("shift+tab", "next_field(-1)", "Previous", show=False, priority=True,
+                id="config.previous"),
+        Binding("down", "move(1)", "Down", show=False, priority=True, id="config.down"),
+        Binding("up", "move(-1)", "Up", show=False, priority=True, id="config.up"),
+        Binding("pagedown", "page(1)", "Page down", show=False, priority=True,
+                id="config.page-down"),
+        Binding("pageup", "page(-1)", "Page up", show=False, priority=True, id="config.page-up"),
+        Binding("home", "jump(0)", "First field", show=False, priority=True, id="config.first"),
+        Binding("end", "jump(-1)", "Last field", show=False, priority=True, id="config.last"),
+    ]
+    """``Enter``/``e``/``space`` edit, ``Enter``/``Esc`` leave the editor, ``/`` or ``ctrl+f``
+    find a field, ``Tab``/``shift+Tab`` next/previous field, arrows, page keys, home/end."""
+
+    cursor: reactive[int] = reactive(0, init=False)
+    """Index of the highlighted field."""
 
     class Edited(Message):
         """A field was changed: ``value`` parsed, or ``error`` when it could not be."""
@@ -238,31 +390,211 @@ class ConfigForm(VerticalScroll, can_focus=False):
             self.error = error
 
     def compose(self) -> ComposeResult:
+        """Group titles and their fields."""
         for title, paths in GROUPS:
             yield Static(title, classes="group-title")
             for path in paths:
                 yield ConfigField(SPECS[path])
 
+    def on_mount(self) -> None:
+        """Highlight the first field; follow the drop-downs opening and closing."""
+        self.fields: list[ConfigField] = list(self.query(ConfigField))
+        """The fields in screen order (the cursor indexes this)."""
+        for select in self.query(Select):
+            self.watch(select, "expanded", self._select_expanded, init=False)
+        self._highlight(None, self.fields[0])
+
+    # --- the highlighted field -------------------------------------------------------------
+
     def field(self, path: str) -> ConfigField:
         """The field widget for a dotted path."""
         return self.query_one(f"#{SPECS[path].widget_id}").parent  # type: ignore[return-value]
+
+    @property
+    def current(self) -> ConfigField:
+        """The highlighted field."""
+        return self.fields[self.cursor]
+
+    @property
+    def editing(self) -> ConfigField | None:
+        """The field whose editor has the focus, if any."""
+        focused = self.screen.focused
+        if focused is None or focused is self:
+            return None
+        for node in focused.ancestors_with_self:
+            if isinstance(node, ConfigField):
+                return node
+            if node is self:
+                break
+        return None
+
+    def highlight(self, path: str) -> None:
+        """Move the highlight to a field (and scroll it into view)."""
+        self.cursor = self.fields.index(self.field(path))
+
+    def watch_cursor(self, old: int, new: int) -> None:
+        """Move the highlight and keep it in view."""
+        self._highlight(self.fields[old] if 0 <= old < len(self.fields) else None,
+                        self.fields[new])
+
+    def _highlight(self, old: ConfigField | None, new: ConfigField) -> None:
+        if old is not None:
+            old.remove_class("-highlight")
+        new.add_class("-highlight")
+        # The help line appears under the highlighted field: scroll once it is laid out.
+        self.call_after_refresh(self.show_current)
+
+    def show_current(self) -> None:
+        """Scroll so the highlighted field (and its group's title, when it is the first of its
+        group) is in view."""
+        field = self.current
+        region = field.virtual_region_with_margin
+        before = self.children[self.children.index(field) - 1]
+        if before.has_class("group-title"):
+            region = region.union(before.virtual_region_with_margin)
+        self.scroll_to_region(region, animate=False, immediate=True)
+
+    # --- actions ---------------------------------------------------------------------------
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """List keys while the list has the focus, editor keys while an editor has it; none
+        while a drop-down is open (its own keys choose)."""
+        editing = self.editing
+        if editing is not None and editing.spec.kind == "choice":
+            return action in ("next_field", "find_anywhere")
+        if action in ("edit", "page", "jump", "find"):
+            return editing is None
+        if action == "done":
+            return editing is not None
+        return True
+
+    def action_edit(self) -> None:
+        """Edit the highlighted field: a switch flips, a drop-down opens, text gets a cursor."""
+        field = self.current
+        if field.spec.kind == "summary":
+            self.notify(f"{field.spec.path} is a list of sections: edit it in the YAML (ctrl+o "
+                        "loads it).", timeout=4)
+            return
+        field.opened = True
+        control = field.control
+        if isinstance(control, BoolValue):
+            control.value = not control.value
+            self._edited(field, control.value)
+        elif isinstance(control, Select):
+            control.can_focus = True
+            control.action_show_overlay()
+            # The overlay is focused now, not a turn later, so keys already on their way choose.
+            self.screen.set_focus(control.query_one(OptionList), scroll_visible=False)
+        else:
+            control.can_focus = True
+            self.screen.set_focus(control)
+
+    def action_done(self) -> None:
+        """Leave the editor; the list has the focus again."""
+        self.stop_editing()
+
+    def stop_editing(self) -> None:
+        """Give the focus back to the list (what was typed is already applied)."""
+        if self.editing is not None:
+            self.screen.set_focus(self)
+
+    def action_move(self, delta: int) -> None:
+        """Leave any editor and highlight the field above or below."""
+        self.stop_editing()
+        self.cursor = max(0, min(len(self.fields) - 1, self.cursor + delta))
+
+    def action_next_field(self, delta: int) -> None:
+        """Next (or previous) field, wrapping; from a text editor, into the next one's."""
+        editing = self.editing
+        self.stop_editing()
+        self.cursor = (self.cursor + delta) % len(self.fields)
+        if editing is not None and self.current.editable_in_place:
+            self.action_edit()
+
+    def action_page(self, direction: int) -> None:
+        """Highlight the field a screenful up or down."""
+        per_page = max(1, self.scrollable_content_region.height // 3)
+        self.action_move(direction * per_page)
+
+    def action_jump(self, index: int) -> None:
+        """Highlight the first (0) or the last (-1) field."""
+        self.cursor = index % len(self.fields)
+
+    def action_find_anywhere(self) -> None:
+        """``ctrl+f``: find a field, also from an editor."""
+        self.action_find()
+
+    def action_find(self) -> None:
+        """Jump to a field by (fuzzy) name, from a list of them all."""
+        self.stop_editing()
+        self.app.push_screen(CommandPalette(providers=[FieldFinder],
+                                            placeholder="Jump to a field (name or help words)…"))
+
+    def _select_expanded(self, expanded: bool) -> None:
+        """A drop-down closed (chosen, Esc or a click elsewhere): back to the list."""
+        if not expanded:
+            for select in self.query(Select):
+                select.can_focus = False
+            if self.screen.focused is None or self.editing is not None:
+                self.screen.set_focus(self)
+
+    @on(Input.Blurred)
+    def input_left(self, event: Input.Blurred) -> None:
+        """An editor lost the focus (Enter, Esc, Tab, a click, another screen's key): only the
+        list can take it again."""
+        if self.screen.focused is not event.input:
+            event.input.can_focus = False
+
+    def on_click(self, event: events.Click) -> None:
+        """A click on a field highlights it; on its value, edits it."""
+        widget = event.widget
+        field = next((node for node in (widget.ancestors_with_self if widget else ())
+                      if isinstance(node, ConfigField)), None)
+        if field is None:
+            return
+        self.screen.set_focus(self)
+        self.cursor = self.fields.index(field)
+        if widget is not None and any(node is field.control for node in widget.ancestors_with_self):
+            self.action_edit()
+
+    # --- values ----------------------------------------------------------------------------
 
     def load(self, config: RunConfig) -> None:
         """Show every value of ``config``."""
         for field in self.query(ConfigField):
             field.show(get_value(config, field.spec.path))
 
+    def unapplied(self, config: RunConfig) -> list[tuple[str, Any, str | None]]:
+        """Fields the user edited whose shown value ``config`` does not hold (yet: their
+        change messages are still on the way): (path, parsed value, typing error)."""
+        out: list[tuple[str, Any, str | None]] = []
+        for field in self.fields:
+            if not field.opened:
+                continue
+            control = field.control
+            value, error = control.value, None
+            if isinstance(control, Input):
+                try:
+                    value = parse_value(field.spec, control.value)
+                except ValueError as exc:
+                    value, error = None, f"'{control.value.strip()}' {exc}"
+            if error is not None or value != get_value(config, field.spec.path):
+                out.append((field.spec.path, value, error))
+        return out
+
     def show_errors(self, errors: dict[str, str]) -> None:
         """Show ``errors`` (dotted path -> message) and clear every other field's."""
         for field in self.query(ConfigField):
-            field.show_error(errors.get(field.spec.path))
+            path = field.spec.path
+            # a read-only list shows its items' errors too (data.sources[1].weight)
+            found = [f"{key.removeprefix(path)}: {text}" if key != path else text
+                     for key, text in errors.items()
+                     if key == path or (field.spec.kind == "summary" and key.startswith(path + "["))]
+            field.show_error(" ".join(found) or None)
 
-    def _edited(self, control: Input | Select | Switch, raw: Any) -> None:
-        field = control.parent
-        if not isinstance(field, ConfigField):
-            return
+    def _edited(self, field: ConfigField, raw: Any) -> None:
         spec = field.spec
-        if isinstance(raw, str) and spec.kind not in ("choice",):
+        if isinstance(raw, str) and spec.kind != "choice":
             try:
                 value, error = parse_value(spec, raw), None
             except ValueError as exc:
@@ -277,16 +609,14 @@ class ConfigForm(VerticalScroll, can_focus=False):
     def input_changed(self, event: Input.Changed) -> None:
         """Parse typed text as it changes."""
         event.stop()
-        self._edited(event.input, event.value)
+        field = event.input.parent
+        if isinstance(field, ConfigField) and field.opened:
+            self._edited(field, event.value)
 
     @on(Select.Changed)
     def select_changed(self, event: Select.Changed) -> None:
         """A drop-down choice."""
         event.stop()
-        self._edited(event.select, event.value)
-
-    @on(Switch.Changed)
-    def switch_changed(self, event: Switch.Changed) -> None:
-        """A switch flipped."""
-        event.stop()
-        self._edited(event.switch, event.value)
+        field = event.select.parent
+        if isinstance(field, ConfigField) and field.opened:
+            self._edited(field, event.value)

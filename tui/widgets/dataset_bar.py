@@ -3,6 +3,8 @@
 Enter in an input posts what was typed as one of the bar's messages; the screen decides
 what follows (opening a file, loading a tokenizer, re-marking long rows). A max length under
 the config's minimum is refused here, with a message, and the input shows the old value.
+Leaving an input without Enter puts back the value in use (:meth:`DatasetBar.revert`): the bar
+never shows a value the app is not using. The path input completes file names.
 """
 
 from __future__ import annotations
@@ -12,6 +14,8 @@ from textual.app import ComposeResult
 from textual.containers import Horizontal
 from textual.message import Message
 from textual.widgets import Input, Label
+
+from tui.widgets.path_suggester import PathSuggester
 
 MIN_MAX_LENGTH = 16
 """The smallest max length the config accepts (``RunConfig.validate``, ``data.max_length``)."""
@@ -44,10 +48,16 @@ class DatasetBar(Horizontal):
     max_length = 0
     """The max length in use: a refused entry puts it back."""
 
+    def __init__(self, *, id: str | None = None) -> None:  # noqa: A002
+        super().__init__(id=id)
+        self._in_use: dict[str, str] = {}
+
     def compose(self) -> ComposeResult:
         """Label and input for each of path, model and max length."""
         yield Label("Data", classes="bar-label")
-        yield Input(id="dataset-path", compact=True, placeholder="path, or sample:support-tickets")
+        yield Input(id="dataset-path", compact=True, placeholder="path, or sample:support-tickets",
+                    suggester=PathSuggester(samples=True,
+                                            suffixes=(".jsonl", ".json", ".csv", ".parquet")))
         yield Label("Model", classes="bar-label")
         yield Input(id="dataset-model", compact=True, placeholder="model reference")
         yield Label("Max len", classes="bar-label")
@@ -61,7 +71,21 @@ class DatasetBar(Horizontal):
         for selector, value in (("#dataset-path", path), ("#dataset-model", model),
                                 ("#dataset-max-length", max_length)):
             if value is not None:
+                self._in_use[selector] = str(value)
                 self.query_one(selector, Input).value = str(value)
+
+    def revert(self) -> None:
+        """Put the values in use back into inputs holding text never entered."""
+        for selector, value in self._in_use.items():
+            field_input = self.query_one(selector, Input)
+            if field_input.value != value:
+                field_input.value = value
+
+    @on(Input.Blurred)
+    def input_left(self, event: Input.Blurred) -> None:
+        """Left without Enter: the input shows the value in use again."""
+        event.stop()
+        self.revert()
 
     @on(Input.Submitted, "#dataset-path")
     def path_submitted(self, event: Input.Submitted) -> None:
@@ -90,4 +114,5 @@ class DatasetBar(Horizontal):
             event.input.value = str(self.max_length)
             return
         self.max_length = value
+        self._in_use["#dataset-max-length"] = str(value)
         self.post_message(self.MaxLengthSubmitted(value))

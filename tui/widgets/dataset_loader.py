@@ -21,10 +21,9 @@ from textual.message import Message
 from textual.widget import Widget
 from textual.worker import Worker, WorkerState, get_current_worker
 
-from core.data import DataError
+from core.data import DataError, DatasetReport, RenderOptions, TemplateInfo
 from core.rows import Opened
 from tui import dataset_tasks as tasks
-from core.data import DatasetReport
 from tui.dataset_tasks import DatasetServices
 from tui.widgets.dataset_stats import StatsSummary
 from tui.widgets.row_table import RowBatch, RowStore
@@ -67,11 +66,13 @@ class DatasetLoader(Widget):
 
     @dataclass
     class TemplateChecked(Message):
-        """EOS is trained in ``trained`` of the ``sampled`` first rows rendered in full."""
+        """EOS is trained in ``trained`` of the ``sampled`` first rows rendered in full;
+        ``info`` says which template and system prompt are in force."""
 
         key: tuple[int, int]
         trained: int
         sampled: int
+        info: TemplateInfo | None = None
 
     @dataclass
     class TokensCounted(Message):
@@ -104,7 +105,10 @@ class DatasetLoader(Widget):
         self.store: RowStore | None = None
         """Rows of the open dataset (``None`` before the first opens or after an error)."""
         self.ref = ""
-        """The dataset reference last opened (a path or ``sample:<name>``)."""
+        """The dataset reference last opened (a path or ``sample:<name>``, or the JSON of
+        several sources, :func:`core.data.selection_ref`)."""
+        self.options = RenderOptions()
+        """The rendering options (template, system prompt) rows are counted and shown with."""
         self.data_format = ""
         """The format it was opened with (the config's ``data.format``)."""
         self.model_ref = ""
@@ -155,6 +159,7 @@ class DatasetLoader(Widget):
             s.rows, s.dropped = len(store), store.dropped
             s.drop_reasons = store.drop_reasons.most_common()
         s.counting = "tokens" in phases
+        s.chunking = self.options.text_chunking
         s.status = ("Checking…" if "checks" in phases else
                     "Waiting for the token counts…" if "tokens" in phases else
                     "No dataset." if store is None else "Waiting for the rows…")
@@ -193,7 +198,9 @@ class DatasetLoader(Widget):
         if self.store is not None:
             self._release(self.store)
         self.store = None
-        self.summary = StatsSummary(ref=ref, model=self.model_ref)
+        # a mix is named by its sources (the File line), not by the JSON that selects it
+        self.summary = StatsSummary(ref="" if ref.lstrip().startswith("{") else ref,
+                                    model=self.model_ref)
         self._cancel("read", "tokens", "checks", "search")
         self.data_format = self.app.config.data.format
         self._start("read", self._read(ref, self.data_format, self._generation),
@@ -207,6 +214,7 @@ class DatasetLoader(Widget):
         for item in tasks.read_chunks(items, lambda: worker.is_cancelled):
             if isinstance(item, Opened):
                 store = RowStore(item.source, item.kind, item.format, item.reason)
+                store.sources = item.sources
                 self.post_message(self.DatasetOpened(generation, store))
             else:
                 self.post_message(self.RowsRead(generation, item.batch, item.done, item.total))
@@ -227,6 +235,7 @@ class DatasetLoader(Widget):
         s = self.summary
         s.source, s.kind, s.reading = store.source, store.kind, True
         s.format, s.format_reason = store.format, store.format_reason
+        s.sources = store.sources
 
     @on(RowsRead)
     def rows_read(self, message: RowsRead) -> None:
@@ -263,13 +272,16 @@ class DatasetLoader(Widget):
 
     # --- tokenizer, token counts and checks -------------------------------------------------
 
-    def set_model(self, ref: str) -> None:
-        """Load model ``ref``'s tokenizer, then count the tokens again with it."""
+    def set_model(self, ref: str, options: RenderOptions | None = None) -> None:
+        """Load model ``ref``'s tokenizer, then count the tokens again with it, rendering rows
+        with ``options`` (template, system prompt)."""
         self.model_ref = ref
+        self.options = options or RenderOptions()
         self._token_generation += 1
         self.tokenizer, self.tokenizer_error = None, ""
         self._tokens_key = self._tokens_running = None
         self.summary.model, self.summary.eos, self.summary.lengths = ref, None, None
+        self.summary.template = None
         self._cancel("tokens")
         if self.store is not None:
             self.store.reset_tokens()
@@ -302,7 +314,8 @@ class DatasetLoader(Widget):
         key = (self._generation, self._token_generation)
         if self.tokenizer is not None and key not in (self._tokens_key, self._tokens_running):
             self._tokens_running = key
-            self._start("tokens", self._count_tokens(self.tokenizer, self.store, key),
+            self._start("tokens", self._count_tokens(self.tokenizer, self.store, key,
+                                                     self.options),
                         Phase("Counting tokens", total=len(self.store)))
             return
         settled = self._tokens_key == key or (self.tokenizer is None
@@ -319,20 +332,25 @@ class DatasetLoader(Widget):
                         Phase("Checking duplicates, refusals and leakage"))
 
     @work(thread=True, exclusive=True, group="tokens", exit_on_error=False)
-    def _count_tokens(self, tokenizer: Any, store: RowStore, key: tuple[int, int]) -> None:
+    def _count_tokens(self, tokenizer: Any, store: RowStore, key: tuple[int, int],
+                      options: RenderOptions) -> None:
         """Check EOS on the first rows, then count every kept row's tokens in batches."""
         worker = get_current_worker()
-        self.post_message(self.TemplateChecked(key, *tasks.check_template(tokenizer, store)))
-        for start, counts in tasks.count_chunks(tokenizer, store, lambda: worker.is_cancelled):
+        self.post_message(self.TemplateChecked(key, *tasks.check_template(tokenizer, store,
+                                                                          options)))
+        for start, counts in tasks.count_chunks(tokenizer, store, lambda: worker.is_cancelled,
+                                                options):
             self.post_message(self.TokensCounted(key, start, counts))
 
     @on(TemplateChecked)
     def template_checked(self, message: TemplateChecked) -> None:
         """Keep how many sampled rows train the end-of-turn token."""
-        if message.key != (self._generation, self._token_generation) or not message.sampled:
+        if message.key != (self._generation, self._token_generation):
             message.stop()
             return
-        self.summary.eos = (message.trained, message.sampled)
+        self.summary.template = message.info
+        if message.sampled:
+            self.summary.eos = (message.trained, message.sampled)
 
     @on(TokensCounted)
     def tokens_counted(self, message: TokensCounted) -> None:
@@ -376,6 +394,7 @@ class DatasetLoader(Widget):
             s = self.summary
             s.checks, s.checked_rows, s.kept = result.stats, result.checked, result.kept
             s.train_rows, s.val_rows = result.train_rows, result.val_rows
+            s.source_findings = tasks.source_findings(self.store)
             if self._checks_key is not None:
                 _, s.validation_fraction, s.seed = self._checks_key
         self.post_message(self.ChecksFinished(found))

@@ -1,4 +1,5 @@
-"""The statistics pane: rows kept and dropped, format, token lengths, content checks, split.
+"""The statistics pane: rows kept and dropped, format, template and system prompt in force,
+token lengths, content checks, split, and each source of a mix with its share and checks.
 
 The screen gathers the figures in a :class:`StatsSummary` as its workers finish and calls
 :meth:`StatsPanel.show`; the token-length histogram is its own chart widget.
@@ -16,7 +17,7 @@ from textual.app import ComposeResult
 from textual.containers import VerticalScroll
 from textual.widgets import Static
 
-from core.data import DatasetStats, TokenStats
+from core.data import DatasetStats, SourceReport, TemplateInfo, TokenStats
 from tui.widgets.length_histogram import LengthHistogram
 
 
@@ -59,6 +60,14 @@ class StatsSummary:
     seed: int = 0
     status: str = ""
     """What is running now, e.g. ``Counting tokens…``."""
+    template: TemplateInfo | None = None
+    """The chat template, system prompt and tool rendering rows get."""
+    chunking: bool = False
+    """``data.text_chunking``: text rows over max_length become chunks, not cut rows."""
+    sources: list[SourceReport] = field(default_factory=list)
+    """Each source of a mix (empty for a single source)."""
+    source_findings: list[dict[str, int]] = field(default_factory=list)
+    """Per source of a mix, the check findings of its rows by kind."""
 
 
 def _grid() -> Table:
@@ -121,8 +130,10 @@ class StatsPanel(VerticalScroll, can_focus=True):
         else:
             grid.add_row("Tokens", f"min {n.min:,} · p50 {n.p50:,} · mean {n.mean:,.0f} · "
                                    f"p95 {n.p95:,} · max {n.max:,}{counting}")
+            lost = (f"text rows become chunks of {n.max_length:,} (data.text_chunking), chat "
+                    "rows are cut" if s.chunking else f"{n.tokens_lost:,} tokens lost")
             share = Text(f"{rows(n.truncated)} ({n.truncated_share:.1%}) over max_length "
-                         f"{n.max_length:,}; {n.tokens_lost:,} tokens lost",
+                         f"{n.max_length:,}; {lost}",
                          style="bold yellow" if n.truncated else "")
             grid.add_row("Truncated", share)
         if s.eos is not None:
@@ -131,6 +142,9 @@ class StatsPanel(VerticalScroll, can_focus=True):
                                      style="" if trained == sampled else "bold yellow"))
         if s.model:
             grid.add_row("Model", s.model)
+        if s.template is not None:
+            for label, text in s.template.lines():
+                grid.add_row(label.capitalize(), text)
         return Group(grid)
 
     def _bottom(self, s: StatsSummary) -> Group:
@@ -154,4 +168,18 @@ class StatsPanel(VerticalScroll, can_focus=True):
                 if not c.leaked else
                 Text(f"{rows(c.leaked)} in validation repeat training rows", style="bold red"))
         grid.add_row("Leakage", leak)
+        grid.add_row("Placeholders", _count(c.placeholders, f"{rows(c.placeholders)} with an "
+                                                            "unfilled {{placeholder}}"))
+        self._sources(grid, s)
         return Group(grid)
+
+    def _sources(self, grid: Table, s: StatsSummary) -> None:
+        """Each source of a mix: its rows, share of the mix and check findings."""
+        used = sum(r.used for r in s.sources)
+        for i, report in enumerate(s.sources):
+            found = s.source_findings[i] if i < len(s.source_findings) else {}
+            checks = ", ".join(f"{n:,} {kind}" for kind, n in sorted(found.items())) or (
+                "no findings" if s.checks is not None else "")
+            grid.add_row(f"Source {i + 1}", Text.assemble(
+                (report.label, "bold"), f"  {report.describe(used)}",
+                f"; checks: {checks}" if checks else ""))

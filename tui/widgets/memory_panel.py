@@ -17,6 +17,14 @@ from core.memory import MemoryEstimate, format_count
 
 VERDICT_STYLES = {"fits": "bold green", "tight": "bold yellow", "will not fit": "bold red"}
 """How each verdict is shown."""
+PART_LABELS = {
+    "embeddings and head": "embeddings + head",
+    "autocast weight copies": "16-bit copies",
+    "gradients reuse freed": "saved by reuse",
+}
+"""Short labels of the estimate's parts, to fit the panel at 80 columns."""
+REUSE_NOTE = "Saved: gradients take the memory that freed activations leave."
+"""Says what the one negative part is, under the figures, when it is there."""
 
 class MemoryPanel(Static):
     """Trainable share, memory parts against the available memory, verdict and the fix."""
@@ -33,14 +41,20 @@ class MemoryPanel(Static):
     status: reactive[str] = reactive("Estimating…", layout=True)
     """What the estimate is doing or why there is none (``Estimating…``, an error)."""
 
+    @staticmethod
+    def _grid() -> Table:
+        """Two columns: a label that gives way, a right-aligned figure that never wraps."""
+        grid = Table.grid(padding=(0, 0, 0, 1), pad_edge=False, expand=True)
+        grid.add_column(no_wrap=True, overflow="ellipsis", ratio=1)
+        grid.add_column(justify="right", no_wrap=True)
+        return grid
+
     def render(self) -> Group | Text:
         """The figures, or the status while there is no estimate."""
         e = self.estimate
         if e is None:
             return Text(self.status, style="italic")
-        numbers = Table.grid(padding=(0, 1), expand=True)
-        numbers.add_column(no_wrap=True, overflow="ellipsis", ratio=1)
-        numbers.add_column(justify="right", no_wrap=True)
+        numbers = self._grid()
         numbers.add_row(Text("Trainable", style="bold"), format_count(e.params.trainable))
         numbers.add_row(f" of {format_count(e.params.total)}", Text(f"{e.params.share:.2%}", style="bold"))
         numbers.add_row("Micro-batch", f"{e.micro_batch} x {e.tokens_per_row}")
@@ -48,10 +62,8 @@ class MemoryPanel(Static):
         if e.num_processes > 1:
             numbers.add_row(" processes", str(e.num_processes))
         where = "per GPU" if e.device == "cuda" else "per process" if e.num_processes > 1 else "CPU"
-        numbers.add_row(Text(f"Memory ({where})", style="bold"), "")
-        for part in e.parts:
-            numbers.add_row(f" {part.name}", format_bytes(part.bytes, 2))
-        numbers.add_row(Text(" total", style="bold"), Text(format_bytes(e.total_bytes, 2), style="bold"))
+        numbers.add_row(Text(f"Memory ({where})", style="bold"),
+                        Text(format_bytes(e.total_bytes, 2), style="bold"))
         numbers.add_row(" available", format_bytes(e.available.bytes, 2))
         style = VERDICT_STYLES.get(e.verdict, "bold")
         share = f"{e.share:.0%}" if e.share < 10 else ">999%"
@@ -60,6 +72,7 @@ class MemoryPanel(Static):
         bar = Text("█" * filled, style=style.replace("bold ", ""))
         bar.append("░" * (width - filled) + " ", style="dim")
         bar.append(share, style=style)
+        # The verdict and the fixes first: at 80x24 the breakdown is what scrolls out of view.
         lines: list[Table | Text] = [numbers, bar,
                                      Text(f"{e.verdict.upper()} ({e.available.name})", style=style)]
         if e.available.note:
@@ -68,6 +81,17 @@ class MemoryPanel(Static):
             fix = Text("Fix: ", style="bold yellow")
             fix.append(f"{s.text} -> {format_bytes(s.total_bytes, 2)}, {s.verdict}")
             lines.append(fix)
+        parts = self._grid()
+        parts.add_row(Text("Memory parts", style="bold"), "")
+        for part in e.parts:
+            amount = format_bytes(abs(part.bytes), 2)
+            parts.add_row(f" {PART_LABELS.get(part.name, part.name)}",
+                          f"−{amount}" if part.bytes < 0 else amount)
+        parts.add_row(Text(" total", style="bold"),
+                      Text(format_bytes(e.total_bytes, 2), style="bold"))
+        lines.append(parts)
+        if any(part.bytes < 0 for part in e.parts):
+            lines.append(Text(REUSE_NOTE, style="dim"))
         if self.status:
             lines.append(Text(self.status, style="dim italic"))
         return Group(*lines)

@@ -1,12 +1,13 @@
 """The Problems pane: every reading error, warning and check finding of a dataset, by line.
 
-Enter on a problem posts :class:`ProblemList.ProblemChosen` with its line, for the screen to
-put the table's cursor on that row.
+Enter on a problem posts :class:`ProblemList.ProblemChosen` with its row, for the screen to
+put the table's cursor on it.
 """
 
 from __future__ import annotations
 
 import heapq
+from pathlib import Path
 
 from rich.text import Text
 from textual import on
@@ -21,11 +22,14 @@ PROBLEM_LIST_LIMIT = 1000
 """Problems listed in the Problems pane; the problems filter shows every row."""
 
 
-def problem_text(problem: Problem) -> Text:
-    """One problem as a list entry: where, a mark for its severity, the field, the message."""
+def problem_text(problem: Problem, named: bool = False) -> Text:
+    """One problem as a list entry: where (``named``: with the file, in a mix of sources), a
+    mark for its severity, the field, the message."""
     error = problem.severity == "error"
     where = (f"{position_unit(problem.source):<4} {problem.line:>6} "
              if problem.line is not None else "whole file  ")
+    if named:
+        where = f"{Path(problem.source).name} {where}"
     text = Text(where, style="dim")
     text.append("✗ " if error else "! ", style="bold red" if error else "bold yellow")
     if problem.field:
@@ -38,30 +42,32 @@ class ProblemList(OptionList):
     """The problems of the open dataset (the first :data:`PROBLEM_LIST_LIMIT`), in line order."""
 
     class ProblemChosen(Message):
-        """Enter on a problem; ``line`` is ``None`` for one about the whole file."""
+        """Enter on a problem; ``row`` is its row in the store, ``None`` for one about the
+        whole file."""
 
-        def __init__(self, line: int | None) -> None:
+        def __init__(self, row: int | None) -> None:
             super().__init__()
-            self.line = line
+            self.row = row
 
     def __init__(self, *, id: str | None = None) -> None:  # noqa: A002
         super().__init__(id=id)
-        self._problem_lines: list[int | None] = []
-        """The line of each listed problem, by option index."""
+        self._problem_rows: list[int | None] = []
+        """The store row of each listed problem, by option index."""
 
     def show(self, store: RowStore | None) -> int:
         """List the problems of ``store`` (reading errors and warnings, then check findings,
         row by row); returns how many it has in all."""
         self.clear_options()
-        self._problem_lines = []
+        self._problem_rows = []
         if store is None:
             return 0
         items: list[Option] = []
+        named = bool(store.sources)
         for row in heapq.nsmallest(PROBLEM_LIST_LIMIT, {*store.problems, *store.findings}):
             for problem in store.row_problems(row):
-                items.append(Option(problem_text(problem)))
-                self._problem_lines.append(problem.line)
-        del items[PROBLEM_LIST_LIMIT:], self._problem_lines[PROBLEM_LIST_LIMIT:]
+                items.append(Option(problem_text(problem, named)))
+                self._problem_rows.append(row if problem.line is not None else None)
+        del items[PROBLEM_LIST_LIMIT:], self._problem_rows[PROBLEM_LIST_LIMIT:]
         self.add_options(items)
         count = sum(map(len, store.problems.values())) + sum(map(len, store.findings.values()))
         if count > len(items):
@@ -72,7 +78,7 @@ class ProblemList(OptionList):
 
     @on(OptionList.OptionSelected)
     def problem_selected(self, event: OptionList.OptionSelected) -> None:
-        """Pass the chosen problem's line on."""
+        """Pass the chosen problem's row on."""
         event.stop()
-        if event.option_index < len(self._problem_lines):
-            self.post_message(self.ProblemChosen(self._problem_lines[event.option_index]))
+        if event.option_index < len(self._problem_rows):
+            self.post_message(self.ProblemChosen(self._problem_rows[event.option_index]))

@@ -14,7 +14,7 @@ from typing import Any
 from textual import on, work
 from textual.worker import Worker, WorkerState
 
-from core.data import Example
+from core.data import Example, RenderOptions
 from tui import dataset_tasks as tasks
 from tui.dataset_tasks import RenderResult
 from tui.widgets.token_view import RowDetail, TokenView
@@ -35,20 +35,22 @@ class RowDetailPane(TokenView):
                                                                   WorkerState.RUNNING)
 
     def show_row(self, detail: RowDetail | None, message: str = "", tokenizer: Any = None,
-                 assistant_only_loss: bool = True) -> None:
-        """Show ``detail`` (``message`` without a row) and, given a ``tokenizer``, render it."""
+                 assistant_only_loss: bool = True, options: RenderOptions | None = None) -> None:
+        """Show ``detail`` (``message`` without a row) and, given a ``tokenizer``, render it
+        with the rendering ``options`` (template, system prompt)."""
         self._renderer = None  # a rendering of what was shown before no longer applies
         self.workers.cancel_group(self, "render")
         self.show(detail, message)
         if detail is not None and detail.example is not None and tokenizer is not None:
             self._renderer = self._render_row(tokenizer, detail.example, detail.row,
-                                            detail.max_length, assistant_only_loss)
+                                            detail.max_length, assistant_only_loss, options)
 
     @work(thread=True, exclusive=True, group="render", exit_on_error=False)
     def _render_row(self, tokenizer: Any, example: Example, row: int, max_length: int,
-                    assistant_only_loss: bool) -> RenderResult:
+                    assistant_only_loss: bool, options: RenderOptions | None) -> RenderResult:
         """Render the row for the model (:func:`tui.dataset_tasks.render_row`)."""
-        return tasks.render_row(tokenizer, example, row, max_length, assistant_only_loss)
+        return tasks.render_row(tokenizer, example, row, max_length, assistant_only_loss,
+                                options)
 
     @on(Worker.StateChanged)
     def rendered(self, event: Worker.StateChanged) -> None:

@@ -33,8 +33,8 @@ from textual.reactive import reactive
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
-from core.data import Example, Problem, position_unit
-from core.rows import Packed, RowBatch, unpack
+from core.data import Example, Problem, SourceReport, position_unit
+from core.rows import Packed, RowBatch, turn_text, turns, unpack
 
 ERROR = 1
 """Flag bit: the row has an error and was dropped."""
@@ -128,6 +128,13 @@ class RowStore:
         """Rows dropped because of an error."""
         self.drop_reasons: Counter[str] = Counter()
         """Dropped rows by the short reason of their first error."""
+        self.sources: list[SourceReport] = []
+        """In a mix, each source with its rows read, kept, dropped and used; else empty."""
+        self.source_of = bytearray()
+        """In a mix, per row, the index of its source in :attr:`sources`."""
+        self.origin_lines = array("q")
+        """In a mix, per row, its line (or row number) in its source; :attr:`lines` then
+        number the rows of the mix."""
 
     def __len__(self) -> int:
         return len(self.lines)
@@ -151,11 +158,19 @@ class RowStore:
         self.flags.extend(flags)
         for offset, data in batch.raw.items():
             self.raw[start + offset] = data
+        self.source_of.extend(batch.sources)
+        self.origin_lines.extend(batch.origins)
 
     @property
     def unit(self) -> str:
         """What :attr:`lines` count: ``line`` (JSONL text lines) or ``row`` (other formats)."""
         return position_unit(self.source)
+
+    def origin(self, index: int) -> tuple[str, int] | None:
+        """In a mix, the source and line (or row number) row ``index`` came from."""
+        if index >= len(self.origin_lines):
+            return None
+        return self.sources[self.source_of[index]].label, self.origin_lines[index]
 
     def row_for_line(self, line: int) -> int | None:
         """The row read from ``line`` (JSONL line or row number), if any."""
@@ -215,6 +230,8 @@ class RowStore:
         self.lines = array("q")
         self.flags = bytearray()
         self.tokens = array("i")
+        self.source_of = bytearray()
+        self.origin_lines = array("q")
 
     def cell(self, index: int, column: str) -> str:
         """The text of one content cell (the first turn of that role), on one line."""
@@ -224,9 +241,9 @@ class RowStore:
         if isinstance(packed, str):
             return flatten(packed)
         role = COLUMN_ROLES.get(column, column)
-        for turn_role, content in packed:
-            if turn_role == role:
-                return flatten(content)
+        for turn in turns(packed):
+            if turn[0] == role:
+                return flatten(turn_text(turn))
         return ""
 
     def error_text(self, index: int) -> str:
@@ -246,7 +263,7 @@ class RowStore:
             return (data if isinstance(data, str) else json.dumps(data, ensure_ascii=False)).lower()
         if isinstance(packed, str):
             return packed.lower()
-        return "\n".join(content for _, content in packed).lower()
+        return "\n".join("\n".join(turn[1:]) for turn in turns(packed)).lower()
 
     def matching(self, mode: str, max_length: int) -> Any:
         """Indices of rows shown by filter ``mode`` (``problems``, ``long`` or ``duplicates``).

@@ -47,6 +47,8 @@ class RowDetail:
     max_length: int = 512
     status: str = ""
     """Why there is no rendering yet (tokenizer loading, template error...)."""
+    origin: str = ""
+    """In a mix, where the row came from (``general.jsonl line 12``)."""
 
 
 class TokenView(VerticalScroll, can_focus=True):
@@ -105,7 +107,7 @@ class TokenView(VerticalScroll, can_focus=True):
         head = Text(f"{d.unit.capitalize()} {d.line}", style=self._style("title"))
         # a JSONL line and the row's position differ (blank lines); a row number is the row
         facts = ([f"row {d.row + 1}"] if d.unit == "line" else []) + (
-            [f"{turns} turns"] if turns else [])
+            [f"{turns} turns"] if turns else []) + ([f"from {d.origin}"] if d.origin else [])
         if facts:
             head.append("  ")
             head.append("·  " + "  ·  ".join(facts), style=self._style("muted"))
@@ -132,9 +134,23 @@ class TokenView(VerticalScroll, can_focus=True):
         if example.messages is None:
             return Text(example.text or "")
         text = Text()
+        if example.tools:
+            names = ", ".join(t.get("function", {}).get("name", "?") for t in example.tools)
+            text.append(f"tools: {names}\n", style=self._style("muted"))
         for i, message in enumerate(example.messages):
-            text.append(("\n" if i else "") + message["role"], style=self._style("role"))
-            text.append("\n" + message["content"])
+            role = message["role"] + (f" ({message['name']})" if message.get("name") else "")
+            text.append(("\n" if i else "") + role, style=self._style("role"))
+            if message.get("train") is False:
+                text.append("  weight 0: not trained", style=self._style("muted"))
+            if message.get("reasoning_content"):
+                text.append("\nthinking: " + message["reasoning_content"],
+                            style=self._style("muted"))
+            if message["content"]:
+                text.append("\n" + message["content"])
+            for call in message.get("tool_calls") or ():
+                function = call["function"]
+                text.append(f"\n→ {function['name']}("
+                            f"{json.dumps(function['arguments'], ensure_ascii=False)})")
         return text
 
     def _model_input(self, d: RowDetail) -> RenderableType:
@@ -168,6 +184,10 @@ class TokenView(VerticalScroll, can_focus=True):
             parts.append(Text(f"✂ max_length {d.max_length:,} cuts here: {r.tokens_lost:,} "
                               f"tokens lost", style=self._style("error")))
             parts.append(Text(d.cut_text, style=self._style("cut")))
+        if r.chunked:
+            parts.append(Text(f"Trained as {len(r.lengths())} rows of at most "
+                              f"{d.max_length:,} tokens (data.text_chunking).",
+                              style=self._style("muted")))
         for note in r.notes:
             parts.append(Text(f"! {note}", style=self._style("warning")))
         if r.template_note:
