@@ -28,6 +28,13 @@ DIVERGE_WINDOW = 5
 DIVERGE_FACTOR = 1.5
 """The average of the last ``DIVERGE_WINDOW`` losses at this multiple of its lowest value
 counts as diverging."""
+MARGIN_WINDOW = 10
+"""Logged reward margins of a preference run compared for a stall: newer half against older."""
+CHOSEN_WINDOW = 5
+"""Logged chosen rewards of a preference run averaged when looking for a fall."""
+CHOSEN_FLOOR = -0.5
+"""A mean chosen reward below this: the preferred answers grow less likely than under the
+reference (DPO's known failure: the margin grows because both answers sink)."""
 
 
 @dataclass(frozen=True)
@@ -42,6 +49,8 @@ class AlertRule:
     """The condition, in a sentence."""
     short: str
     """The condition in a few words, for a one-line summary."""
+    preference: bool = False
+    """Only preference runs (DPO, ORPO) raise it."""
 
 
 ALERT_RULES: tuple[AlertRule, ...] = (
@@ -61,6 +70,14 @@ ALERT_RULES: tuple[AlertRule, ...] = (
               f"the last {FLAT_WINDOW // 2} logged training losses average less than "
               f"{FLAT_TOLERANCE:.0%} below the {FLAT_WINDOW // 2} before them",
               f"<{FLAT_TOLERANCE:.0%} better in {FLAT_WINDOW} logs (flat)"),
+    AlertRule("margin-stalled", "warning", "Reward margin stalled",
+              f"in a DPO/ORPO run, the last {MARGIN_WINDOW // 2} logged reward margins average "
+              f"no more than the {MARGIN_WINDOW // 2} before them while preference accuracy is "
+              "below 100%", "margin not growing", preference=True),
+    AlertRule("chosen-falling", "warning", "Chosen reward falling",
+              f"in a DPO/ORPO run, the last {CHOSEN_WINDOW} logged chosen rewards average below "
+              f"{CHOSEN_FLOOR:g}: the preferred answers become less likely than before training",
+              f"chosen reward < {CHOSEN_FLOOR:g}", preference=True),
     AlertRule("early-stop", "info", "Early stop",
               "validation loss has not improved for eval.early_stopping_patience evaluations",
               "early stop"),
@@ -70,9 +87,11 @@ ALERT_RULES: tuple[AlertRule, ...] = (
 """Every alert the tracker raises, with what triggers it."""
 
 
-def rules_summary() -> str:
-    """One sentence listing what makes each alert fire (shown while none has)."""
-    return "Alerts fire on: " + " · ".join(r.short for r in ALERT_RULES if r.key != "failed") + "."
+def rules_summary(preference: bool = False) -> str:
+    """One sentence listing what makes each alert fire (shown while none has); the rules of
+    preference runs only when ``preference``."""
+    return "Alerts fire on: " + " · ".join(
+        r.short for r in ALERT_RULES if r.key != "failed" and (preference or not r.preference)) + "."
 
 
 @dataclass(frozen=True)
@@ -205,6 +224,59 @@ def check_diverging(
     )
 
 
+def check_margin_stalled(steps: Sequence[StepLogged], window: int = MARGIN_WINDOW) -> Alert | None:
+    """A preference run whose reward margin stopped growing before the pairs are learnt: the
+    newer half of the last ``window`` logged margins averages no more than the older half,
+    and the latest preference accuracy is below 1."""
+    rows = [s for s in steps if s.reward_margin is not None][-window:]
+    if len(rows) < window:
+        return None
+    margins = [s.reward_margin for s in rows]
+    if not all(math.isfinite(m) for m in margins):
+        return None
+    half = window // 2
+    older, newer = sum(margins[:half]) / half, sum(margins[half:]) / (window - half)
+    accuracy = rows[-1].reward_accuracy
+    if newer > older or (accuracy is not None and accuracy >= 1.0):
+        return None
+    return Alert(
+        key="margin-stalled",
+        level="warning",
+        title="Reward margin stalled",
+        detail=(
+            f"The reward margin averaged {older:.3f} then {newer:.3f} from step {rows[0].step} "
+            f"to {rows[-1].step}, with preference accuracy at "
+            f"{'?' if accuracy is None else f'{accuracy:.0%}'}. The learning rate may be too "
+            f"low, or beta too high (preference.beta) for the model to move; or the pairs "
+            f"disagree with each other."
+        ),
+    )
+
+
+def check_chosen_falling(steps: Sequence[StepLogged], window: int = CHOSEN_WINDOW,
+                         floor: float = CHOSEN_FLOOR) -> Alert | None:
+    """A preference run whose chosen reward averages below ``floor`` over the last
+    ``window`` logs: the margin may still grow, but because both answers sink."""
+    chosen = [s.reward_chosen for s in steps if s.reward_chosen is not None][-window:]
+    if len(chosen) < window or not all(math.isfinite(c) for c in chosen):
+        return None
+    mean = sum(chosen) / window
+    if mean >= floor:
+        return None
+    return Alert(
+        key="chosen-falling",
+        level="warning",
+        title="Chosen reward falling",
+        detail=(
+            f"The chosen answers' reward averages {mean:.3f} over the last {window} logged "
+            f"steps: the model makes the answers you preferred less likely than before training "
+            f"(the margin grows only because the rejected ones sink faster). Raise "
+            f"preference.beta, lower the learning rate, or train fewer steps; try objective: "
+            f"orpo, whose SFT term keeps the chosen answers likely."
+        ),
+    )
+
+
 def check_early_stop(event: Event) -> Alert | None:
     """The engine's early-stopping message (a ``MessageLogged`` flagged ``early_stop``)."""
     if not (isinstance(event, MessageLogged) and event.early_stop):
@@ -245,6 +317,8 @@ class AlertTracker:
         self.lowest_mean: float | None = None
         """The lowest mean of ``DIVERGE_WINDOW`` consecutive logged losses so far."""
         self.evals: list[tuple[int, float]] = []
+        self.preference_steps: deque[StepLogged] = deque(maxlen=max(MARGIN_WINDOW, CHOSEN_WINDOW))
+        """The latest logged steps of a preference run (those with rewards)."""
         self.raised: dict[str, Alert] = {}
 
     def update(self, event: Event) -> list[Alert]:
@@ -256,6 +330,10 @@ class AlertTracker:
             found.append(check_flat_loss(self.losses, self.flat_window, self.flat_tolerance))
             found.append(check_diverging(self.losses, self.lowest_mean))
             self._fold_lowest_mean()
+            if event.reward_margin is not None:
+                self.preference_steps.append(event)
+                found.append(check_margin_stalled(self.preference_steps))
+                found.append(check_chosen_falling(self.preference_steps))
         elif isinstance(event, EvalLogged):
             self.evals.append((event.step, event.eval_loss))
             found.append(check_rising_validation(self.evals, self.rising))

@@ -22,6 +22,20 @@ def _float_or_nan(value: Any) -> float:
         return math.nan
 
 
+def _optional(logs: dict[str, Any], key: str) -> float | None:
+    """A metric only some trainers log (DPO's ``rewards/margins``): a float, or ``None``."""
+    return _float_or_nan(logs[key]) if key in logs else None
+
+
+def preference_metrics(logs: dict[str, Any], prefix: str = "") -> dict[str, float | None]:
+    """The reward fields of :class:`StepLogged` from a DPO or ORPO log (``prefix`` ``eval_``
+    for validation); all ``None`` for SFT, whose logs have no rewards."""
+    return {"reward_margin": _optional(logs, f"{prefix}rewards/margins"),
+            "reward_accuracy": _optional(logs, f"{prefix}rewards/accuracies"),
+            "reward_chosen": _optional(logs, f"{prefix}rewards/chosen"),
+            "reward_rejected": _optional(logs, f"{prefix}rewards/rejected")}
+
+
 class NonFiniteError(RuntimeError):
     """A loss, gradient norm, validation loss or weight became NaN or infinite.
 
@@ -160,6 +174,7 @@ class EventCallback(TrainerCallback):
                 samples_per_second=self._window_samples / seconds,
                 elapsed_seconds=time.monotonic() - self._start,
                 eta_seconds=remaining * (self._step_time_ema or 0.0),
+                **preference_metrics(logs),
             )
         )
         self._window_seconds = 0.0
@@ -183,12 +198,15 @@ class EventCallback(TrainerCallback):
             self.evals_without_improvement = 0
         else:
             self.evals_without_improvement += 1
+        rewards = preference_metrics(metrics or {}, "eval_")
         self.sink(
             EvalLogged(
                 step=state.global_step,
                 eval_loss=loss,
                 best_eval_loss=self.best_eval_loss if self.best_eval_loss is not None else math.nan,
                 is_best=is_best,
+                reward_margin=rewards["reward_margin"],
+                reward_accuracy=rewards["reward_accuracy"],
             )
         )
         if self.patience and self.evals_without_improvement >= self.patience:

@@ -78,10 +78,14 @@ def check_inputs(config: RunConfig) -> None:
     directory and ``model.adapter``; the worker reads everything again. Raises
     :class:`core.data.DataError`, :class:`core.models.ModelError` or ``ConfigError``.
     """
-    from core.data import open_rows
+    from core.data import open_preferences, open_rows, source_specs
     from core.models import resolve_model_path
 
-    open_rows(config.data.path, config.data.format)
+    for spec in source_specs(config.data):
+        if config.is_preference:
+            open_preferences(spec)
+        else:
+            open_rows(spec)
     if not config.model.name_or_path.startswith("bundled:"):  # bundled: converted by the worker
         resolve_model_path(config.model.name_or_path)
     if config.model.adapter:

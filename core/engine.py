@@ -390,21 +390,10 @@ class Engine:
             raise ValueError("A multi-process run needs its run directory made by the launcher.")
 
         self.phase = "data"
-        loaded = data_mod.load_data(cfg.data, cfg.optim.seed)
-        self.log(f"Data: {loaded.name} ({loaded.format_reason})")
-        if len(loaded.sources) > 1 or loaded.left_out:
-            used = len(loaded.examples)
-            for report in loaded.sources:
-                self.log(f"Source {report.label}: {report.describe(used)}")
-        if loaded.dropped:
-            first = next(p for p in loaded.problems if p.severity == "error")
-            self.log(f"Dropped {loaded.dropped} of {loaded.total_rows} rows; first problem: "
-                     f"{first.message}", level="warning")
-        if not loaded.examples:
-            raise ValueError(f"{loaded.name} has no usable rows.")
-        train_ex, val_ex = data_mod.split_examples(
-            loaded.examples, cfg.data.validation_fraction, cfg.optim.seed
-        )
+        if cfg.is_preference:
+            train_ex, val_ex = self._load_preferences(data_mod)
+        else:
+            train_ex, val_ex = self._load_examples(data_mod)
 
         self.phase = "model"
         device = training_device()
@@ -420,8 +409,12 @@ class Engine:
             self.log("trust_remote_code is ON: the model's own Python code runs.", level="warning")
         if cfg.model.adapter:
             resolve_adapter(cfg.model.adapter)
-        train_rows = self._tokenize(data_mod, tokenizer, train_ex, "training")
-        val_rows = self._tokenize(data_mod, tokenizer, val_ex, "validation")
+        if cfg.is_preference:
+            # DPOTrainer / ORPOTrainer render and tokenize the pairs themselves.
+            train_rows, val_rows = train_ex, val_ex
+        else:
+            train_rows = self._tokenize(data_mod, tokenizer, train_ex, "training")
+            val_rows = self._tokenize(data_mod, tokenizer, val_ex, "validation")
         if not train_rows:
             raise ValueError("No training row has a trained token. Check the chat template and data.")
         if self.run_dir is None:
@@ -438,6 +431,7 @@ class Engine:
                 run_name=self.run_dir.name,
                 model=cfg.model.name_or_path,
                 method=cfg.method,
+                objective=cfg.objective,
                 device=device if world < 2 else f"{device} x{world} processes",
                 precision=precision,
                 total_steps=self._planned_steps(len(train_rows)),
@@ -449,6 +443,43 @@ class Engine:
                 pid=os.getpid(),
             )
         )
+
+    def _load_examples(self, data_mod: Any) -> tuple[list, list]:
+        """The SFT data of the config, read and checked, split into training and validation."""
+        cfg = self.config
+        loaded = data_mod.load_data(cfg.data, cfg.optim.seed)
+        self.log(f"Data: {loaded.name} ({loaded.format_reason})")
+        if len(loaded.sources) > 1 or loaded.left_out:
+            used = len(loaded.examples)
+            for report in loaded.sources:
+                self.log(f"Source {report.label}: {report.describe(used)}")
+        if loaded.dropped:
+            first = next(p for p in loaded.problems if p.severity == "error")
+            self.log(f"Dropped {loaded.dropped} of {loaded.total_rows} rows; first problem: "
+                     f"{first.message}", level="warning")
+        if not loaded.examples:
+            raise ValueError(f"{loaded.name} has no usable rows.")
+        train_ex, val_ex = data_mod.split_examples(
+            loaded.examples, cfg.data.validation_fraction, cfg.optim.seed
+        )
+        return train_ex, val_ex
+
+    def _load_preferences(self, data_mod: Any) -> tuple[list[dict], list[dict]]:
+        """The preference pairs of ``data.path`` as TRL conversational rows (``prompt``,
+        ``chosen``, ``rejected`` turns), split into training and validation."""
+        cfg = self.config
+        (spec,) = data_mod.source_specs(cfg.data)
+        loaded = data_mod.load_preferences(spec, cfg.data.on_bad_rows)
+        self.log(f"Preference data: {loaded.label} ({loaded.format_reason})")
+        if loaded.dropped:
+            first = next(p for p in loaded.problems if p.severity == "error")
+            self.log(f"Dropped {loaded.dropped} of {loaded.total_rows} pairs; first problem: "
+                     f"{first.message}", level="warning")
+        if not loaded.preferences:
+            raise ValueError(f"{loaded.label} has no usable preference pairs.")
+        rows = [{"prompt": p.prompt, "chosen": p.chosen, "rejected": p.rejected}
+                for p in loaded.preferences]
+        return data_mod.split_examples(rows, cfg.data.validation_fraction, cfg.optim.seed)
 
     def _hold_lock(self) -> None:
         """Take the run's lock (one trainer per run directory), unless a multi-process
@@ -561,7 +592,7 @@ class Engine:
     def _build_trainer(self, model: Any, inputs: RunInputs) -> Any:
         from datasets import Dataset
         from transformers.trainer_callback import PrinterCallback
-        from trl import SFTConfig
+        from trl import SFTConfig, SFTTrainer
 
         from core.models import padding_free_refusal
 
@@ -577,7 +608,7 @@ class Engine:
                      + (", grouped by length." if o.group_by_length else "."))
         # Length grouping only saves padding; with none left, keep TRL's random order.
         sampling = "group_by_length" if o.group_by_length and not padding_free else "random"
-        args = SFTConfig(
+        common = dict(
             output_dir=str(self.run_dir / CHECKPOINTS_DIR),
             learning_rate=o.learning_rate,
             lr_scheduler_type=o.lr_scheduler_type,
@@ -595,8 +626,6 @@ class Engine:
             fp16=inputs.precision == "fp16",
             use_cpu=inputs.device == "cpu",
             gradient_checkpointing=o.gradient_checkpointing,
-            train_sampling_strategy=sampling,
-            padding_free=padding_free,
             logging_steps=e.logging_steps,
             logging_nan_inf_filter=False,
             eval_strategy="steps" if has_val else "no",
@@ -607,9 +636,6 @@ class Engine:
             load_best_model_at_end=e.keep_best and has_val,
             metric_for_best_model="eval_loss",
             greater_is_better=False,
-            # Rows arrive truncated to max_length (tokenize_for_training); TRL refuses the
-            # limit with padding-free batches, which it cannot truncate.
-            max_length=None if padding_free else cfg.data.max_length,
             report_to=trackers or "none",
             disable_tqdm=True,
             dataloader_num_workers=0,
@@ -618,18 +644,67 @@ class Engine:
         self._callback = EventCallback(
             self.emit, self._stop, self._save, self._take_tokens, e.early_stopping_patience if has_val else 0
         )
-        trainer = _make_trainer(
-            model=model,
-            args=args,
+        datasets = dict(
             train_dataset=Dataset.from_list(inputs.train_rows),
             eval_dataset=Dataset.from_list(inputs.val_rows) if has_val else None,
             processing_class=inputs.tokenizer,
             callbacks=[self._callback],
         )
+        if cfg.is_preference:
+            trainer = self._preference_trainer(model, common, datasets)
+        else:
+            args = SFTConfig(
+                **common,
+                train_sampling_strategy=sampling,
+                padding_free=padding_free,
+                # Rows arrive truncated to max_length (tokenize_for_training); TRL refuses the
+                # limit with padding-free batches, which it cannot truncate.
+                max_length=None if padding_free else cfg.data.max_length,
+            )
+            trainer = _make_trainer(SFTTrainer, model=model, args=args, **datasets)
         # The printer writes every log dict to stdout; our events replace it.
         trainer.remove_callback(PrinterCallback)
         if "tensorboard" in trackers:
             point_tensorboard(trainer, self.run_dir)
+        return trainer
+
+    def _preference_trainer(self, model: Any, common: dict[str, Any], datasets: dict[str, Any]) -> Any:
+        """TRL's ``DPOTrainer`` or ``ORPOTrainer`` over the pairs, with the same arguments,
+        callbacks and checkpoints as SFT.
+
+        DPO's reference is the model as training starts: with LoRA, TRL keeps it as a frozen
+        copy of the starting adapter (the base for a fresh one, the SFT run's for
+        ``model.adapter``), so no second model is loaded; a full fine-tune loads a second copy
+        of the starting weights. ORPO needs no reference.
+        """
+        cfg, p = self.config, self.config.preference
+        train_rows = len(datasets["train_dataset"])
+        if cfg.objective == "dpo":
+            from trl import DPOConfig, DPOTrainer
+
+            args = DPOConfig(**common, beta=p.beta, loss_type=[p.loss_type],
+                             max_length=cfg.data.max_length)
+            ref_model = None
+            if cfg.method == "full":
+                self.log("Loading a second copy of the model as DPO's frozen reference.")
+                ref_model = self._load_model().eval()
+                ref_model.requires_grad_(False)
+            trainer = _make_trainer(DPOTrainer, model=model, ref_model=ref_model, args=args, **datasets)
+        else:
+            import warnings
+
+            with warnings.catch_warnings():  # TRL warns on import that ORPO is experimental
+                warnings.simplefilter("ignore")
+                from trl.experimental.orpo import ORPOConfig, ORPOTrainer
+
+            args = ORPOConfig(**common, beta=p.beta, max_length=cfg.data.max_length,
+                              remove_unused_columns=False)
+            trainer = _make_trainer(ORPOTrainer, model=model, args=args, **datasets)
+        dropped = train_rows - len(trainer.train_dataset)
+        if dropped:
+            self.log(f"Dropped {dropped} training pairs whose prompt alone fills max_length "
+                     f"{cfg.data.max_length}: nothing of their answers would be trained.",
+                     level="warning")
         return trainer
 
     def _take_tokens(self) -> int:
@@ -780,15 +855,15 @@ def score_trained_positions_only() -> None:
     trl_utils._use_triton = compact
 
 
-def _make_trainer(**kwargs: Any) -> Any:
-    """Build the SFTTrainer subclass that counts tokens and refuses non-finite values."""
+def _make_trainer(base: type, **kwargs: Any) -> Any:
+    """Build a subclass of the TRL trainer ``base`` (SFT, DPO or ORPO) that counts tokens,
+    refuses non-finite values and publishes each checkpoint with one rename."""
     import torch
-    from trl import SFTTrainer
 
     score_trained_positions_only()
 
-    class TunetopTrainer(SFTTrainer):
-        """SFTTrainer that counts non-padding tokens and stops on the first non-finite value."""
+    class TunetopTrainer(base):
+        """The trainer counting non-padding tokens and stopping on the first non-finite value."""
 
         _tokens = 0
 
@@ -797,8 +872,10 @@ def _make_trainer(**kwargs: Any) -> Any:
             return count
 
         def training_step(self, model, inputs, num_items_in_batch=None):
-            mask = inputs.get("attention_mask")
-            self._tokens += int(mask.sum()) if mask is not None else inputs["input_ids"].numel()
+            # SFT and DPO batches have one attention mask; ORPO's has one per answer.
+            masks = [v for k, v in inputs.items() if k.endswith("attention_mask")]
+            self._tokens += (sum(int(m.sum()) for m in masks) if masks
+                             else inputs["input_ids"].numel())
             loss = super().training_step(model, inputs, num_items_in_batch)
             if not torch.isfinite(loss).all():
                 raise NonFiniteError(
@@ -815,6 +892,13 @@ def _make_trainer(**kwargs: Any) -> Any:
                     f"the run stopped before the optimizer step."
                 )
             return norm
+
+        def _save(self, output_dir=None, state_dict=None):
+            super()._save(output_dir, state_dict)
+            if "ref" in getattr(self.model, "peft_config", {}):
+                # DPO's frozen reference adapter: rebuilt from the starting weights at every
+                # start, so a copy in each checkpoint and in final/ is only dead weight.
+                shutil.rmtree(Path(output_dir or self.args.output_dir) / "ref", ignore_errors=True)
 
         def _save_checkpoint(self, model, trial):
             """Write the checkpoint in a staging directory, then publish it with one rename."""

@@ -96,6 +96,15 @@ class RunProgress:
     best_eval_loss: float | None = None
     best_eval_step: int | None = None
     checkpoints: list[str] = field(default_factory=list)
+    objective: str = "sft"
+    reward_margin: float | None = None
+    """Preference runs: the latest logged reward margin (chosen minus rejected)."""
+    reward_accuracy: float | None = None
+    reward_chosen: float | None = None
+    reward_rejected: float | None = None
+    eval_reward_margin: float | None = None
+    """Preference runs: the reward margin on the held-out pairs at the latest validation."""
+    eval_reward_accuracy: float | None = None
     ended: Event | None = None
     seconds_per_step: float | None = None
     _last_step_at: float | None = None
@@ -119,7 +128,7 @@ class RunProgress:
         if isinstance(event, RunStarted):
             resumed = event.resumed_from_step
             self.run_dir, self.run_name = event.run_dir, event.run_name
-            self.model, self.method = event.model, event.method
+            self.model, self.method, self.objective = event.model, event.method, event.objective
             self.device, self.precision, self.pid = event.device, event.precision, event.pid
             self.total_steps = event.total_steps
             self.num_train_rows, self.num_val_rows = event.num_train_rows, event.num_val_rows
@@ -134,6 +143,8 @@ class RunProgress:
         elif isinstance(event, EvalLogged):
             self._paused = True
             self.eval_loss = event.eval_loss
+            self.eval_reward_margin = event.reward_margin
+            self.eval_reward_accuracy = event.reward_accuracy
             if math.isfinite(event.eval_loss) and (
                 self.best_eval_loss is None or event.eval_loss < self.best_eval_loss
             ):
@@ -164,6 +175,8 @@ class RunProgress:
         self.loss, self.learning_rate, self.grad_norm = event.loss, event.learning_rate, event.grad_norm
         self.tokens_per_second = event.tokens_per_second
         self.samples_per_second = event.samples_per_second
+        self.reward_margin, self.reward_accuracy = event.reward_margin, event.reward_accuracy
+        self.reward_chosen, self.reward_rejected = event.reward_chosen, event.reward_rejected
         eta = event.eta_seconds
         self.engine_eta = eta if isinstance(eta, (int, float)) and math.isfinite(eta) and eta > 0 else None
 

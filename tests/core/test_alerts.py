@@ -176,3 +176,40 @@ def test_a_learning_rate_near_zero_raises_the_flat_alert(tiny_model_dir, code_wo
     events, alerts = alert_run(constant_lr(tiny_model_dir, code_words, 20, 1e-9), tmp_path)
     assert [a.key for a in alerts] == ["flat"]
     assert "from step 1 to 20" in alerts[0].detail
+
+
+def dpo_step(n: int, margin: float, accuracy: float = 0.8, chosen: float = 0.1):
+    from dataclasses import replace
+
+    return replace(step(n, 1.0 - 0.02 * n), reward_margin=margin, reward_accuracy=accuracy,
+                   reward_chosen=chosen, reward_rejected=chosen - margin)
+
+
+def test_a_stalled_reward_margin_warns_until_the_pairs_are_learnt():
+    tracker = AlertTracker()
+    growing = [dpo_step(n, 0.1 * n) for n in range(1, 11)]
+    assert tracker.update_all(growing) == []
+    stalled = [dpo_step(n, 1.0 - 0.01 * (n - 11)) for n in range(11, 21)]
+    alerts = tracker.update_all(stalled)
+    assert [a.key for a in alerts] == ["margin-stalled"]
+    assert "preference accuracy at 80%" in alerts[0].detail and "preference.beta" in alerts[0].detail
+    # At 100% accuracy a flat margin is the pairs learnt, not a stall.
+    learnt = AlertTracker()
+    assert learnt.update_all(dpo_step(n, 1.0, accuracy=1.0) for n in range(1, 21)) == []
+
+
+def test_a_falling_chosen_reward_warns_even_while_the_margin_grows():
+    tracker = AlertTracker()
+    steps = [dpo_step(n, 0.2 * n, chosen=-0.15 * n) for n in range(1, 9)]
+    keys = [a.key for a in tracker.update_all(steps)]
+    assert keys == ["chosen-falling"]
+    assert tracker.raised["chosen-falling"].detail.startswith(
+        "The chosen answers' reward averages -0.600 over the last 5")  # steps 2-6
+
+
+def test_sft_steps_never_raise_preference_alerts_and_their_rules_are_apart():
+    from core.alerts import rules_summary
+
+    tracker = AlertTracker()
+    assert tracker.update_all(step(n, 1.0 - 0.01 * n) for n in range(1, 30)) == []
+    assert "margin" not in rules_summary() and "chosen reward < -0.5" in rules_summary(True)
