@@ -123,9 +123,10 @@ class ModelConfig:
     attn_implementation: str = "sdpa"
     """Attention kernel: ``sdpa`` (default), ``eager`` or ``flash_attention_2``."""
     adapter: str | None = None
-    """A LoRA adapter to continue training: a run directory or an adapter directory; the new
-    run starts from its weights (its rank and target modules replace ``lora``'s), and a full
-    fine-tune starts from the base with the adapter merged in."""
+    """A LoRA adapter to continue training (an SFT run to tune by DPO, or to train longer): a
+    run directory or an adapter directory; the new run starts from its weights (its r and
+    target modules replace ``lora``'s), and a full fine-tune starts from the base with the
+    adapter merged in."""
 
 
 @dataclass

@@ -1,4 +1,5 @@
-"""The fine-tuning engine: TRL ``SFTTrainer`` with LoRA, QLoRA or full fine-tuning.
+"""The fine-tuning engine: TRL ``SFTTrainer`` (or ``DPOTrainer`` / ``ORPOTrainer`` for
+preference pairs) with LoRA, QLoRA or full fine-tuning.
 
 The engine runs in a background thread and reports only through typed events (see
 ``core.events``), which go to the caller's sink and to ``events.jsonl`` in the run directory.

@@ -62,8 +62,9 @@ from tui.messages import (
 )
 from tui.widgets.alerts import AlertsPanel
 from tui.widgets.confirm import Confirm
-from tui.widgets.loss_plot import LossPlot
+from tui.widgets.loss_plot import ChartBase, LossPlot
 from tui.widgets.lr_plot import LrGradPlot
+from tui.widgets.reward_plot import RewardPlot
 from tui.widgets.run_figures import RunFigures
 from tui.widgets.vram_gauge import VramGauge
 
@@ -76,12 +77,17 @@ FLUSH_SECONDS = 0.25
 LOG_STYLES = {"info": "", "warning": "yellow", "error": "bold red", "event": "cyan", "ui": "dim"}
 
 
+CHART_IDS = {"loss": "loss-plot", "lr": "lr-plot", "rewards": "reward-plot"}
+"""The widget id of each chart the ``g`` key cycles through."""
+
+
 RUN_COMMANDS = (
     ("run: Start training here", "start_run", "Train with the current config in this process."),
     ("run: Start training detached", "start_detached", "Train in its own process; survives a dropped SSH session."),
     ("run: Stop training", "stop_run", "Stop after the current step and save a checkpoint."),
     ("run: Save a checkpoint now", "checkpoint", "Write a checkpoint at the end of this step."),
-    ("run: Switch chart", "toggle_chart", "Loss, or learning rate and gradient norm."),
+    ("run: Switch chart", "toggle_chart",
+     "Loss; learning rate and gradient norm; reward margin and accuracy (DPO/ORPO)."),
     ("run: Review the run", "open_review", "Compare the fine-tuned model with the base model."),
 )
 """Command-palette entries of the training screen: (title, action, help)."""
@@ -138,7 +144,7 @@ class TrainingScreen(Screen):
     run_state: reactive[str] = reactive("idle")
     """idle, starting, running, following, stopping, finished, stopped or failed."""
     chart: reactive[str] = reactive("loss")
-    """Which chart is shown: ``loss`` or ``lr``."""
+    """Which chart is shown: ``loss``, ``lr`` or ``rewards`` (preference runs)."""
 
     def __init__(
         self,
@@ -174,6 +180,7 @@ class TrainingScreen(Screen):
             with ContentSwitcher(initial="loss-plot", id="charts"):
                 yield LossPlot(id="loss-plot")
                 yield LrGradPlot(id="lr-plot")
+                yield RewardPlot(id="reward-plot")
         yield AlertsPanel(id="alerts")
         yield VramGauge(self._gpu_monitor_factory(), id="gauge")
         yield RichLog(id="log", max_lines=2000, wrap=True, markup=False, auto_scroll=True)
@@ -231,9 +238,9 @@ class TrainingScreen(Screen):
 
     def watch_chart(self, chart: str) -> None:
         """Show the chosen chart and draw it at once."""
-        switcher = self.query_one("#charts", ContentSwitcher)
-        switcher.current = "loss-plot" if chart == "loss" else "lr-plot"
-        self.query_one(LossPlot if chart == "loss" else LrGradPlot).show_now()
+        plot_id = CHART_IDS[chart]
+        self.query_one("#charts", ContentSwitcher).current = plot_id
+        self.query_one(f"#{plot_id}", ChartBase).show_now()
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         """Offer only the keys that make sense in the current run state."""
@@ -265,6 +272,7 @@ class TrainingScreen(Screen):
         self._stop_pending = False
         self.query_one(LossPlot).reset()
         self.query_one(LrGradPlot).reset()
+        self.query_one(RewardPlot).reset()
         self.query_one(AlertsPanel).clear_alerts()
         self.query_one(VramGauge).set_pid(os.getpid())
         return self.bridge
@@ -343,8 +351,10 @@ class TrainingScreen(Screen):
                 self.progress.update(event)
             if isinstance(event, EvalLogged):
                 self.query_one(LossPlot).add_eval(event.step, event.eval_loss)
+                self.query_one(RewardPlot).add_eval(event.step, event.reward_margin)
         self.query_one(LossPlot).add_steps(steps)
         self.query_one(LrGradPlot).add_steps(steps)
+        self.query_one(RewardPlot).add_steps(steps)
         self.log_line(f"Loaded {len(steps)} logged steps of {run_dir.name} from before the stop.", "ui")
 
     def _config_ok(self, config: RunConfig) -> bool:
@@ -482,8 +492,12 @@ class TrainingScreen(Screen):
         self.log_line("Checkpoint requested: it is written at the end of this step.", "ui")
 
     def action_toggle_chart(self) -> None:
-        """Switch between the loss chart and the learning-rate / grad-norm chart."""
-        self.chart = "lr" if self.chart == "loss" else "loss"
+        """Cycle the charts: loss, learning rate / grad norm, and for a preference run the
+        reward margin / preference accuracy."""
+        charts = ["loss", "lr"]
+        if self.progress.objective != "sft" or self.query_one(RewardPlot).has_data:
+            charts.append("rewards")
+        self.chart = charts[(charts.index(self.chart) + 1) % len(charts)] if self.chart in charts else "loss"
 
     def action_open_review(self) -> None:
         """Open the review screen on the run that ended (the app forwards a ``ReviewRun``)."""
@@ -509,6 +523,7 @@ class TrainingScreen(Screen):
             return
         event = message.event
         self._fold(event)
+        self.query_one(AlertsPanel).show_rules_for(event.objective != "sft")
         self.run_dir = Path(event.run_dir)
         if self.follow_dir is None:
             self.run_state = "stopping" if self.run_state == "stopping" else "running"
@@ -528,6 +543,7 @@ class TrainingScreen(Screen):
             self._fold(event)
         self.query_one(LossPlot).add_steps(message.events)
         self.query_one(LrGradPlot).add_steps(message.events)
+        self.query_one(RewardPlot).add_steps(message.events)
         self._show_figures()
 
     @on(EvalReceived)
@@ -538,6 +554,7 @@ class TrainingScreen(Screen):
         event = message.event
         self._fold(event)
         self.query_one(LossPlot).add_eval(event.step, event.eval_loss)
+        self.query_one(RewardPlot).add_eval(event.step, event.reward_margin)
         self.log_line(describe_event(event), "event", at=event.time)
         self._show_figures()
 

@@ -51,6 +51,10 @@ class AlertsPanel(VerticalScroll, can_focus=False):
         """The rules line (hidden once an alert is shown)."""
         yield AlertRules(rules_summary())
 
+    def show_rules_for(self, preference: bool) -> None:
+        """Say the rules of the run shown: a preference run (DPO, ORPO) has two more."""
+        self.query_one(AlertRules).update(rules_summary(preference))
+
     def add_alert(self, alert: Alert) -> None:
         """Show ``alert`` on top."""
         self.mount(AlertLine(alert), before=0)

@@ -59,12 +59,14 @@ def figure_rows(progress: RunProgress, state: str, now: float) -> list[tuple[str
         ckpt += f" · {p.checkpoints[-1].rstrip('/').rsplit('/', 1)[-1]}"
     return [
         ("Step", f"{p.step:,} / {p.total_steps:,}{pct}" if p.total_steps else f"{p.step:,}"),
+        *_preference_rows(p)[:2],  # what a preference run is judged by: near the top
         ("Epoch", format_number(p.epoch, ".2f") if p.step else "—"),
         ("Elapsed", format_duration(p.elapsed_seconds(now))),
         ("ETA", format_duration(p.eta_seconds()) if state in ("running", "following", "stopping") else "—"),
         ("Tokens/s", format_number(p.tokens_per_second, ",.0f")),
         ("Samples/s", format_number(p.samples_per_second, ",.1f")),
         ("Loss", format_number(p.loss, ".4f")),
+        *_preference_rows(p)[2:],
         ("Val loss", format_number(p.eval_loss, ".4f")),
         ("Best val", best),
         ("Checkpoints", ckpt),
@@ -72,6 +74,22 @@ def figure_rows(progress: RunProgress, state: str, now: float) -> list[tuple[str
         ("Grad norm", format_number(p.grad_norm, ".3f")),
         ("Trainable", _params(p.trainable_params, p.total_params)),
         ("Rows", f"{p.num_train_rows:,} train · {p.num_val_rows:,} val" if p.num_train_rows else "—"),
+    ]
+
+
+def _preference_rows(p: RunProgress) -> list[tuple[str, str]]:
+    """Reward margin, preference accuracy and rewards of a DPO/ORPO run; none for SFT."""
+    if p.reward_margin is None:
+        return []
+
+    def val(value: float | None, pattern: str) -> str:
+        return f" · val {format_number(value, pattern)}" if value is not None else ""
+
+    return [
+        ("Margin", format_number(p.reward_margin, ".3f") + val(p.eval_reward_margin, ".3f")),
+        ("Pref acc", format_number(p.reward_accuracy, ".0%") + val(p.eval_reward_accuracy, ".0%")),
+        ("Rewards", f"chosen {format_number(p.reward_chosen, '+.3f')} · "
+                    f"rejected {format_number(p.reward_rejected, '+.3f')}"),
     ]
 
 
@@ -128,7 +146,8 @@ class RunFigures(Widget):
         grid.add_column(no_wrap=True, overflow="ellipsis", ratio=1)
         grid.add_row("Status", Text(self.state, style=STATE_STYLES.get(self.state, "")))
         if p.method:
-            grid.add_row("Method", Text(f"{p.method} · {p.device} {p.precision}", style="dim"))
+            method = p.method if p.objective == "sft" else f"{p.objective} · {p.method}"
+            grid.add_row("Method", Text(f"{method} · {p.device} {p.precision}", style="dim"))
         rows = figure_rows(p, self.state, self.clock())
         room = max(self.content_size.height - len(grid.rows), 1)
         for label, value in rows[:room]:  # least important last: short terminals drop them
