@@ -129,7 +129,7 @@ def preference_run_config(review: ReviewSet, pairs_path: str | Path,
     With a plain model as B, it starts from that model with the default settings.
     """
     b = review.meta.get("b") or {}
-    run_dir = _run_of(Path(str(b.get("spec", ""))))
+    run_dir = _run_of(Path(str(b["spec"]))) if b.get("kind") in ("run", "checkpoint") else None
     source = RunConfig.load(run_dir / CONFIG_FILE) if run_dir is not None else RunConfig()
     config = copy.deepcopy(source)
     config.model.name_or_path = str(b.get("model") or source.model.name_or_path)

@@ -123,6 +123,21 @@ def test_export_preferences_writes_pairs_and_a_dpo_config_of_the_run(tmp_path, c
     assert "is not a review set" in capsys.readouterr().err
 
 
+def test_a_plain_model_as_b_trains_a_fresh_adapter_on_it(tmp_path, monkeypatch):
+    from core.review.preferences import preference_run_config
+
+    monkeypatch.chdir(tmp_path)
+    RunConfig(method="full").save(tmp_path / "config.yaml")  # a stray config must not be read
+    review = make_set(tmp_path / "ws", 2)
+    review.meta["b"] = {"label": "Qwen 0.5B", "kind": "model", "spec": "org/qwen",
+                        "model": "org/qwen"}
+    review.judge(0, side_showing(review, 0, "b"))
+    path, _ = write_preferences(review)
+    config = preference_run_config(review, path, "orpo")
+    assert (config.method, config.objective, config.model.name_or_path) == ("lora", "orpo", "org/qwen")
+    assert config.model.adapter is None and config.run_name == "Qwen-0.5B-orpo"
+
+
 # --- config ----------------------------------------------------------------------------------
 
 
