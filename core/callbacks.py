@@ -33,20 +33,66 @@ def _float_or_nan(value: Any) -> float:
         return math.nan
 
 
-def _agree(args: Any, stop: bool, save: bool) -> tuple[bool, bool]:
-    """Share stop/save requests across processes, so every rank stops on the same step.
+def _optional(logs: dict[str, Any], key: str) -> float | None:
+    """A metric only some trainers log (DPO's ``rewards/margins``): a float, or ``None``."""
+    return _float_or_nan(logs[key]) if key in logs else None
 
-    A request reaches one process (a signal, a STOP file); a rank that stopped alone would
-    leave the others waiting in the next all-reduce forever.
+
+def preference_metrics(logs: dict[str, Any], prefix: str = "") -> dict[str, float | None]:
+    """The reward fields of :class:`StepLogged` from a DPO or ORPO log (``prefix`` ``eval_``
+    for validation); all ``None`` for SFT, whose logs have no rewards."""
+    return {"reward_margin": _optional(logs, f"{prefix}rewards/margins"),
+            "reward_accuracy": _optional(logs, f"{prefix}rewards/accuracies"),
+            "reward_chosen": _optional(logs, f"{prefix}rewards/chosen"),
+            "reward_rejected": _optional(logs, f"{prefix}rewards/rejected")}
+
+
+class NonFiniteError(RuntimeError):
+    """A loss, gradient norm, validation loss or weight became NaN or infinite.
+
+    Raised before anything computed from it is saved: the optimizer step is skipped for a
+    bad loss or gradient norm, and a step whose weights or validation loss went bad never
+    reaches a checkpoint.
+    """
+
+
+class AllStepsTrained(Exception):
+    """Raised as training begins when the resumed checkpoint is already at the last step, so
+    that no step past the schedule is ever trained (the engine writes the output instead)."""
+
+    def __init__(self, step: int) -> None:
+        super().__init__(f"Step {step} is the last step; nothing is left to train.")
+        self.step = step
+
+
+def _agree(args: Any, *flags: bool) -> tuple[bool, ...]:
+    """Share flags (stop/save requests, bad weights) across processes, so every rank acts on
+    the same step.
+
+    A request reaches one process (a signal, a STOP file), and with sharded weights one rank
+    may see a NaN the others do not; a rank that stopped alone would leave the others
+    waiting in the next all-reduce forever.
     """
     import torch
     import torch.distributed as dist
 
     if not (dist.is_available() and dist.is_initialized()):
-        return stop, save
-    flags = torch.tensor([int(stop), int(save)], dtype=torch.int32, device=args.device)
-    dist.all_reduce(flags, op=dist.ReduceOp.MAX)
-    return bool(flags[0]), bool(flags[1])
+        return flags
+    tensor = torch.tensor([int(f) for f in flags], dtype=torch.int32, device=args.device)
+    dist.all_reduce(tensor, op=dist.ReduceOp.MAX)
+    return tuple(bool(f) for f in tensor)
+
+
+def weights_nonfinite(model: Any) -> bool:
+    """Whether any trainable weight is NaN or infinite.
+
+    One sum per trainable tensor (NaN and infinity survive a sum) and one device sync: cheap
+    next to the optimizer step, which reads and writes every trainable weight several times.
+    """
+    import torch
+
+    sums = [p.detach().sum(dtype=torch.float32) for p in model.parameters() if p.requires_grad]
+    return bool(sums) and not bool(torch.isfinite(torch.stack(sums).sum()))
 
 
 class EventCallback(TrainerCallback):
@@ -98,6 +144,9 @@ class EventCallback(TrainerCallback):
         self._save_started: float | None = None
 
     def on_train_begin(self, args, state, control, **kwargs):
+        # The trainer would otherwise train one step past max_steps (at learning rate 0).
+        if state.max_steps and state.global_step >= state.max_steps:
+            raise AllStepsTrained(state.global_step)
         self._start = time.monotonic()
         self._samples_per_step = (
             args.per_device_train_batch_size * args.gradient_accumulation_steps * max(args.world_size, 1)
@@ -115,7 +164,12 @@ class EventCallback(TrainerCallback):
         self._window_seconds += took
         self._window_samples += self._samples_per_step
         self._step_time_ema = took if self._step_time_ema is None else 0.9 * self._step_time_ema + 0.1 * took
-        stop, save = _agree(args, self.stop_requested.is_set(), self.save_requested.is_set())
+        model = kwargs.get("model")
+        bad = model is not None and weights_nonfinite(model)
+        stop, save, bad = _agree(args, self.stop_requested.is_set(), self.save_requested.is_set(), bad)
+        if bad:
+            raise NonFiniteError(f"Weights became NaN or infinite in the optimizer step of step "
+                                 f"{state.global_step}.")
         if stop:
             self.stopped_by_request = True
             control.should_training_stop = True
@@ -176,6 +230,7 @@ class EventCallback(TrainerCallback):
                 samples_per_second=self._window_samples / seconds,
                 elapsed_seconds=time.monotonic() - self._start,
                 eta_seconds=remaining * (self._step_time_ema or 0.0),
+                **preference_metrics(logs),
             )
         )
         self._window_seconds = 0.0
@@ -197,7 +252,13 @@ class EventCallback(TrainerCallback):
                                      elapsed_seconds=now - self._eval_started))
 
     def on_evaluate(self, args, state, control, metrics=None, **kwargs):
-        loss = _float_or_nan((metrics or {}).get("eval_loss"))
+        raw = (metrics or {}).get("eval_loss")
+        loss = _float_or_nan(raw)
+        if raw is not None and not math.isfinite(loss):
+            # Before the checkpoint of this step is written (the trainer saves after this).
+            self.sink(EvalLogged(step=state.global_step, eval_loss=loss, is_best=False,
+                                 best_eval_loss=self.best_eval_loss if self.best_eval_loss is not None else math.nan))
+            raise NonFiniteError(f"Validation loss became {loss} at step {state.global_step}.")
         self.last_eval_loss = loss
         if self.whole_split:
             best = self.best_eval_loss if self.best_eval_loss is not None else math.nan
@@ -214,12 +275,15 @@ class EventCallback(TrainerCallback):
             self.evals_without_improvement = 0
         else:
             self.evals_without_improvement += 1
+        rewards = preference_metrics(metrics or {}, "eval_")
         self.sink(
             EvalLogged(
                 step=state.global_step,
                 eval_loss=loss,
                 best_eval_loss=self.best_eval_loss if self.best_eval_loss is not None else math.nan,
                 is_best=is_best,
+                reward_margin=rewards["reward_margin"],
+                reward_accuracy=rewards["reward_accuracy"],
             )
         )
         self._eval_started = None

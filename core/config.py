@@ -27,6 +27,13 @@ BUNDLED_MODEL = "bundled:smollm2-135m-instruct"
 SAMPLE_DATASET = "sample:support-tickets"
 
 METHODS = ("lora", "qlora", "full")
+OBJECTIVES = ("sft", "dpo", "orpo")
+"""What a run learns: ``sft`` imitates answers; ``dpo`` and ``orpo`` learn from preference
+pairs (a chosen and a rejected answer to one prompt)."""
+DPO_LOSS_TYPES = ("sigmoid", "hinge", "ipo", "robust", "bco_pair", "sppo_hard", "nca_pair",
+                  "apo_zero", "apo_down", "sigmoid_norm", "discopop", "aot", "aot_unpaired")
+"""``DPOConfig.loss_type`` values TRL takes without further settings (``exo_pair`` needs label
+smoothing, which tunetop does not expose)."""
 PRECISIONS = ("auto", "bf16", "fp16", "fp32")
 SCHEDULERS = (
     "linear",
@@ -115,6 +122,11 @@ class ModelConfig:
     """Allow ``.bin`` (pickle) weights when no safetensors exist. Pickle can run code."""
     attn_implementation: str = "sdpa"
     """Attention kernel: ``sdpa`` (default), ``eager`` or ``flash_attention_2``."""
+    adapter: str | None = None
+    """A LoRA adapter to continue training (an SFT run to tune by DPO, or to train longer): a
+    run directory or an adapter directory; the new run starts from its weights (its r and
+    target modules replace ``lora``'s), and a full fine-tune starts from the base with the
+    adapter merged in."""
 
 
 @dataclass
@@ -260,11 +272,26 @@ class EvalConfig:
 
 
 @dataclass
+class PreferenceSettings:
+    """Preference tuning (``objective: dpo`` or ``orpo``); names follow TRL ``DPOConfig``."""
+
+    beta: float = 0.1
+    """DPO: how far the model may move from the reference (higher stays closer; 0.1 usual,
+    0.01-0.5). ORPO: the weight of the odds-ratio term beside the SFT loss (0.1 usual)."""
+    loss_type: str = "sigmoid"
+    """DPO loss: ``sigmoid`` (the DPO paper), ``ipo``, ``hinge``, ``robust``... (TRL's names)."""
+
+
+@dataclass
 class RunConfig:
     """Everything a fine-tuning run needs."""
 
     method: str = "lora"
     """``lora``, ``qlora`` (4-bit base) or ``full``."""
+    objective: str = "sft"
+    """``sft`` learns the answers of the data; ``dpo`` or ``orpo`` learn from preference pairs
+    (data with chosen and rejected answers, e.g. exported from a review). On top of an SFT run,
+    set ``model.adapter`` to it."""
     run_name: str | None = None
     """Name of the run directory; ``None`` makes one from the time."""
     output_dir: str = "runs"
@@ -281,6 +308,12 @@ class RunConfig:
     optim: OptimConfig = field(default_factory=OptimConfig)
     data: DataConfig = field(default_factory=DataConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
+    preference: PreferenceSettings = field(default_factory=PreferenceSettings)
+
+    @property
+    def is_preference(self) -> bool:
+        """Whether the run learns from preference pairs (``dpo`` or ``orpo``)."""
+        return self.objective in ("dpo", "orpo")
 
     # --- serialisation -------------------------------------------------------------------
 
@@ -363,6 +396,7 @@ class RunConfig:
 
         if self.method not in METHODS:
             bad("method", f"{quote(self.method)} is not a method.", f"Use one of {', '.join(METHODS)}.")
+        out.extend(_preference_problems(self, nonfinite))
         if self.run_name is not None:
             problem = _run_name_problem(self.run_name)
             if problem:
@@ -492,6 +526,38 @@ class RunConfig:
         problems = self.errors()
         if problems:
             raise ConfigError(problems, source)
+
+
+def _preference_problems(config: RunConfig, nonfinite: set[str]) -> list[ConfigProblem]:
+    """Problems of ``objective`` and ``preference``, and of data a preference run cannot read."""
+    out: list[ConfigProblem] = []
+    p = config.preference
+    if config.objective not in OBJECTIVES:
+        out.append(ConfigProblem("objective", f"{quote(config.objective)} is not an objective.",
+                                 "Use sft (learn the answers), dpo or orpo (learn from "
+                                 "preference pairs)."))
+    if "preference.beta" not in nonfinite and not p.beta > 0:
+        out.append(ConfigProblem("preference.beta", f"{p.beta} must be positive.",
+                                 "Use 0.1 (0.01-0.5 is the usual range)."))
+    if p.loss_type not in DPO_LOSS_TYPES:
+        out.append(ConfigProblem("preference.loss_type", f"{quote(p.loss_type)} is not a DPO loss.",
+                                 f"Use sigmoid, or one of {', '.join(DPO_LOSS_TYPES[1:])}."))
+    elif config.objective == "orpo" and p.loss_type != "sigmoid":
+        out.append(ConfigProblem("preference.loss_type", "applies to dpo only; ORPO has one loss.",
+                                 "Set it back to sigmoid, or use objective: dpo.", "warning"))
+    if not config.is_preference:
+        return out
+    d = config.data
+    if d.sources:
+        out.append(ConfigProblem("data.sources", f"{config.objective} reads one preference "
+                                 "dataset; a mix of sources is for SFT.",
+                                 "Give the preference file as data.path and remove data.sources."))
+    if d.format not in ("auto", "preference"):
+        out.append(ConfigProblem("data.format", f"is {d.format}, but {config.objective} trains on "
+                                 "preference pairs (prompt, chosen, rejected).",
+                                 "Set data.format: auto (or preference), with a preference dataset "
+                                 "as data.path."))
+    return out
 
 
 def _source_problems(d: DataConfig) -> list[ConfigProblem]:

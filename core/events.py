@@ -57,6 +57,8 @@ class RunStarted(Event):
     """The run's time budget (``optim.time_budget``), setup included; 0 without one."""
     budget_started_at: float = 0.0
     """Wall clock the budget counts from (the run's process began); 0 without a budget."""
+    objective: str = "sft"
+    """``sft``, ``dpo`` or ``orpo`` (lines written before the field existed read as sft)."""
 
 
 @dataclass(frozen=True)
@@ -76,6 +78,16 @@ class StepLogged(Event):
     eta_seconds: float
     """Seconds the remaining optimizer steps take at the measured step time; evaluation and
     checkpoint pauses are not in it (:meth:`core.runs.RunProgress.eta_seconds` adds them)."""
+    reward_margin: float | None = None
+    """Preference runs (DPO, ORPO): mean reward of the chosen minus the rejected answer; it
+    grows as the model learns the preferences. ``None`` for SFT."""
+    reward_accuracy: float | None = None
+    """Preference runs: share of pairs whose chosen answer has the higher reward."""
+    reward_chosen: float | None = None
+    """Preference runs: mean reward of the chosen answers (a steady fall is a known DPO
+    failure: both answers lose likelihood)."""
+    reward_rejected: float | None = None
+    """Preference runs: mean reward of the rejected answers."""
 
 
 @dataclass(frozen=True)
@@ -87,6 +99,10 @@ class EvalLogged(Event):
     eval_loss: float
     best_eval_loss: float
     is_best: bool
+    reward_margin: float | None = None
+    """Preference runs: the reward margin on the held-out pairs."""
+    reward_accuracy: float | None = None
+    """Preference runs: preference accuracy on the held-out pairs."""
 
 
 @dataclass(frozen=True)
@@ -293,24 +309,34 @@ def damaged_lines_message(count: int, path: str) -> MessageLogged:
                                                   f"{path} (not JSON, or a field of the wrong type).")
 
 
+def _rewards(margin: float | None, accuracy: float | None) -> str:
+    """``, margin 0.42, accuracy 75%`` for a preference run's metrics; empty for SFT."""
+    if margin is None:
+        return ""
+    return f", margin {margin:.3f}" + (f", accuracy {accuracy:.0%}" if accuracy is not None else "")
+
+
 def describe_event(event: Event) -> str:
     """One readable sentence for ``event``, without markup: what the CLI prints and the
     training screen logs. Each caller adds only what differs between them (how to resume or
     review: a command on the command line, a key in the app)."""
     if isinstance(event, RunStarted):
         resumed = f", resumed at step {event.resumed_from_step}" if event.resumed_from_step else ""
-        return (f"Run {event.run_name}: {event.method} of {event.model} on {event.device} "
+        method = event.method if event.objective == "sft" else f"{event.objective} ({event.method})"
+        return (f"Run {event.run_name}: {method} of {event.model} on {event.device} "
                 f"({event.precision}), {event.total_steps} steps, {event.num_train_rows} train / "
                 f"{event.num_val_rows} val rows, {event.trainable_params:,} of "
                 f"{event.total_params:,} parameters trainable{resumed}"
                 + (f"; steps sized to a time budget of {_duration(event.budget_seconds)}"
                    if event.budget_seconds else ""))
     if isinstance(event, StepLogged):
-        return (f"Step {event.step}/{event.total_steps}: loss {event.loss:.4f}, "
+        return (f"Step {event.step}/{event.total_steps}: loss {event.loss:.4f}"
+                f"{_rewards(event.reward_margin, event.reward_accuracy)}, "
                 f"lr {event.learning_rate:.2e}, {event.tokens_per_second:,.0f} tok/s")
     if isinstance(event, EvalLogged):
         mark = " (new best)" if event.is_best else ""
-        return f"Step {event.step}: validation loss {event.eval_loss:.4f}{mark}"
+        return (f"Step {event.step}: validation loss {event.eval_loss:.4f}"
+                f"{_rewards(event.reward_margin, event.reward_accuracy)}{mark}")
     if isinstance(event, EvalProgressed):
         return f"Step {event.step}: evaluating {event.done}/{event.total} batches"
     if isinstance(event, PhaseChanged):

@@ -1,8 +1,16 @@
-"""Runs in a workspace: progress folded from events, status, listing and resuming.
+"""Runs in a workspace: progress folded from events, status, listing, resuming and training
+longer.
 
 A run directory holds ``config.yaml``, ``events.jsonl``, ``checkpoints/`` and ``final/``;
 a detached run also ``worker.pid`` and ``worker.log``. Everything here reads those files
 only, so listing runs never loads torch.
+
+Lifecycle rules every entry point (the app, ``tunetop train``, the detached launcher and
+worker, the engine) applies through this module and :mod:`core.rundir`: one process trains a
+run at a time (:class:`core.rundir.RunLock`); a stopped or crashed run resumes from its newest
+complete checkpoint; a finished run never trains again (it would step past its schedule and
+rewrite ``final/``), and "train longer" is a new run that starts from its final weights
+(:func:`train_longer_config`).
 """
 
 from __future__ import annotations
@@ -13,6 +21,8 @@ import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+
+import copy
 
 from core.config import RunConfig
 from core.events import (
@@ -29,7 +39,17 @@ from core.events import (
     read_event_chunk,
     read_events,
 )
-from core.rundir import CONFIG_FILE, EVENTS_FILE, complete_checkpoints
+from core.rundir import (
+    CHECKPOINTS_DIR,
+    CONFIG_FILE,
+    EVENTS_FILE,
+    FINAL_DIR,
+    RunLocked,
+    RunRefused,
+    complete_checkpoints,
+    latest_checkpoint,
+    lock_holder,
+)
 
 PID_FILE = "worker.pid"
 LOG_FILE = "worker.log"
@@ -97,6 +117,15 @@ class RunProgress:
     best_eval_loss: float | None = None
     best_eval_step: int | None = None
     checkpoints: list[str] = field(default_factory=list)
+    objective: str = "sft"
+    reward_margin: float | None = None
+    """Preference runs: the latest logged reward margin (chosen minus rejected)."""
+    reward_accuracy: float | None = None
+    reward_chosen: float | None = None
+    reward_rejected: float | None = None
+    eval_reward_margin: float | None = None
+    """Preference runs: the reward margin on the held-out pairs at the latest validation."""
+    eval_reward_accuracy: float | None = None
     ended: Event | None = None
     seconds_per_step: float | None = None
     eval_steps: int = 0
@@ -143,7 +172,7 @@ class RunProgress:
         if isinstance(event, RunStarted):
             resumed = event.resumed_from_step
             self.run_dir, self.run_name = event.run_dir, event.run_name
-            self.model, self.method = event.model, event.method
+            self.model, self.method, self.objective = event.model, event.method, event.objective
             self.device, self.precision, self.pid = event.device, event.precision, event.pid
             self.total_steps = event.total_steps
             self.num_train_rows, self.num_val_rows = event.num_train_rows, event.num_val_rows
@@ -174,6 +203,8 @@ class RunProgress:
             self.evaluating, self.eval_started_at, self._eval_estimate = False, None, None
             self.last_eval_step = max(self.last_eval_step, event.step)
             self.eval_loss = event.eval_loss
+            self.eval_reward_margin = event.reward_margin
+            self.eval_reward_accuracy = event.reward_accuracy
             if math.isfinite(event.eval_loss) and (
                 self.best_eval_loss is None or event.eval_loss < self.best_eval_loss
             ):
@@ -206,6 +237,8 @@ class RunProgress:
         self.loss, self.learning_rate, self.grad_norm = event.loss, event.learning_rate, event.grad_norm
         self.tokens_per_second = event.tokens_per_second
         self.samples_per_second = event.samples_per_second
+        self.reward_margin, self.reward_accuracy = event.reward_margin, event.reward_accuracy
+        self.reward_chosen, self.reward_rejected = event.reward_chosen, event.reward_rejected
         eta = event.eta_seconds
         self.engine_eta = eta if isinstance(eta, (int, float)) and math.isfinite(eta) and eta > 0 else None
 
@@ -466,22 +499,65 @@ def run_progress(run_dir: str | Path) -> RunProgress:
     return progress
 
 
+def finished_event(run_dir: str | Path) -> RunFinished | None:
+    """The run's last ``RunFinished``, or None: once finished, a run never trains again."""
+    path = Path(run_dir) / EVENTS_FILE
+    if not path.exists():
+        return None
+    finished = [e for e in read_events(str(path))[0] if isinstance(e, RunFinished)]
+    return finished[-1] if finished else None
+
+
+def check_not_live(run_dir: str | Path) -> None:
+    """Raise :class:`RunLocked` when a process trains ``run_dir`` right now: one holds its
+    lock, or its detached worker is alive."""
+    path = Path(run_dir)
+    holder = lock_holder(path)
+    if holder is not None:
+        raise RunLocked(path, holder)
+    info = RunIndex(path.parent)._info(path)
+    if info.status == "running":
+        raise RunLocked(path, info.pid)
+
+
+def check_resumable(run_dir: str | Path) -> Path:
+    """The checkpoint ``run_dir`` resumes from; :class:`RunRefused` with the fix when a
+    finished run or one without a complete checkpoint is asked to resume."""
+    path = Path(run_dir)
+    if not (path / CONFIG_FILE).is_file():
+        raise RunRefused(f"{path} has no {CONFIG_FILE}, so it is not a run directory.",
+                         "give the directory of a run (tunetop runs lists them in the app, key 5).")
+    finished = finished_event(path)
+    if finished is not None:
+        raise RunRefused(
+            f"{path.name} finished all its {finished.step} steps and wrote {path / FINAL_DIR}; "
+            "a finished run is not resumed (it would train past its schedule and overwrite "
+            "its output).",
+            f"to train longer, start a new run from its final weights with a fresh schedule: "
+            f"`tunetop train --from {path}` (on the Runs screen, r offers it).")
+    checkpoint = latest_checkpoint(path)
+    if checkpoint is None:
+        progress = run_progress(path)
+        when = f" (it ended at step {progress.step}, before its first checkpoint)" if progress.step else ""
+        raise RunRefused(
+            f"{path.name} has no complete checkpoint in {path / CHECKPOINTS_DIR} to resume "
+            f"from{when}.",
+            f"start it again as a new run: `tunetop train {path / CONFIG_FILE}`; lower "
+            "eval.save_steps to save checkpoints more often.")
+    return checkpoint
+
+
 def resume_config(run_dir: str | Path) -> RunConfig:
     """The run's config with ``resume_from`` set to its directory, ready to continue.
 
     The engine continues in that directory from its latest complete checkpoint
-    (``Engine(..., resume_dir=config.resume_from)``). Raises ``ValueError`` with a readable
-    message when the run cannot be resumed.
+    (``Engine(..., resume_dir=config.resume_from)``). Raises :class:`RunRefused` (a
+    ``ValueError``) with the reason and the fix when the run is live, finished, or has no
+    complete checkpoint.
     """
     path = Path(run_dir)
-    info = RunIndex(path.parent)._info(path)
-    if info.status == "running":
-        raise ValueError(f"{path.name} is still running; stop it before resuming.")
-    checkpoints = complete_checkpoints(path)
-    if not checkpoints:
-        raise ValueError(
-            f"{path.name} has no complete checkpoint to resume from; start a new run instead."
-        )
+    check_not_live(path)
+    check_resumable(path)
     config = RunConfig.load(path / CONFIG_FILE)
     # Runtime-only attribute: not a RunConfig field, so it is never saved into a config file.
     config.resume_from = str(path)  # type: ignore[attr-defined]
@@ -520,3 +596,27 @@ def resume_dir_of(config: RunConfig) -> str | None:
     value = getattr(config, "resume_from", None)
     return str(value) if value else None
 
+
+def train_longer_config(run_dir: str | Path, settings: RunConfig | None = None) -> RunConfig:
+    """A new run that starts from a finished run's final weights, with a fresh schedule.
+
+    The settings (data, schedule, steps) are the run's own unless ``settings`` gives others.
+    A LoRA or QLoRA run is continued through ``model.adapter``; a full fine-tune starts from
+    its ``final/`` model. The new run is named ``<run>-more`` (made unique on disk).
+    """
+    path = Path(run_dir)
+    source = RunConfig.load(path / CONFIG_FILE)
+    final = path / FINAL_DIR
+    if finished_event(path) is None or not final.is_dir():
+        raise RunRefused(
+            f"{path.name} has not finished, so it has no final weights to start from.",
+            f"resume it instead (`tunetop train --resume {path}`, or r on the Runs screen).")
+    config = copy.deepcopy(settings if settings is not None else source)
+    config.model = copy.deepcopy(source.model)  # the weights it starts from are the run's
+    if source.method == "full":
+        config.model.name_or_path, config.model.revision = str(final), None
+        config.model.adapter = None
+    else:
+        config.model.adapter = str(path)
+    config.run_name = f"{path.name}-more"
+    return config

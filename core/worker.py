@@ -7,6 +7,8 @@ checkpoint); a ``RUN_DIR/SAVE`` file asks for a checkpoint. If the engine cannot
 the worker writes the ``RunFailed`` event itself so followers learn why. Under ``accelerate
 launch`` every process runs this module; only the main one (``RANK`` 0) writes to the run
 directory, and a stop reaches all of them (each watches the files; the engine agrees on it).
+The worker refuses a run another process trains (its ``run.lock``), and a resume of a
+finished run, before touching any file.
 """
 
 from __future__ import annotations
@@ -32,8 +34,8 @@ from core.events import (
 )
 from core.machine import ensure_pci_bus_order
 from core.noise import hold_library_output
-from core.rundir import DEBUG_LOG
-from core.runs import CONFIG_FILE, EVENTS_FILE, PID_FILE, SAVE_FILE, STOP_FILE
+from core.rundir import DEBUG_LOG, RunLock, RunRefused
+from core.runs import CONFIG_FILE, EVENTS_FILE, PID_FILE, SAVE_FILE, STOP_FILE, check_resumable
 
 log = logging.getLogger(__name__)
 """What the worker does, for ``worker.log`` (its stdout; :func:`main` sets the handler)."""
@@ -113,6 +115,18 @@ def run_worker(run_dir: str | Path, resume: bool = False, engine_spec: str | Non
     main_process = rank == 0
     if world > 1:
         log.info("process %d of %d started (pid %d)", rank, world, os.getpid())
+    elif main_process:
+        # One trainer per run, and never a finished run: refuse before touching the run (its
+        # pid file, its STOP file) or loading torch. A launcher passes its lock; run by hand,
+        # the worker takes it here. The engine adopts it; under accelerate launch, the
+        # launching process holds it for every rank.
+        try:
+            RunLock.acquire(run_dir).hand_over()
+            if resume:
+                check_resumable(run_dir)
+        except RunRefused as exc:
+            log.error("not started: %s", exc)
+            return 1
     if main_process:
         (run_dir / PID_FILE).write_text(f"{os.getpid()}\n")
         (run_dir / STOP_FILE).unlink(missing_ok=True)
@@ -136,6 +150,8 @@ def _train(run_dir: Path, resume: bool, engine_spec: str | None, main_process: b
     def sink(event: Event) -> None:
         if isinstance(event, TERMINAL_EVENTS):
             final.append(event)
+            # A refusal (a finished or locked run) never reaches events.jsonl: say it here.
+            log.log(logging.ERROR if isinstance(event, RunFailed) else logging.INFO, describe_event(event))
         if isinstance(event, MessageLogged):
             log.log(LOG_LEVELS.get(event.level, logging.INFO), describe_event(event))
 

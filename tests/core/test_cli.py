@@ -84,6 +84,10 @@ def test_train_detach_prints_the_run_and_returns_at_once(tmp_path, capsys):
     from tui.cli import main
 
     cfg = RunConfig(run_name="background")
+    # A directory that passes the launcher's cheap checks (it has a config.json) and fails
+    # in the worker, which loads it.
+    (tmp_path / "no-such-model").mkdir()
+    (tmp_path / "no-such-model" / "config.json").write_text("{}")
     cfg.model.name_or_path = str(tmp_path / "no-such-model")
     cfg.save(tmp_path / "bg.yaml")
     assert main(["train", str(tmp_path / "bg.yaml"), "--detach", "--workspace", str(tmp_path / "runs")]) == 0
@@ -127,15 +131,21 @@ def test_export_options_that_do_not_go_together_exit_2(tmp_path):
 
 
 def test_train_puts_the_run_in_output_dir_unless_workspace_overrides_it(tmp_path, capsys,
-                                                                         keep_signal_handlers):
+                                                                         keep_signal_handlers,
+                                                                         bundled_dir):
     """The run directory goes where the config's output_dir says, or where --workspace says;
-    its saved config.yaml records the one used. (A missing dataset ends the run right after
-    the directory is made, so no model loads.)"""
+    its saved config.yaml records the one used. (A model directory without weights ends the
+    run right after the directory is made, which happens once the data and tokenizer were
+    read.)"""
+    import shutil
+
     from core.config import RunConfig
     from tui.cli import main
 
     cfg = RunConfig(output_dir=str(tmp_path / "from-config"))
-    cfg.data.path = str(tmp_path / "missing.jsonl")
+    shutil.copytree(bundled_dir, tmp_path / "no-weights",
+                    ignore=shutil.ignore_patterns("*.safetensors"))
+    cfg.model.name_or_path = str(tmp_path / "no-weights")
     cfg.save(tmp_path / "run.yaml")
     assert main(["train", str(tmp_path / "run.yaml")]) == 1
     (run_dir,) = (tmp_path / "from-config").iterdir()
@@ -146,7 +156,7 @@ def test_train_puts_the_run_in_output_dir_unless_workspace_overrides_it(tmp_path
         (run_dir,) = (tmp_path / where).iterdir()
         assert RunConfig.load(run_dir / "config.yaml").output_dir == str(tmp_path / where)
     assert len(list((tmp_path / "from-config").iterdir())) == 1
-    assert "missing.jsonl" in capsys.readouterr().err
+    assert "no-weights" in capsys.readouterr().err
 
 
 def test_the_app_opens_on_the_configs_output_dir(tmp_path, monkeypatch):

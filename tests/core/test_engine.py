@@ -9,6 +9,7 @@ import threading
 import pytest
 from helpers import tiny_run_config
 
+from core.alerts import AlertTracker
 from core.config import RunConfig
 from core.engine import Engine
 from core.rundir import latest_checkpoint
@@ -260,7 +261,9 @@ def test_non_finite_loss_stops_on_that_step_with_a_reason(tiny_model_dir, small_
     assert isinstance(failed, RunFailed), failed
     assert "became nan" in failed.reason.lower() and "step 1" in failed.reason
     assert failed.phase == "train" and "learning rate" in failed.suggestion
+    assert "no checkpoint was written before it" in failed.reason
     assert not any(isinstance(e, StepLogged) for e in events)
+    assert [a.key for a in AlertTracker().update_all(events)] == ["nonfinite"]
 
 
 def test_missing_model_fails_with_a_readable_reason(small_data, tmp_path):

@@ -29,6 +29,7 @@ from core.events import (  # noqa: E402
     RunFailed,
     RunStopped,
 )
+from core.rundir import RunLocked, RunRefused  # noqa: E402
 from core.runs import (  # noqa: E402
     RunIndex,
     RunProgress,
@@ -210,8 +211,12 @@ def test_resume_config_points_at_the_run(tmp_path):
     with pytest.raises(ValueError, match="no complete checkpoint"):
         resume_config(no_ckpt)
     live = write_run(ws, "live", [run_started()], pid=os.getpid(), checkpoint=5)
-    with pytest.raises(ValueError, match="still running"):
+    with pytest.raises(RunLocked, match=f"being trained right now by process {os.getpid()}"):
         resume_config(live)
+    done = write_run(ws, "done", training_series(end="finished"), checkpoint=100)
+    with pytest.raises(RunRefused, match="finished all its 100 steps") as refused:
+        resume_config(done)
+    assert f"tunetop train --from {done}" in refused.value.fix
 
 
 # --- damaged runs ---------------------------------------------------------------------------
@@ -373,6 +378,6 @@ def test_detached_resume_continues_in_the_same_directory(tmp_path):
     assert again == run_dir
     events = list(follow_run(run_dir, poll_interval=0.05))
     kinds = [type(e).__name__ for e in events]
-    assert kinds.count("RunStarted") == 2 and kinds[-1] == "RunFinished"
+    assert kinds.count("RunStarted") == 2 and kinds[-1] == "RunFinished", (run_dir / "worker.log").read_text()
     second_start = kinds.index("RunStarted", kinds.index("RunStarted") + 1)
     assert "RunStopped" in kinds[:second_start]

@@ -126,11 +126,12 @@ async def test_resume_refuses_a_run_without_checkpoint(app_factory, tmp_path):
     app = app_factory(workspace=ws, engine_factory=engine_factory())
     async with app.run_test(size=(120, 40)) as pilot:
         screen = await open_runs(pilot)
-        screen.query_one(DataTable).move_cursor(row=[r.name for r in screen.runs].index("a-finished"))
+        screen.query_one(DataTable).move_cursor(row=[r.name for r in screen.runs].index("e-crashed"))
         await pilot.press("r")
         await pilot.pause()
         assert app.current_mode == "runs"
-        assert any("no complete checkpoint" in str(n.message) for n in app._notifications)
+        refusal = next(str(n.message) for n in app._notifications)
+        assert "no complete checkpoint" in refusal and "Fix: start it again as a new run" in refusal
 
 
 async def test_empty_workspace_says_how_to_start(app_factory, tmp_path):
@@ -277,6 +278,59 @@ async def test_command_palette_offers_the_run_commands(app_factory, tmp_path):
         await select(pilot, screen, "a-finished")
         await hits[0].command()
         await wait_for(pilot, lambda: app.current_mode == "hyperparams")
+def finished_run_with_output(ws: Path) -> Path:
+    run_dir = write_run(ws, "f-done", training_series(end="finished"), checkpoint=100)
+    (run_dir / "final").mkdir()
+    return run_dir
+
+
+async def test_resume_key_on_a_finished_run_offers_to_train_longer(app_factory, tmp_path):
+    ws = workspace_with_runs(tmp_path)
+    done = finished_run_with_output(ws)
+    app = app_factory(workspace=ws, engine_factory=engine_factory(write_events=False))
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = await open_runs(pilot)
+        screen.query_one(DataTable).move_cursor(row=[r.name for r in screen.runs].index("f-done"))
+        await pilot.pause()
+        assert "train longer (r)" in str(screen.query_one("#runs-detail").render())
+        count = len(ScriptedEngine.instances)
+        await pilot.press("r")
+        await wait_for(pilot, lambda: isinstance(app.screen, Confirm))
+        question = app.screen.question
+        assert "finished all its 100 steps, so it is not resumed" in question
+        assert "f-done-more" in question and "fresh schedule" in question
+        await pilot.press("n")  # nothing starts
+        await pilot.pause()
+        assert app.current_mode == "runs" and len(ScriptedEngine.instances) == count
+        await pilot.press("r")
+        await wait_for(pilot, lambda: isinstance(app.screen, Confirm))
+        await pilot.press("y")
+        await wait_for(pilot, lambda: app.current_mode == "training")
+        await wait_for(pilot, lambda: len(ScriptedEngine.instances) > count)
+        engine = ScriptedEngine.instances[-1]
+        assert engine.resume_dir is None  # a new run, never a resume of the finished one
+        assert engine.config.model.adapter == str(done) and engine.config.run_name == "f-done-more"
+
+
+async def test_resume_key_refuses_a_run_another_process_trains(app_factory, tmp_path):
+    from core.rundir import RunLock
+
+    ws = workspace_with_runs(tmp_path)
+    lock = RunLock.acquire(ws / "b-stopped")  # as a trainer in another process holds it
+    lock.set_holder(4242)
+    app = app_factory(workspace=ws, engine_factory=engine_factory())
+    try:
+        async with app.run_test(size=(120, 40)) as pilot:
+            screen = await open_runs(pilot)
+            count = len(ScriptedEngine.instances)
+            screen.query_one(DataTable).move_cursor(row=[r.name for r in screen.runs].index("b-stopped"))
+            await pilot.press("r")
+            await pilot.pause()
+            assert app.current_mode == "runs" and len(ScriptedEngine.instances) == count
+            refusal = next(str(n.message) for n in app._notifications)
+            assert "being trained right now by process 4242" in refusal and "tunetop attach" in refusal
+    finally:
+        lock.release()
 
 
 async def test_a_damaged_run_is_listed_beside_the_healthy_ones(app_factory, tmp_path):

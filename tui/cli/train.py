@@ -1,4 +1,9 @@
-"""``tunetop train CONFIG.yaml``: train headless with a progress bar (or ``--detach``)."""
+"""``tunetop train CONFIG.yaml``: train headless with a progress bar (or ``--detach``).
+
+``--resume RUN_DIR`` continues a stopped or crashed run; ``--from RUN_DIR`` trains longer
+after a finished one, as a new run that starts from its final weights (a finished run is
+never resumed: it would train past its schedule and overwrite its output).
+"""
 
 from __future__ import annotations
 
@@ -15,6 +20,9 @@ from tui.cli.subcommand import Subcommand, print_config_warnings
 
 EXIT_FINISHED, EXIT_FAILED, EXIT_STOPPED = 0, 1, 130
 """Exit statuses of a followed run by its final event."""
+EXIT_REFUSED = 2
+"""Nothing was started: the command asked for something the run cannot do (the message says
+what to run instead)."""
 
 
 class Train(Subcommand):
@@ -24,9 +32,15 @@ class Train(Subcommand):
     help = "Train headless from a YAML config."
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
-        """The config, or ``--resume RUN_DIR``; ``--workspace``; ``--detach``."""
-        parser.add_argument("config", nargs="?", help="YAML run config (not needed with --resume).")
-        parser.add_argument("--resume", metavar="RUN_DIR", help="Continue a run from its latest checkpoint.")
+        """The config, or ``--resume RUN_DIR``, or ``--from RUN_DIR``; ``--workspace``; ``--detach``."""
+        parser.add_argument("config", nargs="?",
+                            help="YAML run config (not needed with --resume; optional with --from).")
+        start = parser.add_mutually_exclusive_group()
+        start.add_argument("--resume", metavar="RUN_DIR",
+                           help="Continue a stopped or crashed run from its latest checkpoint.")
+        start.add_argument("--from", dest="from_run", metavar="RUN_DIR",
+                           help="Train longer: a new run that starts from this finished run's final "
+                                "weights, with a fresh schedule (its settings, or CONFIG's).")
         # SUPPRESS: without the option here, the top-level `tunetop --workspace DIR train` holds.
         parser.add_argument("--workspace", default=argparse.SUPPRESS,
                             help="Directory holding the runs (default: the config's output_dir).")
@@ -36,34 +50,46 @@ class Train(Subcommand):
 
     def run(self, args: argparse.Namespace) -> int:
         """Train; the exit status of the run's final event."""
-        return train_main(args.config, args.workspace, args.resume, args.detach)
+        return train_main(args.config, args.workspace, args.resume, args.detach, args.from_run)
 
 
 def train_main(config_path: str | None, workspace: str | None, resume: str | None = None,
-               detach: bool = False) -> int:
+               detach: bool = False, from_run: str | None = None) -> int:
     """Train with a progress bar; non-zero exit on failure.
 
     The runs go under ``workspace``, or the config's ``output_dir`` without one. One process
     trains here; ``num_processes`` above 1 (or ``detach``) starts a detached run through
-    :func:`core.detach.launch_detached`, which this follows unless ``detach``.
+    :func:`core.detach.launch_detached`, which this follows unless ``detach``. A resume of a
+    run that is live, finished or has no complete checkpoint, or ``from_run`` of an unfinished
+    run, prints why and what to run instead and exits with ``EXIT_REFUSED``.
     """
     from rich.console import Console
 
-    from core.rundir import CONFIG_FILE, latest_checkpoint
+    from core.rundir import CONFIG_FILE, RunRefused
+    from core.runs import check_not_live, check_resumable, train_longer_config
 
-    if resume:
-        config_path = str(Path(resume) / CONFIG_FILE)
-    elif not config_path:
-        print("tunetop train: give a CONFIG.yaml, or --resume RUN_DIR.", file=sys.stderr)
+    if resume and config_path:
+        print("tunetop train: --resume continues the run with its own config.yaml; give no "
+              "CONFIG.yaml with it.", file=sys.stderr)
         return 2
-    config = RunConfig.load(config_path)
-    config.check(config_path)
+    if not (config_path or resume or from_run):
+        print("tunetop train: give a CONFIG.yaml, --resume RUN_DIR or --from RUN_DIR.", file=sys.stderr)
+        return 2
+    try:
+        if resume:
+            check_not_live(resume)
+            check_resumable(resume)
+            config_path = str(Path(resume) / CONFIG_FILE)
+        if from_run:
+            settings = RunConfig.load(config_path) if config_path else None
+            config = train_longer_config(from_run, settings)
+        else:
+            config = RunConfig.load(config_path)
+    except RunRefused as exc:
+        print(f"tunetop train: {exc.reason}\nFix: {exc.fix}", file=sys.stderr)
+        return EXIT_REFUSED
+    config.check(config_path or str(Path(from_run) / CONFIG_FILE))
     print_config_warnings(config, "train")
-    if resume and latest_checkpoint(resume) is None:
-        print(f"tunetop train: {resume} has no complete checkpoint to resume from (it ended "
-              f"before its first checkpoint). Fix: start it over with `tunetop train {config_path}`.",
-              file=sys.stderr)
-        return 2
     workspace = workspace or config.output_dir
     console = Console(stderr=True, soft_wrap=True)
     if detach or config.num_processes > 1:
@@ -115,6 +141,7 @@ def _train_detached(config: RunConfig, workspace: str, resume: str | None, detac
     from rich.text import Text
 
     from core.detach import follow_run, launch_detached, request_stop
+    from core.models import ModelError
 
     try:
         run_dir = launch_detached(config, workspace, resume_dir=resume)
@@ -125,7 +152,7 @@ def _train_detached(config: RunConfig, workspace: str, resume: str | None, detac
         console.print(Text(f"tunetop train: could not start the run: {reason}"
                            + (f" Fix: {fix}" if fix else ""), style="red"))
         return 1
-    except ValueError as exc:
+    except (ValueError, ModelError) as exc:
         console.print(Text(f"tunetop train: could not start the run: {exc}", style="red"))
         return 1
     how = (f"{config.num_processes} processes through accelerate launch"
@@ -211,6 +238,7 @@ def _print_events(events: Iterable[Any], console) -> int:
             elif isinstance(event, MessageLogged):
                 style = {"warning": "yellow", "error": "red"}.get(event.level, "dim")
             elif isinstance(event, RunFinished):
+                line += f"; train longer with `tunetop train --from {Path(event.output_path).parent}`"
                 style, code = "green", EXIT_FINISHED
             elif isinstance(event, RunStopped):
                 if event.checkpoint:

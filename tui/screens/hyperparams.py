@@ -64,8 +64,15 @@ PRESETS: dict[str, tuple[str, dict[str, Any]]] = {
         "optim.gradient_accumulation_steps": 4, "optim.gradient_checkpointing": True,
         "optim.warmup_ratio": 0.1, "optim.num_train_epochs": 2.0, "optim.weight_decay": 0.0,
     }),
+    "dpo": ("DPO on preference pairs", {
+        # Keeps the method and the LoRA shape: set model.adapter to the SFT run to start from.
+        "objective": "dpo", "preference.beta": 0.1, "preference.loss_type": "sigmoid",
+        "data.format": "auto", "optim.learning_rate": 5e-5, "optim.num_train_epochs": 1.0,
+        "optim.warmup_ratio": 0.1,
+    }),
 }
-"""Starting points: label and the fields each sets (current practice for each method)."""
+"""Starting points: label and the fields each sets (current practice for each method and
+objective)."""
 
 
 @dataclass
@@ -124,6 +131,9 @@ class HyperparamsScreen(Screen):
                 id="hyperparams.preset-lora"),
         Binding("f4", "preset('full')", "Full fine-tune preset", show=False,
                 id="hyperparams.preset-full"),
+        Binding("f5", "preset('dpo')", "DPO preset", show=False,
+                tooltip="(preference pairs; set model.adapter to the SFT run)",
+                id="hyperparams.preset-dpo"),
         Binding("ctrl+r", "reset_field", "Default", show=False, priority=True,
                 tooltip="for the highlighted field",
                 id="hyperparams.reset-field"),

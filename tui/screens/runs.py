@@ -1,7 +1,8 @@
 """The runs screen: every run of the workspace with its status, best validation loss and times.
 
 Enter (or ``o``) opens the highlighted run on the training screen, following its events;
-``r`` resumes a stopped or finished run from its latest checkpoint; ``e`` exports it (the
+``r`` resumes a stopped or crashed run from its latest checkpoint, and on a finished run
+offers to train longer (a new run from its final weights); ``e`` exports it (the
 adapter, or a merged model); ``d`` deletes it after a confirmation; ``c`` copies its config
 to the config screen for a new run; ``space`` marks runs and ``v`` draws the marked runs'
 loss curves over each other. The list refreshes every two seconds in a thread worker that
@@ -25,7 +26,7 @@ from textual.worker import Worker, WorkerState
 
 from core.config import RunConfig
 from core.rundir import CONFIG_FILE
-from core.runs import RunIndex, RunInfo, delete_run, loss_history, resume_config
+from core.runs import RunIndex, RunInfo, delete_run, loss_history, resume_config, train_longer_config
 from tui.messages import ChatRun, CloneConfig, FollowRun, StartRun
 from tui.widgets.confirm import Confirm
 from tui.widgets.runs_plot import RunsLossPlot
@@ -314,7 +315,8 @@ class RunsScreen(Screen):
             )
             return
         where = "detached" if run.detached else "in-app"
-        resumable = " · resumable (r)" if run.resumable and run.status != "running" else ""
+        resumable = (" · train longer (r)" if run.status == "finished" else
+                     " · resumable (r)" if run.resumable and run.status != "running" else "")
         model = f" · {run.method} {run.model}" if run.model else ""
         detail.update(f"{run.path} · {run.status} ({where}): {run.detail}{resumable}{model}")
 
@@ -338,9 +340,13 @@ class RunsScreen(Screen):
         self.app.post_message(ChatRun(run.path))
 
     def action_resume_run(self) -> None:
-        """Continue the highlighted run from its latest checkpoint on the training screen."""
+        """Continue the highlighted run from its latest checkpoint on the training screen
+        (a finished run: offer to train longer instead)."""
         run = self.selected_run
         if run is None:
+            return
+        if run.status == "finished":
+            self._offer_train_longer(run)
             return
         try:
             config = resume_config(run.path)
@@ -450,3 +456,23 @@ class RunsScreen(Screen):
     def _read_curves(self, paths: list[Path]) -> dict[str, list[tuple[int, float]]]:
         """Each run's logged training losses."""
         return {path.name: loss_history(path) for path in paths}
+
+    def _offer_train_longer(self, run: RunInfo) -> None:
+        """A finished run is not resumed: ask, then start a new run from its final weights."""
+        try:
+            config = train_longer_config(run.path)
+        except (ValueError, OSError) as exc:
+            self.notify(str(exc), severity="error")
+            return
+        o = config.optim
+        schedule = f"{o.max_steps} steps" if o.max_steps > 0 else f"{o.num_train_epochs:g} epochs"
+        question = (f"{run.name} finished all its {run.step} steps, so it is not resumed. Train "
+                    f"longer instead? A new run, {config.run_name}, starts from its final "
+                    f"weights with the same data and settings and a fresh schedule ({schedule}, "
+                    "warm-up and decay again).")
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self.app.post_message(StartRun(config))
+
+        self.app.push_screen(Confirm(question, "Train longer", "Cancel"), answered)

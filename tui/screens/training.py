@@ -68,8 +68,9 @@ from tui.messages import (
 )
 from tui.widgets.alerts import AlertsPanel
 from tui.widgets.confirm import Confirm
-from tui.widgets.loss_plot import LossPlot
+from tui.widgets.loss_plot import ChartBase, LossPlot
 from tui.widgets.lr_plot import LrGradPlot
+from tui.widgets.reward_plot import RewardPlot
 from tui.widgets.run_figures import RunFigures
 from tui.widgets.run_log import RunLog
 from tui.widgets.vram_gauge import VramGauge
@@ -83,12 +84,17 @@ FLUSH_SECONDS = 0.25
 LOG_STYLES = {"info": "", "warning": "yellow", "error": "bold red", "event": "cyan", "ui": "dim"}
 
 
+CHART_IDS = {"loss": "loss-plot", "lr": "lr-plot", "rewards": "reward-plot"}
+"""The widget id of each chart the ``g`` key cycles through."""
+
+
 RUN_COMMANDS = (
     ("run: Start training", "start_run",
      "Train with the current config in its own process: it keeps going if you quit or disconnect."),
     ("run: Stop training", "stop_run", "Stop after the current step and save a checkpoint."),
     ("run: Save a checkpoint now", "checkpoint", "Write a checkpoint at the end of this step."),
-    ("run: Switch chart", "toggle_chart", "Loss, or learning rate and gradient norm."),
+    ("run: Switch chart", "toggle_chart",
+     "Loss; learning rate and gradient norm; reward margin and accuracy (DPO/ORPO)."),
     ("run: Enlarge or shrink the log", "toggle_log", "Give the log pane most of the screen, or not."),
     ("run: Review the run", "open_review", "Compare the fine-tuned model with the base model."),
     ("run: Chat with the fine-tune", "open_chat", "Talk to the run's model beside its base."),
@@ -148,7 +154,7 @@ class TrainingScreen(Screen):
     run_state: reactive[RunState] = reactive(RunState.IDLE)
     """What the shown run is doing (see :class:`~core.handle.RunState`)."""
     chart: reactive[str] = reactive("loss")
-    """Which chart is shown: ``loss`` or ``lr``."""
+    """Which chart is shown: ``loss``, ``lr`` or ``rewards`` (preference runs)."""
     log_large: reactive[bool] = reactive(False)
     """Whether the log pane takes most of the screen."""
 
@@ -193,6 +199,7 @@ class TrainingScreen(Screen):
             with ContentSwitcher(initial="loss-plot", id="charts"):
                 yield LossPlot(id="loss-plot")
                 yield LrGradPlot(id="lr-plot")
+                yield RewardPlot(id="reward-plot")
         yield AlertsPanel(id="alerts")
         yield VramGauge(self._gpu_monitor_factory(), id="gauge")
         yield RunLog(id="log")
@@ -267,9 +274,9 @@ class TrainingScreen(Screen):
 
     def watch_chart(self, chart: str) -> None:
         """Show the chosen chart and draw it at once."""
-        switcher = self.query_one("#charts", ContentSwitcher)
-        switcher.current = "loss-plot" if chart == "loss" else "lr-plot"
-        self.query_one(LossPlot if chart == "loss" else LrGradPlot).show_now()
+        plot_id = CHART_IDS[chart]
+        self.query_one("#charts", ContentSwitcher).current = plot_id
+        self.query_one(f"#{plot_id}", ChartBase).show_now()
 
     def watch_log_large(self, large: bool) -> None:
         """Give the log most of the screen (or its usual share) and keep its end in view."""
@@ -305,6 +312,7 @@ class TrainingScreen(Screen):
         self.run_dir = None
         self.query_one(LossPlot).reset()
         self.query_one(LrGradPlot).reset()
+        self.query_one(RewardPlot).reset()
         self.query_one(AlertsPanel).clear_alerts()
         self.query_one(VramGauge).set_pid(os.getpid())
         return self.bridge
@@ -388,8 +396,10 @@ class TrainingScreen(Screen):
                 self.progress.update(event)
             if isinstance(event, EvalLogged):
                 self.query_one(LossPlot).add_eval(event.step, event.eval_loss)
+                self.query_one(RewardPlot).add_eval(event.step, event.reward_margin)
         self.query_one(LossPlot).add_steps(steps)
         self.query_one(LrGradPlot).add_steps(steps)
+        self.query_one(RewardPlot).add_steps(steps)
         self.log_line(f"Loaded {len(steps)} logged steps of {run_dir.name} from before the stop.", "ui")
 
     def _config_ok(self, config: RunConfig) -> bool:
@@ -513,8 +523,12 @@ class TrainingScreen(Screen):
         self.log_line("Checkpoint requested: it is written at the end of this step.", "ui")
 
     def action_toggle_chart(self) -> None:
-        """Switch between the loss chart and the learning-rate / grad-norm chart."""
-        self.chart = "lr" if self.chart == "loss" else "loss"
+        """Cycle the charts: loss, learning rate / grad norm, and for a preference run the
+        reward margin / preference accuracy."""
+        charts = ["loss", "lr"]
+        if self.progress.objective != "sft" or self.query_one(RewardPlot).has_data:
+            charts.append("rewards")
+        self.chart = charts[(charts.index(self.chart) + 1) % len(charts)] if self.chart in charts else "loss"
 
     def action_toggle_log(self) -> None:
         """Enlarge the log pane (or give the charts their room back)."""
@@ -553,6 +567,7 @@ class TrainingScreen(Screen):
             return
         event = message.event
         self._fold(event)
+        self.query_one(AlertsPanel).show_rules_for(event.objective != "sft")
         # The handle knows where the files are (a run directory may have been moved since).
         known = self.run.run_dir if self.run is not None else None
         self.run_dir = known or Path(event.run_dir)
@@ -582,6 +597,7 @@ class TrainingScreen(Screen):
             self._fold(event)
         self.query_one(LossPlot).add_steps(message.events)
         self.query_one(LrGradPlot).add_steps(message.events)
+        self.query_one(RewardPlot).add_steps(message.events)
         self._show_figures()
 
     @on(EvalReceived)
@@ -592,6 +608,7 @@ class TrainingScreen(Screen):
         event = message.event
         self._fold(event)
         self.query_one(LossPlot).add_eval(event.step, event.eval_loss)
+        self.query_one(RewardPlot).add_eval(event.step, event.reward_margin)
         self.log_line(describe_event(event), "event", at=event.time)
         self._show_figures()
 

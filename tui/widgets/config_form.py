@@ -33,6 +33,8 @@ from tui.widgets.path_suggester import PathSuggester
 
 CHOICES: dict[str, tuple[str, ...]] = {
     "method": config_mod.METHODS,
+    "objective": config_mod.OBJECTIVES,
+    "preference.loss_type": config_mod.DPO_LOSS_TYPES,
     "optim.precision": config_mod.PRECISIONS,
     "optim.lr_scheduler_type": config_mod.SCHEDULERS,
     "data.format": config_mod.DATA_FORMATS,
@@ -43,11 +45,13 @@ CHOICES: dict[str, tuple[str, ...]] = {
 """Fields edited with a drop-down, and their values."""
 
 GROUPS: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("Model", ("model.name_or_path", "model.revision", "model.attn_implementation",
-               "model.trust_remote_code", "model.allow_pickle_weights")),
-    ("Method", ("method", "optim.precision", "num_processes", "distributed_strategy", "run_name",
-                "output_dir")),
+    ("Model", ("model.name_or_path", "model.adapter", "model.revision",
+               "model.attn_implementation", "model.trust_remote_code",
+               "model.allow_pickle_weights")),
+    ("Method", ("method", "objective", "optim.precision", "num_processes",
+                "distributed_strategy", "run_name", "output_dir")),
     ("LoRA", ("lora.r", "lora.lora_alpha", "lora.lora_dropout", "lora.target_modules")),
+    ("Preference (DPO/ORPO)", ("preference.beta", "preference.loss_type")),
     ("Optimisation", ("optim.learning_rate", "optim.per_device_train_batch_size",
                       "optim.gradient_accumulation_steps", "optim.gradient_checkpointing",
                       "optim.weight_decay", "optim.max_grad_norm", "optim.seed",
@@ -188,6 +192,7 @@ PATH_FIELDS: dict[str, tuple[str, ...]] = {
     "data.path": (".jsonl", ".json", ".csv", ".parquet", ".arrow"),
     "output_dir": (),
     "model.name_or_path": (),
+    "model.adapter": (),
 }
 """Fields typed as paths, completed from the file system (with the file endings offered)."""
 

@@ -96,6 +96,7 @@ def figure_rows(progress: RunProgress, state: str, now: float) -> list[tuple[str
     budget = [("Budget", _budget(p, now))] if p.budget_seconds else []
     return [
         ("Step", f"{p.step:,} / {p.total_steps:,}{pct}" if p.total_steps else f"{p.step:,}"),
+        *_preference_rows(p)[:2],  # what a preference run is judged by: near the top
         ("Epoch", format_number(p.epoch, ".2f") if p.step else "—"),
         ("Elapsed", format_duration(p.elapsed_seconds(now))),
         ("ETA", _eta(p, state, now)),
@@ -103,6 +104,7 @@ def figure_rows(progress: RunProgress, state: str, now: float) -> list[tuple[str
         ("Tokens/s", format_number(p.tokens_per_second, ",.0f")),
         ("Samples/s", format_number(p.samples_per_second, ",.1f")),
         ("Loss", format_number(p.loss, ".4f")),
+        *_preference_rows(p)[2:],
         ("Val loss", format_number(p.eval_loss, ".4f")),
         ("Best val", _best(p)),
         ("Checkpoints", _checkpoints(p)),
@@ -121,6 +123,7 @@ def compact_rows(progress: RunProgress, state: str, now: float) -> list[tuple[st
         step += f" · ep {format_number(p.epoch, '.2f')}"
     return [
         ("Step", step),
+        *_preference_rows(p)[:2],  # what a preference run is judged by: near the top
         ("Time", f"{format_duration(p.elapsed_seconds(now))} · ETA {_eta(p, state, now)}"),
         *([("Budget", _budget(p, now))] if p.budget_seconds else []),
         ("Speed/s", f"{format_number(p.tokens_per_second, ',.0f')} tok · "
@@ -164,6 +167,22 @@ def progress_bar(done: int, total: int, width: int) -> Text:
 
 def _rows(p: RunProgress) -> str:
     return f"{p.num_train_rows:,} train · {p.num_val_rows:,} val" if p.num_train_rows else "—"
+
+
+def _preference_rows(p: RunProgress) -> list[tuple[str, str]]:
+    """Reward margin, preference accuracy and rewards of a DPO/ORPO run; none for SFT."""
+    if p.reward_margin is None:
+        return []
+
+    def val(value: float | None, pattern: str) -> str:
+        return f" · val {format_number(value, pattern)}" if value is not None else ""
+
+    return [
+        ("Margin", format_number(p.reward_margin, ".3f") + val(p.eval_reward_margin, ".3f")),
+        ("Pref acc", format_number(p.reward_accuracy, ".0%") + val(p.eval_reward_accuracy, ".0%")),
+        ("Rewards", f"chosen {format_number(p.reward_chosen, '+.3f')} · "
+                    f"rejected {format_number(p.reward_rejected, '+.3f')}"),
+    ]
 
 
 def _params(trainable: int, total: int) -> str:
@@ -233,7 +252,8 @@ class RunFigures(Widget):
         grid.add_column(no_wrap=True, overflow="ellipsis", ratio=1)
         grid.add_row("Status", self.status_text())
         if p.method:
-            grid.add_row("Method", Text(f"{p.method} · {p.device} {p.precision}", style="dim"))
+            method = p.method if p.objective == "sft" else f"{p.objective} · {p.method}"
+            grid.add_row("Method", Text(f"{method} · {p.device} {p.precision}", style="dim"))
         activity = activity_row(p, self.state, width - 10)  # the label column takes 10
         if activity is not None:
             grid.add_row(*activity)
