@@ -88,7 +88,7 @@ async def send(pilot, text: str) -> None:
 
 async def test_a_message_streams_to_the_base_and_the_fine_tune_side_by_side(tmp_path, tokenizer):
     run = write_run(tmp_path / "runs", "support-lora")
-    models = scripted_models(tokenizer, delay=0.01)
+    models = scripted_models(tokenizer, delay=0.05)  # a window wide enough to see a partial answer under load
     app = chat_app(tmp_path / "runs", models)
     async with app.run_test(size=(80, 24)) as pilot:
         screen = await open_chat(pilot)

@@ -101,7 +101,7 @@ async def test_rows_dropped_are_in_the_figures_and_starting_asks_first(make):
         await pilot.press("y")
         await pilot.pause(0.3)
         await app.workers.wait_for_complete()
-        assert app.current_mode == "training" and len(app.started) == 1
+        assert app.current_mode == "training" and len(app.started) == 1, [str(n.message) for n in app._notifications]
 
 
 async def test_no_question_when_every_row_trains(make):
@@ -115,4 +115,4 @@ async def test_no_question_when_every_row_trains(make):
         await pilot.press("ctrl+t")
         await pilot.pause(0.3)
         await app.workers.wait_for_complete()
-        assert app.current_mode == "training" and len(app.started) == 1
+        assert app.current_mode == "training" and len(app.started) == 1, [str(n.message) for n in app._notifications]

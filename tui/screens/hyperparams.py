@@ -160,6 +160,8 @@ class HyperparamsScreen(Screen):
         self._parse_errors: dict[str, str] = {}
         self._model_problems: list[ConfigProblem] = []
         self._generation = 0
+        self._shown: RunConfig | None = None
+        """The config as last shown and checked (another screen may replace ``app.config``)."""
         self._checked_generation = -1
         self._debounce: Timer | None = None
         self._path_mode = "save"
@@ -203,8 +205,10 @@ class HyperparamsScreen(Screen):
             lambda: [path for path, _, _ in form.unapplied(self.config)])
 
     def on_screen_resume(self) -> None:
-        """Another screen may have changed the config (the dataset screen sets the data)."""
-        self.reload()
+        """Another screen may have changed the config (the dataset screen sets the data); a
+        dialog closing over this one changed nothing, and re-checking would hold up a start."""
+        if self.app.config != self._shown:
+            self.reload()
 
     @on(CloneConfig)
     def show_clone(self) -> None:
@@ -254,6 +258,7 @@ class HyperparamsScreen(Screen):
     def _changed(self) -> None:
         """Validate now (cheap) and re-estimate after the user pauses (expensive)."""
         self._generation += 1
+        self._shown = copy.deepcopy(self.config)
         self._show_problems()
         if self._debounce is not None:
             self._debounce.stop()
