@@ -7,7 +7,8 @@ Driven by Textual's pilot at 120x40, with the real training screen and bridge, i
   1,000 per second, with an evaluation and a checkpoint every 200 steps) from its own thread;
 - in-process: the real engine trains the bundled SmolLM2-135M with LoRA on the sample data
   on this machine's CPU (or GPU), in a thread of the UI's process (the default for ``s``);
-- detached: the same run in its own process (``d``), followed through its events file.
+- detached: the same run in its own process (what ``s`` does in the app), followed through
+  its events file.
 
 Measured:
 
@@ -71,7 +72,8 @@ async def measure(case: str, seconds: float, presses: int, rate: float = 1000.0)
         steps = int(rate * seconds * 3)  # more than enough: the run is stopped at the end
         series = training_series(total=steps, log_every=1, eval_every=200, run_dir="runs/bench")
         factory = engine_factory(script=series, delay=1 / rate, write_events=False)
-    services = AppServices(engine_factory=factory, gpu_monitor_factory=lambda: StubGpuMonitor(h100_sample()))
+    services = AppServices(in_process=case != "detached", engine_factory=factory,
+                           gpu_monitor_factory=lambda: StubGpuMonitor(h100_sample()))
     workspace = tempfile.mkdtemp(prefix="tunetop-bench-")
     config = real_config() if case in ("in-process", "detached") else RunConfig(run_name="bench")
     app = make_app(config=config, services=services, workspace=workspace)
@@ -82,7 +84,7 @@ async def measure(case: str, seconds: float, presses: int, rate: float = 1000.0)
         await pilot.pause()
         screen = app.screen
         if case != "idle":
-            await pilot.press("d" if case == "detached" else "s")
+            await pilot.press("s")
             ready = 10 if case == "flood" else 1  # a real run: from its first logged step on
             deadline = time.monotonic() + 600
             while screen.progress.step < ready and time.monotonic() < deadline:
@@ -132,12 +134,12 @@ async def measure(case: str, seconds: float, presses: int, rate: float = 1000.0)
         elif case == "in-process":
             if screen.run_state != "running":
                 raise SystemExit(f"{case}: the run is {screen.run_state}; see {workspace}")
-            screen.engine.stop()
-            while screen.engine is not None:
+            screen.run.stop()
+            while screen.trains_in_process:
                 await pilot.pause(0.1)
         elif case == "detached":
-            request_stop(screen.follow_dir)
-            pid = read_pid(screen.follow_dir)
+            request_stop(screen.run_dir)
+            pid = read_pid(screen.run_dir)
             while pid and pid_alive(pid):
                 await pilot.pause(0.1)
     rate_case = case == "flood"

@@ -1,8 +1,9 @@
 """Alerts computed from a run's event stream: pure functions and a small tracker.
 
 Each check reads plain numbers or events and returns an :class:`Alert` or ``None``; the
-:class:`AlertTracker` folds events one by one and returns each alert once. The training
-screen shows the alerts; nothing here knows about the UI.
+:class:`AlertTracker` folds events one by one and returns each alert once. :data:`ALERT_RULES`
+says in words, with the thresholds below, what makes each alert fire (the training screen
+shows them while none has). Nothing here knows about the UI.
 """
 
 from __future__ import annotations
@@ -17,11 +18,93 @@ from core.events import Event, EvalLogged, MessageLogged, RunFailed, RunStarted,
 RISING_EVALS = 2
 """Validation losses in a row above the best one that count as overfitting."""
 FLAT_WINDOW = 20
-"""Logged training losses that must all be nearly equal to count as a plateau."""
-FLAT_TOLERANCE = 0.005
-"""Relative spread (max-min over mean) under which a window of losses counts as flat."""
+"""Logged training losses compared for a plateau: the newer half against the older half."""
+FLAT_TOLERANCE = 0.01
+"""The newer half of the window must average at least this share below the older half, or
+the loss counts as flat. Means of halves, not single values, so batch-to-batch noise (a few
+percent on real data) neither hides a plateau nor fakes one."""
+DIVERGE_WINDOW = 5
+"""Logged training losses averaged when looking for a rising (diverging) loss."""
+DIVERGE_FACTOR = 1.5
+"""The average of the last ``DIVERGE_WINDOW`` losses at this multiple of its lowest value
+counts as diverging."""
 DRIFT_RISES = 2
 """Evaluations in a row at which general drift rose, counting from the base model's 0."""
+MARGIN_WINDOW = 10
+"""Logged reward margins of a preference run compared for a stall: newer half against older."""
+CHOSEN_WINDOW = 5
+"""Logged chosen rewards of a preference run averaged when looking for a fall."""
+CHOSEN_FLOOR = -0.5
+"""A mean chosen reward below this: the preferred answers grow less likely than under the
+reference (DPO's known failure: the margin grows because both answers sink)."""
+
+
+@dataclass(frozen=True)
+class AlertRule:
+    """What makes one alert fire, in words, for the user (thresholds included)."""
+
+    key: str
+    """The key (or key prefix) of the alerts this rule raises."""
+    level: str
+    title: str
+    when: str
+    """The condition, in a sentence."""
+    short: str
+    """The condition in a few words, for a one-line summary."""
+    preference: bool = False
+    """Only preference runs (DPO, ORPO) raise it."""
+    drift: bool = False
+    """Only runs that measure general drift (``eval.general_sample`` > 0) raise it."""
+
+
+ALERT_RULES: tuple[AlertRule, ...] = (
+    AlertRule("nonfinite", "error", "Non-finite values",
+              "a training loss, gradient norm, validation loss or trainable weight is NaN or "
+              "infinite; the run stops at once and nothing from that step is saved",
+              "NaN/inf values (run stops)"),
+    AlertRule("diverging", "warning", "Training loss rising",
+              f"the mean of the last {DIVERGE_WINDOW} logged training losses reaches "
+              f"{DIVERGE_FACTOR:g}x its lowest: the learning rate is too high",
+              f"train loss {DIVERGE_FACTOR:g}x its low"),
+    AlertRule("overfit", "warning", "Validation loss rising",
+              f"validation loss rises {RISING_EVALS} evaluations in a row after its best: the "
+              "model is memorising the training data",
+              f"val loss up {RISING_EVALS} evals running"),
+    AlertRule("flat", "warning", "Training loss flat",
+              f"the last {FLAT_WINDOW // 2} logged training losses average less than "
+              f"{FLAT_TOLERANCE:.0%} below the {FLAT_WINDOW // 2} before them",
+              f"<{FLAT_TOLERANCE:.0%} better in {FLAT_WINDOW} logs (flat)"),
+    AlertRule("margin-stalled", "warning", "Reward margin stalled",
+              f"in a DPO/ORPO run, the last {MARGIN_WINDOW // 2} logged reward margins average "
+              f"no more than the {MARGIN_WINDOW // 2} before them while preference accuracy is "
+              "below 100%", "margin not growing", preference=True),
+    AlertRule("chosen-falling", "warning", "Chosen reward falling",
+              f"in a DPO/ORPO run, the last {CHOSEN_WINDOW} logged chosen rewards average below "
+              f"{CHOSEN_FLOOR:g}: the preferred answers become less likely than before training",
+              f"chosen reward < {CHOSEN_FLOOR:g}", preference=True),
+    AlertRule("drift", "warning", "General drift rising: forgetting",
+              "general drift (the loss per token on the base model's own answers to general "
+              "prompts, above the base's) passes eval.drift_threshold and rose at each of the "
+              f"last {DRIFT_RISES} evaluations: the fine-tune is costing general ability",
+              "drift > {threshold} and rising", drift=True),
+    AlertRule("early-stop", "info", "Early stop",
+              "validation loss has not improved for eval.early_stopping_patience evaluations",
+              "early stop"),
+    AlertRule("failed", "error", "Run failed",
+              "the run ends on an error; the alert gives the reason and the fix", "failure"),
+)
+"""Every alert the tracker raises, with what triggers it."""
+
+
+def rules_summary(preference: bool = False, drift_threshold: float | None = None) -> str:
+    """One sentence listing what makes each alert fire (shown while none has); the rules of
+    preference runs only when ``preference``, the drift rule only with the run's
+    ``drift_threshold`` (a run that measures general drift)."""
+    return "Alerts fire on: " + " · ".join(
+        r.short.format(threshold=f"{drift_threshold:g}") if r.drift else r.short
+        for r in ALERT_RULES
+        if r.key != "failed" and (preference or not r.preference)
+        and (drift_threshold is not None or not r.drift)) + "."
 
 
 @dataclass(frozen=True)
@@ -102,27 +185,107 @@ def check_flat_loss(
     window: int = FLAT_WINDOW,
     tolerance: float = FLAT_TOLERANCE,
 ) -> Alert | None:
-    """The last ``window`` training losses all within ``tolerance`` of their mean."""
+    """The newer half of the last ``window`` training losses averages less than
+    ``tolerance`` below the older half: training has stopped making progress."""
     if len(losses) < window:
         return None
     tail = [v for _, v in list(losses)[-window:]]
     if not all(math.isfinite(v) for v in tail):
         return None
-    mean = sum(tail) / window
-    if mean <= 0:
-        return None
-    spread = (max(tail) - min(tail)) / mean
-    if spread > tolerance:
+    half = window // 2
+    older, newer = sum(tail[:half]) / half, sum(tail[half:]) / (window - half)
+    if older <= 0 or newer < older * (1 - tolerance):
         return None
     first, last = losses[-window][0], losses[-1][0]
+    change = (newer - older) / older
     return Alert(
         key="flat",
         level="warning",
         title="Training loss is flat",
         detail=(
-            f"Training loss has stayed at {mean:.4f} (±{spread * 50:.2f}%) from step {first} to "
-            f"{last}. The learning rate may be too low or the schedule has decayed to zero; if "
-            f"validation loss is also flat the model has converged and you can stop (x)."
+            f"Training loss averaged {older:.4f} then {newer:.4f} ({change:+.2%}) from step "
+            f"{first} to {last}. The learning rate may be too low or the schedule has decayed "
+            f"to zero; if validation loss is also flat the model has converged and you can "
+            f"stop (x)."
+        ),
+    )
+
+
+def check_diverging(
+    losses: Sequence[tuple[int, float]],
+    lowest: float | None,
+    window: int = DIVERGE_WINDOW,
+    factor: float = DIVERGE_FACTOR,
+) -> Alert | None:
+    """The mean of the last ``window`` training losses is ``factor`` times ``lowest`` (the
+    lowest such mean seen in the run) or more."""
+    if lowest is None or lowest <= 0 or len(losses) < window:
+        return None
+    tail = [v for _, v in list(losses)[-window:]]
+    mean = sum(tail) / window
+    if not math.isfinite(mean) or mean < lowest * factor:
+        return None
+    return Alert(
+        key="diverging",
+        level="warning",
+        title="Training loss rising: diverging",
+        detail=(
+            f"Training loss averages {mean:.4f} over the last {window} logged steps (to step "
+            f"{losses[-1][0]}), {mean / lowest:.1f}x its lowest average {lowest:.4f}. The learning "
+            f"rate is too high for this model: stop (x) and start again with about half of it."
+        ),
+    )
+
+
+def check_margin_stalled(steps: Sequence[StepLogged], window: int = MARGIN_WINDOW) -> Alert | None:
+    """A preference run whose reward margin stopped growing before the pairs are learnt: the
+    newer half of the last ``window`` logged margins averages no more than the older half,
+    and the latest preference accuracy is below 1."""
+    rows = [s for s in steps if s.reward_margin is not None][-window:]
+    if len(rows) < window:
+        return None
+    margins = [s.reward_margin for s in rows]
+    if not all(math.isfinite(m) for m in margins):
+        return None
+    half = window // 2
+    older, newer = sum(margins[:half]) / half, sum(margins[half:]) / (window - half)
+    accuracy = rows[-1].reward_accuracy
+    if newer > older or (accuracy is not None and accuracy >= 1.0):
+        return None
+    return Alert(
+        key="margin-stalled",
+        level="warning",
+        title="Reward margin stalled",
+        detail=(
+            f"The reward margin averaged {older:.3f} then {newer:.3f} from step {rows[0].step} "
+            f"to {rows[-1].step}, with preference accuracy at "
+            f"{'?' if accuracy is None else f'{accuracy:.0%}'}. The learning rate may be too "
+            f"low, or beta too high (preference.beta) for the model to move; or the pairs "
+            f"disagree with each other."
+        ),
+    )
+
+
+def check_chosen_falling(steps: Sequence[StepLogged], window: int = CHOSEN_WINDOW,
+                         floor: float = CHOSEN_FLOOR) -> Alert | None:
+    """A preference run whose chosen reward averages below ``floor`` over the last
+    ``window`` logs: the margin may still grow, but because both answers sink."""
+    chosen = [s.reward_chosen for s in steps if s.reward_chosen is not None][-window:]
+    if len(chosen) < window or not all(math.isfinite(c) for c in chosen):
+        return None
+    mean = sum(chosen) / window
+    if mean >= floor:
+        return None
+    return Alert(
+        key="chosen-falling",
+        level="warning",
+        title="Chosen reward falling",
+        detail=(
+            f"The chosen answers' reward averages {mean:.3f} over the last {window} logged "
+            f"steps: the model makes the answers you preferred less likely than before training "
+            f"(the margin grows only because the rejected ones sink faster). Raise "
+            f"preference.beta, lower the learning rate, or train fewer steps; try objective: "
+            f"orpo, whose SFT term keeps the chosen answers likely."
         ),
     )
 
@@ -199,8 +362,12 @@ class AlertTracker:
         self.rising = rising
         self.flat_window = flat_window
         self.flat_tolerance = flat_tolerance
-        self.losses: deque[tuple[int, float]] = deque(maxlen=flat_window)
+        self.losses: deque[tuple[int, float]] = deque(maxlen=max(flat_window, DIVERGE_WINDOW))
+        self.lowest_mean: float | None = None
+        """The lowest mean of ``DIVERGE_WINDOW`` consecutive logged losses so far."""
         self.evals: list[tuple[int, float]] = []
+        self.preference_steps: deque[StepLogged] = deque(maxlen=max(MARGIN_WINDOW, CHOSEN_WINDOW))
+        """The latest logged steps of a preference run (those with rewards)."""
         self.drifts: list[tuple[int, float]] = []
         self.drift_threshold: float | None = None
         """The run's ``eval.drift_threshold``, from its :class:`RunStarted`."""
@@ -214,6 +381,12 @@ class AlertTracker:
             found.append(check_nonfinite(event))
             self.losses.append((event.step, event.loss))
             found.append(check_flat_loss(self.losses, self.flat_window, self.flat_tolerance))
+            found.append(check_diverging(self.losses, self.lowest_mean))
+            self._fold_lowest_mean()
+            if event.reward_margin is not None:
+                self.preference_steps.append(event)
+                found.append(check_margin_stalled(self.preference_steps))
+                found.append(check_chosen_falling(self.preference_steps))
         elif isinstance(event, RunStarted):
             self.drift_threshold, self.method = event.drift_threshold, event.method
         elif isinstance(event, EvalLogged):
@@ -232,6 +405,13 @@ class AlertTracker:
                 self.raised[alert.key] = alert
                 new.append(alert)
         return new
+
+    def _fold_lowest_mean(self) -> None:
+        if len(self.losses) >= DIVERGE_WINDOW:
+            tail = list(self.losses)[-DIVERGE_WINDOW:]
+            mean = sum(v for _, v in tail) / DIVERGE_WINDOW
+            if math.isfinite(mean) and (self.lowest_mean is None or mean < self.lowest_mean):
+                self.lowest_mean = mean
 
     def update_all(self, events: Iterable[Event]) -> list[Alert]:
         """:meth:`update` over many events."""

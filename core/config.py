@@ -29,6 +29,13 @@ GENERAL_PROMPTS = "sample:general-prompts"
 """The bundled general probe set (``core/samples/general_prompts.jsonl``)."""
 
 METHODS = ("lora", "qlora", "full")
+OBJECTIVES = ("sft", "dpo", "orpo")
+"""What a run learns: ``sft`` imitates answers; ``dpo`` and ``orpo`` learn from preference
+pairs (a chosen and a rejected answer to one prompt)."""
+DPO_LOSS_TYPES = ("sigmoid", "hinge", "ipo", "robust", "bco_pair", "sppo_hard", "nca_pair",
+                  "apo_zero", "apo_down", "sigmoid_norm", "discopop", "aot", "aot_unpaired")
+"""``DPOConfig.loss_type`` values TRL takes without further settings (``exo_pair`` needs label
+smoothing, which tunetop does not expose)."""
 PRECISIONS = ("auto", "bf16", "fp16", "fp32")
 SCHEDULERS = (
     "linear",
@@ -117,6 +124,11 @@ class ModelConfig:
     """Allow ``.bin`` (pickle) weights when no safetensors exist. Pickle can run code."""
     attn_implementation: str = "sdpa"
     """Attention kernel: ``sdpa`` (default), ``eager`` or ``flash_attention_2``."""
+    adapter: str | None = None
+    """A LoRA adapter to continue training (an SFT run to tune by DPO, or to train longer): a
+    run directory or an adapter directory; the new run starts from its weights (its r and
+    target modules replace ``lora``'s), and a full fine-tune starts from the base with the
+    adapter merged in."""
 
 
 @dataclass
@@ -151,6 +163,10 @@ class OptimConfig:
     """Passes over the training split (1-3 usual); ignored when ``max_steps`` > 0."""
     max_steps: int = -1
     """Stop after this many optimizer steps; -1 uses ``num_train_epochs``."""
+    time_budget: str = ""
+    """Wall time the run must end within (``10m``, ``2h``, ``1h30m``), evaluations and
+    checkpoints included: the steps are sized from measured step times and the learning-rate
+    schedule fitted to them; never more steps than epochs or ``max_steps`` give. Empty: none."""
     per_device_train_batch_size: int = 8
     """Micro-batch: rows per forward pass on each device."""
     gradient_accumulation_steps: int = 1
@@ -229,7 +245,9 @@ class DataConfig:
     assistant_only_loss: bool = True
     """Train only on assistant turns (prompts are masked from the loss)."""
     on_bad_rows: str = "drop"
-    """``drop`` bad rows (always counted and reported) or ``stop`` on the first."""
+    """``drop`` bad rows (always counted and reported) or ``stop`` on the first; bad rows
+    include those training would drop (no trained token within ``max_length``, a control
+    token in the content)."""
     replay: float = 0.0
     """Share of the training rows that are the base model's own answers to general prompts
     (self-distillation replay, against forgetting), e.g. 0.05; 0 for none."""
@@ -247,6 +265,10 @@ class EvalConfig:
     """Optimizer steps between logged training metrics."""
     per_device_eval_batch_size: int = 16
     """Rows per forward pass during validation."""
+    max_rows: int = 0
+    """Validation rows each evaluation during training reads (the first of the split); the
+    whole split is evaluated once at the end. 0: the whole split every time. General drift
+    has its own fixed prompt sample (``general_sample``), whatever this is."""
     early_stopping_patience: int = 3
     """Stop after this many validations without improvement; 0 disables."""
     keep_best: bool = True
@@ -257,7 +279,8 @@ class EvalConfig:
     """General instructions that measure forgetting: the bundled sample:general-prompts, or a
     file of prompts (messages ending in a user turn, or a prompt field)."""
     general_sample: int = 32
-    """General prompts scored at each evaluation (the same ones every run); 0 turns drift off."""
+    """General prompts scored at each evaluation: a fixed sample, the same every run and apart
+    from ``max_rows`` (which caps validation rows only); 0 turns drift off."""
     general_max_new_tokens: int = 48
     """Longest base-model answer to a general prompt, in tokens (generated once, cached)."""
     drift_threshold: float = 0.3
@@ -266,11 +289,26 @@ class EvalConfig:
 
 
 @dataclass
+class PreferenceSettings:
+    """Preference tuning (``objective: dpo`` or ``orpo``); names follow TRL ``DPOConfig``."""
+
+    beta: float = 0.1
+    """DPO: how far the model may move from the reference (higher stays closer; 0.1 usual,
+    0.01-0.5). ORPO: the weight of the odds-ratio term beside the SFT loss (0.1 usual)."""
+    loss_type: str = "sigmoid"
+    """DPO loss: ``sigmoid`` (the DPO paper), ``ipo``, ``hinge``, ``robust``... (TRL's names)."""
+
+
+@dataclass
 class RunConfig:
     """Everything a fine-tuning run needs."""
 
     method: str = "lora"
     """``lora``, ``qlora`` (4-bit base) or ``full``."""
+    objective: str = "sft"
+    """``sft`` learns the answers of the data; ``dpo`` or ``orpo`` learn from preference pairs
+    (data with chosen and rejected answers, e.g. exported from a review). On top of an SFT run,
+    set ``model.adapter`` to it."""
     run_name: str | None = None
     """Name of the run directory; ``None`` makes one from the time."""
     output_dir: str = "runs"
@@ -287,6 +325,12 @@ class RunConfig:
     optim: OptimConfig = field(default_factory=OptimConfig)
     data: DataConfig = field(default_factory=DataConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
+    preference: PreferenceSettings = field(default_factory=PreferenceSettings)
+
+    @property
+    def is_preference(self) -> bool:
+        """Whether the run learns from preference pairs (``dpo`` or ``orpo``)."""
+        return self.objective in ("dpo", "orpo")
 
     # --- serialisation -------------------------------------------------------------------
 
@@ -369,6 +413,7 @@ class RunConfig:
 
         if self.method not in METHODS:
             bad("method", f"{quote(self.method)} is not a method.", f"Use one of {', '.join(METHODS)}.")
+        out.extend(_preference_problems(self, nonfinite))
         if self.run_name is not None:
             problem = _run_name_problem(self.run_name)
             if problem:
@@ -427,6 +472,14 @@ class RunConfig:
             bad("optim.weight_decay", "must not be negative.", "Use 0.01.")
         if o.max_steps == 0 or o.max_steps < -1:
             bad("optim.max_steps", "must be positive, or -1 to train by epochs.", "Use -1.")
+        if o.max_steps > 0 and 0 <= o.warmup_ratio < 1 and math.ceil(o.warmup_ratio * o.max_steps) >= o.max_steps:
+            # transformers warms up over ceil(ratio x steps) steps from 0: with no step after
+            # the warm-up, the first step trains at learning rate 0 (max_steps 1: nothing).
+            bad("optim.warmup_ratio",
+                f"{o.warmup_ratio:g} of {o.max_steps} step{'s' if o.max_steps != 1 else ''} is all warm-up: "
+                "the learning rate never reaches its value and the first step trains at learning rate 0"
+                + (", so this run trains nothing." if o.max_steps == 1 else "."),
+                "Set warmup_ratio to 0, or train more steps.", "warning")
         if o.max_steps == -1 and not o.num_train_epochs > 0:
             bad("optim.num_train_epochs", "must be positive.", "Use 1-3 epochs.")
         if o.per_device_train_batch_size < 1:
@@ -439,6 +492,13 @@ class RunConfig:
         if not 0 <= o.seed <= MAX_SEED:
             bad("optim.seed", f"{o.seed} is out of range: seeds go from 0 to {MAX_SEED}.",
                 "Use 42, or any whole number from 0 to 4294967295.")
+        if o.time_budget.strip():
+            from core.timing import parse_duration
+
+            try:
+                parse_duration(o.time_budget)
+            except ValueError as exc:
+                bad("optim.time_budget", str(exc), "Use e.g. 30m or 2h, or leave it empty for none.")
         if o.precision not in PRECISIONS:
             bad("optim.precision", f"{quote(o.precision)} is unknown.", f"Use one of {', '.join(PRECISIONS)}.")
         d = self.data
@@ -462,6 +522,8 @@ class RunConfig:
         for name in ("eval_steps", "save_steps", "logging_steps", "per_device_eval_batch_size"):
             if getattr(e, name) < 1:
                 bad(f"eval.{name}", "must be at least 1.", "Use a positive whole number.")
+        if e.max_rows < 0:
+            bad("eval.max_rows", "must not be negative.", "Use 0 for the whole split, or e.g. 64.")
         if e.early_stopping_patience < 0:
             bad("eval.early_stopping_patience", "must not be negative.", "Use 3, or 0 to disable.")
         if e.save_total_limit < 1:
@@ -482,6 +544,38 @@ class RunConfig:
         problems = self.errors()
         if problems:
             raise ConfigError(problems, source)
+
+
+def _preference_problems(config: RunConfig, nonfinite: set[str]) -> list[ConfigProblem]:
+    """Problems of ``objective`` and ``preference``, and of data a preference run cannot read."""
+    out: list[ConfigProblem] = []
+    p = config.preference
+    if config.objective not in OBJECTIVES:
+        out.append(ConfigProblem("objective", f"{quote(config.objective)} is not an objective.",
+                                 "Use sft (learn the answers), dpo or orpo (learn from "
+                                 "preference pairs)."))
+    if "preference.beta" not in nonfinite and not p.beta > 0:
+        out.append(ConfigProblem("preference.beta", f"{p.beta} must be positive.",
+                                 "Use 0.1 (0.01-0.5 is the usual range)."))
+    if p.loss_type not in DPO_LOSS_TYPES:
+        out.append(ConfigProblem("preference.loss_type", f"{quote(p.loss_type)} is not a DPO loss.",
+                                 f"Use sigmoid, or one of {', '.join(DPO_LOSS_TYPES[1:])}."))
+    elif config.objective == "orpo" and p.loss_type != "sigmoid":
+        out.append(ConfigProblem("preference.loss_type", "applies to dpo only; ORPO has one loss.",
+                                 "Set it back to sigmoid, or use objective: dpo.", "warning"))
+    if not config.is_preference:
+        return out
+    d = config.data
+    if d.sources:
+        out.append(ConfigProblem("data.sources", f"{config.objective} reads one preference "
+                                 "dataset; a mix of sources is for SFT.",
+                                 "Give the preference file as data.path and remove data.sources."))
+    if d.format not in ("auto", "preference"):
+        out.append(ConfigProblem("data.format", f"is {d.format}, but {config.objective} trains on "
+                                 "preference pairs (prompt, chosen, rejected).",
+                                 "Set data.format: auto (or preference), with a preference dataset "
+                                 "as data.path."))
+    return out
 
 
 def _source_problems(d: DataConfig) -> list[ConfigProblem]:
@@ -539,6 +633,10 @@ def _forgetting_problems(cfg: RunConfig) -> list[ConfigProblem]:
     if not 0 <= replay <= 0.5:
         out.append(ConfigProblem("data.replay", f"{replay} must be a share between 0 and 0.5.",
                                  "Use 0.05-0.2, or 0 for no replay."))
+    elif replay > 0 and cfg.is_preference:
+        out.append(ConfigProblem("data.replay", f"mixes answers in as SFT rows, and a {cfg.objective} "
+                                 "run trains on preference pairs only.",
+                                 "Set data.replay 0 (drift is still measured), or objective sft."))
     if e.general_sample > 0 and cfg.data.validation_fraction == 0:
         out.append(ConfigProblem("eval.general_sample", "drift is measured at evaluations, and "
                                  "data.validation_fraction 0 holds out no rows, so it is not "

@@ -30,7 +30,7 @@ from core.events import (
     read_event_chunk,
 )
 from core.machine import visible_gpu_count
-from core.rundir import make_run_dir
+from core.rundir import RunLock, make_run_dir, resolve_adapter
 from core.runs import (
     CONFIG_FILE,
     EVENTS_FILE,
@@ -38,6 +38,8 @@ from core.runs import (
     PID_FILE,
     SAVE_FILE,
     STOP_FILE,
+    check_not_live,
+    check_resumable,
     pid_alive,
     read_pid,
 )
@@ -67,6 +69,27 @@ def check_processes(config: RunConfig, gpus: int | None = None) -> int:
             f"num_processes to {gpus} or fewer, or change CUDA_VISIBLE_DEVICES."
         )
     return gpus
+
+
+def check_inputs(config: RunConfig) -> None:
+    """Cheap checks of the data file and the model reference, before a run directory exists.
+
+    Opens the data and settles its format (the first rows only), and checks a local model
+    directory and ``model.adapter``; the worker reads everything again. Raises
+    :class:`core.data.DataError`, :class:`core.models.ModelError` or ``ConfigError``.
+    """
+    from core.data import open_preferences, open_rows, source_specs
+    from core.models import resolve_model_path
+
+    for spec in source_specs(config.data):
+        if config.is_preference:
+            open_preferences(spec)
+        else:
+            open_rows(spec)
+    if not config.model.name_or_path.startswith("bundled:"):  # bundled: converted by the worker
+        resolve_model_path(config.model.name_or_path)
+    if config.model.adapter:
+        resolve_adapter(config.model.adapter)
 
 
 def worker_command(
@@ -116,42 +139,63 @@ def launch_detached(
 ) -> Path:
     """Start a run in its own process and session; returns its run directory at once.
 
-    ``config`` is a RunConfig or a YAML path (validated here, so mistakes show before the
-    process starts). ``resume_dir`` continues that run in place. ``engine`` is an optional
+    ``config`` is a RunConfig or a YAML path (validated here, and its data and model
+    reference checked, so mistakes show before a run directory exists). ``resume_dir``
+    continues that run in place; a run another process trains (:class:`core.rundir.RunLocked`),
+    a finished one, or one without a complete checkpoint is refused
+    (:class:`core.rundir.RunRefused`) before anything in it changes. The run's lock is taken
+    here and passed to the worker (or to ``accelerate launch``, which holds it for all its
+    processes), so two launches can never both start. ``engine`` is an optional
     ``module:attr`` engine factory for the worker (tests use a fake); ``env`` adds variables.
     """
     if resume_dir is not None:
         run_dir = Path(resume_dir)
         if not (run_dir / CONFIG_FILE).is_file():
             raise FileNotFoundError(f"{run_dir} has no {CONFIG_FILE}; it is not a run directory.")
-        cfg = RunConfig.load(run_dir / CONFIG_FILE)
-        gpus = check_processes(cfg)
+        check_not_live(run_dir)  # also a worker of an older version, which holds no lock
+        lock = RunLock.acquire(run_dir)
+        try:
+            check_resumable(run_dir)
+            cfg = RunConfig.load(run_dir / CONFIG_FILE)
+            gpus = check_processes(cfg)
+        except BaseException:
+            lock.release()
+            raise
     else:
         cfg = config if isinstance(config, RunConfig) else RunConfig.load(config)
         cfg.check()
         gpus = check_processes(cfg)  # before the run directory exists
+        check_inputs(cfg)
         run_dir = make_run_dir(workspace, cfg.run_name, cfg.method)
-        cfg.run_name = run_dir.name
-        cfg.output_dir = str(workspace)
-        cfg.save(run_dir / CONFIG_FILE)
-    for name in (STOP_FILE, SAVE_FILE):
-        (run_dir / name).unlink(missing_ok=True)
-    command = worker_command(run_dir, cfg, resume=resume_dir is not None, engine=engine, python=python,
-                             gpus=gpus)
-    child_env = child_environment({**os.environ, **(env or {})})
-    child_env.setdefault("CUDA_DEVICE_ORDER", "PCI_BUS_ID")
-    child_env.setdefault("TOKENIZERS_PARALLELISM", "false")
-    child_env["PYTHONUNBUFFERED"] = "1"
-    with open(run_dir / LOG_FILE, "ab") as log:
-        process = subprocess.Popen(
-            command,
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,  # its own session: no SIGHUP when the terminal goes away
-            env=child_env,
-            cwd=str(run_dir.parent.resolve()),
-        )
+        lock = RunLock.acquire(run_dir)
+    try:
+        if resume_dir is None:
+            cfg.run_name = run_dir.name
+            cfg.output_dir = str(workspace)
+            cfg.save(run_dir / CONFIG_FILE)
+        for name in (STOP_FILE, SAVE_FILE):
+            (run_dir / name).unlink(missing_ok=True)
+        command = worker_command(run_dir, cfg, resume=resume_dir is not None, engine=engine,
+                                 python=python, gpus=gpus)
+        child_env = child_environment({**os.environ, **(env or {})})
+        child_env.setdefault("CUDA_DEVICE_ORDER", "PCI_BUS_ID")
+        child_env.setdefault("TOKENIZERS_PARALLELISM", "false")
+        child_env["PYTHONUNBUFFERED"] = "1"
+        lock_fd = lock.pass_to_child(child_env)
+        with open(run_dir / LOG_FILE, "ab") as log:
+            process = subprocess.Popen(
+                command,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,  # its own session: no SIGHUP when the terminal goes away
+                env=child_env,
+                cwd=str(run_dir.parent.resolve()),
+                pass_fds=(lock_fd,),
+            )
+        lock.set_holder(process.pid)
+    finally:
+        lock.release()  # the worker holds it now (or nobody, if it could not start)
     _children[process.pid] = process
     (run_dir / PID_FILE).write_text(f"{process.pid}\n")
     return run_dir

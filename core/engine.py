@@ -1,4 +1,5 @@
-"""The fine-tuning engine: TRL ``SFTTrainer`` with LoRA, QLoRA or full fine-tuning.
+"""The fine-tuning engine: TRL ``SFTTrainer`` (or ``DPOTrainer`` / ``ORPOTrainer`` for
+preference pairs) with LoRA, QLoRA or full fine-tuning.
 
 The engine runs in a background thread and reports only through typed events (see
 ``core.events``), which go to the caller's sink and to ``events.jsonl`` in the run directory.
@@ -10,7 +11,6 @@ from __future__ import annotations
 
 import dataclasses
 import errno
-import logging
 import math
 import os
 import shutil
@@ -21,30 +21,37 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-# bitsandbytes warns on import (pulled in by transformers below) about optional CPU kernels
-# that tunetop does not use; that line would land in the middle of the UI.
-logging.getLogger("bitsandbytes").setLevel(logging.ERROR)
-
-from core.callbacks import EventCallback  # noqa: E402
+from core.callbacks import AllStepsTrained, EventCallback, NonFiniteError
 from core.config import ConfigError, ConfigProblem, RunConfig
+from core.noise import LibraryOutput, hold_library_output
+from core.timing import BudgetKeeper, cached_throughput, describe_duration, parse_duration, shape_key
 from core.rundir import (
     CHECKPOINTS_DIR,
     CONFIG_FILE,
+    DEBUG_LOG,
     ERROR_LOG,
     EVENTS_FILE,
     FINAL_DIR,
+    RunLock,
+    RunRefused,
+    adapter_settings,
     checkpoint_name,
     checkpoint_step,
+    complete_checkpoints,
+    final_from_checkpoint,
     latest_checkpoint,
     make_run_dir,
     publish_checkpoint,
     remove_staging,
+    resolve_adapter,
     staging_dir,
 )
+from core.runs import check_resumable, run_progress
 from core.events import (
     Event,
     EventSink,
     MessageLogged,
+    PhaseChanged,
     RunFailed,
     RunFinished,
     RunStarted,
@@ -69,10 +76,6 @@ class RunInputs:
     """``cuda`` or ``cpu`` (:func:`core.models.pick_device`)."""
 
 
-class NonFiniteError(RuntimeError):
-    """Loss or gradient norm became NaN or infinite; raised before the optimizer step."""
-
-
 def is_out_of_memory(exc: BaseException) -> bool:
     """Whether ``exc`` is a CUDA or host out-of-memory error."""
     return (
@@ -82,14 +85,57 @@ def is_out_of_memory(exc: BaseException) -> bool:
     )
 
 
-def describe_failure(exc: BaseException, phase: str) -> tuple[str, str]:
-    """A readable reason and a concrete suggestion for an exception raised in ``phase``."""
+def nonfinite_settings(config: RunConfig) -> list[str]:
+    """Dotted names of the config's numbers that are NaN or infinite (``optim.weight_decay``)."""
+
+    def walk(obj: Any, prefix: str) -> list[str]:
+        found: list[str] = []
+        for f in dataclasses.fields(obj):
+            value = getattr(obj, f.name)
+            if dataclasses.is_dataclass(value):
+                found += walk(value, f"{prefix}{f.name}.")
+            elif isinstance(value, float) and not math.isfinite(value):
+                found.append(f"{prefix}{f.name}")
+        return found
+
+    return walk(config, "")
+
+
+def _field(config: RunConfig, dotted: str) -> Any:
+    value: Any = config
+    for part in dotted.split("."):
+        value = getattr(value, part)
+    return value
+
+
+def describe_failure(exc: BaseException, phase: str, config: RunConfig | None = None,
+                     checkpoint: Path | None = None) -> tuple[str, str]:
+    """A readable reason and a concrete suggestion for an exception raised in ``phase``.
+
+    ``config`` and ``checkpoint`` (the run's newest complete one) let a non-finite failure
+    name its cause and say truthfully what is left on disk.
+    """
     name = type(exc).__name__
     if isinstance(exc, ConfigError):
         return "; ".join(str(p) for p in exc.problems), "Fix the fields named above and start again."
+    if isinstance(exc, RunRefused):
+        return exc.reason, exc.fix[:1].upper() + exc.fix[1:]
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else name
     if isinstance(exc, NonFiniteError):
-        return text, "Lower the learning rate (e.g. halve it), keep max_grad_norm at 1.0, or use fp32."
+        # Every checkpoint is written after its step's weights (and validation loss) were
+        # checked, so the newest one never holds what went bad.
+        kept = (f" Nothing from that step was saved; the last checkpoint, {checkpoint.name}, was "
+                "checked before it was written and is intact." if checkpoint is not None
+                else " Nothing from that step was saved, and no checkpoint was written before it.")
+        bad = nonfinite_settings(config) if config is not None else []
+        if bad:
+            defaults = RunConfig()
+            usual = ", ".join(f"{name} {_field(defaults, name):g}" for name in bad)
+            return text + kept, (f"{', '.join(bad)} {'is' if len(bad) == 1 else 'are'} not a "
+                                 f"finite number: set a real value (the default is {usual}) and "
+                                 "start again.")
+        return text + kept, ("Lower the learning rate (e.g. halve it) and start again; keep "
+                             "max_grad_norm at 1.0, or use fp32.")
     if is_out_of_memory(exc):
         return (
             f"Out of memory during {phase}.",
@@ -124,6 +170,10 @@ def describe_failure(exc: BaseException, phase: str) -> tuple[str, str]:
         return (f"Cannot create the run directory{where}: {oserror.strerror or text}.",
                 "Set output_dir to a directory (or a path that does not exist yet) you can write to.")
     return f"{name}: {text}", ""
+
+
+PROGRESS_SECONDS = 0.5
+"""Shortest time between two progress events of one phase."""
 
 
 def _exception_chain(exc: BaseException) -> list[BaseException]:
@@ -180,7 +230,7 @@ def _loaded_file(exc: BaseException) -> str:
 def quiet_libraries() -> None:
     """Silence library progress bars; the engine reports progress through events instead.
 
-    Log levels stay as they are: library warnings are real, and the UI routes them to its log.
+    Log levels stay as they are: library warnings go to the run's ``debug.log`` (core.noise).
     """
     import datasets
     import transformers
@@ -194,6 +244,9 @@ class Engine:
 
     ``resume_dir`` continues an existing run from its latest complete checkpoint; ``run_dir``
     uses a directory the caller already made (a detached launcher does) instead of a new one.
+    The engine holds the run's :class:`~core.rundir.RunLock` while it trains (under a
+    multi-process launch the launcher holds it), refuses a finished run, and makes a new run
+    directory only once the data and the model reference have been checked.
     """
 
     def __init__(
@@ -203,8 +256,12 @@ class Engine:
         workspace: str | Path | None = None,
         resume_dir: str | Path | None = None,
         run_dir: str | Path | None = None,
+        whole_split_at_end: bool = True,
     ) -> None:
         self.config = config
+        self.whole_split_at_end = whole_split_at_end
+        """With ``eval.max_rows``, evaluate the whole validation split once training ended
+        (a timing probe turns it off)."""
         self.workspace = Path(workspace if workspace is not None else config.output_dir)
         self.resume_dir = Path(resume_dir) if resume_dir else None
         self.run_dir: Path | None = Path(run_dir) if run_dir else None
@@ -219,10 +276,16 @@ class Engine:
         self._resume_checkpoint: Path | None = None
         self._half_written: list[Path] = []
         """Half-written checkpoints removed before resuming (logged once the log is open)."""
+        self._lock: RunLock | None = None
+        self._pending: list[Event] | None = []
+        """Events emitted before ``events.jsonl`` is open, written to it once it is."""
         self._inputs: RunInputs | None = None
         self._probe: Any = None
         """The general-drift probe (:class:`core.forgetting.GeneralProbe`), when measured."""
         self._started = time.monotonic()
+        self._started_wall = time.time()
+        self._budget: BudgetKeeper | None = None
+        self._noise: LibraryOutput | None = None
         self.phase = "setup"
         self.final_event: Event | None = None
 
@@ -266,6 +329,8 @@ class Engine:
             if self._events_file is not None:
                 self._events_file.write(event.to_json() + "\n")
                 self._events_file.flush()
+            elif self._pending is not None:
+                self._pending.append(event)
             if self._sink is not None:
                 self._sink(event)
 
@@ -273,11 +338,17 @@ class Engine:
         """Emit a line for the log pane."""
         self.emit(MessageLogged(level=level, message=message))
 
+    def enter_phase(self, phase: str, message: str, done: int = 0, total: int = 0) -> None:
+        """Say what the run is doing before its first step (or while it writes to disk)."""
+        self.emit(PhaseChanged(phase=phase, message=message, done=done, total=total))
+
     # --- lifecycle ------------------------------------------------------------------------
 
     def run(self) -> Event:
         """Setup, train and clean up in the calling thread; returns the terminal event."""
-        self._started = time.monotonic()
+        self._started, self._started_wall = time.monotonic(), time.time()
+        # Library warnings and load bars go to debug.log, never to the user's terminal.
+        self._noise = hold_library_output()
         try:
             self.setup()
             if self._stop.is_set():
@@ -288,8 +359,9 @@ class Engine:
         except BaseException as exc:  # every failure becomes an event, never a dead thread
             step = self._trainer.state.global_step if self._trainer is not None else 0
             phase = self._callback.phase if self._callback is not None else self.phase
-            reason, suggestion = describe_failure(exc, phase)
-            if self.run_dir is not None and self.is_main and self.run_dir.is_dir():
+            checkpoint = latest_checkpoint(self.run_dir) if self.run_dir is not None else None
+            reason, suggestion = describe_failure(exc, phase, self.config, checkpoint)
+            if self._events_file is not None:  # only a run this engine writes gets its traceback
                 (self.run_dir / ERROR_LOG).write_text(traceback.format_exc())
             self.final_event = RunFailed(step=step, phase=phase, reason=reason, suggestion=suggestion)
             self.emit(self.final_event)
@@ -298,7 +370,13 @@ class Engine:
         return self.final_event
 
     def setup(self) -> None:
-        """Create the run directory, load and tokenize the data, load the model, build the trainer."""
+        """Lock the run directory (a resume, or one a launcher made) and check it may train,
+        load and tokenize the data, make a new run's directory, load the model and build the
+        trainer.
+
+        Data and model-reference mistakes of a new run fail before its directory exists, so
+        they leave no failed run behind; a refused run's ``events.jsonl`` is never written.
+        """
         from core import data as data_mod
         from core.machine import resolve_precision, training_device
         from core.models import load_tokenizer
@@ -311,35 +389,101 @@ class Engine:
                 "report_to", f"the tracker needs {', '.join(missing)}, which is not installed.",
                 f"pip install {' '.join(missing)}, or set report_to: none.")])
         quiet_libraries()
+        if not self.is_main:
+            # Only the main process writes the run directory; the others train and stay quiet.
+            self._pending, self._sink = None, None
         if self.resume_dir is not None:
             self.run_dir = self.resume_dir
-            self._resume_checkpoint = latest_checkpoint(self.resume_dir)
-            if self._resume_checkpoint is None:
-                raise FileNotFoundError(
-                    f"{self.resume_dir} has no complete checkpoint to resume from."
-                )
-            if self.is_main:
-                self._half_written = remove_staging(self.resume_dir / CHECKPOINTS_DIR)
-        elif self.run_dir is None:
-            if not self.is_main:
-                raise ValueError("A multi-process run needs its run directory made by the launcher.")
-            self.run_dir = make_run_dir(self.workspace, cfg.run_name, cfg.method)
-        if self.is_main:
-            # Only the main process writes the run directory; the others train and stay quiet.
-            self.run_dir.mkdir(parents=True, exist_ok=True)
-            if self.resume_dir is None:
-                # The saved config names the workspace the run really went to (--workspace
-                # overrides output_dir).
-                cfg.output_dir = str(self.workspace)
-                cfg.save(self.run_dir / CONFIG_FILE)
-            self._events_file = open(self.run_dir / EVENTS_FILE, "a", encoding="utf-8")
-        else:
-            self._sink = None
-        self.log(f"Run directory {self.run_dir}")
-        for path in self._half_written:
-            self.log(f"Removed {path.name}: a checkpoint a crash left half-written.", level="warning")
+            self._hold_lock()
+            self._resume_checkpoint = check_resumable(self.run_dir)
+            self._open_run_dir()
+        elif self.run_dir is not None:
+            self._hold_lock()
+            if self.is_main and ((self.run_dir / EVENTS_FILE).exists() or complete_checkpoints(self.run_dir)):
+                raise RunRefused(f"{self.run_dir} already holds a run; training it again from the "
+                                 "start would overwrite its checkpoints and output.",
+                                 f"resume it (`tunetop train --resume {self.run_dir}`) or start a "
+                                 "new run.")
+            self._open_run_dir()
+        elif not self.is_main:
+            raise ValueError("A multi-process run needs its run directory made by the launcher.")
 
         self.phase = "data"
+        where = cfg.data.path if not cfg.data.sources else f"{len(cfg.data.sources)} sources"
+        self.enter_phase("data", f"Loading data from {where}")
+        if cfg.is_preference:
+            train_ex, val_ex = self._load_preferences(data_mod)
+        else:
+            loaded = self._load_examples(data_mod)
+
+        self.phase = "model"
+        device = training_device()
+        precision = resolve_precision(cfg.optim.precision, device)
+        self.enter_phase("tokenizer", f"Loading the tokenizer of {cfg.model.name_or_path}")
+        tokenizer = load_tokenizer(cfg.model.name_or_path, cfg.model.trust_remote_code, cfg.model.revision)
+        chosen = data_mod.resolve_template(cfg.data.chat_template)
+        if chosen is not None:
+            # saved with the model, so that it is prompted as it was trained
+            tokenizer.chat_template = chosen
+        info = data_mod.template_info(tokenizer, data_mod.RenderOptions.from_config(cfg.data))
+        self.log("Rendering: " + "; ".join(f"{k} {v}" for k, v in info.lines()))
+        if cfg.model.trust_remote_code:
+            self.log("trust_remote_code is ON: the model's own Python code runs.", level="warning")
+        if cfg.model.adapter:
+            resolve_adapter(cfg.model.adapter)
+        if cfg.is_preference:
+            # DPOTrainer / ORPOTrainer render and tokenize the pairs themselves.
+            train_rows, val_rows = train_ex, val_ex
+        else:
+            train_rows, val_rows = self._tokenize(data_mod, tokenizer, loaded)
+        if not train_rows:
+            raise ValueError("No training row has a trained token. Check the chat template and data.")
+        if self.run_dir is None:
+            self._open_run_dir()
+        self._inputs = RunInputs(tokenizer, train_rows, val_rows, precision, device)
+        self.enter_phase("model", f"Loading the model {cfg.model.name_or_path} ({cfg.method}, "
+                                  f"{precision} on {device})")
+        model = self._load_model()
+        replay = self._prepare_general(model)
+        self.phase = "model"
+        if replay:
+            train_rows = train_rows + replay
+            self._inputs = dataclasses.replace(self._inputs, train_rows=train_rows)
+        # after replay: its rows count in the steps the budget sizes
+        self._budget = self._make_budget(self._inputs)
+        trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+        total = sum(p.numel() for p in model.parameters())
+        self.enter_phase("trainer", "Building the trainer")
+        self._trainer = self._build_trainer(model, self._inputs)
+        world = int(os.environ.get("WORLD_SIZE", "1"))
+        self.emit(
+            RunStarted(
+                run_dir=str(self.run_dir),
+                run_name=self.run_dir.name,
+                model=cfg.model.name_or_path,
+                method=cfg.method,
+                objective=cfg.objective,
+                device=device if world < 2 else f"{device} x{world} processes",
+                precision=precision,
+                total_steps=self._planned_steps(len(train_rows)),
+                num_train_rows=len(train_rows),
+                num_val_rows=len(val_rows),
+                trainable_params=trainable,
+                total_params=total,
+                resumed_from_step=checkpoint_step(self._resume_checkpoint) if self._resume_checkpoint else 0,
+                pid=os.getpid(),
+                eval_steps=cfg.eval.eval_steps if val_rows else 0,
+                budget_seconds=self._budget.budget_seconds if self._budget else 0.0,
+                budget_started_at=self._started_wall if self._budget else 0.0,
+                general_prompts=self._probe.prompts if self._probe else 0,
+                drift_threshold=cfg.eval.drift_threshold if self._probe else None,
+            )
+        )
+
+    def _load_examples(self, data_mod: Any) -> Any:
+        """The SFT data of the config, read and checked (split once rendered, in
+        :meth:`_tokenize`)."""
+        cfg = self.config
         loaded = data_mod.load_data(cfg.data, cfg.optim.seed)
         self.log(f"Data: {loaded.name} ({loaded.format_reason})")
         if len(loaded.sources) > 1 or loaded.left_out:
@@ -352,77 +496,110 @@ class Engine:
                      f"{first.message}", level="warning")
         if not loaded.examples:
             raise ValueError(f"{loaded.name} has no usable rows.")
-        train_ex, val_ex = data_mod.split_examples(
-            loaded.examples, cfg.data.validation_fraction, cfg.optim.seed
-        )
+        return loaded
 
-        self.phase = "model"
-        device = training_device()
-        precision = resolve_precision(cfg.optim.precision, device)
-        tokenizer = load_tokenizer(cfg.model.name_or_path, cfg.model.trust_remote_code, cfg.model.revision)
-        chosen = data_mod.resolve_template(cfg.data.chat_template)
-        if chosen is not None:
-            # saved with the model, so that it is prompted as it was trained
-            tokenizer.chat_template = chosen
-        info = data_mod.template_info(tokenizer, data_mod.RenderOptions.from_config(cfg.data))
-        self.log("Rendering: " + "; ".join(f"{k} {v}" for k, v in info.lines()))
-        if cfg.model.trust_remote_code:
-            self.log("trust_remote_code is ON: the model's own Python code runs.", level="warning")
-        train_rows = self._tokenize(data_mod, tokenizer, train_ex, "training")
-        val_rows = self._tokenize(data_mod, tokenizer, val_ex, "validation")
-        if not train_rows:
-            raise ValueError("No training row has a trained token. Check the chat template and data.")
-        self._inputs = RunInputs(tokenizer, train_rows, val_rows, precision, device)
-        model = self._load_model()
-        replay = self._prepare_general(model)
-        if replay:
-            self._inputs = dataclasses.replace(self._inputs, train_rows=train_rows + replay)
-        trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
-        total = sum(p.numel() for p in model.parameters())
-        self._trainer = self._build_trainer(model, self._inputs)
-        world = int(os.environ.get("WORLD_SIZE", "1"))
-        self.emit(
-            RunStarted(
-                run_dir=str(self.run_dir),
-                run_name=self.run_dir.name,
-                model=cfg.model.name_or_path,
-                method=cfg.method,
-                device=device if world < 2 else f"{device} x{world} processes",
-                precision=precision,
-                total_steps=self._planned_steps(len(self._inputs.train_rows)),
-                num_train_rows=len(self._inputs.train_rows),
-                num_val_rows=len(val_rows),
-                trainable_params=trainable,
-                total_params=total,
-                resumed_from_step=checkpoint_step(self._resume_checkpoint) if self._resume_checkpoint else 0,
-                pid=os.getpid(),
-                general_prompts=self._probe.prompts if self._probe else 0,
-                drift_threshold=cfg.eval.drift_threshold if self._probe else None,
-            )
-        )
+    def _load_preferences(self, data_mod: Any) -> tuple[list[dict], list[dict]]:
+        """The preference pairs of ``data.path`` as TRL conversational rows (``prompt``,
+        ``chosen``, ``rejected`` turns), split into training and validation."""
+        cfg = self.config
+        (spec,) = data_mod.source_specs(cfg.data)
+        loaded = data_mod.load_preferences(spec, cfg.data.on_bad_rows)
+        self.log(f"Preference data: {loaded.label} ({loaded.format_reason})")
+        if loaded.dropped:
+            first = next(p for p in loaded.problems if p.severity == "error")
+            self.log(f"Dropped {loaded.dropped} of {loaded.total_rows} pairs; first problem: "
+                     f"{first.message}", level="warning")
+        if not loaded.preferences:
+            raise ValueError(f"{loaded.label} has no usable preference pairs.")
+        rows = [{"prompt": p.prompt, "chosen": p.chosen, "rejected": p.rejected}
+                for p in loaded.preferences]
+        return data_mod.split_examples(rows, cfg.data.validation_fraction, cfg.optim.seed)
 
-    def _tokenize(self, data_mod: Any, tokenizer: Any, examples: list, split: str) -> list[dict]:
-        """Render rows through the chat template; rows with nothing to learn are dropped, loudly."""
-        cfg = self.config.data
-        options = data_mod.RenderOptions.from_config(cfg)
+    def _hold_lock(self) -> None:
+        """Take the run's lock (one trainer per run directory), unless a multi-process
+        launcher holds it for every process of the launch."""
+        if int(os.environ.get("WORLD_SIZE", "1")) < 2:
+            self._lock = RunLock.acquire(self.run_dir)
+
+    def _open_run_dir(self) -> None:
+        """Make the run directory (a new run), then start writing it: ``config.yaml``, the
+        events held back so far, and the removal of half-written checkpoints (a resume)."""
+        if not self.is_main:
+            return
+        if self.run_dir is None:
+            self.run_dir = make_run_dir(self.workspace, self.config.run_name, self.config.method)
+            self._hold_lock()
+        if self.resume_dir is None:
+            # The saved config names the workspace the run really went to (--workspace
+            # overrides output_dir).
+            self.config.output_dir = str(self.workspace)
+            self.config.save(self.run_dir / CONFIG_FILE)
+        else:
+            self._half_written = remove_staging(self.resume_dir / CHECKPOINTS_DIR)
+        if self._noise is not None:
+            self._noise.write_to(self.run_dir / DEBUG_LOG)
+        with self._emit_lock:
+            self._events_file = open(self.run_dir / EVENTS_FILE, "a", encoding="utf-8")
+            for event in self._pending or ():
+                self._events_file.write(event.to_json() + "\n")
+            self._events_file.flush()
+            self._pending = None
+        self.log(f"Run directory {self.run_dir}")
+        for path in self._half_written:
+            self.log(f"Removed {path.name}: a checkpoint a crash left half-written.", level="warning")
+
+    def _make_budget(self, inputs: RunInputs) -> BudgetKeeper | None:
+        """The keeper of ``optim.time_budget``, seeded with a cached probe of this shape."""
+        budget = parse_duration(self.config.optim.time_budget)
+        if budget is None:
+            return None
+        longest = max((len(r["input_ids"]) for r in inputs.train_rows + inputs.val_rows), default=0)
+        cached = cached_throughput(shape_key(self.config, inputs.device, longest))
+        keeper = BudgetKeeper(budget, self.config, len(inputs.val_rows), self._cap_steps(len(inputs.train_rows)),
+                              self._started, cached)
+        steps = keeper.initial_steps()
+        how = f"{steps} steps from a cached probe" if cached else "steps sized after the first few"
+        self.log(f"Time budget {describe_duration(budget)}: {how} (at most {keeper.cap}).")
+        return keeper
+
+    def _tokenize(self, data_mod: Any, tokenizer: Any, loaded: Any
+                  ) -> tuple[list[dict], list[dict]]:
+        """Render every row as :func:`core.data.training_outcome` does (what inspect, estimate
+        and the screens report), then split; rows with nothing to learn are dropped, loudly."""
+        cfg = self.config
+        options = data_mod.RenderOptions.from_config(cfg.data)
+        total = len(loaded.examples)
+        message = "Tokenizing rows"
+        shown = [float("-inf")]
+
+        def progress(done: int) -> None:
+            if time.monotonic() - shown[0] >= PROGRESS_SECONDS:
+                shown[0] = time.monotonic()
+                self.enter_phase("tokenize", message, done, total)
+
+        progress(0)
         # the chosen template is the tokenizer's now; "model" keeps it instead of loading again
-        rendered = data_mod.render_examples(tokenizer, examples, cfg.max_length,
-                                            cfg.assistant_only_loss,
-                                            dataclasses.replace(options, chat_template="model"))
-        kept = [row for r in rendered if r.num_trained > 0 for row in r.to_training_rows()]
-        truncated = sum(r.truncated for r in rendered)
-        chunked = [r for r in rendered if r.chunked]
-        untrained = sum(1 for r in rendered if not r.num_trained)
-        if untrained:
-            self.log(f"Dropped {untrained} {split} rows with no trained token "
-                     f"(all masked or cut by max_length {cfg.max_length}).", level="warning")
-        if chunked:
-            self.log(f"{len(chunked)} {split} text rows longer than max_length {cfg.max_length} "
-                     f"became {sum(len(r.lengths()) for r in chunked)} rows (data.text_chunking).")
-        if truncated:
-            self.log(f"{truncated} {split} rows are longer than max_length {cfg.max_length} and were "
-                     f"truncated.", level="warning")
-        return kept
+        outcome = data_mod.training_outcome(tokenizer, loaded.examples, cfg.data.max_length,
+                                            cfg.data.assistant_only_loss, loaded.name,
+                                            options=dataclasses.replace(options,
+                                                                        chat_template="model"),
+                                            keep_rows=True, progress=progress)
+        self.enter_phase("tokenize", message, total, total)
+        first = outcome.first_error()
+        if first is not None and cfg.data.on_bad_rows == "stop":
+            raise data_mod.DataError.from_problem(first)
+        if outcome.dropped:
+            self.log(f"Dropped {outcome.drop_summary()}; first: {first.headline}", level="warning")
+        if outcome.chunked:
+            self.log(f"{len(outcome.chunked)} text rows longer than max_length "
+                     f"{cfg.data.max_length} became {outcome.chunk_rows} rows (data.text_chunking).")
+        if outcome.truncated:
+            self.log(f"{len(outcome.truncated)} of {outcome.rows} rows are longer than max_length "
+                     f"{cfg.data.max_length} and were truncated.", level="warning")
+        # split by position, as the examples always were: a row's chunks stay on its side
+        train, val = data_mod.split_examples(outcome.training_rows, cfg.data.validation_fraction,
+                                             cfg.optim.seed)
+        return outcome.trainer_rows(train), outcome.trainer_rows(val)
 
     def _prepare_general(self, model: Any) -> list[dict]:
         """Ask the base model the general prompts (answers cached per model, template and cap):
@@ -447,7 +624,7 @@ class Engine:
                      "and this tokenizer has none: set data.chat_template (e.g. chatml) to use "
                      "them.", level="warning")
             return []
-        self.phase = "general prompts"
+        self.phase = "general"
         try:
             prompts, problems = read_prompts(e.general_prompts)
         except DataError as exc:  # named as the field it came from
@@ -497,8 +674,9 @@ class Engine:
         return replay
 
     def _base_answers(self, model: Any, prompts: list) -> list | None:
-        """The base model's answers to ``prompts``, from the cache or generated now with progress
-        lines; ``None`` when a stop request came first."""
+        """The base model's answers to ``prompts``, from the cache or generated now (phase
+        ``general``, done/total prompts after each batch); ``None`` when a stop request came
+        first."""
         import torch
 
         from core import forgetting
@@ -526,13 +704,9 @@ class Engine:
             return generator.generate_with_ends(turns, settings, stop=self._stop, strip=False)
 
         def progress(done: int, total: int) -> None:
-            # the run log is the visible progress of this phase (a line per batch)
-            if not done:
-                self.log(f"Asking the base model {total} general prompts (once per base model, "
-                         f"at most {e.general_max_new_tokens} new tokens each; cached in "
-                         f"{cache.path.parent})…")
-            else:
-                self.log(f"Computing base answers {done}/{total}…")
+            self.enter_phase("general", f"Asking the base model {total} general prompts (at most "
+                                        f"{e.general_max_new_tokens} new tokens each, once per "
+                                        "base model)", done, total)
 
         padding, tokenizer.padding_side = tokenizer.padding_side, "left"  # answers follow prompts
         training = model.training
@@ -545,13 +719,14 @@ class Engine:
             tokenizer.padding_side = padding
             model.train(training)
         if answers is not None:
-            where = (f"generated {made} in {time.monotonic() - started:.0f}s" if made
-                     else "all from the cache")
+            where = (f"generated {made} in {time.monotonic() - started:.0f}s, cached in "
+                     f"{cache.path.parent}" if made else f"all from the cache in {cache.path.parent}")
             self.log(f"Base answers to {len(prompts)} general prompts: {where}.")
         return answers
 
     def _load_model(self) -> Any:
-        """The model to train: the base, with a freshly initialised adapter for (q)lora."""
+        """The model to train: the base, with a freshly initialised adapter for (q)lora, or
+        with ``model.adapter`` to continue (merged into the base for a full fine-tune)."""
         from transformers import set_seed
 
         from core.models import load_model
@@ -562,16 +737,29 @@ class Engine:
         model = load_model(cfg.model, cfg.method, inputs.precision, inputs.device)
         if cfg.method in ("lora", "qlora"):
             model = self._apply_lora(model)
+        elif cfg.model.adapter:
+            from peft import PeftModel
+
+            adapter = resolve_adapter(cfg.model.adapter)
+            self.log(f"Starting from {cfg.model.name_or_path} with the adapter in {adapter} merged in.")
+            model = PeftModel.from_pretrained(model, str(adapter)).merge_and_unload()
         return model
 
     def _apply_lora(self, model: Any) -> Any:
-        from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
+        from peft import LoraConfig, PeftModel, get_peft_model, prepare_model_for_kbit_training
 
         cfg = self.config
         if cfg.method == "qlora":
             model = prepare_model_for_kbit_training(
                 model, use_gradient_checkpointing=cfg.optim.gradient_checkpointing
             )
+        if cfg.model.adapter:
+            adapter = resolve_adapter(cfg.model.adapter)
+            settings = adapter_settings(adapter)
+            self.log(f"Continuing the adapter in {adapter} (rank {settings.get('r')}, modules "
+                     f"{', '.join(sorted(settings.get('target_modules') or []))}); its shape "
+                     "replaces the lora settings.")
+            return PeftModel.from_pretrained(model, str(adapter), is_trainable=True)
         lora = LoraConfig(
             r=cfg.lora.r,
             lora_alpha=cfg.lora.lora_alpha,
@@ -583,6 +771,13 @@ class Engine:
         return get_peft_model(model, lora)
 
     def _planned_steps(self, num_rows: int) -> int:
+        """Steps the trainer is built for: the time budget's, else :meth:`_cap_steps`."""
+        if self._budget is not None:
+            return self._budget.steps
+        return self._cap_steps(num_rows)
+
+    def _cap_steps(self, num_rows: int) -> int:
+        """``max_steps``, or the steps of ``num_train_epochs`` over ``num_rows``."""
         o = self.config.optim
         if o.max_steps > 0:
             return o.max_steps
@@ -593,7 +788,7 @@ class Engine:
     def _build_trainer(self, model: Any, inputs: RunInputs) -> Any:
         from datasets import Dataset
         from transformers.trainer_callback import PrinterCallback
-        from trl import SFTConfig
+        from trl import SFTConfig, SFTTrainer
 
         from core.models import padding_free_refusal
 
@@ -609,14 +804,14 @@ class Engine:
                      + (", grouped by length." if o.group_by_length else "."))
         # Length grouping only saves padding; with none left, keep TRL's random order.
         sampling = "group_by_length" if o.group_by_length and not padding_free else "random"
-        args = SFTConfig(
+        common = dict(
             output_dir=str(self.run_dir / CHECKPOINTS_DIR),
             learning_rate=o.learning_rate,
             lr_scheduler_type=o.lr_scheduler_type,
             warmup_steps=o.warmup_ratio,
             weight_decay=o.weight_decay,
             num_train_epochs=o.num_train_epochs,
-            max_steps=o.max_steps,
+            max_steps=self._budget.steps if self._budget is not None else o.max_steps,
             per_device_train_batch_size=o.per_device_train_batch_size,
             per_device_eval_batch_size=e.per_device_eval_batch_size,
             gradient_accumulation_steps=o.gradient_accumulation_steps,
@@ -627,8 +822,6 @@ class Engine:
             fp16=inputs.precision == "fp16",
             use_cpu=inputs.device == "cpu",
             gradient_checkpointing=o.gradient_checkpointing,
-            train_sampling_strategy=sampling,
-            padding_free=padding_free,
             logging_steps=e.logging_steps,
             logging_nan_inf_filter=False,
             eval_strategy="steps" if has_val else "no",
@@ -639,30 +832,80 @@ class Engine:
             load_best_model_at_end=e.keep_best and has_val,
             metric_for_best_model="eval_loss",
             greater_is_better=False,
-            # Rows arrive truncated to max_length (tokenize_for_training); TRL refuses the
-            # limit with padding-free batches, which it cannot truncate.
-            max_length=None if padding_free else cfg.data.max_length,
             report_to=trackers or "none",
             disable_tqdm=True,
             dataloader_num_workers=0,
             **_fsdp_args(cfg),
         )
+        world = max(int(os.environ.get("WORLD_SIZE", "1")), 1)
+        # eval.max_rows: each evaluation during training reads the first rows of the split.
+        eval_rows = inputs.val_rows[:e.max_rows] if e.max_rows else inputs.val_rows
+        eval_batches = math.ceil(len(eval_rows) / world / e.per_device_eval_batch_size)
         self._callback = EventCallback(
-            self.emit, self._stop, self._save, self._take_tokens,
-            e.early_stopping_patience if has_val else 0, self._probe,
+            self.emit, self._stop, self._save, self._take_tokens, e.early_stopping_patience if has_val else 0,
+            eval_batches=eval_batches, budget=self._budget, probe=self._probe,
         )
-        trainer = _make_trainer(
-            model=model,
-            args=args,
+        datasets = dict(
             train_dataset=Dataset.from_list(inputs.train_rows),
-            eval_dataset=Dataset.from_list(inputs.val_rows) if has_val else None,
+            eval_dataset=Dataset.from_list(eval_rows) if has_val else None,
             processing_class=inputs.tokenizer,
             callbacks=[self._callback],
         )
+        if cfg.is_preference:
+            trainer = self._preference_trainer(model, common, datasets)
+        else:
+            args = SFTConfig(
+                **common,
+                train_sampling_strategy=sampling,
+                padding_free=padding_free,
+                # Rows arrive truncated to max_length (tokenize_for_training); TRL refuses the
+                # limit with padding-free batches, which it cannot truncate.
+                max_length=None if padding_free else cfg.data.max_length,
+            )
+            trainer = _make_trainer(SFTTrainer, model=model, args=args, **datasets)
         # The printer writes every log dict to stdout; our events replace it.
         trainer.remove_callback(PrinterCallback)
         if "tensorboard" in trackers:
             point_tensorboard(trainer, self.run_dir)
+        return trainer
+
+    def _preference_trainer(self, model: Any, common: dict[str, Any], datasets: dict[str, Any]) -> Any:
+        """TRL's ``DPOTrainer`` or ``ORPOTrainer`` over the pairs, with the same arguments,
+        callbacks and checkpoints as SFT.
+
+        DPO's reference is the model as training starts: with LoRA, TRL keeps it as a frozen
+        copy of the starting adapter (the base for a fresh one, the SFT run's for
+        ``model.adapter``), so no second model is loaded; a full fine-tune loads a second copy
+        of the starting weights. ORPO needs no reference.
+        """
+        cfg, p = self.config, self.config.preference
+        train_rows = len(datasets["train_dataset"])
+        if cfg.objective == "dpo":
+            from trl import DPOConfig, DPOTrainer
+
+            args = DPOConfig(**common, beta=p.beta, loss_type=[p.loss_type],
+                             max_length=cfg.data.max_length)
+            ref_model = None
+            if cfg.method == "full":
+                self.log("Loading a second copy of the model as DPO's frozen reference.")
+                ref_model = self._load_model().eval()
+                ref_model.requires_grad_(False)
+            trainer = _make_trainer(DPOTrainer, model=model, ref_model=ref_model, args=args, **datasets)
+        else:
+            import warnings
+
+            with warnings.catch_warnings():  # TRL warns on import that ORPO is experimental
+                warnings.simplefilter("ignore")
+                from trl.experimental.orpo import ORPOConfig, ORPOTrainer
+
+            args = ORPOConfig(**common, beta=p.beta, max_length=cfg.data.max_length,
+                              remove_unused_columns=False)
+            trainer = _make_trainer(ORPOTrainer, model=model, args=args, **datasets)
+        dropped = train_rows - len(trainer.train_dataset)
+        if dropped:
+            self.log(f"Dropped {dropped} training pairs whose prompt alone fills max_length "
+                     f"{cfg.data.max_length}: nothing of their answers would be trained.",
+                     level="warning")
         return trainer
 
     def _take_tokens(self) -> int:
@@ -678,6 +921,9 @@ class Engine:
             try:
                 trainer.train(resume_from_checkpoint=resume)
                 break
+            except AllStepsTrained as done:
+                self._finish_from_checkpoint(Path(resume), done.step)
+                return
             except BaseException as exc:
                 if not self._can_retry_oom(exc):
                     raise
@@ -689,8 +935,16 @@ class Engine:
             )
             self.emit(self.final_event)
             return
+        val_rows = self._inputs.val_rows
+        if self.whole_split_at_end and val_rows and 0 < self.config.eval.max_rows < len(val_rows):
+            from datasets import Dataset
+
+            self.log(f"Evaluating the whole validation split ({len(val_rows)} rows).")
+            cb.whole_split = True
+            trainer.evaluate(eval_dataset=Dataset.from_list(val_rows))
         cb.phase = "save"
         final = self.run_dir / FINAL_DIR
+        self.enter_phase("final", f"Writing the final {'model' if self.config.method == 'full' else 'adapter'}")
         trainer.save_model(str(final))
         trainer.processing_class.save_pretrained(str(final))
         self.final_event = RunFinished(
@@ -698,6 +952,27 @@ class Engine:
             output_path=str(final),
             final_eval_loss=cb.last_eval_loss,
             best_eval_loss=cb.best_eval_loss,
+            elapsed_seconds=time.monotonic() - self._started,
+        )
+        self.emit(self.final_event)
+
+    def _finish_from_checkpoint(self, checkpoint: Path, step: int) -> None:
+        """The run trained its last step but ended before writing ``final/`` (killed, or
+        stopped on that step): write it from the checkpoint instead of training on."""
+        cfg = self.config
+        self._callback.phase = "save"
+        self.log(f"{checkpoint.name} is the last step of the schedule; writing {FINAL_DIR}/ from "
+                 "it without training further.")
+        final = None
+        if self.is_main:
+            keep_best = cfg.eval.keep_best and bool(self._inputs.val_rows)
+            final = final_from_checkpoint(self.run_dir, checkpoint, keep_best)
+        progress = run_progress(self.run_dir)
+        self.final_event = RunFinished(
+            step=step,
+            output_path=str(final or self.run_dir / FINAL_DIR),
+            final_eval_loss=progress.eval_loss,
+            best_eval_loss=progress.best_eval_loss,
             elapsed_seconds=time.monotonic() - self._started,
         )
         self.emit(self.final_event)
@@ -742,14 +1017,20 @@ class Engine:
         return self._trainer, self._callback, str(checkpoint) if checkpoint else None
 
     def cleanup(self) -> None:
-        """Close the event log and release the model so memory returns to the system."""
+        """Close the event log, release the run lock, and the model so memory returns."""
         if self._events_file is not None:
             self._events_file.close()
             self._events_file = None
+        if self._lock is not None:
+            self._lock.release()
+            self._lock = None
         self._trainer = None
         import gc
 
         gc.collect()
+        if self._noise is not None:
+            self._noise.release()
+            self._noise = None
 
 
 def _fsdp_args(cfg: RunConfig) -> dict[str, Any]:
@@ -786,15 +1067,15 @@ def score_trained_positions_only() -> None:
     trl_utils._use_triton = compact
 
 
-def _make_trainer(**kwargs: Any) -> Any:
-    """Build the SFTTrainer subclass that counts tokens and refuses non-finite values."""
+def _make_trainer(base: type, **kwargs: Any) -> Any:
+    """Build a subclass of the TRL trainer ``base`` (SFT, DPO or ORPO) that counts tokens,
+    refuses non-finite values and publishes each checkpoint with one rename."""
     import torch
-    from trl import SFTTrainer
 
     score_trained_positions_only()
 
-    class TunetopTrainer(SFTTrainer):
-        """SFTTrainer that counts non-padding tokens and stops on the first non-finite value."""
+    class TunetopTrainer(base):
+        """The trainer counting non-padding tokens and stopping on the first non-finite value."""
 
         _tokens = 0
 
@@ -803,13 +1084,15 @@ def _make_trainer(**kwargs: Any) -> Any:
             return count
 
         def training_step(self, model, inputs, num_items_in_batch=None):
-            mask = inputs.get("attention_mask")
-            self._tokens += int(mask.sum()) if mask is not None else inputs["input_ids"].numel()
+            # SFT and DPO batches have one attention mask; ORPO's has one per answer.
+            masks = [v for k, v in inputs.items() if k.endswith("attention_mask")]
+            self._tokens += (sum(int(m.sum()) for m in masks) if masks
+                             else inputs["input_ids"].numel())
             loss = super().training_step(model, inputs, num_items_in_batch)
             if not torch.isfinite(loss).all():
                 raise NonFiniteError(
                     f"Loss became {float(loss)} at step {self.state.global_step + 1}; the run "
-                    f"stopped before the optimizer step, so the last checkpoint is intact."
+                    f"stopped before the optimizer step."
                 )
             return loss
 
@@ -822,13 +1105,20 @@ def _make_trainer(**kwargs: Any) -> Any:
                 )
             return norm
 
+        def _save(self, output_dir=None, state_dict=None):
+            super()._save(output_dir, state_dict)
+            if "ref" in getattr(self.model, "peft_config", {}):
+                # DPO's frozen reference adapter: rebuilt from the starting weights at every
+                # start, so a copy in each checkpoint and in final/ is only dead weight.
+                shutil.rmtree(Path(output_dir or self.args.output_dir) / "ref", ignore_errors=True)
+
         def _save_checkpoint(self, model, trial):
             """Write the checkpoint in a staging directory, then publish it with one rename."""
             from transformers.trainer import TRAINER_STATE_NAME
             from transformers.trainer_utils import rotate_checkpoints
 
             callback = next(c for c in self.callback_handler.callbacks if isinstance(c, EventCallback))
-            callback.phase = "save"
+            callback.checkpoint_begins(self.state.global_step)
             root, step = self.args.output_dir, self.state.global_step
             staging = staging_dir(root, step)  # one name for every rank: they all write into it
             self.args.output_dir = str(staging)

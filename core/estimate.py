@@ -1,9 +1,11 @@
 """Will a run fit in memory: a YAML config's estimate, with its longest row measured.
 
-The rows are measured on the configured dataset after the chat template (capped at
-``data.max_length``) when it can be read; otherwise ``data.max_length`` is assumed. The
-breakdown itself is :func:`core.memory.estimate_memory`; ``tunetop estimate`` prints what
-:func:`estimate_config` returns, and the config screen uses :func:`longest_row_tokens`.
+The rows are rendered on the configured dataset as training renders them
+(:func:`core.data.training_outcome`, capped at ``data.max_length``) when it can be read; that
+gives the longest row and the rows training will drop, both shown before a run starts.
+Otherwise ``data.max_length`` is assumed. The breakdown itself is
+:func:`core.memory.estimate_memory`; ``tunetop estimate`` prints what :func:`estimate_config`
+returns, and the config screen uses :func:`measure_rows`.
 """
 
 from __future__ import annotations
@@ -15,14 +17,27 @@ from typing import TYPE_CHECKING
 from core.config import ConfigError, ConfigProblem, RunConfig
 
 if TYPE_CHECKING:
+    from core.data import TrainingOutcome
     from core.memory import MemoryEstimate
 
 
-def longest_row_tokens(config: RunConfig) -> tuple[int, str]:
-    """The longest training row in tokens after the chat template, capped at ``max_length``.
+@dataclass(frozen=True)
+class RowsMeasured:
+    """The configured dataset rendered as training renders it."""
 
-    Returns ``(tokens, how)`` where ``how`` says where the figure came from; when the data or
-    tokenizer cannot be read it falls back to ``data.max_length`` and says why.
+    tokens: int
+    """The longest row in tokens after the chat template, capped at ``data.max_length``."""
+    how: str
+    """Where ``tokens`` came from (measured, or assumed and why)."""
+    outcome: TrainingOutcome | None = None
+    """What training does with the rows (kept, dropped, cut); ``None`` when not measured."""
+
+
+def measure_rows(config: RunConfig) -> RowsMeasured:
+    """Render the configured dataset as training will: its longest row and what is dropped.
+
+    When the data or tokenizer cannot be read the longest row falls back to
+    ``data.max_length``, a safe upper bound, and ``how`` says why.
     """
     cap = config.data.max_length
     try:
@@ -32,18 +47,27 @@ def longest_row_tokens(config: RunConfig) -> tuple[int, str]:
         loaded = data_mod.load_data(dataclasses.replace(config.data, on_bad_rows="drop"),
                                     config.optim.seed)
         if not loaded.examples:
-            return cap, f"no usable rows in {loaded.name}: assuming data.max_length {cap}"
+            return RowsMeasured(cap, f"no usable rows in {loaded.name}: assuming "
+                                     f"data.max_length {cap}")
         tokenizer = load_tokenizer(config.model.name_or_path, config.model.trust_remote_code,
                                    config.model.revision)
-        rendered = data_mod.render_examples(tokenizer, loaded.examples, cap,
-                                            config.data.assistant_only_loss,
-                                            data_mod.RenderOptions.from_config(config.data))
+        outcome = data_mod.training_outcome(tokenizer, loaded.examples, cap,
+                                            config.data.assistant_only_loss, loaded.name,
+                                            options=data_mod.RenderOptions.from_config(config.data))
     except Exception as exc:  # any unreadable data or tokenizer: the cap is a safe upper bound
         first = (str(exc).splitlines() or [type(exc).__name__])[0]
-        return cap, f"data not measured ({first}): assuming data.max_length {cap}"
-    longest = data_mod.token_stats(rendered).max
-    return min(longest, cap), (f"longest of {len(rendered)} rows after the chat template "
-                               f"(data.max_length {cap})")
+        return RowsMeasured(cap, f"data not measured ({first}): assuming data.max_length {cap}")
+    longest = outcome.tokens().max
+    return RowsMeasured(min(longest, cap), f"longest of {outcome.rows - len(outcome.refused)} "
+                                           f"rows after the chat template (data.max_length {cap})",
+                        outcome)
+
+
+def longest_row_tokens(config: RunConfig) -> tuple[int, str]:
+    """The longest training row in tokens after the chat template, capped at ``max_length``,
+    and where the figure came from (see :func:`measure_rows`)."""
+    measured = measure_rows(config)
+    return measured.tokens, measured.how
 
 
 @dataclass(frozen=True)
@@ -56,6 +80,9 @@ class ConfigEstimate:
     tokens_source: str
     """Where ``tokens`` came from (measured, given, or assumed and why)."""
     estimate: MemoryEstimate
+    outcome: TrainingOutcome | None = None
+    """What training does with the rows at ``data.max_length``; ``None`` when the rows were
+    not rendered (unreadable, or ``longest_tokens`` given)."""
 
 
 def estimate_config(config_path: str, longest_tokens: int | None = None) -> ConfigEstimate:
@@ -80,11 +107,13 @@ def estimate_config(config_path: str, longest_tokens: int | None = None) -> Conf
     if config.method == "qlora" and not memory.has_bitsandbytes():
         raise ConfigError([ConfigProblem("method", "qlora needs bitsandbytes, which is not installed.",
                                          "pip install bitsandbytes, or use lora.")], config_path)
+    outcome = None
     if longest_tokens is None:
-        tokens, how = longest_row_tokens(config)
+        measured = measure_rows(config)
+        tokens, how, outcome = measured.tokens, measured.how, measured.outcome
     else:
         tokens = min(longest_tokens, config.data.max_length)
         how = (f"{longest_tokens} tokens given on the command line "
                f"(data.max_length {config.data.max_length})")
     estimate = memory.estimate_memory(model_config, config, tokens, device="auto")
-    return ConfigEstimate(config, tokens, how, estimate)
+    return ConfigEstimate(config, tokens, how, estimate, outcome)

@@ -54,6 +54,15 @@ class RunStarted(Event):
     """General prompts whose drift each evaluation measures; 0 when drift is not measured."""
     drift_threshold: float | None = None
     """``eval.drift_threshold`` of the run, for the drift alert; ``None`` when not measured."""
+    eval_steps: int = 0
+    """Steps between two evaluations (there is one at the last step too); 0 without a
+    validation set, or in lines written before the field existed."""
+    budget_seconds: float = 0.0
+    """The run's time budget (``optim.time_budget``), setup included; 0 without one."""
+    budget_started_at: float = 0.0
+    """Wall clock the budget counts from (the run's process began); 0 without a budget."""
+    objective: str = "sft"
+    """``sft``, ``dpo`` or ``orpo`` (lines written before the field existed read as sft)."""
 
 
 @dataclass(frozen=True)
@@ -71,6 +80,18 @@ class StepLogged(Event):
     samples_per_second: float
     elapsed_seconds: float
     eta_seconds: float
+    """Seconds the remaining optimizer steps take at the measured step time; evaluation and
+    checkpoint pauses are not in it (:meth:`core.runs.RunProgress.eta_seconds` adds them)."""
+    reward_margin: float | None = None
+    """Preference runs (DPO, ORPO): mean reward of the chosen minus the rejected answer; it
+    grows as the model learns the preferences. ``None`` for SFT."""
+    reward_accuracy: float | None = None
+    """Preference runs: share of pairs whose chosen answer has the higher reward."""
+    reward_chosen: float | None = None
+    """Preference runs: mean reward of the chosen answers (a steady fall is a known DPO
+    failure: both answers lose likelihood)."""
+    reward_rejected: float | None = None
+    """Preference runs: mean reward of the rejected answers."""
 
 
 @dataclass(frozen=True)
@@ -82,11 +103,55 @@ class EvalLogged(Event):
     eval_loss: float
     best_eval_loss: float
     is_best: bool
+    reward_margin: float | None = None
+    """Preference runs: the reward margin on the held-out pairs."""
+    reward_accuracy: float | None = None
+    """Preference runs: preference accuracy on the held-out pairs."""
     general_loss: float | None = None
     """Mean loss per token on the base model's answers to the general prompts; ``None`` when
     drift is not measured (and in lines written before it was)."""
     general_drift: float | None = None
     """``general_loss`` minus the base model's own loss on those answers."""
+
+
+@dataclass(frozen=True)
+class EvalProgressed(Event):
+    """Validation at ``step`` has run ``done`` of its ``total`` batches.
+
+    Sent when an evaluation begins (``done`` 0), at most every half second while it runs,
+    and at its last batch, so a long validation shows its own progress.
+    """
+
+    kind: ClassVar[str] = "eval_progressed"
+    step: int
+    done: int
+    total: int
+    elapsed_seconds: float
+    """Seconds since this evaluation began."""
+
+
+@dataclass(frozen=True)
+class PhaseChanged(Event):
+    """The run entered, or advanced in, a phase that takes a while outside the steps.
+
+    Setup phases come before ``RunStarted`` (see :data:`SETUP_PHASES`; ``launch`` is the
+    training process loading its libraries, before the engine exists); ``checkpoint`` and
+    ``final`` are the pauses while a checkpoint or the final output is written. ``done`` of
+    ``total`` counts the phase's items when it has any (rows tokenized, general prompts the base
+    model answered), else both are 0.
+    """
+
+    kind: ClassVar[str] = "phase_changed"
+    phase: str
+    message: str
+    done: int = 0
+    total: int = 0
+
+
+SETUP_PHASES = ("launch", "data", "tokenizer", "tokenize", "model", "general", "trainer")
+"""Phases of :class:`PhaseChanged` before training begins, in order."""
+SAVE_PHASES = ("checkpoint", "final")
+"""Phases of :class:`PhaseChanged` while the run writes to disk."""
 
 
 @dataclass(frozen=True)
@@ -149,6 +214,8 @@ EVENT_TYPES: dict[str, type[Event]] = {
         RunStarted,
         StepLogged,
         EvalLogged,
+        EvalProgressed,
+        PhaseChanged,
         CheckpointSaved,
         MessageLogged,
         RunStopped,
@@ -252,20 +319,31 @@ def damaged_lines_message(count: int, path: str) -> MessageLogged:
                                                   f"{path} (not JSON, or a field of the wrong type).")
 
 
+def _rewards(margin: float | None, accuracy: float | None) -> str:
+    """``, margin 0.42, accuracy 75%`` for a preference run's metrics; empty for SFT."""
+    if margin is None:
+        return ""
+    return f", margin {margin:.3f}" + (f", accuracy {accuracy:.0%}" if accuracy is not None else "")
+
+
 def describe_event(event: Event) -> str:
     """One readable sentence for ``event``, without markup: what the CLI prints and the
     training screen logs. Each caller adds only what differs between them (how to resume or
     review: a command on the command line, a key in the app)."""
     if isinstance(event, RunStarted):
         resumed = f", resumed at step {event.resumed_from_step}" if event.resumed_from_step else ""
-        return (f"Run {event.run_name}: {event.method} of {event.model} on {event.device} "
+        method = event.method if event.objective == "sft" else f"{event.objective} ({event.method})"
+        return (f"Run {event.run_name}: {method} of {event.model} on {event.device} "
                 f"({event.precision}), {event.total_steps} steps, {event.num_train_rows} train / "
                 f"{event.num_val_rows} val rows, {event.trainable_params:,} of "
                 f"{event.total_params:,} parameters trainable{resumed}"
+                + (f"; steps sized to a time budget of {_duration(event.budget_seconds)}"
+                   if event.budget_seconds else "")
                 + (f"; general drift on {event.general_prompts} prompts"
                    if event.general_prompts else ""))
     if isinstance(event, StepLogged):
-        return (f"Step {event.step}/{event.total_steps}: loss {event.loss:.4f}, "
+        return (f"Step {event.step}/{event.total_steps}: loss {event.loss:.4f}"
+                f"{_rewards(event.reward_margin, event.reward_accuracy)}, "
                 f"lr {event.learning_rate:.2e}, {event.tokens_per_second:,.0f} tok/s")
     if isinstance(event, EvalLogged):
         mark = " (new best)" if event.is_best else ""
@@ -273,7 +351,13 @@ def describe_event(event: Event) -> str:
         if event.general_drift is not None and event.general_loss is not None:
             drift = (f"; general drift {event.general_drift:+.4f} (loss "
                      f"{event.general_loss:.4f} on the base model's answers)")
-        return f"Step {event.step}: validation loss {event.eval_loss:.4f}{mark}{drift}"
+        return (f"Step {event.step}: validation loss {event.eval_loss:.4f}"
+                f"{_rewards(event.reward_margin, event.reward_accuracy)}{mark}{drift}")
+    if isinstance(event, EvalProgressed):
+        return f"Step {event.step}: evaluating {event.done}/{event.total} batches"
+    if isinstance(event, PhaseChanged):
+        count = f" {event.done}/{event.total}" if event.total else ""
+        return f"{event.message}{count}"
     if isinstance(event, CheckpointSaved):
         return f"Step {event.step}: checkpoint {event.path}"
     if isinstance(event, MessageLogged):
@@ -288,3 +372,9 @@ def describe_event(event: Event) -> str:
         fix = f" Fix: {event.suggestion}" if event.suggestion else ""
         return f"Failed during {event.phase} at step {event.step}: {event.reason}{fix}"
     return event.kind
+
+
+def _duration(seconds: float) -> str:
+    from core.timing import describe_duration
+
+    return describe_duration(seconds)

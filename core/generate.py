@@ -38,7 +38,7 @@ from typing import Any
 
 from core.config import ModelConfig, RunConfig
 from core.rundir import CHECKPOINTS_DIR, COMPLETE_MARKER, CONFIG_FILE, FINAL_DIR, latest_checkpoint
-from core.units import format_duration
+from core.runs import format_duration
 
 DEFAULT_BATCH_SIZE = 8
 """Prompts generated together; 8 keeps a 7B model's KV cache small on one GPU."""
@@ -313,7 +313,7 @@ class TextGenerator:
         self.device = device
         self.eos_token_ids = _end_token_ids(model, tokenizer)
 
-    def _active(self) -> contextlib.AbstractContextManager:
+    def active(self) -> contextlib.AbstractContextManager:
         """Select this side's adapter (or none) on a shared model for one call."""
         if not hasattr(self.model, "peft_config"):
             return contextlib.nullcontext()
@@ -375,7 +375,7 @@ class TextGenerator:
         )
         if not settings.greedy:
             torch.manual_seed(seed)
-        with self._active(), torch.inference_mode():
+        with self.active(), torch.inference_mode():
             out = self.model.generate(**enc, generation_config=config,
                                       stopping_criteria=StoppingCriteriaList([StopRequested()]))
         new = out[:, enc["input_ids"].shape[1]:]

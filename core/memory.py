@@ -453,7 +453,9 @@ def _parts(
     gpu = device == "cuda"
     # Weight bytes per parameter, as core.models.load_model loads them.
     weight = 2 if (method == "lora" and gpu and half) else 4
-    batch_tokens = o.per_device_train_batch_size * tokens
+    # A preference pair runs its chosen and its rejected answer through the model together.
+    rows = o.per_device_train_batch_size * (2 if cfg.is_preference else 1)
+    batch_tokens = rows * tokens
     h, layers = shape.hidden, shape.layers
     other_params = shape.total_params - shape.linear_params - shape.embedding_params
 
@@ -469,6 +471,10 @@ def _parts(
     embed_bytes = 4 if method == "qlora" else weight
     out.append(MemoryPart("embeddings and head", shape.embedding_params * embed_bytes,
                           f"{_count(shape.embedding_params)} in {_dtype(embed_bytes)}"))
+    if cfg.objective == "dpo" and method == "full":
+        # With LoRA the reference is the starting adapter switched in: no second model.
+        out.append(MemoryPart("DPO reference model", base + shape.embedding_params * embed_bytes,
+                              "a frozen copy of the starting weights"))
 
     if method == "full":
         state = params.trainable * (4 + 8)
@@ -491,7 +497,9 @@ def _parts(
                       "+ one recomputed layer (gradient checkpointing)")
     else:
         activations = batch_tokens * layers * per_layer
-        act_detail = f"{o.per_device_train_batch_size} x {tokens} tokens x {layers} layers"
+        act_detail = (f"{o.per_device_train_batch_size}"
+                      + (" pairs x 2 answers" if cfg.is_preference else "")
+                      + f" x {tokens} tokens x {layers} layers")
     # The embedding output and the final norm's input and output.
     activations += batch_tokens * h * (residual + _NORM_TRAINED_BYTES)
     out.append(MemoryPart("activations", activations, act_detail))

@@ -22,7 +22,15 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 from core.data import DataError, Example
-from core.data.render import RenderOptions, _apply, _prepare, _template_for
+from core.data.render import (
+    LONG_TEXT_CHARS,
+    RenderOptions,
+    _apply,
+    _check_content,
+    _prepare,
+    _template_for,
+    count_tokens,
+)
 
 COUNT_BATCH = 1000
 """Rows templated and tokenized per batch call: big enough to amortise the call, small enough
@@ -54,12 +62,21 @@ class TokenCounter:
         tokenizer's own on real rows."""
 
     def texts(self, examples: Sequence[Example]) -> list[tuple[str, bool] | None]:
-        """Per example, ``(text, add_special_tokens)`` to tokenize; ``None`` if the template
-        rejected the row (render it alone to see why)."""
+        """Per example, ``(text, add_special_tokens)`` to tokenize; ``None`` if rendering
+        refuses the row (the template rejects it, or its content holds a control token:
+        render it alone to see why)."""
         out: list[tuple[str, bool] | None] = [None] * len(examples)
-        chats = [i for i, e in enumerate(examples) if e.messages is not None]
+        refused = set()
+        for i, example in enumerate(examples):
+            try:
+                _check_content(self._info, example)
+            except DataError:
+                refused.add(i)
+        chats = [i for i, e in enumerate(examples) if e.messages is not None and i not in refused]
         eos = self.tokenizer.eos_token or ""
         for i, example in enumerate(examples):
+            if i in refused:
+                continue
             if example.messages is None:
                 text = example.text or ""
                 out[i] = (text if text.endswith(eos) else text + eos, True)
@@ -93,8 +110,12 @@ class TokenCounter:
     def encode(self, texts: Sequence[tuple[str, bool] | None]) -> list[int | None]:
         """Token counts of :meth:`texts` output, ``None`` kept where the template failed."""
         counts: list[int | None] = [None] * len(texts)
+        for i, t in enumerate(texts):
+            if t is not None and len(t[0]) > LONG_TEXT_CHARS:  # bounded memory, as rendering
+                counts[i] = count_tokens(self.tokenizer, *t)
         for special in (False, True):
-            index = [i for i, t in enumerate(texts) if t is not None and t[1] is special]
+            index = [i for i, t in enumerate(texts) if t is not None and t[1] is special
+                     and counts[i] is None]
             if not index:
                 continue
             batch = [texts[i][0] for i in index]  # type: ignore[index]

@@ -7,6 +7,8 @@ checkpoint); a ``RUN_DIR/SAVE`` file asks for a checkpoint. If the engine cannot
 the worker writes the ``RunFailed`` event itself so followers learn why. Under ``accelerate
 launch`` every process runs this module; only the main one (``RANK`` 0) writes to the run
 directory, and a stop reaches all of them (each watches the files; the engine agrees on it).
+The worker refuses a run another process trains (its ``run.lock``), and a resume of a
+finished run, before touching any file.
 """
 
 from __future__ import annotations
@@ -22,15 +24,26 @@ from pathlib import Path
 from typing import Any, Callable
 
 from core.config import RunConfig
-from core.events import TERMINAL_EVENTS, Event, MessageLogged, RunFailed, describe_event
+from core.events import (
+    TERMINAL_EVENTS,
+    Event,
+    MessageLogged,
+    PhaseChanged,
+    RunFailed,
+    describe_event,
+)
 from core.machine import ensure_pci_bus_order
-from core.runs import CONFIG_FILE, EVENTS_FILE, PID_FILE, SAVE_FILE, STOP_FILE
+from core.noise import hold_library_output
+from core.rundir import DEBUG_LOG, RunLock, RunRefused
+from core.runs import CONFIG_FILE, EVENTS_FILE, PID_FILE, SAVE_FILE, STOP_FILE, check_resumable
 
 log = logging.getLogger(__name__)
 """What the worker does, for ``worker.log`` (its stdout; :func:`main` sets the handler)."""
 
 LOG_LEVELS = {"warning": logging.WARNING, "error": logging.ERROR}
 """Logging levels of the engine's message levels (others are info)."""
+LAUNCH_MESSAGE = "Loading torch and transformers"
+"""The first event of a worker (a ``launch`` phase), before the engine and its libraries load."""
 WATCH_INTERVAL = 0.5
 """Seconds between checks for the STOP and SAVE files."""
 WORKER_NICE = 10
@@ -102,20 +115,49 @@ def run_worker(run_dir: str | Path, resume: bool = False, engine_spec: str | Non
     main_process = rank == 0
     if world > 1:
         log.info("process %d of %d started (pid %d)", rank, world, os.getpid())
+    elif main_process:
+        # One trainer per run, and never a finished run: refuse before touching the run (its
+        # pid file, its STOP file) or loading torch. A launcher passes its lock; run by hand,
+        # the worker takes it here. The engine adopts it; under accelerate launch, the
+        # launching process holds it for every rank.
+        try:
+            RunLock.acquire(run_dir).hand_over()
+            if resume:
+                check_resumable(run_dir)
+        except RunRefused as exc:
+            log.error("not started: %s", exc)
+            return 1
     if main_process:
         (run_dir / PID_FILE).write_text(f"{os.getpid()}\n")
         (run_dir / STOP_FILE).unlink(missing_ok=True)
     ensure_pci_bus_order()
     yield_cpu_to_interactive_work()
+    # Before torch and transformers load: their warnings go to debug.log, not worker.log.
+    noise = hold_library_output()
+    if main_process:
+        noise.write_to(run_dir / DEBUG_LOG)
+    try:
+        return _train(run_dir, resume, engine_spec, main_process)
+    finally:
+        noise.release()
+
+
+def _train(run_dir: Path, resume: bool, engine_spec: str | None, main_process: bool) -> int:
+    """Build the engine, run it to its end with the signal handlers and file watcher on."""
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     final: list[Event] = []
 
     def sink(event: Event) -> None:
         if isinstance(event, TERMINAL_EVENTS):
             final.append(event)
+            # A refusal (a finished or locked run) never reaches events.jsonl: say it here.
+            log.log(logging.ERROR if isinstance(event, RunFailed) else logging.INFO, describe_event(event))
         if isinstance(event, MessageLogged):
             log.log(LOG_LEVELS.get(event.level, logging.INFO), describe_event(event))
 
+    if main_process:
+        # Importing torch and transformers takes seconds (minutes on a busy machine): say so.
+        _append_event(run_dir, PhaseChanged(phase="launch", message=LAUNCH_MESSAGE))
     try:
         config = RunConfig.load(run_dir / CONFIG_FILE)
         engine = build_engine(_load_factory(engine_spec), config, sink, run_dir, resume)

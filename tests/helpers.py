@@ -19,11 +19,19 @@ def tiny_run_config(model_dir, data_path, **optim):
     cfg.eval.eval_steps = 6
     cfg.eval.save_steps = 6
     cfg.eval.per_device_eval_batch_size = 8
-    # general drift on a few short answers: the feature runs, at a tiny model's cost
-    cfg.eval.general_sample = 8
-    cfg.eval.general_max_new_tokens = 8
+    # no general drift: asking the base model costs seconds a run; tests of the forgetting
+    # guard turn it on (measure_drift)
+    cfg.eval.general_sample = 0
     for key, value in optim.items():
         setattr(cfg.optim, key, value)
+    return cfg
+
+
+def measure_drift(cfg, sample: int = 8, max_new_tokens: int = 8):
+    """Turn general drift on in ``cfg`` (from :func:`tiny_run_config`), on ``sample`` short
+    answers: the feature runs, at a tiny model's cost."""
+    cfg.eval.general_sample = sample
+    cfg.eval.general_max_new_tokens = max_new_tokens
     return cfg
 
 

@@ -21,13 +21,14 @@ from textual.widgets import Input, TextArea
 from core.config import RunConfig
 from tui.commands import TunetopCommands
 from tui.dataset_tasks import DatasetServices
-from tui.messages import FollowRun, ReviewRun, StartRun
+from tui.messages import ChatRun, CloneConfig, FollowRun, ReviewRun, StartRun
+from tui.screens.chat import ChatScreen
 from tui.screens.dataset import DatasetScreen
 from tui.screens.hyperparams import EstimateServices, HyperparamsScreen
 from tui.screens.review import ReviewScreen
 from tui.screens.runs import RunsScreen
-from tui.screens.training import TrainingScreen, quit_app
 from tui.screen_names import BY_MODE, SCREENS
+from tui.screens.training import TrainingScreen, training_screen
 from tui.widgets.confirm import Confirm
 
 
@@ -38,8 +39,12 @@ class AppServices:
     Screens read these as ``self.app.services.<field>``; every field has a working default.
     """
 
+    in_process: bool = False
+    """Train inside the app's process instead of a detached worker (tests with fake engines);
+    such a run stops when the app quits."""
     engine_factory: Callable[..., Any] | None = None
-    """Builds an engine for a config and an event sink; ``None`` uses ``core.engine.Engine``."""
+    """Builds an in-process engine for a config and an event sink; ``None`` uses
+    ``core.engine.Engine``."""
     gpu_monitor_factory: Callable[[], Any] | None = None
     """Builds the GPU sampler for the VRAM gauge; ``None`` uses ``core.gpu.GpuMonitor``."""
     dataset: DatasetServices = field(default_factory=DatasetServices)
@@ -52,9 +57,12 @@ class AppServices:
     """Extra keyword arguments of ``core.detach.launch_detached`` (tests pick the engine)."""
     clock: Callable[[], float] = time.time
     """Wall clock of the training screen's elapsed times (snapshot tests freeze it)."""
+    chat_models: Callable[[], Any] | None = None
+    """Builds the chat screen's model cache; ``None`` uses ``core.chat.ChatModels``."""
 
 
-REQUEST_MODES: dict[type, str] = {StartRun: "training", FollowRun: "training", ReviewRun: "review"}
+REQUEST_MODES: dict[type, str] = {StartRun: "training", FollowRun: "training", ReviewRun: "review",
+                                  ChatRun: "chat"}
 """The screen (mode) that handles each cross-screen request."""
 
 
@@ -75,7 +83,7 @@ def is_typing(app: App) -> bool:
 
 
 class TunetopApp(App[None]):
-    """Fine-tune an LLM from the terminal: data, config, training, review, runs."""
+    """Fine-tune an LLM from the terminal: data, config, training, review, runs, chat."""
 
     TITLE = "tunetop"
     CSS_PATH = "styles/app.tcss"
@@ -83,7 +91,7 @@ class TunetopApp(App[None]):
         mode: named_screen(screen_class, mode)
         for mode, screen_class in (("dataset", DatasetScreen), ("hyperparams", HyperparamsScreen),
                                    ("training", TrainingScreen), ("review", ReviewScreen),
-                                   ("runs", RunsScreen))
+                                   ("runs", RunsScreen), ("chat", ChatScreen))
     }
     DEFAULT_MODE = "dataset"
     COMMANDS = App.COMMANDS | {TunetopCommands}
@@ -95,7 +103,7 @@ class TunetopApp(App[None]):
         Binding("question_mark", "show_help", "Keys", priority=True, id="app.help"),
         Binding("ctrl+q", "quit", "Quit", show=False, priority=True, id="app.quit"),
     ]
-    """Screen keys ``1``-``5``, ``?`` (every key of the screen) and ``ctrl+q`` (quit) work on
+    """Screen keys ``1``-``6``, ``?`` (every key of the screen) and ``ctrl+q`` (quit) work on
     every screen; the footer shows ``? Keys`` and the palette key, each screen its own keys."""
 
     def __init__(
@@ -114,6 +122,9 @@ class TunetopApp(App[None]):
         """Folder of the runs (and review sets) this app starts and lists."""
         self.attach_dir: Path | None = None
         """A run to follow on opening (``tunetop attach``); ``None`` otherwise."""
+        self.farewell: str | None = None
+        """A line for the shell once the app has closed (how to get back to a detached run);
+        the command line prints it unwrapped, so the command copies whole."""
         self.config_edits_on_the_way: list[Callable[[], list[str]]] = []
         """Functions naming config fields a screen shows edited that ``config`` does not hold
         yet (their change messages are still on the way); the Config screen adds one."""
@@ -155,29 +166,55 @@ class TunetopApp(App[None]):
         return True
 
     async def action_screen_key(self, mode: str) -> None:
-        """A screen key (``1``-``5``): switch to that screen."""
+        """A screen key (``1``-``6``): switch to that screen."""
         await self.switch_mode(mode)
 
     @on(StartRun)
     @on(FollowRun)
     @on(ReviewRun)
-    async def forward_request(self, request: StartRun | FollowRun | ReviewRun) -> None:
+    @on(ChatRun)
+    async def forward_request(self, request: StartRun | FollowRun | ReviewRun | ChatRun) -> None:
         """A screen asked another for something: switch to that screen and hand it over."""
         if isinstance(request, StartRun):
             self.config_saved(request.config)
         await self.switch_mode(REQUEST_MODES[type(request)])
         self.screen.post_message(request)
 
+    @on(CloneConfig)
+    async def clone_config(self, request: CloneConfig) -> None:
+        """Edit a copy of a run's config on the config screen (it shows ``self.config``)."""
+        await self.switch_mode("hyperparams")
+        # Only after the switch: a config screen opening for the first time writes its
+        # fields' initial values back into app.config while it mounts.
+        self.config = request.config
+        self.screen.post_message(request)  # it shows the new config
+        self.notify(f"Editing a copy of {request.source.name}'s config; ctrl+t trains it as a new run."
+                    if request.source else "Editing a copy of the run's config.")
+
     async def action_quit(self) -> None:
-        """Quit; unsaved config edits are confirmed first, and a live run is asked to stop
-        first and saves a checkpoint."""
+        """Quit; unsaved config edits are confirmed first. A run training in this process
+        is asked to stop first (it saves a checkpoint) and the app exits once it ended; a
+        second quit exits at once. A detached run keeps training, and the way back to it is
+        printed."""
         if self._quit_question is not None and self.screen is self._quit_question:
             self._quit_question.dismiss(True)  # ctrl+q again: yes
             return
         if self.config_modified and self._quit_question is None:
             self._ask_before_quitting()
             return
-        await quit_app(self)
+        await self._quit_now()
+
+    async def _quit_now(self) -> None:
+        """Quit without asking about the config (see :meth:`action_quit`)."""
+        screen = training_screen(self)
+        if screen is not None and screen.trains_in_process and not screen.quitting:
+            if self.current_mode != "training":
+                await self.switch_mode("training")
+            screen.stop_then_quit()
+            return
+        if screen is not None and screen.detached_live and screen.run_dir is not None:
+            self.farewell = f"The run keeps training; attach with: tunetop attach {screen.run_dir}"
+        self.exit()
 
     def _ask_before_quitting(self) -> None:
         """The small hook on quitting: confirm losing unsaved config edits."""
@@ -189,7 +226,7 @@ class TunetopApp(App[None]):
 
         def answered(quit_anyway: bool | None) -> None:
             if quit_anyway:
-                self.call_later(quit_app, self)
+                self.call_later(self._quit_now)
             else:
                 self._quit_question = None
 

@@ -7,27 +7,25 @@ most ~10 messages a second reach the UI, each carrying every step since the last
 evaluations, checkpoints, log lines and final events are always posted at once, after the
 steps before them.
 
-:class:`LogToBridge` routes library logging and warnings (transformers, peft, trl…) of an
-in-app run into the same log pane: Textual would otherwise swallow them.
+Library warnings and log records never come this way: the engine keeps them in the run's
+``debug.log`` (``core.noise``); the log pane shows the engine's own messages.
 
-:func:`follow_into` feeds a detached run's ``events.jsonl`` through the same bridge, from a
-thread worker, so an attached screen receives exactly the messages of an in-app run.
+:class:`core.handle.DetachedRun` feeds a detached run's ``events.jsonl`` through the same
+bridge, from a thread worker, so an attached screen receives exactly the messages of an
+in-app run.
 """
 
 from __future__ import annotations
 
 import asyncio
-import logging
 import threading
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Protocol
 
 from textual.message import Message
 
-from core.detach import follow_run
-from core.events import Event, MessageLogged, StepLogged
+from core.events import Event, StepLogged
 from tui.messages import StepsLogged, message_for
 
 STEP_INTERVAL = 0.1
@@ -117,63 +115,3 @@ class EventBridge:
             # On the UI thread post_message would queue at once, overtaking messages other
             # threads have handed over but the loop has not queued yet; call_soon keeps order.
             loop.call_soon(self.target.post_message, message)
-
-
-def follow_into(
-    bridge: EventBridge,
-    run_dir: str | Path,
-    is_cancelled: Callable[[], bool],
-    poll_interval: float = 0.25,
-) -> int:
-    """Tail a run's ``events.jsonl`` into ``bridge`` until its end or cancellation.
-
-    Meant for a thread worker (``is_cancelled`` reads the worker's flag). Returns the number
-    of events read.
-    """
-    count = 0
-    for event in follow_run(run_dir, poll_interval=poll_interval, should_stop=is_cancelled):
-        bridge(event)
-        count += 1
-    bridge.flush()
-    return count
-
-
-LIBRARY_LOGGERS = ("", "transformers", "peft", "trl", "accelerate", "datasets", "core")
-"""Loggers whose records reach the log pane during an in-app run ("" is the root logger;
-transformers' own root does not propagate, so it is listed)."""
-
-
-class LogToBridge(logging.Handler):
-    """A logging handler that turns records into ``MessageLogged`` events for the bridge."""
-
-    def __init__(self, bridge: EventBridge, level: int = logging.WARNING) -> None:
-        super().__init__(level)
-        self.bridge = bridge
-
-    def emit(self, record: logging.LogRecord) -> None:
-        """Post the record's first line, prefixed with its logger name."""
-        try:
-            text = record.getMessage().strip().splitlines()
-        except Exception:  # a broken log call must never reach the trainer
-            return
-        first = text[0] if text else ""
-        if record.name == "py.warnings":  # "path:line: Category: message" -> the message
-            first = first.split(": ", 1)[-1]
-        level = "error" if record.levelno >= logging.ERROR else "warning" if record.levelno >= logging.WARNING else "info"
-        self.bridge(MessageLogged(level=level, message=f"{record.name or 'root'}: {first}"))
-
-
-def capture_library_logs(bridge: EventBridge, level: int = logging.WARNING) -> Callable[[], None]:
-    """Send library log records and ``warnings`` to ``bridge``; returns the function undoing it."""
-    handler = LogToBridge(bridge, level)
-    loggers = [logging.getLogger(name) for name in LIBRARY_LOGGERS]
-    for logger in loggers:
-        logger.addHandler(handler)
-    logging.captureWarnings(True)
-
-    def undo() -> None:
-        for logger in loggers:
-            logger.removeHandler(handler)
-        logging.captureWarnings(False)
-
-    return undo

@@ -14,8 +14,10 @@ from core.config import RunConfig
 from core.events import (
     CheckpointSaved,
     EvalLogged,
+    EvalProgressed,
     Event,
     MessageLogged,
+    PhaseChanged,
     RunFailed,
     RunFinished,
     RunStarted,
@@ -57,6 +59,13 @@ class EvalReceived(EngineMessage):
     event: EvalLogged
 
 
+class ProgressReceived(EngineMessage):
+    """The run entered or advanced in a phase, or an evaluation progressed (wraps
+    ``PhaseChanged`` or ``EvalProgressed``)."""
+
+    event: PhaseChanged | EvalProgressed
+
+
 class CheckpointReceived(EngineMessage):
     """A checkpoint was written (wraps ``CheckpointSaved``)."""
 
@@ -76,16 +85,15 @@ class RunEnded(EngineMessage):
 
 
 class StartRun(Message, bubble=False):
-    """Ask the training screen to start a run with ``config`` (detached if ``detached``).
+    """Ask the training screen to start a run with ``config``.
 
     Like :class:`FollowRun` and :class:`ReviewRun`, a screen posts it to the app, which
     switches to the training screen and forwards it there; it does not bubble back up.
     """
 
-    def __init__(self, config: RunConfig, detached: bool = False) -> None:
+    def __init__(self, config: RunConfig) -> None:
         super().__init__()
         self.config = config
-        self.detached = detached
 
 
 class FollowRun(Message, bubble=False):
@@ -94,6 +102,16 @@ class FollowRun(Message, bubble=False):
     def __init__(self, run_dir: str | Path) -> None:
         super().__init__()
         self.run_dir = Path(run_dir)
+
+
+class CloneConfig(Message, bubble=False):
+    """Ask the config screen to edit ``config`` (a run's config, cloned for a new run)."""
+
+    def __init__(self, config: RunConfig, source: str | Path | None = None) -> None:
+        super().__init__()
+        self.config = config
+        self.source = Path(source) if source else None
+        """The run it came from."""
 
 
 class ReviewRun(Message, bubble=False):
@@ -114,8 +132,18 @@ def message_for(event: Event) -> Message | None:
         return EvalReceived(event)
     if isinstance(event, CheckpointSaved):
         return CheckpointReceived(event)
+    if isinstance(event, (PhaseChanged, EvalProgressed)):
+        return ProgressReceived(event)
     if isinstance(event, MessageLogged):
         return LogReceived(event)
     if isinstance(event, (RunFinished, RunStopped, RunFailed)):
         return RunEnded(event)
     return None
+
+
+class ChatRun(Message, bubble=False):
+    """Ask the chat screen to talk to the run in ``run_dir`` (its final output beside its base)."""
+
+    def __init__(self, run_dir: str | Path) -> None:
+        super().__init__()
+        self.run_dir = Path(run_dir)

@@ -27,6 +27,7 @@ SCREENS: tuple[ScreenName, ...] = (
     ScreenName("training", "3", "Train", "Start and watch a run."),
     ScreenName("review", "4", "Review", "Compare the fine-tuned and the base model, blind."),
     ScreenName("runs", "5", "Runs", "Past and running runs of the workspace."),
+    ScreenName("chat", "6", "Chat", "Talk to the base model and the fine-tune, side by side."),
 )
 """Every screen, in key order."""
 

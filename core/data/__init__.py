@@ -7,7 +7,9 @@ whole-file checks, incremental reading) ->
 :func:`detect_format` (``formats``: first rows only) -> :func:`normalise_row` (``normalise``:
 one row to chat ``messages`` or plain ``text``, with problems) -> :func:`render_example`
 (``render``: the exact tokens the model sees, with the loss mask) ->
-:func:`tokenize_for_training` (plain ``input_ids``/``labels`` lists for TRL's ``SFTTrainer``).
+:func:`tokenize_for_training` (plain ``input_ids``/``labels`` lists for TRL's ``SFTTrainer``);
+:func:`training_outcome` (``outcome``) renders every row as training does and says which rows
+training keeps, drops or cuts at a ``max_length``, for the engine and every report alike.
 :func:`open_rows` (``load``) runs the first three as one generator, which both
 :func:`load_examples` and the dataset screen's reader consume; :func:`dataset_report`
 (``checks``) splits and checks the rows for duplicates, refusals, short answers, placeholders
@@ -37,7 +39,6 @@ from core.data.checks import (
     dataset_stats,
     finding_kind,
     is_short_answer,
-    rendering_problems,
 )
 from core.data.files import (
     SUPPORTED,
@@ -57,6 +58,7 @@ from core.data.load import (
     load_data,
     load_examples,
     load_preferences,
+    open_preferences,
     open_rows,
     preference_refusal,
     split_examples,
@@ -73,11 +75,13 @@ from core.data.normalise import (
     normalise_preference,
     normalise_row,
 )
+from core.data.outcome import TrainingOutcome, rendering_problems, training_outcome
 from core.data.problems import JSONL_SUFFIXES, DataError, Problem, position_unit
 from core.data.prompts import prompt_messages, read_prompts
 from core.data.registry import REGISTRY_FILE, RegistryEntry, is_registry, read_registry
 from core.data.render import (
     END_OF_TURN_TOKENS,
+    RenderError,
     RenderOptions,
     Rendered,
     TemplateInfo,
@@ -107,15 +111,15 @@ __all__ = [
     "TOOL_ROLES",
     "DataError", "DatasetFile", "DatasetReport", "DatasetStats", "Example", "LoadResult",
     "Preference", "PreferenceResult", "Problem", "RawRow", "ReadRow", "RegistryEntry",
-    "RenderOptions", "Rendered", "RowReader", "RowShape", "SourceReport", "SourceSpec", "Tags",
-    "TemplateInfo", "TokenStats",
+    "RenderError", "RenderOptions", "Rendered", "RowReader", "RowShape", "SourceReport",
+    "SourceSpec", "Tags", "TemplateInfo", "TokenStats", "TrainingOutcome",
     "dataset_report", "dataset_stats", "detect_format", "fallback_tool_messages",
     "finding_kind", "is_registry", "is_short_answer", "iter_jsonl_rows", "length_histogram",
-    "length_stats", "load_data", "load_examples", "load_preferences", "normalise_preference",
+    "length_stats", "load_data", "load_examples", "load_preferences", "open_preferences", "normalise_preference",
     "normalise_row", "open_dataset", "open_rows", "parse_hub_id", "parse_selection",
     "plan_mix", "position_unit", "preference_refusal", "prompt_messages", "read_prompts",
     "read_registry", "replay_rows", "render_example",
     "render_examples", "rendering_problems", "resolve_data_path", "resolve_source",
     "resolve_template", "selection_ref", "source_specs", "split_examples", "template_info",
-    "template_names", "token_stats", "tokenize_for_training",
+    "template_names", "token_stats", "tokenize_for_training", "training_outcome",
 ]

@@ -1,5 +1,4 @@
-"""Content checks: duplicates, refusals, short answers, placeholders, split leakage and
-rendering warnings.
+"""Content checks: duplicates, refusals, short answers, placeholders and split leakage.
 
 :func:`dataset_report` is what ``tunetop inspect`` and the dataset screen both report: it
 splits the kept rows as training will and runs :func:`dataset_stats` on the first
@@ -19,6 +18,7 @@ from typing import Any, TypeVar
 from core.data.lengths import TokenStats, token_stats
 from core.data.load import split_examples
 from core.data.normalise import Example
+from core.data.outcome import rendering_problems
 from core.data.problems import Problem
 from core.data.render import Rendered
 
@@ -52,35 +52,6 @@ SHORT_CHARACTERS = 4
 CHECK_ROWS = 100_000
 """Kept rows the content checks cover: beyond this they run for minutes and keep several KB a
 row (the near-duplicate index); the rest is said to be unchecked."""
-
-
-def rendering_problems(rendered: Iterable[Rendered], source: str = "") -> list[Problem]:
-    """Warnings for rendered rows: no trained token, EOS not trained (unless truncated), notes.
-
-    A model that never sees a trained end-of-turn token does not learn to stop.
-    """
-    out: list[Problem] = []
-    template_noted = False
-    for r in rendered:
-        if r.template_note and not template_noted:
-            template_noted = True
-            out.append(Problem(source, None, "chat_template", r.template_note,
-                               "Use an instruct model, or give the tokenizer a chat template.",
-                               "warning"))
-        for note in r.notes:
-            out.append(Problem(source, r.line, "template", note,
-                               "Check the chat template, or simplify the turn.", "warning"))
-        if not r.num_trained:
-            out.append(Problem(source, r.line, "labels",
-                               f"no trained tokens in the first {r.num_tokens} tokens; the row "
-                               "teaches nothing and will be skipped.",
-                               "Raise data.max_length, or shorten the prompt.", "warning"))
-        elif not r.eos_trained and not r.truncated:
-            out.append(Problem(source, r.line, "labels",
-                               "the end-of-turn/EOS token is not trained, so the model may not "
-                               "learn to stop.", "Use a chat template that ends assistant turns "
-                               "with the EOS token.", "warning"))
-    return out
 
 
 @dataclass

@@ -10,8 +10,11 @@ when a file needs them.
 from __future__ import annotations
 
 import csv
+import errno
 import itertools
 import json
+import os
+import stat
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -52,14 +55,16 @@ def open_dataset(path_or_ref: str | Path) -> "DatasetFile":
     """
     path = resolve_data_path(path_or_ref)
     source = str(path)
-    if not path.exists():
-        hint = ("The sample is missing from the installation; reinstall tunetop."
-                if str(path_or_ref).startswith("sample:")
-                else "Check the path, or use sample:support-tickets to try the bundled data.")
-        raise DataError(f"{source} does not exist.", hint, source)
-    if path.is_dir():
+    mode = _file_mode(path, str(path_or_ref).startswith("sample:"))
+    if stat.S_ISDIR(mode):
         return DatasetFile(path, _saved_dataset_kind(path))
     suffix = path.suffix.lower()
+    compressed = {".gz": "gunzip -k", ".zst": "zstd -d", ".bz2": "bunzip2 -k", ".xz": "unxz -k",
+                  ".zip": "unzip"}.get(suffix)
+    if compressed:
+        raise DataError(f"{source} is a compressed file; tunetop reads uncompressed data.",
+                        f"Decompress it first: {compressed} {path}, then give the file it "
+                        "writes.", source)
     if suffix == ".parquet":
         kind = "parquet"
     elif suffix in TEXT_SUFFIXES:
@@ -81,8 +86,40 @@ def open_dataset(path_or_ref: str | Path) -> "DatasetFile":
     if not head:
         raise DataError(f"{source} is empty.", "Give a file with at least one row.", source)
     if kind != "parquet":
-        _check_text_head(source, head)
+        _check_text_head(path, head)
     return DatasetFile(path, kind)
+
+
+_SPECIAL_FILES = ((stat.S_ISFIFO, "a named pipe (FIFO)"), (stat.S_ISSOCK, "a socket"),
+                  (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"))
+
+
+def _file_mode(path: Path, sample: bool) -> int:
+    """The ``st_mode`` of a regular file or a directory; anything else raises, before any
+    ``open()``: opening a named pipe blocks until a writer comes, and a device never ends."""
+    source = str(path)
+    try:
+        mode = path.stat().st_mode
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise DataError(f"{source} is a symbolic link loop (a link that leads back to "
+                            "itself).", "Point the link at the real file: ls -l shows where "
+                            "it leads.", source) from None
+        if exc.errno in (errno.ENOENT, errno.ENOTDIR):
+            target = os.readlink(path) if path.is_symlink() else None
+            hint = ("The sample is missing from the installation; reinstall tunetop."
+                    if sample else
+                    f"It is a link to {target}, which is missing: fix the link." if target
+                    else "Check the path, or use sample:support-tickets to try the bundled data.")
+            raise DataError(f"{source} does not exist.", hint, source) from None
+        raise DataError(f"{source} cannot be read: {exc.strerror or exc}.",
+                        "Check the permissions of the file and of its folders.", source) from None
+    if stat.S_ISREG(mode) or stat.S_ISDIR(mode):
+        return mode
+    kind = next((name for test, name in _SPECIAL_FILES if test(mode)), "not a regular file")
+    raise DataError(f"{source} is {kind}, not a regular file.",
+                    f"Save the data to a file first (e.g. cat {source} > data.jsonl) and give "
+                    "that file.", source)
 
 
 def _saved_dataset_kind(path: Path) -> str:
@@ -98,17 +135,39 @@ def _saved_dataset_kind(path: Path) -> str:
                     "(no state.json or dataset_dict.json).", fix, str(path))
 
 
-def _check_text_head(source: str, head: bytes) -> None:
-    """Reject binary and UTF-16/32 files from their first bytes, before any row is read."""
+COMPRESSED = (
+    ((b"\x1f\x8b",), "gzip", "gunzip -c"),
+    ((b"\x28\xb5\x2f\xfd",), "zstd", "zstd -dc"),
+    ((b"\xfd7zXZ\x00",), "xz", "xz -dc"),
+    ((b"PK\x03\x04", b"PK\x05\x06"), "zip", "unzip -p"),
+    (tuple(b"BZh" + bytes([d]) + b"1AY&SY" for d in b"123456789"), "bzip2", "bunzip2 -c"),
+)
+"""Compressed formats recognised by their first bytes: magic numbers, name, command that
+writes the content to stdout."""
+
+
+def _check_text_head(path: Path, head: bytes) -> None:
+    """Reject binary, compressed, UTF-16/32 and CR-only files from their first bytes, before
+    any row is read."""
+    source = str(path)
     if head.startswith((b"\xff\xfe", b"\xfe\xff")):
         raise DataError(f"{source} is UTF-16 (or UTF-32) encoded, not UTF-8.",
                         "Re-save the file as UTF-8.", source)
-    if head.startswith(b"\x1f\x8b"):
-        raise DataError(f"{source} is gzip-compressed.", "Decompress it first (gunzip).", source)
+    for magic, name, command in COMPRESSED:
+        if head.startswith(magic):
+            plain = path.with_name(f"{path.stem}.decompressed{path.suffix}")
+            reads = f"{command} {path}" if name == "zip" else f"{command} < {path}"
+            raise DataError(f"{source} is {name}-compressed, though its name does not say so.",
+                            f"Decompress it first: {reads} > {plain}", source)
     nul = head.find(b"\x00")
     if nul >= 0:
         raise DataError(f"{source} looks like a binary file (NUL byte at offset {nul}), "
                         "not text.", f"Give a UTF-8 text file ({SUPPORTED}).", source)
+    if b"\n" not in head and b"\r" in head.rstrip(b"\r\t "):
+        raise DataError(f"{source} ends its lines with a bare carriage return (CR, old Mac "
+                        "style): every row would be read as one line.",
+                        f"Convert the line endings: tr '\\r' '\\n' < {path} > "
+                        f"{path.with_name(f'{path.stem}.lf{path.suffix}')}", source)
 
 
 def _not_utf8(source: str, offset: int, line: int, byte: int) -> DataError:
@@ -144,6 +203,10 @@ def _bounded_lines(f: Any) -> Iterator[tuple[bytes | None, int]]:
             if chunk.endswith(b"\n"):
                 break
         yield None, size
+
+
+_CONTROL_FIX = ("Escape control characters inside strings (a tab as \\t, a line break as "
+                "\\n) and remove NUL bytes (tr -d '\\000').")
 
 
 def _too_long(size: int) -> str:
@@ -194,11 +257,17 @@ def iter_jsonl_rows(path: str | Path, start_line: int = 1,
                 # past the end, json reports line 2 column 1: give the column where it ended
                 column = min(exc.pos, len(body)) + 1
                 cut = exc.pos >= len(body)
+                control = exc.msg.startswith("Invalid control character")
+                fix = ("Complete the row or remove the line; the file may have been cut short."
+                       if cut else _CONTROL_FIX if control else
+                       "Write each row as one complete JSON object on its own line.")
+                # a string cut by the end of the line meets the line break as a control char
+                what = ("Unterminated string" if control and cut else
+                        f"a raw control character {text[exc.pos]!r}" if control
+                        else exc.msg.removesuffix(" at"))
                 problem = Problem(
-                    source, line, "(json)", f"malformed JSON: {exc.msg} at column {column}"
-                    f"{' (the line ends before the row is complete)' if cut else ''}.",
-                    "Complete the row or remove the line; the file may have been cut short."
-                    if cut else "Write each row as one complete JSON object on its own line.")
+                    source, line, "(json)", f"malformed JSON: {what} at column {column}"
+                    f"{' (the line ends before the row is complete)' if cut else ''}.", fix)
             except RecursionError:
                 problem = Problem(source, line, "(json)", "JSON nested too deeply to read.",
                                   "Flatten the row.")
@@ -343,17 +412,41 @@ class DatasetFile:
                                 delimiter="\t" if self.kind == "tsv" else ",")
         row_no = 0
         try:
+            self._check_header(reader.fieldnames or [])
             for row_no, row in enumerate(reader, 1):
                 missing = [str(k) for k, v in row.items() if v is None]  # DictReader's restval
-                problem = None if not missing else Problem(
-                    self.source, row_no, "(row)", "the row has fewer cells than the header: "
-                    f"no {', '.join(map(repr, missing))}.",
-                    "Add the missing cells (an empty cell still needs its delimiter), or quote "
-                    "cells that contain line breaks.")
+                nul = [str(k) for k, v in row.items() if isinstance(v, str) and "\x00" in v]
+                problem = None
+                if missing:
+                    problem = Problem(
+                        self.source, row_no, "(row)", "the row has fewer cells than the header: "
+                        f"no {', '.join(map(repr, missing))}.",
+                        "Add the missing cells (an empty cell still needs its delimiter), or "
+                        "quote cells that contain line breaks.")
+                elif nul:  # as JSON Lines, where a raw NUL is malformed JSON
+                    problem = Problem(
+                        self.source, row_no, nul[0], "a NUL byte (\\x00) in the cell: it is "
+                        "not text.", f"Remove NUL bytes from the file: tr -d '\\000' < "
+                        f"{self.path} > {self.path.with_stem(self.path.stem + '.clean')}")
                 yield RawRow(row_no, row, problem)
         except csv.Error as exc:
             raise DataError(f"{self.source} is not valid CSV near row {row_no + 1}: {exc}.",
                             "Check the quoting there.", self.source, row_no + 1) from None
+
+    def _check_header(self, names: list[str]) -> None:
+        """Refuse a header that names a column twice: a CSV reader keeps only the last cell."""
+        seen: dict[str, list[int]] = {}
+        for number, name in enumerate(names, 1):
+            if name:
+                seen.setdefault(name, []).append(number)
+        for name, numbers in seen.items():
+            if len(numbers) > 1:
+                where = ", ".join(map(str, numbers))
+                raise DataError(f"{self.source} names the column '{name}' {len(numbers)} times "
+                                f"in its header (columns {where}); only one of them would be "
+                                "read.", f"Rename or remove the extra '{name}' columns, e.g. "
+                                f"{name}_2, so that each column has its own name.", self.source,
+                                1)
 
     def _parquet(self) -> Any:
         import pyarrow.parquet as pq

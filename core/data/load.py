@@ -76,12 +76,12 @@ def preference_refusal(source: str, reason: str) -> DataError:
     """The error for supervised fine-tuning on a preference dataset, saying what to do."""
     return DataError(
         f"{source} is a preference dataset ({reason}): each row pairs a chosen and a rejected "
-        "answer to one prompt. That is data for preference training (DPO/ORPO), which tunetop "
-        "does not run yet; supervised fine-tuning cannot use the pairs as they are.",
-        "To fine-tune on each prompt with its chosen answer today, set data.format: chosen "
-        "(tunetop inspect DATA --format chosen shows the result); if the rows also hold a "
-        "whole conversation, set data.format to its format (e.g. messages). Preference "
-        "training (method dpo/orpo) is coming.",
+        "answer to one prompt. Supervised fine-tuning (objective: sft) cannot use the pairs as "
+        "they are.",
+        "To learn from the pairs, set objective: dpo (or orpo). To fine-tune on each prompt "
+        "with its chosen answer instead, set data.format: chosen (tunetop inspect DATA "
+        "--format chosen shows the result); if the rows also hold a whole conversation, set "
+        "data.format to its format (e.g. messages).",
         source)
 
 
@@ -241,15 +241,24 @@ class PreferenceResult:
     dropped: int
 
 
+def open_preferences(source: str | Path | SourceSpec) -> RowReader:
+    """Open a preference dataset (its first rows only); :class:`DataError` when the source is
+    not one, saying what a preference run needs."""
+    reader = open_rows(source, preferences=True)
+    if reader.format != "preference":
+        raise DataError(f"{reader.dataset.source} is not a preference dataset ({reader.reason}).",
+                        "Give rows with a prompt and a chosen and a rejected answer (export them "
+                        "from a review with tunetop export-preferences), or set objective: sft "
+                        "to learn the answers of this data.", reader.dataset.source)
+    return reader
+
+
 def load_preferences(source: str | Path | SourceSpec, on_bad_rows: str = "drop",
                      ) -> PreferenceResult:
     """Read a preference dataset (prompt/chosen/rejected, TRL or LLaMA-Factory shapes) as
     :class:`Preference` rows, for preference training. Raises :class:`DataError` when the
     source is not one, or (with ``on_bad_rows="stop"``) at the first bad row."""
-    reader = open_rows(source, preferences=True)
-    if reader.format != "preference":
-        raise DataError(f"{reader.dataset.source} is not a preference dataset ({reader.reason}).",
-                        "Give rows with chosen and rejected answers.", reader.dataset.source)
+    reader = open_preferences(source)
     out: list[Preference] = []
     problems: list[Problem] = []
     total = dropped = 0

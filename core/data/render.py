@@ -13,6 +13,12 @@ learn: the tools list in the system turn inside ``<tools>``, each call as JSON i
 ``<tool_call>`` in the assistant turn, and the results inside ``<tool_response>`` in a user
 turn (the Hermes/Qwen convention). Reasoning goes to the template as ``reasoning_content``
 where it renders it, else before the answer inside ``<think>``.
+
+Memory per row is bounded: a long row is cut before it is tokenized with offsets (a few
+characters per kept token, more until the cut holds enough tokens and a longer cut keeps the
+same ones), and its full length is counted in pieces (:func:`count_tokens`). A row whose
+content holds one of the template's control tokens (``<|im_end|>`` in a user turn) is refused
+with :class:`RenderError`: the tokenizer would read it as a turn boundary, a forged turn.
 """
 
 from __future__ import annotations
@@ -34,6 +40,21 @@ END_OF_TURN_TOKENS = (
     "<|end_of_text|>", "</s>", "<|END_OF_TURN_TOKEN|>", "<|return|>", "<｜end▁of▁sentence｜>",
 )
 """End-of-turn tokens used by common chat templates; those the tokenizer knows end a turn."""
+CHATML_MARKERS = ("<|im_start|>", "<|im_end|>")
+"""The turn markers of ChatML (the fallback and the ``chatml`` template)."""
+
+LONG_TEXT_CHARS = 1 << 18
+"""Texts longer than this are tokenized a piece at a time (see :func:`count_tokens`)."""
+COUNT_LIMIT_CHARS = 1 << 20
+"""Characters of a text counted token by token; the rest of a longer text is estimated at
+the rate of the part counted (counting takes seconds a megabyte, and such a row is far over
+any max length)."""
+CUT_CHARS_PER_TOKEN = 8
+"""Characters per kept token in the first cut of a long row (English text averages ~4)."""
+CUT_MARGIN = 16
+"""Tokens past ``max_length`` a cut must hold, so that a token cut in two is never kept."""
+CUT_TEXT_CHARS = 4096
+"""Characters of the text beyond ``max_length`` kept in :attr:`Rendered.cut_text`."""
 
 TOOLS_INTRO = (
     "# Tools\n\nYou may call one or more functions to assist with the user query.\n\n"
@@ -108,7 +129,7 @@ class Rendered:
     offsets: list[tuple[int, int]] | None
     """Character span of each token in ``text``; ``None`` for tokenizers without offsets."""
     full_tokens: int
-    """Tokens before truncation."""
+    """Tokens before truncation (past :data:`COUNT_LIMIT_CHARS` characters, estimated)."""
     max_length: int
     """The token budget the row was cut to."""
     eos_trained: bool
@@ -119,6 +140,9 @@ class Rendered:
     """Problems met rendering this row, e.g. an assistant turn the template dropped."""
     chunked: bool = False
     """A text row kept whole, to be trained as chunks of ``max_length`` (data.text_chunking)."""
+    cut_text: str = ""
+    """The templated text cut off at ``max_length`` (its first :data:`CUT_TEXT_CHARS`
+    characters; empty when nothing was cut or the tokenizer gives no offsets)."""
 
     @property
     def num_tokens(self) -> int:
@@ -168,6 +192,16 @@ class Rendered:
         return [len(row["input_ids"]) for row in self.to_training_rows()]
 
 
+class RenderError(DataError):
+    """A row that cannot be rendered as training needs it: the chat template rejected it, or
+    its content holds a control token. ``field`` names the part of the row."""
+
+    def __init__(self, message: str, fix: str, line: int | None, field_name: str) -> None:
+        super().__init__(message, fix, "", line)
+        self.message = message
+        self.field = field_name
+
+
 @dataclass
 class _Template:
     """What rendering needs to know about one tokenizer and options, computed once."""
@@ -187,6 +221,8 @@ class _Template:
     system: str | None
     """The system turn given to rows without one (``data.default_system_prompt``); ``None``
     leaves them to the template."""
+    control: tuple[str, ...] = ()
+    """Special tokens that structure a conversation; content must not hold them."""
 
     @property
     def info(self) -> TemplateInfo:
@@ -198,6 +234,24 @@ class _Template:
         return TemplateInfo(self.name, "native" if self.tools_native else "fallback",
                             "native" if self.reasoning_native else "fallback", system,
                             where if system else "none")
+
+
+def _control_tokens(tokenizer: Any, template: str | None, ends: list[str]) -> tuple[str, ...]:
+    """The special tokens the tokenizer would read in content as structure, not text: BOS,
+    EOS and the like, end-of-turn tokens, and every special token the chat template writes."""
+    if getattr(tokenizer, "split_special_tokens", False):
+        return ()  # the tokenizer reads special tokens in text as plain text
+    found = set(getattr(tokenizer, "all_special_tokens", None) or ()) | set(ends)
+    source = template or getattr(tokenizer, "chat_template", None)
+    if isinstance(source, str):
+        added = getattr(tokenizer, "added_tokens_decoder", None) or {}
+        found |= {t.content for t in added.values()
+                  if getattr(t, "special", False) and t.content in source}
+        # ChatML's markers structure the text even where the tokenizer does not know them
+        # (the fallback, data.chat_template: chatml)
+        found |= {t for t in CHATML_MARKERS if t in source}
+    return tuple(sorted((t for t in found if isinstance(t, str) and t.strip()),
+                        key=len, reverse=True))
 
 
 _PROBE_TOOL = {"type": "function", "function": {
@@ -286,15 +340,65 @@ def _template_for(tokenizer: Any, options: RenderOptions | None = None) -> _Temp
     info = _Template(tokenizer, template, note, tuple(sorted(known, key=len, reverse=True)),
                      end_ids, bool(getattr(tokenizer, "is_fast", False)), name, tools_native,
                      thinking is not None and "tunetop_probe_thinking" in thinking,
-                     _template_system(tokenizer, template), system)
+                     _template_system(tokenizer, template), system,
+                     _control_tokens(tokenizer, template, known))
     if isinstance(key[0], (str, type(None))):
         cached[key] = info
     return info
 
 
+def _check_content(info: _Template, example: Example) -> None:
+    """Refuse content holding a control token: ``<|im_end|>`` in a user turn would end the
+    turn there for the model, and what follows would read as a turn of its own."""
+    if not info.control:
+        return
+    if example.messages is None:
+        text = example.text or ""
+        eos = info.tokenizer.eos_token
+        parts = [("text", "the text", text.removesuffix(eos) if eos else text)]
+    else:
+        parts = []
+        for i, m in enumerate(example.messages):
+            where = f"the {m['role']} turn {i + 1}"
+            parts.append((f"messages[{i}].content", where, m["content"]))
+            if m.get("reasoning_content"):
+                parts.append((f"messages[{i}].reasoning_content", f"the reasoning of {where}",
+                              m["reasoning_content"]))
+            if m.get("tool_calls"):  # the template writes the calls' JSON into the turn
+                parts.append((f"messages[{i}].tool_calls", f"a tool call of {where}",
+                              json.dumps(m["tool_calls"], ensure_ascii=False)))
+        if example.tools:
+            parts.append(("tools", "the tools list",
+                          json.dumps(example.tools, ensure_ascii=False)))
+    for field_name, where, content in parts:
+        found = [(content.find(t), t) for t in info.control if t in content]
+        if found:
+            token = min(found, key=lambda f: (f[0], -len(f[1])))[1]  # the first in content
+            raise RenderError(
+                f"{where} contains {token}, a control token of the chat template: the "
+                "tokenizer reads it as a turn boundary, not as text (a forged turn).",
+                f"Remove {token} from the content, or break it up (e.g. {token[:2]} "
+                f"{token[2:]}) if it is meant as text; if the row holds a whole conversation "
+                "in one turn, split it into messages.", example.line, field_name)
+
+
 def template_info(tokenizer: Any, options: RenderOptions | None = None) -> TemplateInfo:
     """Which template, system prompt, and tool and reasoning rendering rows get."""
     return _template_for(tokenizer, options).info
+
+
+def render_generation_prompt(tokenizer: Any, messages: list[dict[str, Any]],
+                             options: RenderOptions | None = None) -> str:
+    """A conversation as training renders it (the template and ``data.default_system_prompt``
+    of ``options``), ending with the assistant header: the prompt a chat reply continues.
+
+    Raises :class:`DataError` when the template rejects the conversation.
+    """
+    info = _template_for(tokenizer, options)
+    turns = [dict(m) for m in messages]
+    if info.system is not None and (not turns or turns[0]["role"] != "system"):
+        turns.insert(0, {"role": "system", "content": info.system})
+    return _apply(info, turns, 0, generation_prompt=True)
 
 
 def fallback_tool_messages(messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None,
@@ -368,10 +472,10 @@ def _apply(info: _Template, messages: list[dict[str, Any]], line: int,
             clean, tokenize=False, add_generation_prompt=generation_prompt,
             chat_template=info.template, **(extra or {}))
     except Exception as exc:  # a Jinja template can raise anything (raise_exception, KeyError)
-        raise DataError(f"The model's chat template rejected the row from line {line}: {exc}",
-                        "Reshape the conversation as the model expects (some templates reject "
-                        "system turns), or choose another model or data.chat_template.",
-                        "", line) from None
+        raise RenderError(f"The model's chat template rejected the row from line {line}: {exc}",
+                          "Reshape the conversation as the model expects (some templates reject "
+                          "system turns), or choose another model or data.chat_template.",
+                          line, "template") from None
 
 
 def _assistant_spans(info: _Template, messages: list[dict[str, Any]], line: int,
@@ -450,16 +554,87 @@ def _mark(offsets: list[tuple[int, int]], spans: list[tuple[int, int]]) -> list[
     return flags
 
 
+def _split_point(text: str, at: int, start: int = 0) -> int:
+    """Where to cut ``text`` near ``at`` (after ``start``): before a space between two words
+    when one is close (byte-level BPE starts a word's token with its space, so both sides
+    tokenize as in the whole text), else at ``at``."""
+    if at >= len(text):
+        return len(text)
+    low = max(at - 4096, start + 1)
+    space = text.rfind(" ", low, at)
+    while space > 0 and (text[space - 1].isspace() or text[space + 1:space + 2].isspace()):
+        space = text.rfind(" ", low, space)
+    return space if space > 0 else at
+
+
+def count_tokens(tokenizer: Any, text: str, add_special_tokens: bool) -> int:
+    """Tokens in ``text``, counted without offsets; a text over :data:`LONG_TEXT_CHARS` is
+    counted a piece at a time (cut by :func:`_split_point`), so memory stays bounded however
+    long the row, and past :data:`COUNT_LIMIT_CHARS` the rest is estimated at the rate
+    counted so far, so time does too. Every caller counts long rows this way, so their
+    figures agree."""
+    if len(text) <= LONG_TEXT_CHARS:
+        return len(tokenizer(text, add_special_tokens=add_special_tokens)["input_ids"])
+    total = start = 0
+    while start < len(text):
+        if start >= COUNT_LIMIT_CHARS:
+            return total + round((len(text) - start) * total / start)
+        end = _split_point(text, start + LONG_TEXT_CHARS, start)
+        total += len(tokenizer(text[start:end], add_special_tokens=add_special_tokens)["input_ids"])
+        add_special_tokens, start = False, end
+    return total
+
+
+def _tokenize(info: _Template, text: str, special: bool
+              ) -> tuple[list[int], list[tuple[int, int]] | None]:
+    """``text``'s token ids, and their character offsets when the tokenizer gives them."""
+    if not info.offsets:
+        return list(info.tokenizer(text, add_special_tokens=special)["input_ids"]), None
+    enc = info.tokenizer(text, return_offsets_mapping=True, add_special_tokens=special)
+    return list(enc["input_ids"]), [(int(s), int(e)) for s, e in enc["offset_mapping"]]
+
+
+def _encode(info: _Template, text: str, max_length: int | None, special: bool
+            ) -> tuple[str, list[int], list[tuple[int, int]] | None, int]:
+    """Tokenize the head of ``text`` that training keeps: ``(head, ids, offsets, full)``.
+
+    A short text is tokenized whole, and so is any text when ``max_length`` is ``None`` (a
+    text row trained in chunks keeps every token). A long one is cut first, at
+    :data:`CUT_CHARS_PER_TOKEN` characters per kept token, then at twice as many until a cut
+    holds ``max_length`` plus :data:`CUT_MARGIN` tokens and the next longer cut keeps the same
+    ``max_length`` tokens; ``full``, the length of the whole text, is then counted by
+    :func:`count_tokens`.
+    """
+    tok = info.tokenizer
+    if max_length is None:
+        ids, offsets = _tokenize(info, text, special)
+        return text, ids, offsets, len(ids)
+    limit = max(max_length * CUT_CHARS_PER_TOKEN, 4096)
+    agreed: list[int] | None = None
+    while True:
+        head = text[:_split_point(text, limit)]
+        ids, offsets = _tokenize(info, head, special)
+        if len(head) == len(text):
+            full = len(ids) if len(text) <= LONG_TEXT_CHARS else count_tokens(tok, text, special)
+            return head, ids, offsets, full
+        if len(ids) > max_length + CUT_MARGIN:
+            if agreed == ids[:max_length]:
+                return head, ids, offsets, count_tokens(tok, text, special)
+            agreed = ids[:max_length]
+        limit *= 2
+
+
 def _render(info: _Template, example: Example, max_length: int,
             assistant_only_loss: bool, chunking: bool = False) -> Rendered:
     tok = info.tokenizer
     notes: list[str] = []
+    _check_content(info, example)
     if example.messages is None:
         text = example.text or ""
         if tok.eos_token and not text.endswith(tok.eos_token):
             text += tok.eos_token
         spans = [(0, len(text))]
-        encode_kwargs: dict[str, Any] = {}
+        special = True
     else:
         messages, extra = _prepare(info, example)
         text, spans, masked, notes = _assistant_spans(info, messages, example.line, extra)
@@ -471,28 +646,29 @@ def _render(info: _Template, example: Example, max_length: int,
                 start = b
             if start < len(text):
                 spans.append((start, len(text)))
-        encode_kwargs = {"add_special_tokens": False}
-    offsets: list[tuple[int, int]] | None = None
-    if info.offsets:
-        enc = tok(text, return_offsets_mapping=True, **encode_kwargs)
-        ids = list(enc["input_ids"])
-        offsets = [(int(s), int(e)) for s, e in enc["offset_mapping"]]
+        special = False
+    whole = text
+    keep_whole = chunking and example.messages is None  # chunks train every token
+    text, ids, offsets, full_tokens = _encode(info, text, None if keep_whole else max_length,
+                                              special)
+    if offsets is not None:
         flags = _mark(offsets, spans)
     else:
-        ids = list(tok(text, **encode_kwargs)["input_ids"])
         flags = [False] * len(ids)
         for a, b in spans:
-            first = len(tok(text[:a], **encode_kwargs)["input_ids"]) if a else 0
-            last = len(tok(text[:b], **encode_kwargs)["input_ids"])
+            a, b = min(a, len(text)), min(b, len(text))
+            first = len(tok(text[:a], add_special_tokens=special)["input_ids"]) if a else 0
+            last = len(tok(text[:b], add_special_tokens=special)["input_ids"])
             flags[first:last] = [True] * (last - first)
-    full_tokens = len(ids)
-    chunked = chunking and example.messages is None and full_tokens > max_length
+    chunked = keep_whole and full_tokens > max_length
     if not chunked:
         ids, flags = ids[:max_length], flags[:max_length]
+    cut_text = ""
     if offsets is not None:
         offsets = offsets[: len(ids)]
         if full_tokens > len(ids):
-            text = text[: offsets[-1][1]]
+            end = offsets[-1][1]
+            text, cut_text = whole[:end], whole[end:end + CUT_TEXT_CHARS]
         token_texts = [text[s:e] for s, e in offsets]
         starts = [s for s, _ in offsets]
     else:
@@ -506,7 +682,7 @@ def _render(info: _Template, example: Example, max_length: int,
         max_length=max_length,
         eos_trained=_ends_with_eos(ids, flags, token_texts, info.end_ids),
         template_note=info.note if example.messages is not None else None, notes=notes,
-        chunked=chunked,
+        chunked=chunked, cut_text=cut_text,
     )
 
 
@@ -549,8 +725,9 @@ def render_example(tokenizer: Any, example: Example | Mapping[str, Any], max_len
     of weight-0 turns is. Text rows get EOS appended and are trained on every token. Rows longer
     than ``max_length`` tokens are cut at the end (text rows with ``options.text_chunking``
     are kept whole, see :meth:`Rendered.to_training_rows`). ``example`` may be an
-    :class:`Example` or a mapping with ``messages`` or ``text``. A chat template that rejects
-    the row raises :class:`DataError`.
+    :class:`Example` or a mapping with ``messages`` or ``text``. A row the chat template
+    rejects, or whose content holds a control token, raises :class:`RenderError` (a
+    :class:`DataError`).
     """
     options = options or RenderOptions()
     return _render(_template_for(tokenizer, options), _as_example(example), max_length,
@@ -574,8 +751,8 @@ def tokenize_for_training(tokenizer: Any, examples: Iterable[Example], max_lengt
 
     One output row per example, in order (or one per chunk with ``options.text_chunking``).
     Pass the result as a ``datasets.Dataset``; TRL uses a ``labels`` column as it is, so set
-    its own ``assistant_only_loss`` off. Check :func:`rendering_problems` first: rows with no
-    trained token are dropped by TRL.
+    its own ``assistant_only_loss`` off. Training itself uses
+    :func:`core.data.training_outcome`, which also drops rows with no trained token.
     """
     return [row for r in render_examples(tokenizer, examples, max_length, assistant_only_loss,
                                          options)

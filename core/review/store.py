@@ -230,6 +230,18 @@ class ReviewSet:
         append_items(self.path, items)
         self.add_items(items)
 
+    def add_prompt(self, prompt: PromptItem, output_a: str, output_b: str) -> ReviewItem:
+        """Append one more prompt with both answers (a finding from the chat): the prompt,
+        the count in ``meta.json`` and the item are written before memory changes."""
+        _append_lines(self.path / PROMPTS_FILE, [asdict(prompt)])
+        prompts_meta = {**self.meta.get("prompts", {}), "count": self.total + 1}
+        write_meta(self.path, {**self.meta, "prompts": prompts_meta})
+        self.meta = {**self.meta, "prompts": prompts_meta}
+        self.prompts.append(prompt)
+        item = self.make_item(self.total - 1, output_a, output_b)
+        self.append_items([item])
+        return item
+
     def pending(self) -> list[int]:
         """Prompt indices still without answers."""
         return [i for i in range(self.total) if i not in self.items]

@@ -6,6 +6,8 @@ import math
 import sys
 from pathlib import Path
 
+import pytest
+
 sys.path.insert(0, str(Path(__file__).parents[1] / "tui"))
 
 from fakes import nonfinite_series, overfit_series, step, training_series  # noqa: E402
@@ -94,3 +96,120 @@ def test_the_callbacks_early_stop_raises_the_alert():
         callback.on_evaluate(None, SimpleNamespace(global_step=step), control, metrics={"eval_loss": loss})
     assert control.should_training_stop and events[-1].early_stop
     assert "early-stop" in [a.key for a in AlertTracker().update_all(events)]
+
+
+# --- each alert fires in a real run made to trigger it ----------------------------------------
+
+
+@pytest.fixture(scope="module")
+def code_words(tmp_path_factory):
+    """24 short rows, 'Code for item N?' answered by 4 random words: nothing generalises, so a
+    model trained hard on 18 of them memorises them and gets worse on the other 6."""
+    import json
+    import random
+
+    rng = random.Random(0)
+    words = ("amber birch cedar delta ember fjord grove heron iris juniper kelp lotus maple "
+             "nectar onyx pine quartz raven sage tulip umber violet willow yarrow zinc").split()
+    rows = [{"messages": [{"role": "user", "content": f"Code for item {i}?"},
+                          {"role": "assistant", "content": " ".join(rng.choice(words) for _ in range(4))}]}
+            for i in range(24)]
+    path = tmp_path_factory.mktemp("codes") / "codes.jsonl"
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    return path
+
+
+def alert_run(cfg, workspace):
+    """Train ``cfg`` for real; its events and the alerts the tracker raises from them."""
+    from core.engine import Engine
+
+    events: list = []
+    Engine(cfg, events.append, workspace=workspace).run()
+    return events, AlertTracker().update_all(events)
+
+
+def constant_lr(model_dir, data, steps, lr, method="lora"):
+    from helpers import tiny_run_config
+
+    cfg = tiny_run_config(model_dir, data, max_steps=steps, learning_rate=lr,
+                          lr_scheduler_type="constant", warmup_ratio=0.0)
+    cfg.method = method
+    cfg.eval.logging_steps = 1
+    cfg.data.validation_fraction = 0
+    cfg.eval.save_steps = cfg.eval.eval_steps = steps
+    return cfg
+
+
+def test_a_learning_rate_that_diverges_raises_the_diverging_alert(tiny_model_dir, code_words, tmp_path,
+                                                                  monkeypatch):
+    """validate() refuses a learning rate above 1e-2, which diverges on any model; bypassed here
+    so that the tiny model diverges too (bigger models already diverge below that limit)."""
+    from core.config import RunConfig
+    from core.events import RunFinished
+
+    monkeypatch.setattr(RunConfig, "validate", lambda self: [])
+    events, alerts = alert_run(constant_lr(tiny_model_dir, code_words, 10, 1.0, "full"), tmp_path)
+    assert isinstance(events[-1], RunFinished), events[-1]
+    (alert,) = [a for a in alerts if a.key == "diverging"]
+    assert "learning rate is too high" in alert.detail and "x its lowest average" in alert.detail
+
+
+def test_training_far_past_the_best_validation_loss_raises_overfit_then_early_stop(
+        tiny_model_dir, code_words, tmp_path):
+    from core.events import EvalLogged, RunFinished
+
+    cfg = constant_lr(tiny_model_dir, code_words, 40, 1e-2, "full")
+    cfg.data.validation_fraction = 0.25
+    cfg.eval.logging_steps = 2
+    cfg.eval.eval_steps = cfg.eval.save_steps = 2
+    cfg.eval.save_total_limit = 1
+    events, alerts = alert_run(cfg, tmp_path)
+    keys = [a.key for a in alerts]
+    assert isinstance(events[-1], RunFinished) and events[-1].step < 40, events[-1]  # stopped early
+    overfit = next(a for a in alerts if a.key.startswith("overfit@"))
+    best = min((e for e in events if isinstance(e, EvalLogged)), key=lambda e: e.eval_loss)
+    assert overfit.key == f"overfit@{best.step}" and f"step {best.step}" in overfit.detail
+    assert keys.index(overfit.key) < keys.index("early-stop")
+
+
+def test_a_learning_rate_near_zero_raises_the_flat_alert(tiny_model_dir, code_words, tmp_path):
+    events, alerts = alert_run(constant_lr(tiny_model_dir, code_words, 20, 1e-9), tmp_path)
+    assert [a.key for a in alerts] == ["flat"]
+    assert "from step 1 to 20" in alerts[0].detail
+
+
+def dpo_step(n: int, margin: float, accuracy: float = 0.8, chosen: float = 0.1):
+    from dataclasses import replace
+
+    return replace(step(n, 1.0 - 0.02 * n), reward_margin=margin, reward_accuracy=accuracy,
+                   reward_chosen=chosen, reward_rejected=chosen - margin)
+
+
+def test_a_stalled_reward_margin_warns_until_the_pairs_are_learnt():
+    tracker = AlertTracker()
+    growing = [dpo_step(n, 0.1 * n) for n in range(1, 11)]
+    assert tracker.update_all(growing) == []
+    stalled = [dpo_step(n, 1.0 - 0.01 * (n - 11)) for n in range(11, 21)]
+    alerts = tracker.update_all(stalled)
+    assert [a.key for a in alerts] == ["margin-stalled"]
+    assert "preference accuracy at 80%" in alerts[0].detail and "preference.beta" in alerts[0].detail
+    # At 100% accuracy a flat margin is the pairs learnt, not a stall.
+    learnt = AlertTracker()
+    assert learnt.update_all(dpo_step(n, 1.0, accuracy=1.0) for n in range(1, 21)) == []
+
+
+def test_a_falling_chosen_reward_warns_even_while_the_margin_grows():
+    tracker = AlertTracker()
+    steps = [dpo_step(n, 0.2 * n, chosen=-0.15 * n) for n in range(1, 9)]
+    keys = [a.key for a in tracker.update_all(steps)]
+    assert keys == ["chosen-falling"]
+    assert tracker.raised["chosen-falling"].detail.startswith(
+        "The chosen answers' reward averages -0.600 over the last 5")  # steps 2-6
+
+
+def test_sft_steps_never_raise_preference_alerts_and_their_rules_are_apart():
+    from core.alerts import rules_summary
+
+    tracker = AlertTracker()
+    assert tracker.update_all(step(n, 1.0 - 0.01 * n) for n in range(1, 30)) == []
+    assert "margin" not in rules_summary() and "chosen reward < -0.5" in rules_summary(True)

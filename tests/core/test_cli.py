@@ -28,6 +28,14 @@ def test_train_runs_headless_and_prints_progress(tiny_model_dir, small_data, tmp
     (run_dir,) = (tmp_path / "ws").iterdir()
     lines = (run_dir / "events.jsonl").read_text().splitlines()
     assert json.loads(lines[-1])["type"] == "run_finished"
+    # What happens before the first step is said; the bar's ETA is the run's own.
+    for phase in ("Loading data from", "Loading the tokenizer of", "Tokenizing training rows…",
+                  "Loading the model", "Building the trainer…"):
+        assert phase in result.stderr, phase
+    assert "ETA 0:00:00" in result.stderr and "-:--:--" not in result.stderr
+    # Library noise (transformers' FutureWarnings) is in the run's debug.log, not on stderr.
+    assert "FutureWarning" not in result.stderr + result.stdout
+    assert "FutureWarning" in (run_dir / "debug.log").read_text()
 
 
 def test_train_with_a_bad_config_lists_every_field_and_exits_2(tmp_path):
@@ -76,6 +84,10 @@ def test_train_detach_prints_the_run_and_returns_at_once(tmp_path, capsys):
     from tui.cli import main
 
     cfg = RunConfig(run_name="background")
+    # A directory that passes the launcher's cheap checks (it has a config.json) and fails
+    # in the worker, which loads it.
+    (tmp_path / "no-such-model").mkdir()
+    (tmp_path / "no-such-model" / "config.json").write_text("{}")
     cfg.model.name_or_path = str(tmp_path / "no-such-model")
     cfg.save(tmp_path / "bg.yaml")
     assert main(["train", str(tmp_path / "bg.yaml"), "--detach", "--workspace", str(tmp_path / "runs")]) == 0
@@ -119,15 +131,21 @@ def test_export_options_that_do_not_go_together_exit_2(tmp_path):
 
 
 def test_train_puts_the_run_in_output_dir_unless_workspace_overrides_it(tmp_path, capsys,
-                                                                         keep_signal_handlers):
+                                                                         keep_signal_handlers,
+                                                                         bundled_dir):
     """The run directory goes where the config's output_dir says, or where --workspace says;
-    its saved config.yaml records the one used. (A missing dataset ends the run right after
-    the directory is made, so no model loads.)"""
+    its saved config.yaml records the one used. (A model directory without weights ends the
+    run right after the directory is made, which happens once the data and tokenizer were
+    read.)"""
+    import shutil
+
     from core.config import RunConfig
     from tui.cli import main
 
     cfg = RunConfig(output_dir=str(tmp_path / "from-config"))
-    cfg.data.path = str(tmp_path / "missing.jsonl")
+    shutil.copytree(bundled_dir, tmp_path / "no-weights",
+                    ignore=shutil.ignore_patterns("*.safetensors"))
+    cfg.model.name_or_path = str(tmp_path / "no-weights")
     cfg.save(tmp_path / "run.yaml")
     assert main(["train", str(tmp_path / "run.yaml")]) == 1
     (run_dir,) = (tmp_path / "from-config").iterdir()
@@ -138,7 +156,7 @@ def test_train_puts_the_run_in_output_dir_unless_workspace_overrides_it(tmp_path
         (run_dir,) = (tmp_path / where).iterdir()
         assert RunConfig.load(run_dir / "config.yaml").output_dir == str(tmp_path / where)
     assert len(list((tmp_path / "from-config").iterdir())) == 1
-    assert "missing.jsonl" in capsys.readouterr().err
+    assert "no-weights" in capsys.readouterr().err
 
 
 def test_the_app_opens_on_the_configs_output_dir(tmp_path, monkeypatch):
@@ -184,3 +202,19 @@ def test_inspect_refuses_a_token_budget_below_16(tmp_path, capsys):
         err = capsys.readouterr().err
         assert "argument --max-length: " + words in err, err
         assert "e.g. --max-length " in err
+
+
+def test_a_reader_that_goes_away_ends_the_command_quietly(tiny_model_dir, tmp_path):
+    """``tunetop inspect FILE | head -1``: no traceback when the pipe closes; the status of a
+    command killed by SIGPIPE. Both ways out: a print that fails (inspect), and the flush of
+    what is still buffered at exit (completion prints its script in one go)."""
+    data = tmp_path / "d.jsonl"
+    row = {"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}]}
+    data.write_text("\n".join(json.dumps(row) for _ in range(50)) + "\n")
+    for args in (["inspect", data, "--model", tiny_model_dir], ["completion", "bash"]):
+        child = subprocess.Popen([sys.executable, "-m", "tui.cli", *map(str, args)],
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=ENV)
+        child.stdout.close()  # the reader is gone before the first line is written
+        _, err = child.communicate(timeout=600)
+        assert child.returncode == 141, err.decode()
+        assert b"Traceback" not in err and b"BrokenPipe" not in err, err.decode()

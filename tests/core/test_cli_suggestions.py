@@ -205,7 +205,7 @@ SUGGESTION_CASES = [
                    "holds pickled objects other than tensors",
                    follow_advice=delete_the_named_checkpoint, trains=True),
     SuggestionCase("resume without a checkpoint: start over", resume_without_checkpoint,
-                   "has no complete checkpoint to resume from", trains=True),
+                   "has no complete checkpoint in", trains=True),
     SuggestionCase("model not found: log in", unknown_hub_model, "Could not load"),
     SuggestionCase("attach to a workspace: attach its run", attach_a_workspace,
                    "is not a run directory"),

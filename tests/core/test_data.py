@@ -329,9 +329,12 @@ def test_utf8_bom_is_accepted_everywhere(tmp_path):
 
 
 def test_binary_utf16_and_unknown_extension(tmp_path):
-    (tmp_path / "bin.jsonl").write_bytes(b"PK\x03\x04\x00\x00garbage")
+    (tmp_path / "bin.jsonl").write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00garbage")
     with pytest.raises(DataError, match="binary file"):
         load_examples(tmp_path / "bin.jsonl")
+    (tmp_path / "zip.jsonl").write_bytes(b"PK\x03\x04\x00\x00garbage")
+    with pytest.raises(DataError, match="zip-compressed.*unzip -p"):
+        load_examples(tmp_path / "zip.jsonl")
     (tmp_path / "u16.jsonl").write_bytes('{"text": "a"}'.encode("utf-16"))
     with pytest.raises(DataError, match="UTF-16"):
         load_examples(tmp_path / "u16.jsonl")
@@ -433,7 +436,8 @@ def test_truncation_counts_lost_tokens_and_is_not_an_eos_problem(tokenizer):
     assert not rendering_problems([rendered])
     tiny = render_example(tokenizer, {"messages": CHAT, "line": 4}, max_length=5)
     (problem,) = rendering_problems([tiny], "d.jsonl")
-    assert "no trained tokens" in str(problem) and "line 4" in str(problem)
+    assert "no trained token in the first 5 tokens" in str(problem) and "line 4" in str(problem)
+    assert problem.severity == "error"  # training drops the row
 
 
 def test_missing_chat_template_falls_back_to_chatml(tokenizer, monkeypatch):
@@ -486,6 +490,45 @@ def test_prefix_length_fallback_matches_offsets(tokenizer):
     assert slow.input_ids == fast.input_ids and slow.labels == fast.labels
     assert slow.offsets is None and slow.eos_trained
     assert [t for t, f in slow.segments() if f] == ["Hello!<|im_end|>", "assistant<|im_end|>"]
+
+
+class _Watched:
+    """A fast tokenizer that records the longest text it tokenized with offsets."""
+
+    def __init__(self, tokenizer):
+        self._tokenizer = tokenizer
+        self.longest_with_offsets = 0
+
+    def __getattr__(self, name):
+        return getattr(self._tokenizer, name)
+
+    def __call__(self, text, **kwargs):
+        if kwargs.get("return_offsets_mapping"):
+            self.longest_with_offsets = max(self.longest_with_offsets, len(text))
+        return self._tokenizer(text, **kwargs)
+
+
+@pytest.mark.parametrize("max_length", [64, 700])
+def test_a_long_row_is_cut_before_it_is_tokenized_with_offsets(tokenizer, max_length,
+                                                               monkeypatch):
+    """Rendering tokenizes with offsets only a head of a long row, a few characters per kept
+    token (memory per row bounded); the tokens kept, their mask and the count before the cut
+    are those of rendering the whole row."""
+    import core.data.render as render
+
+    words = ["alpha", "beta,", "gamma.", "\n", "12345", "日本語", "x" * 30, "  "]
+    long_text = " ".join(words[(i * 7) % len(words)] for i in range(40_000))  # ~300K chars
+    example = Example(5, messages=[{"role": "system", "content": "Be brief."},
+                                   {"role": "user", "content": "Summarise: " + long_text},
+                                   {"role": "assistant", "content": "Short."}])
+    watched = _Watched(tokenizer)
+    cut = render_example(watched, example, max_length, assistant_only_loss=False)
+    assert 0 < watched.longest_with_offsets <= 4 * max(max_length * 8, 4096)
+    monkeypatch.setattr(render, "CUT_CHARS_PER_TOKEN", 10**6)  # no cut: the whole row
+    whole = render_example(tokenizer, example, max_length, assistant_only_loss=False)
+    assert (cut.input_ids, cut.labels, cut.text) == (whole.input_ids, whole.labels, whole.text)
+    assert cut.full_tokens == whole.full_tokens > 60_000 and cut.truncated
+    assert (cut.text + cut.cut_text).startswith(whole.text) and len(cut.cut_text) == 4096
 
 
 def test_tokenize_for_training_gives_plain_int_lists(tokenizer):

@@ -249,7 +249,7 @@ def test_preference_data_is_recognised_refused_for_sft_and_read_typed(tmp_path, 
         load_examples(path)
     message = str(info.value)
     assert "is a preference dataset (preference: 3 of first 3 rows" in message
-    assert "set data.format: chosen" in message and "dpo/orpo" in message
+    assert "set data.format: chosen" in message and "objective: dpo" in message
     assert main(["inspect", str(path)]) == 1
     assert "preference dataset" in capsys.readouterr().err
     result = load_preferences(path)

@@ -9,12 +9,15 @@ import threading
 import pytest
 from helpers import tiny_run_config
 
+from core.alerts import AlertTracker
 from core.config import RunConfig
 from core.engine import Engine
 from core.rundir import latest_checkpoint
 from core.events import (
     CheckpointSaved,
     EvalLogged,
+    EvalProgressed,
+    PhaseChanged,
     RunFailed,
     RunFinished,
     RunStarted,
@@ -46,6 +49,17 @@ def test_lora_run_lowers_loss_and_writes_a_complete_run_dir(tiny_model_dir, smal
     evals = [e for e in events if isinstance(e, EvalLogged)]
     assert [e.step for e in evals] == [6, 12] and evals[-1].eval_loss < evals[0].eval_loss + 1e-6
     assert [e.step for e in events if isinstance(e, CheckpointSaved)] == [6, 12]
+    # What happens between steps is said: setup phases in order, evaluations batch by batch.
+    setup = [e.phase for e in events[: kinds.index(RunStarted)] if isinstance(e, PhaseChanged)]
+    assert list(dict.fromkeys(setup)) == ["data", "tokenizer", "tokenize", "model", "trainer"]
+    assert started.eval_steps == 6
+    progress = [e for e in events if isinstance(e, EvalProgressed)]
+    for at in (6, 12):
+        done = [e.done for e in progress if e.step == at]
+        assert done[0] == 0 and done[-1] == progress[-1].total == 2  # 10 rows in batches of 8
+    assert kinds.index(EvalProgressed) < kinds.index(EvalLogged)
+    saves = [e.message for e in events if isinstance(e, PhaseChanged) and e.phase in ("checkpoint", "final")]
+    assert saves == ["Saving checkpoint-6", "Saving checkpoint-12", "Writing the final adapter"]
 
     run_dir = engine.run_dir
     assert RunConfig.load(run_dir / "config.yaml") == engine.config
@@ -247,7 +261,9 @@ def test_non_finite_loss_stops_on_that_step_with_a_reason(tiny_model_dir, small_
     assert isinstance(failed, RunFailed), failed
     assert "became nan" in failed.reason.lower() and "step 1" in failed.reason
     assert failed.phase == "train" and "learning rate" in failed.suggestion
+    assert "no checkpoint was written before it" in failed.reason
     assert not any(isinstance(e, StepLogged) for e in events)
+    assert [a.key for a in AlertTracker().update_all(events)] == ["nonfinite"]
 
 
 def test_missing_model_fails_with_a_readable_reason(small_data, tmp_path):

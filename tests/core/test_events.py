@@ -8,7 +8,9 @@ import math
 from core.events import (
     CheckpointSaved,
     EvalLogged,
+    EvalProgressed,
     MessageLogged,
+    PhaseChanged,
     RunFailed,
     RunFinished,
     RunStarted,
@@ -64,6 +66,12 @@ def test_every_event_reads_as_one_plain_sentence():
         CheckpointSaved(step=5, path="runs/r/checkpoints/checkpoint-5"):
             "Step 5: checkpoint runs/r/checkpoints/checkpoint-5",
         MessageLogged(level="warning", message="Early stop."): "Early stop.",
+        EvalProgressed(step=20, done=3, total=8, elapsed_seconds=4.0):
+            "Step 20: evaluating 3/8 batches",
+        PhaseChanged(phase="model", message="Loading the model m (lora, bf16 on cuda)"):
+            "Loading the model m (lora, bf16 on cuda)",
+        PhaseChanged(phase="tokenize", message="Tokenizing training rows", done=64, total=90):
+            "Tokenizing training rows 64/90",
         RunFinished(step=40, output_path="runs/r/final", final_eval_loss=None, best_eval_loss=None,
                     elapsed_seconds=61.6):
             "Finished at step 40 in 62s; best validation loss n/a; output runs/r/final",
@@ -74,6 +82,18 @@ def test_every_event_reads_as_one_plain_sentence():
     }
     for event, line in lines.items():
         assert describe_event(event) == line
+
+
+def test_progress_events_round_trip_and_old_lines_read_without_new_fields():
+    import json
+
+    for event in (EvalProgressed(step=20, done=3, total=8, elapsed_seconds=4.5),
+                  PhaseChanged(phase="tokenize", message="Tokenizing training rows", done=64, total=90)):
+        assert event_from_dict(json.loads(event.to_json())) == event
+    old = {"type": "run_started", "run_dir": "r", "run_name": "r", "model": "m", "method": "lora",
+           "device": "cpu", "precision": "fp32", "total_steps": 4, "num_train_rows": 8,
+           "num_val_rows": 2, "trainable_params": 1, "total_params": 2, "time": 1.0}
+    assert event_from_dict(old).eval_steps == 0
 
 
 DAMAGED_LINES = [

@@ -12,13 +12,21 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from helpers import tiny_run_config
+from helpers import measure_drift, tiny_run_config
 
 from core import forgetting
 from core.alerts import AlertTracker, check_drift
 from core.config import GENERAL_PROMPTS, RunConfig
 from core.data import DataError, read_prompts, replay_rows
-from core.events import EvalLogged, MessageLogged, RunFinished, RunStarted, event_from_dict, read_events
+from core.events import (
+    EvalLogged,
+    MessageLogged,
+    PhaseChanged,
+    RunFinished,
+    RunStarted,
+    event_from_dict,
+    read_events,
+)
 from core.samples import general
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "tui"))
@@ -160,7 +168,7 @@ def drift_run(tiny_model_dir, small_data, tmp_path_factory):
     from core.config import SourceConfig
     from core.engine import Engine
 
-    cfg = tiny_run_config(tiny_model_dir, small_data)
+    cfg = measure_drift(tiny_run_config(tiny_model_dir, small_data))
     cfg.method = "full"
     cfg.eval.drift_threshold = 0.01
     workspace = tmp_path_factory.mktemp("drift-runs")
@@ -188,6 +196,13 @@ def test_a_tiny_run_on_unrelated_data_reports_rising_drift_in_its_events(drift_r
     assert isinstance(events[-1], RunFinished), events[-1]
     started = next(e for e in events if isinstance(e, RunStarted))
     assert started.general_prompts == 8 and started.drift_threshold == 0.01
+    # asking the base model is a setup phase with its progress (one batch: 8 prompts)
+    setup = events[:events.index(started)]
+    phases = [e.phase for e in setup if isinstance(e, PhaseChanged)]
+    assert list(dict.fromkeys(phases)) == ["data", "tokenizer", "tokenize", "model", "general", "trainer"]
+    general = [e for e in setup if isinstance(e, PhaseChanged) and e.phase == "general"]
+    assert [(e.done, e.total) for e in general] == [(0, 8), (8, 8)]
+    assert general[0].message.startswith("Asking the base model 8 general prompts")
     evals = [e for e in events if isinstance(e, EvalLogged)]
     assert len(evals) == 2 and all(e.general_loss is not None for e in evals)
     assert 0 < evals[0].general_drift < evals[1].general_drift
@@ -225,10 +240,12 @@ def test_replay_joins_the_mixed_sources_and_answers_are_cached_for_the_next_setu
            f"prompts of {GENERAL_PROMPTS} join the {task} task rows (10% of the " \
            f"{task + extra} training rows)." in log
     # the 8 probe answers are cached from the run; only the replay prompts are asked
-    assert f"Computing base answers {extra}/{extra}…" in log
+    asked = [(e.done, e.total) for e in first if isinstance(e, PhaseChanged) and e.phase == "general"]
+    assert asked == [(0, extra), (extra, extra)]
     log = [e.message for e in second if isinstance(e, MessageLogged)]
-    assert not any(m.startswith("Computing base answers") for m in log)
-    assert f"Base answers to {8 + extra} general prompts: all from the cache." in log
+    assert not [e for e in second if isinstance(e, PhaseChanged) and e.phase == "general"]
+    assert any(m.startswith(f"Base answers to {8 + extra} general prompts: all from the cache in ")
+               for m in log)
     assert next(e for e in second if isinstance(e, RunStarted)).num_train_rows == task + extra
     files = list(Path(forgetting.answers_dir()).glob("*.jsonl"))
     assert files and all(len(f.read_text().splitlines()) >= 8 for f in files)
@@ -314,7 +331,7 @@ def test_a_prompts_file_without_prompts_fails_the_run_naming_the_field(tiny_mode
 
     bad = tmp_path / "general.jsonl"
     bad.write_text('{"text": "not a prompt"}\n')
-    cfg = tiny_run_config(tiny_model_dir, small_data)
+    cfg = measure_drift(tiny_run_config(tiny_model_dir, small_data))
     cfg.eval.general_prompts = str(bad)
     events: list = []
     Engine(cfg, events.append, workspace=tmp_path / "runs").run()

@@ -354,3 +354,20 @@ def test_estimate_precision_follows_the_gpus_bf16_support():
     assert precision("auto", t4) == "fp16"
     assert precision("cpu", t4) == "bf16"  # every CPU torch runs on has bf16
     assert precision("auto", gpu(80)) == "bf16"  # NVML did not say: an Ampere or later GPU
+
+
+def test_preference_runs_count_both_answers_and_a_full_dpo_reference():
+    cfg = smollm2_config()
+
+    def parts(method: str, objective: str) -> dict[str, int]:
+        run = run_config(method)
+        run.objective = objective
+        est = memory.estimate_memory(cfg, run, 256, "cuda", gpu(80), suggest=False)
+        return {p.name: p.bytes for p in est.parts}
+
+    sft, dpo = parts("lora", "sft"), parts("lora", "dpo")
+    assert dpo["activations"] > 1.9 * sft["activations"]  # chosen and rejected together
+    assert "DPO reference model" not in dpo  # LoRA: the starting adapter is the reference
+    full = parts("full", "dpo")
+    assert full["DPO reference model"] == full["base weights"] + full["embeddings and head"]
+    assert "DPO reference model" not in parts("full", "orpo")  # ORPO needs no reference

@@ -15,16 +15,28 @@ import pytest
 TUI_TESTS = Path(__file__).parents[1] / "tui"
 sys.path.insert(0, str(TUI_TESTS))
 
-from fakes import T0, run_started, step, training_series, write_events_slowly  # noqa: E402
+from dataclasses import replace  # noqa: E402
+
+from fakes import T0, loss_curve, run_started, step, training_series, write_events_slowly  # noqa: E402
 
 from core.config import RunConfig  # noqa: E402
 from core.detach import follow_run, launch_detached, request_stop  # noqa: E402
-from core.events import CheckpointSaved, EvalLogged, RunFailed, RunStopped  # noqa: E402
+from core.events import (  # noqa: E402
+    CheckpointSaved,
+    EvalLogged,
+    EvalProgressed,
+    PhaseChanged,
+    RunFailed,
+    RunStopped,
+)
+from core.rundir import RunLocked, RunRefused  # noqa: E402
 from core.runs import (  # noqa: E402
     RunIndex,
     RunProgress,
+    delete_run,
     derive_status,
     list_runs,
+    loss_history,
     pid_alive,
     resume_config,
     resume_dir_of,
@@ -90,6 +102,64 @@ def test_engine_eta_is_preferred_when_sent():
     assert progress.eta_seconds() == 90.0
 
 
+def started_with_evals(total: int = 100, eval_steps: int = 20, val_rows: int = 80):
+    return replace(run_started(total_steps=total), eval_steps=eval_steps, num_val_rows=val_rows)
+
+
+def test_eta_counts_the_evaluations_still_due():
+    progress = RunProgress()
+    progress.update(started_with_evals())
+    progress.update(step(10, 1.0))  # the engine says 90 s of steps; 12.5 training rows/s
+    guess = 80 / 12.5 / 3  # no evaluation measured yet: a third of a training row's time per row
+    assert progress.evals_left() == 5  # at 20, 40, 60, 80 and 100
+    assert progress.eta_seconds() == pytest.approx(90 + 5 * guess)
+    # The evaluation at step 20 is announced, then half its batches take 30 s: it lasts 60 s.
+    progress.update(EvalProgressed(step=20, done=0, total=10, elapsed_seconds=0.0, time=T0 + 20))
+    progress.update(step(20, 1.0, t=T0 + 20))  # logged just before the first batch
+    progress.update(EvalProgressed(step=20, done=5, total=10, elapsed_seconds=30.0, time=T0 + 50))
+    assert progress.evaluating and progress.evals_left() == 4
+    assert progress.eta_seconds(now=T0 + 50) == pytest.approx(80 + 30 + 4 * 60)
+    assert progress.eta_seconds(now=T0 + 60) == pytest.approx(80 + 20 + 4 * 60)  # counts down
+    progress.update(EvalLogged(step=20, eval_loss=1.0, best_eval_loss=1.0, is_best=True, time=T0 + 80))
+    assert progress.eval_seconds == pytest.approx(60) and not progress.evaluating
+    assert progress.eta_seconds() == pytest.approx(80 + 4 * 60)
+
+
+def test_the_last_step_leaves_the_final_evaluation():
+    progress = RunProgress()
+    progress.update(started_with_evals(total=50, eval_steps=20))  # evaluations at 20, 40 and 50
+    progress.update(EvalLogged(step=40, eval_loss=1.0, best_eval_loss=1.0, is_best=True, time=T0 + 40))
+    progress.update(step(50, 1.0, total=50, eta=0.0, t=T0 + 50))
+    assert progress.evals_left() == 1
+    progress.update(EvalProgressed(step=50, done=2, total=4, elapsed_seconds=10.0, time=T0 + 60))
+    assert progress.evals_left() == 0 and progress.eta_seconds(now=T0 + 60) == pytest.approx(10.0)
+    assert progress.eta_seconds(now=T0 + 90) == 0.0
+
+
+def test_phases_show_until_training_goes_on():
+    progress = RunProgress()
+    progress.update(PhaseChanged(phase="tokenize", message="Tokenizing training rows", done=64, total=86))
+    assert (progress.phase, progress.phase_done, progress.phase_total) == ("tokenize", 64, 86)
+    progress.update(run_started())
+    assert progress.phase == ""
+    progress.update(PhaseChanged(phase="checkpoint", message="Saving checkpoint-5"))
+    progress.update(CheckpointSaved(step=5, path="c"))
+    assert progress.phase == ""
+
+
+def test_loss_history_and_delete(tmp_path):
+    ws = tmp_path / "runs"
+    done = write_run(ws, "done", training_series(total=20, log_every=5) + [step(25, float("nan"))])
+    assert loss_history(done) == [(n, pytest.approx(loss_curve(n))) for n in (5, 10, 15, 20)]
+    live = write_run(ws, "live", [run_started(), step(5, 2.0)], pid=os.getpid())
+    with pytest.raises(ValueError, match="still running"):
+        delete_run(live)
+    with pytest.raises(ValueError, match="not a run directory"):
+        delete_run(tmp_path)
+    delete_run(done)
+    assert not done.exists() and live.exists()
+
+
 # --- status and listing ---------------------------------------------------------------------
 
 
@@ -141,8 +211,12 @@ def test_resume_config_points_at_the_run(tmp_path):
     with pytest.raises(ValueError, match="no complete checkpoint"):
         resume_config(no_ckpt)
     live = write_run(ws, "live", [run_started()], pid=os.getpid(), checkpoint=5)
-    with pytest.raises(ValueError, match="still running"):
+    with pytest.raises(RunLocked, match=f"being trained right now by process {os.getpid()}"):
         resume_config(live)
+    done = write_run(ws, "done", training_series(end="finished"), checkpoint=100)
+    with pytest.raises(RunRefused, match="finished all its 100 steps") as refused:
+        resume_config(done)
+    assert f"tunetop train --from {done}" in refused.value.fix
 
 
 # --- damaged runs ---------------------------------------------------------------------------
@@ -304,5 +378,6 @@ def test_detached_resume_continues_in_the_same_directory(tmp_path):
     assert again == run_dir
     events = list(follow_run(run_dir, poll_interval=0.05))
     kinds = [type(e).__name__ for e in events]
-    assert kinds.count("RunStarted") == 2 and kinds[-1] == "RunFinished"
-    assert "RunStopped" in kinds[: kinds.index("RunStarted", 1)]
+    assert kinds.count("RunStarted") == 2 and kinds[-1] == "RunFinished", (run_dir / "worker.log").read_text()
+    second_start = kinds.index("RunStarted", kinds.index("RunStarted") + 1)
+    assert "RunStopped" in kinds[:second_start]

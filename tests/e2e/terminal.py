@@ -40,6 +40,7 @@ KEYS = {
     "down": b"\x1b[B", "right": b"\x1b[C", "left": b"\x1b[D", "home": b"\x1b[H",
     "end": b"\x1b[F", "backspace": b"\x7f", "ctrl+p": b"\x10", "ctrl+q": b"\x11",
     "ctrl+s": b"\x13", "ctrl+o": b"\x0f", "ctrl+t": b"\x14", "ctrl+f": b"\x06",
+    "ctrl+l": b"\x0c",
 }
 """Bytes an xterm sends for the named keys; anything else is sent as typed text."""
 

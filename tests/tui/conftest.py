@@ -10,22 +10,9 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))  # `import fakes` from any test directory
 
-from fakes import StubGpuMonitor, h100_sample  # noqa: E402
+from fakes import build_app  # noqa: E402
 
-from core.config import RunConfig  # noqa: E402
-from tui.app import AppServices, TunetopApp, make_app  # noqa: E402
-
-
-def build_app(tmp_path: Path, engine_factory: Any = None, sample: Any = None,
-              monitor_factory: Any = None, **kwargs: Any) -> TunetopApp:
-    """An app on a temporary workspace with a stubbed GPU and an optional fake engine."""
-    services = AppServices(
-        engine_factory=engine_factory,
-        gpu_monitor_factory=monitor_factory or (lambda: StubGpuMonitor(sample or h100_sample())),
-    )
-    config = kwargs.pop("config", None) or RunConfig(run_name="test-run")
-    workspace = str(kwargs.pop("workspace", tmp_path / "runs"))
-    return make_app(config=config, services=services, workspace=workspace, **kwargs)
+from tui.app import TunetopApp  # noqa: E402
 
 
 @pytest.fixture

@@ -128,7 +128,9 @@ class ScriptedEngine:
     """Replays ``script`` from a daemon thread with the real engine's contract.
 
     ``delay`` is the pause between events; ``hold_after`` makes the run wait after that many
-    StepLogged events until :meth:`release` or :meth:`stop` (so a test can act on a live run).
+    StepLogged events until :meth:`release` or :meth:`stop` (so a test can act on a live run);
+    ``hold_when`` does the same after the first event it returns True for (an evaluation's
+    progress, a setup phase).
     ``stop()`` takes effect at the next step: a checkpoint and ``RunStopped`` follow.
     """
 
@@ -139,7 +141,7 @@ class ScriptedEngine:
                  run_dir: str | Path | None = None, *,
                  script: list[Event] | None = None, delay: float = 0.0, hold_after: int | None = None,
                  write_events: bool = True, restamp: bool = True, stop_latency: float = 0.0,
-                 hold_stop: bool = False) -> None:
+                 hold_stop: bool = False, hold_when: Callable[[Event], bool] | None = None) -> None:
         self.config = config
         self.sink = sink
         self.workspace = Path(workspace)
@@ -151,6 +153,7 @@ class ScriptedEngine:
         # Like the real engine, only the main process of a multi-process launch writes files.
         self.write_events = write_events and os.environ.get("RANK", "0") == "0"
         self.restamp = restamp
+        self.hold_when = hold_when
         self.stop_latency = stop_latency
         """Seconds the current step still takes after stop() (to see the stopping state)."""
         self.stop_gate = threading.Event()
@@ -222,6 +225,9 @@ class ScriptedEngine:
                 if self.restamp:
                     event = replace(event, time=time.time())
                 self.emit(event)
+                if self.hold_when is not None and self.hold_when(event):
+                    self.hold_when = None
+                    self._release.wait()
                 if isinstance(event, StepLogged):
                     steps += 1
                     last_step = event.step
@@ -459,6 +465,7 @@ def demo_services() -> Any:
     from tui.app import AppServices
 
     return AppServices(
+        in_process=True,
         engine_factory=engine_factory(script=demo_series(), hold_after=30, restamp=False, write_events=False),
         gpu_monitor_factory=lambda: StubGpuMonitor(h100_sample()),
         clock=lambda: DEMO_NOW,
@@ -494,3 +501,22 @@ def drift_series(run_dir: str = "runs/drift-run",
             event = replace(event, general_loss=1.2 + drift, general_drift=drift)
         events.append(event)
     return events
+
+
+def build_app(tmp_path: Path, engine_factory: Any = None, sample: Any = None,
+              monitor_factory: Any = None, **kwargs: Any) -> Any:
+    """An app on a temporary workspace with a stubbed GPU and an optional fake engine.
+
+    With an engine factory, runs train in the app's process (the fake engine); without, they
+    start detached like the real app's.
+    """
+    from tui.app import AppServices, make_app
+
+    services = AppServices(
+        in_process=engine_factory is not None,
+        engine_factory=engine_factory,
+        gpu_monitor_factory=monitor_factory or (lambda: StubGpuMonitor(sample or h100_sample())),
+    )
+    config = kwargs.pop("config", None) or RunConfig(run_name="test-run")
+    workspace = str(kwargs.pop("workspace", tmp_path / "runs"))
+    return make_app(config=config, services=services, workspace=workspace, **kwargs)

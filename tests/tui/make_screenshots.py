@@ -53,7 +53,7 @@ async def training(out: Path) -> None:
     async with app.run_test(size=(120, 40)) as pilot:
         await demo_run_before(pilot)
         app.save_screenshot(str(out))
-        app.screen.engine.stop()
+        app.screen.run.stop()
 
 
 async def runs(out: Path) -> None:

@@ -48,6 +48,8 @@ def write(case_name: str, tmp_path: Path, monkeypatch) -> tuple[Path, Any]:
     ("Parquet with the wrong schema", "cannot tell the data format"),
     ("unreadable file (chmod 000)", "cannot be read: Permission denied"),
     ("2 GB CSV line (guard)", "the line is 5.0 KB, longer than the 4.0 KB limit"),
+    ("named pipe (FIFO)", "is a named pipe (FIFO), not a regular file"),
+    ("CSV with two output columns", "names the column 'output' 2 times"),
 ])
 async def test_unusable_file_shows_its_error_and_the_app_goes_on(tmp_path, monkeypatch,
                                                                  tokenizer, name, expected):
@@ -100,3 +102,27 @@ async def test_huge_line_is_a_dropped_row_listed_with_its_line(tmp_path, monkeyp
         assert "Line 2" in detail and "Dropped" in detail and "Fix:" in detail
         assert "longer than the 4.0 KB limit" in detail
         assert app.is_running
+
+
+async def test_a_forged_turn_is_a_row_training_drops(tmp_path, monkeypatch, tokenizer):
+    """``<|im_end|>`` inside a user turn: the row reads fine, but rendering refuses it, so the
+    table marks it, the Problems pane lists it with its line and the fix, and Stats counts it
+    among the rows training drops."""
+    path, read_rows = write("chat template token inside a user turn (forged turn)", tmp_path,
+                            monkeypatch)
+    app = dataset_app(path, lambda ref: tokenizer, read_rows)
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = await settle(pilot)
+        store = screen.store
+        assert store is not None and store.dropped == 0 and 1 in store.training
+        problems = screen.query_one("#problems", OptionList)
+        listed = str(problems.get_option_at_index(0).prompt)
+        assert listed.startswith("line      2 ✗ messages[0].content: the user turn 1 contains "
+                                 "<|im_end|>"), listed
+        assert screen.table.render_line(2).text.split()[:2] == ["✗", "2"]
+        outcome = screen.loader.summary.training
+        assert outcome is not None and (outcome.kept, outcome.dropped) == (2, 1)
+        await pilot.press("down")
+        await settle(pilot)
+        detail = detail_text(screen)
+        assert "a forged turn" in detail and "Remove <|im_end|>" in detail

@@ -55,9 +55,12 @@ def inspect_counts(out: str) -> dict[str, int]:
     split = re.search(r"split +(\d+) train, (\d+) validation .*repeating training rows: (\d+)",
                       out)
     problems = re.search(r"^(\d+) problem\(s\):$", out, re.MULTILINE)
+    rendering = re.search(r"^(\d+) rendering problem\(s\) with ", out, re.MULTILINE)
     assert checks and split and problems, out
-    return dict(zip(("exact", "near", "refusals", "short", "train", "val", "leaked", "problems"),
-                    map(int, checks.groups() + split.groups() + problems.groups())))
+    counts = dict(zip(("exact", "near", "refusals", "short", "train", "val", "leaked"),
+                      map(int, checks.groups() + split.groups())))
+    counts["problems"] = int(problems.group(1)) + (int(rendering.group(1)) if rendering else 0)
+    return counts
 
 
 async def test_inspect_and_the_screen_report_the_same_counts(tmp_path, tokenizer, capsys,
@@ -125,3 +128,92 @@ async def test_rows_of_a_json_array_are_rows_and_jsonl_lines_are_lines(tmp_path,
         await pilot.press("down", "down")
         await settle(pilot)
         assert detail_text(screen).splitlines()[0].strip() == head
+
+
+async def test_max_length_128_drops_the_same_rows_in_inspect_estimate_the_engine_and_the_screen(
+        tmp_path, tokenizer, tiny_model_dir, capsys, monkeypatch):
+    """At max_length 128 the prompt of some sample rows fills the budget: ``tunetop inspect``,
+    ``tunetop estimate``, the engine's log and the dataset screen (after its max length is
+    changed from 512 with the keyboard) all count the same rows dropped, because
+    ``core.data.training_outcome`` computes them for all four."""
+    from helpers import tiny_run_config
+
+    from core.engine import Engine
+    from core.events import MessageLogged
+    from tui.cli import main
+
+    model = str(tiny_model_dir)  # a 2-layer model with the bundled tokenizer and template
+    assert main(["inspect", "sample:support-tickets", "--model", model, "--max-length", "128"]) == 0
+    out = capsys.readouterr().out
+    found = re.search(r"training +(\d+) of (\d+) rows kept at max_length 128; (\d+) teach "
+                      r"nothing and will be dropped; EOS trained in (\d+) of", out)
+    assert found, out
+    kept, rows, dropped, eos = map(int, found.groups())
+    assert 0 < dropped < rows == kept + dropped
+    assert f"{dropped} rendering problem(s)" in out
+
+    config = tiny_run_config(tiny_model_dir, "sample:support-tickets")
+    config.data.max_length = 128
+    config.save(tmp_path / "run.yaml")
+    main(["estimate", str(tmp_path / "run.yaml")])
+    out = capsys.readouterr().out
+    assert f"Dropped: {dropped} of {rows} rows teach nothing at max_length 128 and will be " \
+           "dropped" in out, out
+
+    events: list = []
+    engine = Engine(config, events.append, workspace=tmp_path / "runs")
+    try:
+        engine.setup()
+        assert engine._inputs is not None
+        trained = len(engine._inputs.train_rows) + len(engine._inputs.val_rows)
+    finally:
+        engine.cleanup()
+    logged = [e.message for e in events if isinstance(e, MessageLogged)]
+    assert any(m.startswith(f"Dropped {dropped} of {rows} rows teach nothing at max_length 128")
+               for m in logged), logged
+    assert trained == kept
+
+    app = dataset_app("sample:support-tickets", lambda ref: tokenizer)
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = await settle(pilot)
+        outcome = screen.loader.summary.training
+        assert outcome is not None and outcome.max_length == 512 and outcome.dropped == 0
+        assert re.search(r"EOS +trained in 640 of 640 kept rows *\n", await stats_text(pilot))
+        await pilot.press("t", *"128", "enter")
+        screen = await settle(pilot)
+        outcome = screen.loader.summary.training
+        assert outcome is not None and outcome.max_length == 128
+        assert (outcome.kept, outcome.dropped, outcome.eos_trained) == (kept, dropped, eos)
+        stats = await stats_text(pilot)
+        assert f"{kept} of {rows} rows kept at max_length 128 · {dropped} teach nothing and " \
+               "will be dropped" in stats
+        assert f"trained in {eos} of {kept} kept rows" in stats
+        label = str(screen.query_one("#panes", TabbedContent).get_tab("pane-problems").label)
+        assert label == f"Problems ({dropped})"
+        first = str(screen.query_one("#problems", OptionList).get_option_at_index(0).prompt)
+        assert f"line {outcome.untrained[0]:>6} ✗ labels: no trained token in the first 128" \
+               in first
+
+
+async def test_a_model_without_a_chat_template_is_one_problem_in_both(tmp_path, tokenizer,
+                                                                      capsys, monkeypatch):
+    """The fallback template is a problem of the whole file: one line in ``tunetop inspect``,
+    one entry in the Problems pane (not one per row, and not left out of the count)."""
+    import core.models
+    from tui.cli import main
+
+    bare = tokenizer.__class__.from_pretrained(tokenizer.name_or_path)
+    bare.chat_template = None
+    path = tmp_path / "rows.jsonl"
+    path.write_text("".join(json.dumps(alpaca(i)) + "\n" for i in range(3)), encoding="utf-8")
+    monkeypatch.setattr(core.models, "load_tokenizer", lambda ref, *args: bare)
+    assert main(["inspect", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "1 rendering problem(s)" in out and "has no chat template" in out
+    app = dataset_app(path, lambda ref: bare)
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = await settle(pilot)
+        label = str(screen.query_one("#panes", TabbedContent).get_tab("pane-problems").label)
+        assert label == "Problems (1)"
+        listed = str(screen.query_one("#problems", OptionList).get_option_at_index(0).prompt)
+        assert listed.startswith("whole file  ! chat_template: The tokenizer has no chat")

@@ -81,22 +81,23 @@ def tokenizer(bundled_dir):
 
 
 async def idle(pilot) -> None:
-    """Wait until the dataset screen has no task running or due."""
+    """Wait until the dataset screen has everything computed and drawn (``settled``: tasks,
+    their results, the throttled statistics and histogram, the status line), however long
+    that takes on a loaded machine."""
     screen = pilot.app.screen
     assert isinstance(screen, DatasetScreen)
-    await pilot.pause(0.05)
-    while screen.busy:
+    await pilot.pause()
+    while not screen.settled:
         await pilot.pause(0.05)
 
 
 async def settled(pilot, *keys: str) -> None:
-    """Press ``keys`` once the screen is idle, then wait until it is idle again."""
+    """Press ``keys`` once the screen is settled, then wait until it is settled again."""
     await idle(pilot)
     await pilot.press(*keys)
     await idle(pilot)
-    await pilot.pause(1.2)  # status tick and throttled statistics / histogram replot
     pilot.app.clear_notifications()
-    await pilot.pause(0.1)
+    await pilot.pause()
 
 
 async def sample_before(pilot) -> None:

@@ -7,7 +7,8 @@ import os
 from fakes import FakeNVMLError, StubGpuMonitor, container_gpu, full_gpu, h100_sample, mig_gpu, no_gpu
 from textual.app import App, ComposeResult
 
-from core.gpu import GpuMonitor
+from core.gpu import GIB, GpuMonitor, GpuSample
+from core.machine import format_bytes
 from tui.widgets.vram_gauge import VramGauge, gauge_lines
 
 PID = os.getpid()
@@ -66,12 +67,32 @@ async def test_no_per_process_figures_in_a_container():
     assert "this run n/a" in rendered_text(out)
 
 
-async def test_no_gpu_shows_process_and_system_memory():
+async def test_no_gpu_draws_process_memory_against_the_machine():
     sample, classes, out = await first_sample(lambda: GpuMonitor(nvml=no_gpu(), environ={}))
     text = rendered_text(out)
-    assert text.startswith("No NVIDIA GPU — process memory ") and " / system " in text
-    assert "GPU unavailable: no NVIDIA driver" in text
+    bar, details = text.splitlines()
+    share = sample.process_rss_bytes / sample.system_total_bytes
+    assert bar.startswith("RAM  ") and "█" in bar and f"({share:.0%})" in bar
+    assert f"/ {format_bytes(sample.system_total_bytes)}" in bar
+    assert details.startswith("GPU unavailable: no NVIDIA driver")
     assert "-unavailable" in classes
+
+
+def test_no_gpu_and_no_memory_figures_say_so_in_words():
+    sample = GpuSample(available=False, reason="no NVIDIA driver", process_rss_bytes=None,
+                       system_total_bytes=None)
+    assert gauge_lines(sample) == ("No NVIDIA GPU — process memory n/a / system n/a",
+                                   "GPU unavailable: no NVIDIA driver")
+
+
+async def test_no_gpu_bar_fills_with_the_process_share():
+    sample = GpuSample(available=False, reason="no NVIDIA driver", process_rss_bytes=int(25.6 * GIB),
+                       system_total_bytes=64 * GIB)
+    _, _, out = await first_sample(lambda: StubGpuMonitor(sample), size=(60, 4))
+    bar = rendered_text(out).splitlines()[0]
+    assert bar.startswith("RAM  ") and bar.endswith("25.6 GiB / 64.0 GiB (40%)")
+    cells = bar.count("█") + bar.count("░")
+    assert bar.count("█") == round(0.4 * cells)
 
 
 async def test_gauge_keeps_sampling_on_its_timer_chain():

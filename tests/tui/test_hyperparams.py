@@ -304,3 +304,37 @@ async def test_a_warning_is_shown_but_does_not_stop_the_start(make):
         await app.workers.wait_for_complete()
         assert app.current_mode == "training"
         assert len(app.started) == 1 and app.started[0].optim.learning_rate == pytest.approx(0.05)
+
+
+async def test_time_estimate_sits_beside_the_verdict_and_ctrl_e_measures_it_at_80x24(make):
+    """The FLOPs model's figure shows at once under the memory verdict, with how sure it is;
+    ctrl+e runs the probe (its progress in the panel) and shows the measured figures."""
+    from core.timing import Throughput, estimate_time, plan_run
+
+    calls: list[bool] = []
+
+    def fake_time(config, probe, progress):
+        calls.append(probe)
+        if probe:
+            progress("measuring step 2/4")
+        figures = Throughput(step_seconds=3.0 if probe else 2.0, eval_row_seconds=0.2, save_seconds=2.0,
+                             setup_seconds=10.0, source="probe" if probe else "FLOPs model",
+                             spread=0.1 if probe else 0.5, device="cpu")
+        return estimate_time(plan_run(config, train_rows=900, val_rows=100), figures)
+
+    app = make()
+    app.services.estimate = dataclasses.replace(estimate_services(), time_estimate=fake_time)
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await open_screen(app, pilot)
+        panel = screen.query_one(MemoryPanel)
+        await until(pilot, lambda: panel.time_estimate is not None)
+        shown = "\n".join(strip.text for strip in panel.render_lines(panel.region.reset_offset))
+        flat = " ".join(shown.split())  # the source line wraps in the narrow panel
+        assert "Time" in shown and "FLOPs model, rough, ±50%; ctrl+e measures" in flat
+        assert shown.index("FITS") < shown.index("Time")  # right under the verdict
+        await pilot.press("ctrl+e")
+        await until(pilot, lambda: panel.time_estimate.throughput.source == "probe")
+        assert calls == [False, True]
+        shown = "\n".join(strip.text for strip in panel.render_lines(panel.region.reset_offset))
+        assert "probe, ±10%" in shown and "training 339 steps" in shown
+        assert panel.time_status == ""  # the progress line is gone

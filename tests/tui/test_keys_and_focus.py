@@ -97,7 +97,7 @@ def assert_footer_fits(app: TunetopApp, help_key: bool = True) -> None:
 
 
 async def test_config_opens_on_the_list_and_screen_keys_work_there(tmp_path):
-    """No input has the keyboard on arrival: 1-5 and ? act, and the model name is untouched."""
+    """No input has the keyboard on arrival: 1-6 and ? act, and the model name is untouched."""
     app = quick_app(tmp_path / "runs")
     async with app.run_test(size=(80, 24)) as pilot:
         screen, form = await open_config(pilot)
@@ -106,7 +106,7 @@ async def test_config_opens_on_the_list_and_screen_keys_work_there(tmp_path):
         assert screen.query("KeyPanel")
         await pilot.press("question_mark")
         assert not screen.query("KeyPanel")
-        for key, screen_info in zip("34512", SCREENS[2:] + SCREENS[:2]):
+        for key, screen_info in zip("345612", SCREENS[2:] + SCREENS[:2]):
             await pilot.press(key)
             assert app.current_mode == screen_info.mode
             assert screen_info.name in app.screen.title
@@ -200,7 +200,7 @@ async def test_footers_fit_80_columns_with_the_help_key_on_every_screen(tmp_path
     demo_set(Path("runs"))
     app = quick_app(Path("runs"))
     async with app.run_test(size=(80, 24)) as pilot:
-        for key in "12345":
+        for key in "123456":
             await pilot.press(key)
             await footer_ready(pilot)
             assert_footer_fits(app)

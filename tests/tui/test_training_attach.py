@@ -8,8 +8,7 @@ import sys
 import time
 from pathlib import Path
 
-from conftest import build_app
-from fakes import StubGpuMonitor, h100_sample, retime, run_started, step, training_series, write_events_slowly
+from fakes import StubGpuMonitor, build_app, h100_sample, retime, run_started, step, training_series, write_events_slowly
 
 from core.config import RunConfig
 from core.events import RunStopped
@@ -58,7 +57,7 @@ async def test_attach_follows_a_run_written_by_another_thread(tmp_path):
         screen = app.screen
         assert isinstance(screen, TrainingScreen) and app.current_mode == "training"
         await wait_for(pilot, lambda: screen.progress.step == 25)
-        assert screen.run_state == "following"
+        assert screen.run_state == "running" and screen.run.detached
         writer.join()
         write_events_slowly(run_dir / "events.jsonl", tail, delay=0.002).join()
         await wait_for(pilot, lambda: screen.progress.step == 100)
@@ -103,16 +102,17 @@ async def test_attached_run_whose_process_died_shows_failed(tmp_path):
         assert screen.alert_tracker.raised["failed"].detail.startswith("The training process")
 
 
-async def test_detached_key_launches_a_worker_and_follows_it(tmp_path):
+async def test_start_key_launches_a_detached_worker_and_follows_it(tmp_path):
     app = build_app(tmp_path)
     detach_with_fake_engine(app, FAKE_ENGINE_DELAY="0.005")
     async with app.run_test(size=(120, 40)) as pilot:
         await pilot.press("3")
         screen = app.screen
-        await pilot.press("d")
+        await pilot.press("s")
         await wait_for(pilot, lambda: screen.run_state == "finished", timeout=60)
-        assert screen.follow_dir is not None and (screen.follow_dir / "worker.log").exists()
+        assert screen.run.detached and (screen.run_dir / "worker.log").exists()
         assert screen.progress.step == 100
+        assert "keeps going if you quit or disconnect" in " ".join(screen.query_one("#log").texts)
 
 
 async def test_several_processes_start_detached_through_accelerate(tmp_path):
@@ -125,12 +125,12 @@ async def test_several_processes_start_detached_through_accelerate(tmp_path):
         screen = app.screen
         await pilot.press("s")
         await wait_for(pilot, lambda: screen.run_state == "finished", timeout=120)
-        assert not screen.has_live_engine and screen.follow_dir is not None
+        assert not screen.trains_in_process and screen.run.detached
         assert screen.progress.step == 100
-        shown = " ".join(strip.text for strip in screen.query_one("#log").lines)
+        shown = " ".join(screen.query_one("#log").texts)
         assert "2 processes" in shown
-        events = (screen.follow_dir / "events.jsonl").read_text()
-        log = (screen.follow_dir / "worker.log").read_text()
+        events = (screen.run_dir / "events.jsonl").read_text()
+        log = (screen.run_dir / "worker.log").read_text()
     assert "process 0 of 2 started" in log and "process 1 of 2 started" in log, log
     assert events.count('"run_started"') == 1, "only rank 0 writes events"
 
@@ -166,17 +166,18 @@ async def test_quitting_while_following_leaves_no_follower_and_the_run_goes_on(t
     async with app.run_test(size=(120, 40)) as pilot:
         await pilot.press("3")
         screen = app.screen
-        await pilot.press("d")
+        await pilot.press("s")
         await wait_for(pilot, lambda: screen.progress.step >= 10, timeout=60)
-        run_dir = screen.follow_dir
-        assert threads_in("follow_into")
+        run_dir = screen.run_dir
+        assert threads_in("_drive_run")
         await pilot.press("ctrl+q")
         await wait_for(pilot, lambda: not app.is_running, timeout=5)
+    assert app.farewell == f"The run keeps training; attach with: tunetop attach {run_dir}"
     for _ in range(40):  # the follower sees the closed bridge within one poll
-        if not threads_in("follow_into"):
+        if not threads_in("_drive_run"):
             break
         time.sleep(0.05)
-    assert not threads_in("follow_into")
+    assert not threads_in("_drive_run")
     pid = int((run_dir / "worker.pid").read_text())
     assert pid_alive(pid), "the detached run keeps training after the app quit"
     request_stop(run_dir)

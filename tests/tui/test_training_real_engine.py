@@ -1,4 +1,5 @@
-"""The training screen with the real engine on a tiny model (CPU, a few steps)."""
+"""The training screen with the real engine on a tiny model (CPU, a few steps), in its own
+process as the app starts every run."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from core.detach import follow_run, launch_detached
 from core.events import RunFinished, StepLogged
 from tui.screens.training import TrainingScreen
 from tui.widgets.loss_plot import LossPlot
+from tui.widgets.run_log import RunLog
 
 pytestmark = pytest.mark.slow
 
@@ -39,26 +41,38 @@ def tiny_config(model_dir, data_path, steps: int = 6) -> RunConfig:
     cfg.eval.eval_steps = 3
     cfg.eval.save_steps = 3
     cfg.eval.per_device_eval_batch_size = 8
+    cfg.eval.general_sample = 0  # general drift has its own tests
     return cfg
 
 
-async def test_real_short_run_from_the_screen(app_factory, tiny_model_dir, small_data, tmp_path):
-    app = app_factory(config=tiny_config(tiny_model_dir, small_data))  # engine_factory=None: the real Engine
-    async with app.run_test(size=(120, 40)) as pilot:
+async def test_real_run_from_the_screen_trains_detached_and_keeps_library_noise_out(
+        app_factory, tiny_model_dir, small_data, tmp_path):
+    app = app_factory(config=tiny_config(tiny_model_dir, small_data))  # no fake: the real Engine, detached
+    async with app.run_test(size=(80, 24)) as pilot:
         await pilot.press("3")
         screen = app.screen
         assert isinstance(screen, TrainingScreen)
         await pilot.press("s")
         deadline = time.monotonic() + 600
-        while screen.run_state not in ("finished", "stopped", "failed") and time.monotonic() < deadline:
+        while not screen.run_state.ended and time.monotonic() < deadline:
             await pilot.pause(0.2)
         assert screen.run_state == "finished", screen.alert_tracker.raised
         await app.workers.wait_for_complete()
-        assert screen.engine is None  # joined
+        assert screen.run.detached and not screen.trains_in_process
         assert screen.progress.step == 6 and screen.progress.best_eval_loss is not None
+        assert screen.progress.eval_seconds is not None  # measured from its progress events
         assert len(screen.query_one(LossPlot).train) == 6
-        assert (tmp_path / "runs" / "tiny" / "final").is_dir()
-        assert len(screen.progress.checkpoints) == 2
+        run_dir = tmp_path / "runs" / "tiny"
+        assert (run_dir / "final").is_dir() and len(screen.progress.checkpoints) == 2
+        log = "\n".join(screen.query_one(RunLog).texts)
+    for phase in ("Loading torch and transformers…", "Loading the model", "Tokenizing training rows…"):
+        assert phase in log, phase
+    events = (run_dir / "events.jsonl").read_text()
+    assert '"eval_progressed"' in events and '"phase_changed"' in events
+    # The tiny run makes transformers warn (FutureWarning): debug.log has it, the pane not.
+    assert "FutureWarning" in (run_dir / "debug.log").read_text()
+    assert "FutureWarning" not in log and "deprecated" not in log
+    assert "FutureWarning" not in (run_dir / "worker.log").read_text()
 
 
 def test_real_detached_run_writes_into_its_run_dir(tiny_model_dir, small_data, tmp_path):

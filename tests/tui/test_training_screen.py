@@ -8,19 +8,29 @@ import sys
 from fakes import (
     ScriptedEngine,
     engine_factory,
+    loss_curve,
     nonfinite_series,
     overfit_series,
+    run_started,
+    step,
     training_series,
 )
+import time
+from dataclasses import replace
+
+from textual.geometry import Region
 from textual.widgets import ContentSwitcher
 
 from core.config import RunConfig
+from core.events import CheckpointSaved, EvalLogged, EvalProgressed, PhaseChanged, RunFinished
+from core.handle import RunState
 from tui.screens.training import TrainingScreen
 from tui.widgets.confirm import Confirm
 from tui.widgets.alerts import AlertsPanel
 from tui.widgets.loss_plot import LossPlot
 from tui.widgets.lr_plot import LrGradPlot
 from tui.widgets.run_figures import RunFigures, figure_rows
+from tui.widgets.run_log import RunLog
 
 
 async def wait_for(pilot, predicate, timeout: float = 10.0) -> None:
@@ -128,13 +138,13 @@ async def test_chart_key_switches_to_learning_rate_and_grad_norm(app_factory):
         await wait_for(pilot, lambda: lr.settled and lr.replots >= 1)
         assert len(lr.learning_rate) == 20 and len(lr.grad_norm) == 20
         assert "grad norm" in str(lr.border_subtitle)
-        await pilot.press("g", "g")  # the task vs general drift chart, then loss again
+        await pilot.press("g")
         assert switcher.current == "loss-plot"
         # No new data since: switching back and forth redraws without rebuilding either figure.
         loss = screen.query_one(LossPlot)
         await pilot.pause()
         built = (loss.builds, lr.builds)
-        for _ in range(6):
+        for _ in range(4):
             await pilot.press("g")
             await pilot.pause()
         assert switcher.current == "loss-plot" and (loss.builds, lr.builds) == built
@@ -142,7 +152,7 @@ async def test_chart_key_switches_to_learning_rate_and_grad_norm(app_factory):
         # Data that arrives while a chart is hidden is drawn when it is shown.
         await pilot.press("g")
         loss.add_eval(101, 0.01)
-        await pilot.press("g", "g")
+        await pilot.press("g")
         await pilot.pause()
         assert loss.settled and loss.builds == built[0] + 1 and "0.0100@101" in str(loss.border_subtitle)
 
@@ -214,6 +224,25 @@ async def test_review_key_opens_review_after_the_run(app_factory):
         assert app.current_mode == "review"
 
 
+async def test_chat_key_opens_the_chat_on_the_run_after_it_ended(app_factory):
+    app = app_factory(engine_factory=engine_factory(hold_after=1))
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = await open_training(pilot)
+        await pilot.press("s")
+        await wait_for(pilot, lambda: screen.progress.step == 5)
+        await pilot.press("t")  # not offered while training
+        assert app.current_mode == "training"
+        ScriptedEngine.instances[-1].release()
+        await wait_for(pilot, lambda: screen.run_state == "finished")
+        await pilot.press("t")
+        await wait_for(pilot, lambda: app.current_mode == "chat")
+        chat = app.screen
+        await wait_for(pilot, lambda: chat.scan is not None and chat._preselect is None)
+        # The scripted engine writes no final output: the chat says so, naming the run.
+        assert any(screen.run_dir.name in str(n.message) and "final output" in str(n.message)
+                   for n in app._notifications)
+
+
 async def test_quit_while_training_stops_the_run_then_exits(app_factory):
     app = app_factory(engine_factory=engine_factory(hold_after=2, hold_stop=True))
     async with app.run_test(size=(120, 40)) as pilot:
@@ -241,6 +270,11 @@ async def test_quit_without_a_run_exits_at_once(app_factory):
         await wait_for(pilot, lambda: not app.is_running, timeout=2)
 
 
+def shown_lines(widget) -> list[str]:
+    """The widget's lines as drawn on screen (scrolled where it is scrolled)."""
+    return [strip.text for strip in widget.render_lines(Region(0, 0, *widget.outer_size))]
+
+
 async def test_works_at_80x24(app_factory):
     app = app_factory(engine_factory=engine_factory(hold_after=10))
     async with app.run_test(size=(80, 24)) as pilot:
@@ -252,9 +286,97 @@ async def test_works_at_80x24(app_factory):
         chart = screen.query_one(LossPlot)
         assert figures.region.height >= 12 and chart.region.width >= 40 and chart.region.height >= 10
         assert screen.query_one("#gauge").region.height >= 2
-        assert screen.query_one("#log").region.height >= 4
+        log = screen.query_one("#log", RunLog)
+        assert log.region.height >= 6  # four lines inside the border
+        # Every figure has its line, LR, grad norm, trainable parameters and rows included.
+        shown = "\n".join(shown_lines(figures))
+        for label, value in (("LR · grad", "1.01e-04 · 0.800"), ("Trainable", "921.6K (0.68%)"),
+                             ("Rows", "800 train · 80 val"), ("Best val", "1.0954 @ 40"),
+                             ("Speed/s", "4,200 tok · 12.5 rows"),
+                             ("Time", "· ETA 0:00:5"), ("Step", "50/100 (50%) · ep 1.50")):
+            assert any(label in line and value in line for line in shown.splitlines()), shown.replace("\n", " | ")
         ScriptedEngine.instances[-1].stop()
         await wait_for(pilot, lambda: screen.run_state == "stopped")
+        await pilot.pause(0.3)
+        # The log shows its newest line (the stop and how to resume), not older ones.
+        assert log.texts[-1].endswith("(runs screen, key r)")
+        assert "(runs screen, key r)" in " ".join(shown_lines(log)[-3:])
+        # l enlarges the log and keeps its end in view; l again gives the charts their room.
+        await pilot.press("l")
+        await pilot.pause(0.3)
+        assert log.region.height >= 12 and chart.region.height >= 4
+        assert "(runs screen, key r)" in " ".join(shown_lines(log)[-3:])
+        await pilot.press("l")
+        await pilot.pause()
+        assert log.region.height == 6
+
+
+def eval_series(total: int = 40) -> list:
+    """Setup phases, then a run that evaluates every 20 steps with its batches reported."""
+    events = [
+        PhaseChanged(phase="data", message="Loading data from tickets.jsonl"),
+        PhaseChanged(phase="tokenize", message="Tokenizing training rows", done=0, total=800),
+        PhaseChanged(phase="tokenize", message="Tokenizing training rows", done=400, total=800),
+        PhaseChanged(phase="model", message="Loading the model m (lora, bf16 on cuda)"),
+        replace(run_started(total_steps=total), eval_steps=20),
+    ]
+    for n in range(5, total + 1, 5):
+        if n % 20:
+            events.append(step(n, loss_curve(n), total))
+            continue
+        events += [EvalProgressed(step=n, done=0, total=10, elapsed_seconds=0.0),
+                   step(n, loss_curve(n), total),
+                   EvalProgressed(step=n, done=3, total=10, elapsed_seconds=6.0),
+                   EvalProgressed(step=n, done=10, total=10, elapsed_seconds=20.0),
+                   EvalLogged(step=n, eval_loss=1.0, best_eval_loss=1.0, is_best=True),
+                   PhaseChanged(phase="checkpoint", message=f"Saving checkpoint-{n}"),
+                   CheckpointSaved(step=n, path=f"runs/test-run/checkpoints/checkpoint-{n}")]
+    events.append(RunFinished(step=total, output_path="runs/test-run/final", final_eval_loss=1.0,
+                              best_eval_loss=1.0, elapsed_seconds=60.0))
+    return events
+
+
+async def test_setup_phases_show_what_happens_before_the_first_step(app_factory):
+    halfway = lambda e: isinstance(e, PhaseChanged) and e.done == 400  # noqa: E731
+    app = app_factory(engine_factory=engine_factory(script=eval_series(), hold_when=halfway))
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await open_training(pilot)
+        await pilot.press("s")
+        await wait_for(pilot, lambda: screen.progress.phase_done == 400)
+        await pilot.pause(0.2)
+        assert screen.run_state == RunState.STARTING
+        shown = shown_lines(screen.query_one(RunFigures))
+        assert any("Phase" in line and "tokenizing" in line and "400/800" in line for line in shown), shown
+        log = screen.query_one("#log", RunLog).texts
+        assert any(line.endswith("Loading data from tickets.jsonl…") for line in log)
+        assert sum("Tokenizing training rows" in line for line in log) == 1  # one line per phase
+        ScriptedEngine.instances[-1].release()
+        await wait_for(pilot, lambda: screen.run_state == "finished")
+        assert not any(line for line in shown_lines(screen.query_one(RunFigures)) if "Phase" in line)
+
+
+async def test_evaluation_shows_its_own_progress_and_counts_in_the_eta(app_factory):
+    third = lambda e: isinstance(e, EvalProgressed) and e.done == 3  # noqa: E731
+    app = app_factory(engine_factory=engine_factory(script=eval_series(), hold_when=third))
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await open_training(pilot)
+        await pilot.press("s")
+        await wait_for(pilot, lambda: screen.progress.eval_done == 3)
+        await pilot.pause(0.2)
+        assert screen.run_state == RunState.EVALUATING and screen.progress.step == 20
+        shown = shown_lines(screen.query_one(RunFigures))
+        assert any("Status" in line and "evaluating 3/10" in line for line in shown), shown
+        assert any(line.startswith("│ Eval ") and "━" in line and "3/10" in line for line in shown), shown
+        # 6 s for 3 of 10 batches: this one lasts 20 s, and so will the one due at step 40.
+        progress = screen.progress
+        assert progress.evals_left() == 1 and progress.seconds_per_eval() == 20.0
+        now = time.time()
+        assert progress.eta_seconds(now) == progress.engine_eta + progress.eval_eta_seconds(now)
+        assert progress.eval_eta_seconds(now) > 20.0
+        assert screen.check_action("checkpoint", ()) is True
+        ScriptedEngine.instances[-1].release()
+        await wait_for(pilot, lambda: screen.run_state == "finished")
+        assert progress.eval_seconds is not None and not progress.evaluating
 
 
 def test_imports_stay_light():
@@ -266,33 +388,35 @@ def test_imports_stay_light():
     )
     subprocess.run([sys.executable, "-c", code], check=True)
     code = (
-        "import sys, core.gpu, core.runs, core.alerts, core.detach, core.worker\n"
+        "import sys, core.gpu, core.runs, core.alerts, core.detach, core.worker, core.handle, core.noise\n"
         "bad = [m for m in ('textual', 'torch') if m in sys.modules]\n"
         "assert not bad, bad\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
-async def test_library_warnings_reach_the_log_pane(app_factory):
+async def test_library_warnings_stay_out_of_the_log_pane(app_factory):
+    """Library warnings during a run never reach the pane (the engine keeps them in the
+    run's debug.log: tests/core/test_noise.py and the real runs check that)."""
     import logging
     import warnings
 
-    from textual.widgets import RichLog
+    from tui.widgets.run_log import RunLog
 
     app = app_factory(engine_factory=engine_factory(hold_after=1))
     async with app.run_test(size=(120, 40)) as pilot:
         screen = await open_training(pilot)
         await pilot.press("s")
         await wait_for(pilot, lambda: screen.progress.step == 5)
-        logging.getLogger("transformers.trainer").warning("gradient accumulation looks off")
-        warnings.warn("torch.jit.script_method is deprecated", FutureWarning, stacklevel=1)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            logging.getLogger("transformers.trainer").warning("gradient accumulation looks off")
+            warnings.warn("torch.jit.script_method is deprecated", FutureWarning, stacklevel=1)
         ScriptedEngine.instances[-1].release()
         await wait_for(pilot, lambda: screen.run_state == "finished")
-        lines = [strip.text for strip in screen.query_one("#log", RichLog).lines]
-        text = "\n".join(lines)
-        assert "transformers.trainer: gradient accumulation looks off" in text
-        assert "script_method is deprecated" in text
-    assert not any(type(h).__name__ == "LogToBridge" for h in logging.getLogger().handlers)
+        text = "\n".join(screen.query_one("#log", RunLog).texts)
+        assert "Finished at step 100" in text
+        assert "gradient accumulation" not in text and "deprecated" not in text
 
 
 async def test_command_palette_offers_only_fitting_run_commands(app_factory):
@@ -303,7 +427,7 @@ async def test_command_palette_offers_only_fitting_run_commands(app_factory):
         screen = await open_training(pilot)
         provider = TrainingCommands(screen)
         idle = [hit.text for hit in [h async for h in provider.discover()]]
-        assert "run: Start training here" in idle and "run: Stop training" not in idle
+        assert "run: Start training" in idle and "run: Stop training" not in idle
         await pilot.press("s")
         await wait_for(pilot, lambda: screen.progress.step == 5)
         live = [str(hit.text) for hit in [h async for h in provider.search("stop")]]
@@ -333,3 +457,24 @@ async def test_trust_remote_code_on_is_a_standing_warning(app_factory, tmp_path)
         screen.follow_run(run_dir)
         await wait_for(pilot, lambda: screen.run_state == "finished")
         assert "remote-code" in [a.key for a in screen.query_one(AlertsPanel).alerts]
+
+
+async def test_a_budgeted_run_shows_time_left_against_its_budget_at_80x24(app_factory):
+    """The run says it has a budget of 8 min, started 100 s ago: the Run panel shows the time
+    left beside the ETA, every figure still on screen at 80x24."""
+    began = time.time() - 100
+    script = [replace(run_started(total_steps=40), budget_seconds=480.0, budget_started_at=began),
+              *[step(n, 2.0 - n / 40, total=40) for n in range(1, 11)]]
+    app = app_factory(engine_factory=engine_factory(script=script, hold_after=10))
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await open_training(pilot)
+        await pilot.press("s")
+        await wait_for(pilot, lambda: screen.progress.step == 10)
+        await pilot.pause(0.3)
+        assert screen.progress.budget_seconds == 480
+        now = time.time()
+        assert abs(screen.progress.budget_left(now) - (480 - (now - began))) < 1
+        shown = "\n".join(shown_lines(screen.query_one(RunFigures)))
+        assert "Budget" in shown and "left of 8:00 " in shown
+        assert "Rows" in shown and "Trainable" in shown  # the budget line pushed nothing out
+        ScriptedEngine.instances[-1].release()

@@ -11,7 +11,9 @@ import argparse
 import importlib
 import os
 import pkgutil
+import signal
 import sys
+from typing import NoReturn
 
 from core.config import ConfigError
 from core.envinfo import tunetop_version
@@ -61,7 +63,11 @@ def run() -> None:
     :func:`tui.cli.app.run_app`)."""
     from tui.cli import app
 
-    code = main()
+    try:
+        code = main()
+        sys.stdout.flush()  # a reader gone shows here, not as an error at interpreter exit
+    except BrokenPipeError:
+        _reader_gone()
     if app.app_ran:
         import logging
 
@@ -70,3 +76,14 @@ def run() -> None:
         sys.stderr.flush()
         os._exit(code)
     sys.exit(code)
+
+
+def _reader_gone() -> NoReturn:
+    """Standard output's reader went away (``tunetop inspect FILE | head -1``): exit quietly,
+    with the status of a command killed by SIGPIPE, as Unix tools do. What is still buffered
+    goes to /dev/null, or Python would report a second broken pipe as it flushes at exit."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    if os.path.sameopenfile(sys.stdout.fileno(), sys.stderr.fileno()):
+        os.dup2(devnull, sys.stderr.fileno())  # 2>&1 into the same closed pipe
+    os.dup2(devnull, sys.stdout.fileno())
+    sys.exit(128 + signal.SIGPIPE)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from typing import Any
 
 from core.config import RunConfig
@@ -26,6 +27,9 @@ def run_app(app: Any) -> int:
     app_ran = True
     loop = asyncio.new_event_loop()
     app.run(loop=loop)
+    farewell = getattr(app, "farewell", None)
+    if farewell:
+        print(farewell, file=sys.stderr)
     return app.return_code or 0
 
 

@@ -12,9 +12,13 @@ import argparse
 import dataclasses
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from core.config import BUNDLED_MODEL, DATA_FORMATS, MAX_INT, DataConfig, OptimConfig, RunConfig
 from tui.cli.subcommand import Subcommand
+
+if TYPE_CHECKING:
+    from core.data import TrainingOutcome
 
 
 MIN_MAX_LENGTH = 16
@@ -128,13 +132,14 @@ def inspect_main(dataset: str, model: str | None = None, max_length: int | None 
         return 1
     for label, text in data.template_info(tokenizer, render_options).lines():
         print(f"{label:<9} {text}")
-    rendered = data.render_examples(tokenizer, loaded.examples, max_length,
-                                    settings.assistant_only_loss, render_options)
+    outcome = data.training_outcome(tokenizer, loaded.examples, max_length,
+                                    settings.assistant_only_loss, loaded.name,
+                                    options=render_options)
     # the split and checks of the dataset screen (and of training, with these settings)
     report = data.dataset_report(loaded.examples, settings.validation_fraction, seed,
                                  loaded.name)
     stats = report.stats
-    tokens = data.token_stats(rendered)
+    tokens = outcome.tokens()
     if tokens.rows:
         print(
             f"tokens    min {tokens.min}  p50 {tokens.p50}  mean {tokens.mean:.0f}  p95 {tokens.p95}  "
@@ -145,10 +150,10 @@ def inspect_main(dataset: str, model: str | None = None, max_length: int | None 
             f"{tokens.tokens_lost} tokens lost; {tokens.trained_tokens} of {tokens.total_tokens} "
             f"tokens trained"
         )
-    chunked = [r for r in rendered if r.chunked]
-    if chunked:
-        print(f"chunked   {len(chunked)} text rows over max_length become "
-              f"{sum(len(r.lengths()) for r in chunked)} training rows (data.text_chunking)")
+    if outcome.chunked:
+        print(f"chunked   {len(outcome.chunked)} text rows over max_length become "
+              f"{outcome.chunk_rows} training rows (data.text_chunking)")
+    print(training_line(outcome))
     partial = (f" (first {report.checked} of {report.kept} kept rows)"
                if report.checked < report.kept else "")
     print(
@@ -172,20 +177,28 @@ def inspect_main(dataset: str, model: str | None = None, max_length: int | None 
         print(f"\n{len(problems)} problem(s):")
         for problem in problems:
             print(f"  {problem}")
-    rendering = data.rendering_problems(rendered, loaded.name)
-    if rendering:
-        print(f"\n{len(rendering)} rendering warning(s) with {model}:")
-        for problem in rendering:
+    if outcome.problems:
+        print(f"\n{len(outcome.problems)} rendering problem(s) with {model} at "
+              f"max_length {max_length}:")
+        for problem in outcome.problems:
             print(f"  {problem}")
     if not loaded.examples:
         print(f"\nNo usable row: all {loaded.total_rows} rows were dropped. Fix the problems "
               "listed above.", file=sys.stderr)
         return 1
-    trainable = sum(1 for r in rendered if r.num_trained)
-    if not trainable:
+    if not outcome.kept:
         print("\nNo row has a trained token: this data cannot be trained on.", file=sys.stderr)
         return 1
     return 0
+
+
+def training_line(outcome: TrainingOutcome) -> str:
+    """``training  420 of 640 rows kept at max_length 128; 220 teach nothing …; EOS …``: what
+    training does with the rows (:func:`core.data.training_outcome`)."""
+    dropped = (f"; {outcome.dropped} teach nothing and will be dropped" if outcome.dropped
+               else "; none dropped")
+    return (f"training  {outcome.kept} of {outcome.rows} rows kept at max_length "
+            f"{outcome.max_length}{dropped}; {outcome.eos_summary()}")
 
 
 def _finding_counts(data: object, findings: list, label: str) -> str:

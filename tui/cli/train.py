@@ -1,4 +1,9 @@
-"""``tunetop train CONFIG.yaml``: train headless with a progress bar (or ``--detach``)."""
+"""``tunetop train CONFIG.yaml``: train headless with a progress bar (or ``--detach``).
+
+``--resume RUN_DIR`` continues a stopped or crashed run; ``--from RUN_DIR`` trains longer
+after a finished one, as a new run that starts from its final weights (a finished run is
+never resumed: it would train past its schedule and overwrite its output).
+"""
 
 from __future__ import annotations
 
@@ -15,6 +20,9 @@ from tui.cli.subcommand import Subcommand, print_config_warnings
 
 EXIT_FINISHED, EXIT_FAILED, EXIT_STOPPED = 0, 1, 130
 """Exit statuses of a followed run by its final event."""
+EXIT_REFUSED = 2
+"""Nothing was started: the command asked for something the run cannot do (the message says
+what to run instead)."""
 
 
 class Train(Subcommand):
@@ -24,9 +32,15 @@ class Train(Subcommand):
     help = "Train headless from a YAML config."
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
-        """The config, or ``--resume RUN_DIR``; ``--workspace``; ``--detach``."""
-        parser.add_argument("config", nargs="?", help="YAML run config (not needed with --resume).")
-        parser.add_argument("--resume", metavar="RUN_DIR", help="Continue a run from its latest checkpoint.")
+        """The config, or ``--resume RUN_DIR``, or ``--from RUN_DIR``; ``--workspace``; ``--detach``."""
+        parser.add_argument("config", nargs="?",
+                            help="YAML run config (not needed with --resume; optional with --from).")
+        start = parser.add_mutually_exclusive_group()
+        start.add_argument("--resume", metavar="RUN_DIR",
+                           help="Continue a stopped or crashed run from its latest checkpoint.")
+        start.add_argument("--from", dest="from_run", metavar="RUN_DIR",
+                           help="Train longer: a new run that starts from this finished run's final "
+                                "weights, with a fresh schedule (its settings, or CONFIG's).")
         # SUPPRESS: without the option here, the top-level `tunetop --workspace DIR train` holds.
         parser.add_argument("--workspace", default=argparse.SUPPRESS,
                             help="Directory holding the runs (default: the config's output_dir).")
@@ -36,38 +50,61 @@ class Train(Subcommand):
 
     def run(self, args: argparse.Namespace) -> int:
         """Train; the exit status of the run's final event."""
-        return train_main(args.config, args.workspace, args.resume, args.detach)
+        return train_main(args.config, args.workspace, args.resume, args.detach, args.from_run)
 
 
 def train_main(config_path: str | None, workspace: str | None, resume: str | None = None,
-               detach: bool = False) -> int:
+               detach: bool = False, from_run: str | None = None) -> int:
     """Train with a progress bar; non-zero exit on failure.
 
     The runs go under ``workspace``, or the config's ``output_dir`` without one. One process
     trains here; ``num_processes`` above 1 (or ``detach``) starts a detached run through
-    :func:`core.detach.launch_detached`, which this follows unless ``detach``.
+    :func:`core.detach.launch_detached`, which this follows unless ``detach``. A resume of a
+    run that is live, finished or has no complete checkpoint, or ``from_run`` of an unfinished
+    run, prints why and what to run instead and exits with ``EXIT_REFUSED``.
     """
     from rich.console import Console
 
-    from core.rundir import CONFIG_FILE, latest_checkpoint
+    from core.rundir import CONFIG_FILE, RunRefused
+    from core.runs import check_not_live, check_resumable, train_longer_config
 
-    if resume:
-        config_path = str(Path(resume) / CONFIG_FILE)
-    elif not config_path:
-        print("tunetop train: give a CONFIG.yaml, or --resume RUN_DIR.", file=sys.stderr)
+    if resume and config_path:
+        print("tunetop train: --resume continues the run with its own config.yaml; give no "
+              "CONFIG.yaml with it.", file=sys.stderr)
         return 2
-    config = RunConfig.load(config_path)
-    config.check(config_path)
+    if not (config_path or resume or from_run):
+        print("tunetop train: give a CONFIG.yaml, --resume RUN_DIR or --from RUN_DIR.", file=sys.stderr)
+        return 2
+    try:
+        if resume:
+            check_not_live(resume)
+            check_resumable(resume)
+            config_path = str(Path(resume) / CONFIG_FILE)
+        if from_run:
+            settings = RunConfig.load(config_path) if config_path else None
+            config = train_longer_config(from_run, settings)
+        else:
+            config = RunConfig.load(config_path)
+    except RunRefused as exc:
+        print(f"tunetop train: {exc.reason}\nFix: {exc.fix}", file=sys.stderr)
+        return EXIT_REFUSED
+    config.check(config_path or str(Path(from_run) / CONFIG_FILE))
     print_config_warnings(config, "train")
-    if resume and latest_checkpoint(resume) is None:
-        print(f"tunetop train: {resume} has no complete checkpoint to resume from (it ended "
-              f"before its first checkpoint). Fix: start it over with `tunetop train {config_path}`.",
-              file=sys.stderr)
-        return 2
     workspace = workspace or config.output_dir
     console = Console(stderr=True, soft_wrap=True)
     if detach or config.num_processes > 1:
         return _train_detached(config, workspace, resume, detach, console)
+    from core.noise import hold_library_output
+
+    noise = hold_library_output()  # before torch loads: its warnings go to the run's debug.log
+    try:
+        return _train_here(config, workspace, resume, console)
+    finally:
+        noise.release()
+
+
+def _train_here(config: RunConfig, workspace: str, resume: str | None, console) -> int:
+    """Train in this process, showing its events; the exit status of its final event."""
     from core.engine import Engine
 
     events: queue.Queue = queue.Queue()
@@ -104,6 +141,7 @@ def _train_detached(config: RunConfig, workspace: str, resume: str | None, detac
     from rich.text import Text
 
     from core.detach import follow_run, launch_detached, request_stop
+    from core.models import ModelError
 
     try:
         run_dir = launch_detached(config, workspace, resume_dir=resume)
@@ -114,7 +152,7 @@ def _train_detached(config: RunConfig, workspace: str, resume: str | None, detac
         console.print(Text(f"tunetop train: could not start the run: {reason}"
                            + (f" Fix: {fix}" if fix else ""), style="red"))
         return 1
-    except ValueError as exc:
+    except (ValueError, ModelError) as exc:
         console.print(Text(f"tunetop train: could not start the run: {exc}", style="red"))
         return 1
     how = (f"{config.num_processes} processes through accelerate launch"
@@ -135,14 +173,22 @@ def _train_detached(config: RunConfig, workspace: str, resume: str | None, detac
 
 def _print_events(events: Iterable[Any], console) -> int:
     """Show a run's events as a progress bar and lines, with the alerts the Train screen
-    would raise (overfitting, forgetting...); the exit code of its final event."""
-    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+    would raise (overfitting, forgetting...); the exit code of its final event.
+
+    The bar's ETA is the run's own (:meth:`core.runs.RunProgress.eta_seconds`: steps and the
+    evaluations still due), not rich's speed estimate, which needs more updates than a
+    slow run logs. Setup phases print a line each; an evaluation shows on the bar.
+    """
+    from rich.progress import BarColumn, Progress, TextColumn
     from rich.text import Text
 
     from core.alerts import AlertTracker
-
     from core.events import (
+        SAVE_PHASES,
+        EvalLogged,
+        EvalProgressed,
         MessageLogged,
+        PhaseChanged,
         RunFailed,
         RunFinished,
         RunStarted,
@@ -151,13 +197,15 @@ def _print_events(events: Iterable[Any], console) -> int:
         describe_event,
     )
     from core.rundir import latest_checkpoint
+    from core.runs import RunProgress
 
+    run = RunProgress()
     progress = Progress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),
         TextColumn("{task.completed}/{task.total}"),
         TextColumn("{task.fields[metrics]}"),
-        TimeRemainingColumn(),
+        eta_column(run),
         console=console,
         transient=False,
     )
@@ -174,14 +222,23 @@ def _print_events(events: Iterable[Any], console) -> int:
     with progress:
         for event in events:
             raised = alerts.update(event)
+            run.update(event)
             if isinstance(event, StepLogged):
                 if task is not None:
                     progress.update(
-                        task, completed=event.step, total=event.total_steps,
+                        task, completed=event.step, total=event.total_steps, description="train",
                         metrics=f"loss {event.loss:.4f} lr {event.learning_rate:.2e} "
                                 f"{event.tokens_per_second:,.0f} tok/s",
                     )
                 show_alerts(raised)
+                continue
+            if isinstance(event, EvalProgressed):
+                if task is not None:
+                    progress.update(task, description=f"eval {event.done}/{event.total}")
+                continue
+            if isinstance(event, PhaseChanged):
+                if event.done == 0 and event.phase not in SAVE_PHASES:
+                    progress.console.print(Text(f"{event.message}…", style="dim"))
                 continue
             line, style = describe_event(event), ""
             if isinstance(event, RunStarted):
@@ -192,6 +249,7 @@ def _print_events(events: Iterable[Any], console) -> int:
             elif isinstance(event, MessageLogged):
                 style = {"warning": "yellow", "error": "red"}.get(event.level, "dim")
             elif isinstance(event, RunFinished):
+                line += f"; train longer with `tunetop train --from {Path(event.output_path).parent}`"
                 style, code = "green", EXIT_FINISHED
             elif isinstance(event, RunStopped):
                 if event.checkpoint:
@@ -203,7 +261,25 @@ def _print_events(events: Iterable[Any], console) -> int:
                 if run_dir is not None and "resume" in event.suggestion \
                         and latest_checkpoint(run_dir) is not None:
                     line += f" Resume with `tunetop train --resume {run_dir}`."
+            elif isinstance(event, EvalLogged) and task is not None:
+                progress.update(task, description="train")
             progress.console.print(Text(line, style=style))
             if not isinstance(event, (MessageLogged, RunFailed)):  # those lines say it already
                 show_alerts(raised)
     return code
+
+
+def eta_column(run: Any) -> Any:
+    """A rich progress column showing ``run``'s ETA (steps and evaluations), counting down."""
+    from rich.progress import ProgressColumn
+    from rich.text import Text
+
+    from core.runs import format_duration
+
+    class EtaColumn(ProgressColumn):
+        def render(self, task: Any) -> Text:
+            eta = run.eta_seconds()
+            return Text(f"ETA {format_duration(eta) if eta is not None else '-:--:--'}",
+                        style="progress.remaining")
+
+    return EtaColumn()

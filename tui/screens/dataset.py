@@ -4,8 +4,9 @@ A bar (:class:`~tui.widgets.dataset_bar.DatasetBar`) holds the dataset path, the
 tokenizer and chat template render the rows, and the max length. Below, an info line with
 the search, then the row table (virtual: a million rows scroll like ten) beside three tabbed
 panes: the selected row in detail (turns, then the templated text with trained tokens
-highlighted), statistics (rows, format, token-length histogram, content checks, split) and
-the problems with their lines. At narrow sizes one of table and panes shows at a time
+highlighted), statistics (rows, format, token-length histogram, what training keeps at the
+max length in force, content checks, split) and the problems with their lines, including the
+rows training will drop. At narrow sizes one of table and panes shows at a time
 (``v`` switches).
 
 The screen composes those views and keeps them in step: each view posts its own messages,
@@ -50,7 +51,7 @@ PANES = ("pane-row", "pane-stats", "pane-problems")
 """The tabs, in the order ``v`` visits them."""
 PANE_WIDGETS = {"pane-row": "#row-detail", "pane-stats": "#stats", "pane-problems": "#problems"}
 """The widget of each tab that takes the focus."""
-PHASE_ORDER = ("read", "tokenizer", "tokens", "checks", "search")
+PHASE_ORDER = ("read", "tokenizer", "tokens", "training", "checks", "search")
 """Which running task the status line names first."""
 class DatasetScreen(Screen):
     """Open a dataset, browse and filter its rows, inspect one row and the whole file."""
@@ -101,6 +102,8 @@ class DatasetScreen(Screen):
         self._summary_dirty = False
         self._lengths_dirty = False
         self._lengths_updated = 0.0
+        self._notices_handled = 0
+        """The loader's notices this screen has handled (see :attr:`settled`)."""
         self._typed_path: str | None = None
         """A path typed in the bar, made the config's once it opens."""
 
@@ -186,6 +189,19 @@ class DatasetScreen(Screen):
         return (self.loader.busy or self._detail_due
                 or self.query_one(RowDetailPane).rendering)
 
+    @property
+    def settled(self) -> bool:
+        """Whether everything is computed and drawn: no task running or due (:attr:`busy`),
+        every notice of the loader handled (a task's end reaches the screen after the loader
+        is idle), no throttled redraw pending (token lengths; statistics and histogram when
+        shown) and the status line back to its idle hint. Tests wait for this, not for time:
+        under load a fixed pause says nothing."""
+        shown = self._stats_shown()
+        return (not self.busy and self._notices_handled == self.loader.notices
+                and not self._lengths_dirty and not (shown and self._summary_dirty)
+                and not (shown and self.query_one(LengthHistogram).replot_pending)
+                and self.query_one(StatusLine).text == self._idle_status())
+
     # --- the dataset and the model (the loader's messages) ----------------------------------
 
     def open(self, ref: str, shown: str | None = None) -> None:
@@ -204,6 +220,11 @@ class DatasetScreen(Screen):
         self._show_problems()
         self._refresh_summary(now=True)
         self.refresh_bindings()
+
+    @on(DatasetLoader.Notice)
+    def notice_handled(self) -> None:
+        """Count a loader notice as handled (its own handler ran first)."""
+        self._notices_handled += 1
 
     @on(DatasetLoader.DatasetOpened)
     def dataset_opened(self, message: DatasetLoader.DatasetOpened) -> None:
@@ -279,8 +300,25 @@ class DatasetScreen(Screen):
 
     @on(DatasetLoader.TemplateChecked)
     def template_checked(self) -> None:
-        """Show how many sampled rows train the end-of-turn token."""
+        """Show which template and system prompt are in force."""
         self._refresh_summary()
+
+    @on(DatasetLoader.TrainingCleared)
+    def training_cleared(self) -> None:
+        """Forget which rows training drops (the max length, model, template settings or loss
+        mask changed)."""
+        self._update_view()
+        self._show_problems()
+        self._refresh_summary(now=True)
+
+    @on(DatasetLoader.TrainingChecked)
+    def training_checked(self, message: DatasetLoader.TrainingChecked) -> None:
+        """Show the rows training drops in the table, the problems, the row and the figures."""
+        if message.found:
+            self._update_view()
+            self._show_problems()
+            self._show_detail()
+        self._refresh_summary(now=True)
 
     @on(DatasetLoader.FindingsCleared)
     def findings_cleared(self) -> None:
@@ -399,11 +437,13 @@ class DatasetScreen(Screen):
         self._update_view()
 
     def watch_max_length(self, max_length: int) -> None:
-        """Re-mark long rows, re-cut the histogram and re-render the selected row."""
+        """Re-mark long rows, re-cut the histogram, re-render the selected row, and render
+        every row again to see what training does at the new max length."""
         self.app.config.data.max_length = max_length
         self.table.max_length = max_length
         if self.store is None:
             return
+        self.loader.schedule()
         self._update_view()
         self._update_lengths()
         self._refresh_summary(now=True)

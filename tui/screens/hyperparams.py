@@ -28,9 +28,13 @@ from textual.widgets import Footer, Header, Input, Label, Static
 from textual.worker import Worker, WorkerState
 
 from core.config import ConfigError, ConfigProblem, RunConfig
+from core.data import TrainingOutcome
+from core.estimate import RowsMeasured
 from core.memory import AvailableMemory, MemoryEstimate, apply_changes
-from tui.messages import StartRun
+from core.timing import TimeEstimate
+from tui.messages import CloneConfig, StartRun
 from tui.widgets.config_form import SPECS, ConfigForm, get_value, set_value
+from tui.widgets.confirm import Confirm
 from tui.widgets.memory_panel import MemoryPanel
 from tui.widgets.path_suggester import PathSuggester
 
@@ -60,8 +64,15 @@ PRESETS: dict[str, tuple[str, dict[str, Any]]] = {
         "optim.gradient_accumulation_steps": 4, "optim.gradient_checkpointing": True,
         "optim.warmup_ratio": 0.1, "optim.num_train_epochs": 2.0, "optim.weight_decay": 0.0,
     }),
+    "dpo": ("DPO on preference pairs", {
+        # Keeps the method and the LoRA shape: set model.adapter to the SFT run to start from.
+        "objective": "dpo", "preference.beta": 0.1, "preference.loss_type": "sigmoid",
+        "data.format": "auto", "optim.learning_rate": 5e-5, "optim.num_train_epochs": 1.0,
+        "optim.warmup_ratio": 0.1,
+    }),
 }
-"""Starting points: label and the fields each sets (current practice for each method)."""
+"""Starting points: label and the fields each sets (current practice for each method and
+objective)."""
 
 
 @dataclass
@@ -73,9 +84,15 @@ class EstimateServices:
     available: Callable[[], AvailableMemory] | None = None
     """Memory to compare with; default ``core.memory.available_memory`` (NVML or system)."""
     longest_tokens: Callable[[RunConfig], tuple[int, str]] | None = None
-    """Longest row in tokens and how it was found; default measures the dataset."""
+    """Longest row in tokens and how it was found; default: :attr:`measure_rows`."""
+    measure_rows: Callable[[RunConfig], RowsMeasured] | None = None
+    """The dataset rendered as training will (longest row, rows dropped); default
+    :func:`core.estimate.measure_rows`, cached per data and model settings."""
     has_bitsandbytes: Callable[[], bool] | None = None
     """Whether QLoRA can run; default looks for the package."""
+    time_estimate: Callable[[RunConfig, bool, Callable[[str], None]], TimeEstimate] | None = None
+    """The time estimate for a config, with or without a probe, reporting progress; default
+    ``core.timing.estimate_run_time``."""
 
 
 @dataclass
@@ -86,6 +103,10 @@ class EstimateResult:
     problems: list[ConfigProblem] = field(default_factory=list)
     estimate: MemoryEstimate | None = None
     note: str = ""
+    outcome: TrainingOutcome | None = None
+    """What training does with the rows (rows dropped), when they were rendered."""
+    time: TimeEstimate | None = None
+    time_note: str = ""
 
 
 class HyperparamsScreen(Screen):
@@ -110,24 +131,37 @@ class HyperparamsScreen(Screen):
                 id="hyperparams.preset-lora"),
         Binding("f4", "preset('full')", "Full fine-tune preset", show=False,
                 id="hyperparams.preset-full"),
+        Binding("f5", "preset('dpo')", "DPO preset", show=False,
+                tooltip="(preference pairs; set model.adapter to the SFT run)",
+                id="hyperparams.preset-dpo"),
         Binding("ctrl+r", "reset_field", "Default", show=False, priority=True,
                 tooltip="for the highlighted field",
                 id="hyperparams.reset-field"),
+        Binding("ctrl+e", "measure_time", "Measure time", show=False, priority=True,
+                tooltip="with a few real steps", id="hyperparams.measure-time"),
         Binding("escape", "close_path", "Cancel", id="hyperparams.cancel-path"),
     ]
-    """Train, save, load (in the footer); presets and reset a field (under ``?``); Escape
-    closes the save/load bar. The form adds its own keys (edit, find, move)."""
+    """Train, save, load (in the footer); presets, reset a field and measure the time (under
+    ``?``); Escape closes the save/load bar. The form adds its own keys (edit, find, move)."""
 
     estimate: reactive[MemoryEstimate | None] = reactive(None)
     """The latest memory estimate (``None`` until the first worker run ends)."""
     estimate_status: reactive[str] = reactive("Estimating…")
     """Shown with or instead of the estimate: progress, or why there is none."""
+    dropped_rows: reactive[str] = reactive("")
+    """The rows training will drop (they teach nothing at the max length), or empty."""
+    time_estimate: reactive[TimeEstimate | None] = reactive(None)
+    """The latest time estimate (a cached probe or the FLOPs model; a probe on ``ctrl+e``)."""
+    time_status: reactive[str] = reactive("")
+    """What the time estimate does (the probe's progress) or why there is none."""
 
     def __init__(self) -> None:
         super().__init__()
         self._parse_errors: dict[str, str] = {}
         self._model_problems: list[ConfigProblem] = []
         self._generation = 0
+        self._shown: RunConfig | None = None
+        """The config as last shown and checked (another screen may replace ``app.config``)."""
         self._checked_generation = -1
         self._debounce: Timer | None = None
         self._path_mode = "save"
@@ -136,6 +170,9 @@ class HyperparamsScreen(Screen):
         self._phase_since: float | None = None
         self._estimating = False
         self._estimate_again = False
+        self._outcome: TrainingOutcome | None = None
+        self._probe_since: float | None = None
+        self._probe_phase = ""
 
     # --- layout ----------------------------------------------------------------------------
 
@@ -145,7 +182,10 @@ class HyperparamsScreen(Screen):
             yield ConfigForm(id="form")
             with VerticalScroll(id="figures"):
                 yield MemoryPanel(id="memory").data_bind(
-                    estimate=HyperparamsScreen.estimate, status=HyperparamsScreen.estimate_status)
+                    estimate=HyperparamsScreen.estimate, status=HyperparamsScreen.estimate_status,
+                    dropped=HyperparamsScreen.dropped_rows,
+                    time_estimate=HyperparamsScreen.time_estimate,
+                    time_status=HyperparamsScreen.time_status)
         yield Static("", id="problems", markup=False)
         with Horizontal(id="path-bar"):
             yield Label("Save to:", id="path-label")
@@ -159,12 +199,20 @@ class HyperparamsScreen(Screen):
         self.query_one("#figures").border_title = "Figures"
         self.reload()
         self.set_interval(1.0, self._show_phase)
+        self.set_interval(1.0, self._show_probe)
         form = self.query_one(ConfigForm)
         self.app.config_edits_on_the_way.append(
             lambda: [path for path, _, _ in form.unapplied(self.config)])
 
     def on_screen_resume(self) -> None:
-        """Another screen may have changed the config (the dataset screen sets the data)."""
+        """Another screen may have changed the config (the dataset screen sets the data); a
+        dialog closing over this one changed nothing, and re-checking would hold up a start."""
+        if self.app.config != self._shown:
+            self.reload()
+
+    @on(CloneConfig)
+    def show_clone(self) -> None:
+        """The app put a run's config up for editing (runs screen, key c)."""
         self.reload()
 
     def on_screen_suspend(self) -> None:
@@ -210,6 +258,7 @@ class HyperparamsScreen(Screen):
     def _changed(self) -> None:
         """Validate now (cheap) and re-estimate after the user pauses (expensive)."""
         self._generation += 1
+        self._shown = copy.deepcopy(self.config)
         self._show_problems()
         if self._debounce is not None:
             self._debounce.stop()
@@ -311,17 +360,61 @@ class HyperparamsScreen(Screen):
                 return result
         if config.errors():
             return result
-        phase("measuring the longest row of the data")
-        tokens, result.note = (services.longest_tokens or _longest_tokens)(config)
+        phase("rendering the rows of the data as training will")
+        if services.longest_tokens is not None:
+            tokens, result.note = services.longest_tokens(config)
+        else:
+            measured = (services.measure_rows or _measure_rows)(config)
+            tokens, result.note, result.outcome = measured.tokens, measured.how, measured.outcome
         phase("counting parameters and memory")
         available = (services.available or memory.available_memory)()
         result.estimate = memory.estimate_memory(model_config, config, tokens, "auto", available)
+        phase("estimating the time")
+        try:  # a cached probe of this shape, else the FLOPs model: seconds, never a probe here
+            result.time = (services.time_estimate or _time_estimate)(config, False, lambda text: None)
+        except Exception as exc:  # noqa: BLE001 - no time estimate must never hide the memory one
+            result.time_note = f"No time estimate: {(str(exc).splitlines() or [type(exc).__name__])[0]}"
         return result
+
+    def action_measure_time(self) -> None:
+        """Measure the time estimate with a short real run (a probe), in a worker."""
+        if self._probe_since is not None:
+            self.notify("Already measuring; the figures follow in a moment.")
+            return
+        errors = [p for p in self.problems() if p.is_error]
+        if errors:
+            self.notify(f"Fix {errors[0].field} first: the probe trains this config.", severity="warning")
+            return
+        self.apply_shown_edits()
+        self._probe_since = time.monotonic()
+        self._probe_phase = "starting"
+        self._show_probe()
+        self._measure(copy.deepcopy(self.config), self._generation, self._services())
+
+    def _set_probe_phase(self, phase: str) -> None:
+        self._probe_phase = phase
+        self._show_probe()
+
+    def _show_probe(self) -> None:
+        if self._probe_since is not None:
+            seconds = time.monotonic() - self._probe_since
+            self.time_status = f"Measuring time: {self._probe_phase}… {seconds:.0f} s"
+
+    @work(thread=True, exclusive=True, group="time-probe", exit_on_error=False)
+    def _measure(self, config: RunConfig, generation: int, services: EstimateServices) -> tuple[int, TimeEstimate]:
+        """Run the probe (a few real steps in a scratch folder) and estimate from it."""
+        def progress(text: str) -> None:
+            self.app.call_from_thread(self._set_probe_phase, text)
+
+        return generation, (services.time_estimate or _time_estimate)(config, True, progress)
 
     @on(Worker.StateChanged)
     def worker_changed(self, event: Worker.StateChanged) -> None:
         """Show the estimate when the worker ends; show any failure in the panel."""
         worker = event.worker
+        if worker.group == "time-probe":
+            self._probe_done(worker)
+            return
         if worker.group != "estimate":
             return
         if worker.is_finished:
@@ -336,7 +429,11 @@ class HyperparamsScreen(Screen):
             self._phase_since = None
             self._checked_generation = result.generation
             self._model_problems = result.problems
+            self._outcome = result.outcome
+            self.dropped_rows = result.outcome.drop_summary() if result.outcome else ""
             self._show_problems()
+            if self._probe_since is None:  # a probe running says more than this
+                self.time_estimate, self.time_status = result.time, result.time_note
             if result.estimate is not None:
                 self.estimate = result.estimate
                 self.estimate_status = result.note
@@ -348,6 +445,23 @@ class HyperparamsScreen(Screen):
             error = worker.error
             self.estimate_status = f"Estimate failed: {type(error).__name__}: {error}"
         # PENDING, RUNNING and CANCELLED (a newer run replaced it) change nothing shown.
+
+    def _probe_done(self, worker: Worker) -> None:
+        """Show the measured time estimate, or why the probe failed."""
+        if worker.state == WorkerState.SUCCESS:
+            self._probe_since = None
+            generation, estimate = worker.result
+            self.time_estimate = estimate
+            self.time_status = "" if generation == self._generation else \
+                "Measured before the last edit; the next estimate uses it where the shape is the same."
+        elif worker.state == WorkerState.ERROR:
+            self._probe_since = None
+            error = worker.error
+            self.time_status = f"Measuring failed: {type(error).__name__}: {error}"
+        elif worker.state == WorkerState.CANCELLED:
+            self._probe_since = None
+            self.time_status = ""
+        # PENDING and RUNNING: the progress line already says so.
 
     # --- actions ---------------------------------------------------------------------------
 
@@ -375,7 +489,19 @@ class HyperparamsScreen(Screen):
             self.notify("The estimate says this will not fit; starting anyway.",
                         severity="warning")
         config = copy.deepcopy(self.config)
+        if self._outcome is not None and self._outcome.dropped:
+            self._confirm_dropped_rows(config, self._outcome)
+            return
         self.app.post_message(StartRun(config))
+
+    def _confirm_dropped_rows(self, config: RunConfig, outcome: TrainingOutcome) -> None:
+        """Ask before a run that drops rows which teach nothing at this max length."""
+        def answered(start: bool | None) -> None:
+            if start:
+                self.app.post_message(StartRun(config))
+
+        self.app.push_screen(Confirm(f"{outcome.drop_summary()} and will be dropped. Start "
+                                     "anyway?", "Start", "Back"), answered)
 
     def action_preset(self, name: str) -> None:
         """Apply a preset's fields to the config."""
@@ -441,18 +567,19 @@ class HyperparamsScreen(Screen):
         self.action_close_path()
 
 
-def _longest_tokens(config: RunConfig) -> tuple[int, str]:
-    """The dataset's longest row (cached per data and model settings and file change time)."""
-    from core.estimate import longest_row_tokens
+def _measure_rows(config: RunConfig) -> RowsMeasured:
+    """The dataset rendered as training will (cached per data and model settings and file
+    change time)."""
+    from core.estimate import measure_rows
 
     key = _data_key(config)
-    if key not in _longest_cache:
-        _longest_cache.clear()
-        _longest_cache[key] = longest_row_tokens(config)
-    return _longest_cache[key]
+    if key not in _rows_cache:
+        _rows_cache.clear()
+        _rows_cache[key] = measure_rows(config)
+    return _rows_cache[key]
 
 
-_longest_cache: dict[tuple, tuple[int, str]] = {}
+_rows_cache: dict[tuple, RowsMeasured] = {}
 
 
 def _data_key(config: RunConfig) -> tuple:
@@ -467,3 +594,18 @@ def _data_key(config: RunConfig) -> tuple:
     return (d.path, mtime, d.format, d.max_length, d.assistant_only_loss, m.name_or_path,
             m.revision, d.dataset, d.split, d.revision, sources, d.chat_template,
             d.default_system_prompt, d.text_chunking, config.optim.seed)
+
+
+def _time_estimate(config: RunConfig, probe: bool, progress: Callable[[str], None]) -> TimeEstimate:
+    """The real time estimate (:func:`core.timing.estimate_run_time`), with the data's rows
+    measured once per data and model settings."""
+    from core.timing import estimate_run_time, measure_data
+
+    key = (_data_key(config), config.optim.seed, config.data.validation_fraction)
+    if key not in _shape_cache:
+        _shape_cache.clear()
+        _shape_cache[key] = measure_data(config)
+    return estimate_run_time(config, probe=probe, on_progress=progress, data=_shape_cache[key])
+
+
+_shape_cache: dict[tuple, Any] = {}

@@ -45,7 +45,7 @@ from core.review import (
     prepare_job,
     scan_workspace,
 )
-from tui.messages import ReviewRun
+from tui.messages import ReviewRun, StartRun
 from tui.widgets.confirm import Confirm
 from tui.widgets.review_judge import ReviewJudge
 from tui.widgets.review_results import ReviewResults
@@ -89,6 +89,8 @@ class ReviewScreen(Screen):
                 id="review.export-markdown"),
         Binding("c", "export('csv')", "CSV", tooltip="export",
                 id="review.export-csv"),
+        Binding("d", "train_on_votes", "Train DPO", tooltip="on the Left/Right votes (asks first)",
+                id="review.train-dpo"),
         Binding("g", "continue_generation", "Generate rest", show=False,
                 tooltip="of an interrupted set", id="review.continue"),
         Binding("ctrl+g", "generate", "Generate", tooltip="a new review set",
@@ -99,7 +101,8 @@ class ReviewScreen(Screen):
     ]
     """In the footer, per view: judging ``l``/``r`` left/right better, ``t`` tie, ``b`` both
     bad, ``s`` skip, ``u`` undo, ``o`` results; results ``m``/``c`` export Markdown/CSV;
-    setup ``ctrl+g`` generate, ``ctrl+r`` rescan (Enter on a set reopens it). Under ``?`` and
+    ``d`` trains model B by DPO on the votes (asks first); setup ``ctrl+g`` generate,
+    ``ctrl+r`` rescan (Enter on a set reopens it). Under ``?`` and
     in the palette also: ``n``/``p`` next/previous, ``j`` next unjudged, ``e`` reference
     answer, ``v`` reveal (confirmed), ``g`` generate the rest of an interrupted set, Escape
     back one view."""
@@ -193,7 +196,7 @@ class ReviewScreen(Screen):
             return self.view in ("judge", "results")
         if action == "reveal":
             return self.view in ("judge", "results") and not (self.review and self.review.revealed)
-        if action == "export":
+        if action in ("export", "train_on_votes"):
             return self.view == "results"
         if action == "continue_generation":
             return (self.view != "setup" and self.review is not None
@@ -479,6 +482,29 @@ class ReviewScreen(Screen):
             self.notify(f"Export failed: {exc}", severity="error")
             return
         self.notify(f"Wrote {path}")
+
+    def action_train_on_votes(self) -> None:
+        """Write the decided votes as preference pairs, then ask to start a DPO run of model B
+        on them (a new run from B's weights, on the Train screen)."""
+        from core.review.preferences import preference_run_config, write_preferences
+
+        if self.review is None:
+            return
+        try:
+            path, pairs = write_preferences(self.review)
+            config = preference_run_config(self.review, path)
+        except (ValueError, OSError) as exc:  # no decided vote, a file that cannot be written
+            self.notify(str(exc), severity="warning", timeout=10)
+            return
+        start = config.model.adapter or config.model.name_or_path
+        question = (f"Train {config.run_name} by DPO on {pairs.summary()}? It starts from "
+                    f"{start} as a new run (pairs in {path.name} of this set).")
+
+        def started(confirmed: bool | None) -> None:
+            if confirmed:
+                self.app.post_message(StartRun(config))
+
+        self.app.push_screen(Confirm(question, "Train", "Cancel"), started)
 
     @on(ReviewResults.ItemChosen)
     def show_chosen_item(self, message: ReviewResults.ItemChosen) -> None:

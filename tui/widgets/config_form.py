@@ -33,6 +33,8 @@ from tui.widgets.path_suggester import PathSuggester
 
 CHOICES: dict[str, tuple[str, ...]] = {
     "method": config_mod.METHODS,
+    "objective": config_mod.OBJECTIVES,
+    "preference.loss_type": config_mod.DPO_LOSS_TYPES,
     "optim.precision": config_mod.PRECISIONS,
     "optim.lr_scheduler_type": config_mod.SCHEDULERS,
     "data.format": config_mod.DATA_FORMATS,
@@ -43,24 +45,26 @@ CHOICES: dict[str, tuple[str, ...]] = {
 """Fields edited with a drop-down, and their values."""
 
 GROUPS: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("Model", ("model.name_or_path", "model.revision", "model.attn_implementation",
-               "model.trust_remote_code", "model.allow_pickle_weights")),
-    ("Method", ("method", "optim.precision", "num_processes", "distributed_strategy", "run_name",
-                "output_dir")),
+    ("Model", ("model.name_or_path", "model.adapter", "model.revision",
+               "model.attn_implementation", "model.trust_remote_code",
+               "model.allow_pickle_weights")),
+    ("Method", ("method", "objective", "optim.precision", "num_processes",
+                "distributed_strategy", "run_name", "output_dir")),
     ("LoRA", ("lora.r", "lora.lora_alpha", "lora.lora_dropout", "lora.target_modules")),
+    ("Preference (DPO/ORPO)", ("preference.beta", "preference.loss_type")),
     ("Optimisation", ("optim.learning_rate", "optim.per_device_train_batch_size",
                       "optim.gradient_accumulation_steps", "optim.gradient_checkpointing",
                       "optim.weight_decay", "optim.max_grad_norm", "optim.seed",
                       "optim.retry_on_oom")),
-    ("Schedule", ("optim.num_train_epochs", "optim.max_steps", "optim.lr_scheduler_type",
-                  "optim.warmup_ratio")),
+    ("Schedule", ("optim.num_train_epochs", "optim.max_steps", "optim.time_budget",
+                  "optim.lr_scheduler_type", "optim.warmup_ratio")),
     ("Data", ("data.path", "data.dataset", "data.split", "data.revision", "data.sources",
               "data.format", "data.chat_template", "data.default_system_prompt",
               "data.max_length", "data.text_chunking", "data.validation_fraction",
               "data.assistant_only_loss", "data.on_bad_rows", "optim.padding_free",
               "optim.group_by_length", "data.replay")),
     ("Evaluation & checkpoints", ("eval.eval_steps", "eval.save_steps", "eval.logging_steps",
-                                  "eval.per_device_eval_batch_size",
+                                  "eval.per_device_eval_batch_size", "eval.max_rows",
                                   "eval.early_stopping_patience", "eval.keep_best",
                                   "eval.save_total_limit", "report_to", "eval.general_prompts",
                                   "eval.general_sample", "eval.general_max_new_tokens",
@@ -190,6 +194,7 @@ PATH_FIELDS: dict[str, tuple[str, ...]] = {
     "data.path": (".jsonl", ".json", ".csv", ".parquet", ".arrow"),
     "output_dir": (),
     "model.name_or_path": (),
+    "model.adapter": (),
 }
 """Fields typed as paths, completed from the file system (with the file endings offered)."""
 

@@ -5,7 +5,9 @@ dataset's rows (:class:`~tui.widgets.row_table.RowStore`), the model's tokenizer
 figures of the statistics pane (:class:`~tui.widgets.dataset_stats.StatsSummary`). It keeps
 them current in thread workers, one group each, doing the work of :mod:`tui.dataset_tasks`:
 ``read`` (rows in batches, the first page at once), ``tokenizer``, ``tokens`` (batch token
-counts), ``checks`` (split, duplicates, refusals, leakage) and ``search``. The workers'
+counts), ``training`` (every row rendered as training will at the max length, model and loss
+mask in force: rows dropped, cut, EOS trained; again when one of them changes), ``checks``
+(split, duplicates, refusals, leakage) and ``search``. The workers'
 messages are handled here first, on the UI thread (the loader is the only writer of the
 store), then bubble to the screen, which redraws its views; so do the loader's own messages
 when a task ends. Each task's failure is notified here.
@@ -21,7 +23,7 @@ from textual.message import Message
 from textual.widget import Widget
 from textual.worker import Worker, WorkerState, get_current_worker
 
-from core.data import DataError, DatasetReport, RenderOptions, TemplateInfo
+from core.data import DataError, DatasetReport, RenderOptions, TemplateInfo, TrainingOutcome
 from core.rows import Opened
 from tui import dataset_tasks as tasks
 from tui.dataset_tasks import DatasetServices
@@ -36,6 +38,10 @@ class DatasetLoader(Widget):
     DEFAULT_CSS = """
     DatasetLoader { display: none; }
     """
+
+    class Notice(Message):
+        """Something the screen redraws for: a task ended, or the findings or training
+        problems were cleared. The loader counts those it posts (:attr:`notices`)."""
 
     @dataclass
     class DatasetOpened(Message):
@@ -55,24 +61,40 @@ class DatasetLoader(Widget):
         first: bool = False
 
     @dataclass
-    class ReadFinished(Message):
+    class ReadFinished(Notice):
         """Reading ended; ``failure`` says why nothing could be read (empty when rows were)."""
 
         failure: str = ""
 
     @dataclass
-    class TokenizerLoaded(Message):
+    class TokenizerLoaded(Notice):
         """The model's tokenizer loaded, or failed to (see ``tokenizer_error``)."""
 
     @dataclass
     class TemplateChecked(Message):
-        """EOS is trained in ``trained`` of the ``sampled`` first rows rendered in full;
-        ``info`` says which template and system prompt are in force."""
+        """``info`` says which template and system prompt are in force (``None`` when the
+        template cannot be read)."""
 
         key: tuple[int, int]
-        trained: int
-        sampled: int
         info: TemplateInfo | None = None
+
+    @dataclass
+    class TrainingProgress(Message):
+        """``done`` rows were rendered as training will, for the settings ``key``."""
+
+        key: tuple
+        done: int
+
+    @dataclass
+    class TrainingCleared(Notice):
+        """The max length, model, rendering options or loss mask changed: the training
+        problems went."""
+
+    @dataclass
+    class TrainingChecked(Notice):
+        """What training does with the rows is known (``found``: in the store and summary)."""
+
+        found: bool
 
     @dataclass
     class TokensCounted(Message):
@@ -83,21 +105,21 @@ class DatasetLoader(Widget):
         counts: list[int]
 
     @dataclass
-    class CountingFinished(Message):
+    class CountingFinished(Notice):
         """Token counting ended (every kept row counted, unless it failed)."""
 
     @dataclass
-    class FindingsCleared(Message):
+    class FindingsCleared(Notice):
         """The split changed: the old check findings went and the checks run again."""
 
     @dataclass
-    class ChecksFinished(Message):
+    class ChecksFinished(Notice):
         """The content checks ended; ``found``: their findings are in the store."""
 
         found: bool
 
     @dataclass
-    class SearchFinished(Message):
+    class SearchFinished(Notice):
         """The search found its rows (``search_hits``)."""
 
     def __init__(self) -> None:
@@ -133,8 +155,14 @@ class DatasetLoader(Widget):
         self._tokens_running: tuple[int, int] | None = None
         self._checks_key: tuple[int, float, int] | None = None
         """(dataset generation, validation fraction, seed) the content checks last ran for."""
+        self._training_key: tuple | None = None
+        """(dataset, tokenizer generations, rendering options, max length, assistant-only
+        loss) the training outcome last ran for."""
         self._workers: dict[str, Worker] = {}
         """The latest worker of each group; results of older ones are ignored."""
+        self.notices = 0
+        """:class:`Notice` messages posted so far; the screen counts those it has handled,
+        so that it knows when everything computed is also drawn."""
 
     @property
     def services(self) -> DatasetServices:
@@ -160,6 +188,7 @@ class DatasetLoader(Widget):
             s.drop_reasons = store.drop_reasons.most_common()
         s.counting = "tokens" in phases
         s.chunking = self.options.text_chunking
+        s.training_running = "training" in phases
         s.status = ("Checking…" if "checks" in phases else
                     "Waiting for the token counts…" if "tokens" in phases else
                     "No dataset." if store is None else "Waiting for the rows…")
@@ -173,6 +202,11 @@ class DatasetLoader(Widget):
         counted = tasks.counted_lengths(self.store)
         self.summary.lengths = length_stats(counted, max_length) if counted.size else None
         return counted
+
+    def _notice(self, message: Notice) -> None:
+        """Post ``message`` for the screen, counted in :attr:`notices`."""
+        self.notices += 1
+        self.post_message(message)
 
     def _start(self, group: str, worker: Worker, phase: Phase) -> None:
         """Remember ``worker`` as the latest of ``group``, named by ``phase`` while it runs."""
@@ -193,7 +227,7 @@ class DatasetLoader(Widget):
         self.ref = ref
         self._generation += 1
         self.read_done = False
-        self._tokens_key = self._tokens_running = None
+        self._tokens_key = self._tokens_running = self._training_key = None
         self.search_hits = None
         if self.store is not None:
             self._release(self.store)
@@ -201,7 +235,7 @@ class DatasetLoader(Widget):
         # a mix is named by its sources (the File line), not by the JSON that selects it
         self.summary = StatsSummary(ref="" if ref.lstrip().startswith("{") else ref,
                                     model=self.model_ref)
-        self._cancel("read", "tokens", "checks", "search")
+        self._cancel("read", "tokens", "training", "checks", "search")
         self.data_format = self.app.config.data.format
         self._start("read", self._read(ref, self.data_format, self._generation),
                     Phase("Reading rows"))
@@ -268,7 +302,7 @@ class DatasetLoader(Widget):
             if self.search_text:
                 self.search(self.search_text)
             self.schedule()
-        self.post_message(self.ReadFinished(failure))
+        self._notice(self.ReadFinished(failure))
 
     # --- tokenizer, token counts and checks -------------------------------------------------
 
@@ -280,9 +314,10 @@ class DatasetLoader(Widget):
         self._token_generation += 1
         self.tokenizer, self.tokenizer_error = None, ""
         self._tokens_key = self._tokens_running = None
-        self.summary.model, self.summary.eos, self.summary.lengths = ref, None, None
+        self.summary.model, self.summary.lengths = ref, None
         self.summary.template = None
         self._cancel("tokens")
+        self._clear_training()
         if self.store is not None:
             self.store.reset_tokens()
         self._start("tokenizer", self._load_tokenizer(ref, self.services),
@@ -303,12 +338,13 @@ class DatasetLoader(Widget):
                         timeout=8)
         else:
             self.tokenizer = tokenizer
-        self.post_message(self.TokenizerLoaded())
+        self._notice(self.TokenizerLoaded())
         self.schedule()
 
     def schedule(self) -> None:
-        """Start what is due once rows are read: token counts, then the content checks of
-        the config's split (again when the split changed)."""
+        """Start what is due once rows are read: token counts, then what training does with
+        the rows at the config's max length and loss mask, and the content checks of the
+        config's split (each again when its settings changed)."""
         if self.store is None or not self.read_done:
             return
         key = (self._generation, self._token_generation)
@@ -321,12 +357,21 @@ class DatasetLoader(Widget):
         settled = self._tokens_key == key or (self.tokenizer is None
                                               and "tokenizer" not in self.phases)
         config = self.app.config
+        training = (*key, self.options, config.data.max_length, config.data.assistant_only_loss)
+        if self._training_key not in (None, training):
+            self._clear_training()
+        if self._tokens_key == key and self.tokenizer is not None and self._training_key is None:
+            self._training_key = training
+            self._start("training", self._check_training(
+                self.tokenizer, self.store, training, self.services),
+                Phase(f"Rendering rows at max_length {config.data.max_length:,}",
+                      total=len(self.store) - self.store.dropped))
         checks = (self._generation, config.data.validation_fraction, config.optim.seed)
         if settled and self._checks_key != checks:
             if self._checks_key is not None and self._checks_key[0] == self._generation:
                 self.store.clear_findings()  # another split of the same rows: check again
                 self.summary.checks = None
-                self.post_message(self.FindingsCleared())
+                self._notice(self.FindingsCleared())
             self._checks_key = checks
             self._start("checks", self._check(self.store, checks[1], checks[2]),
                         Phase("Checking duplicates, refusals and leakage"))
@@ -334,23 +379,64 @@ class DatasetLoader(Widget):
     @work(thread=True, exclusive=True, group="tokens", exit_on_error=False)
     def _count_tokens(self, tokenizer: Any, store: RowStore, key: tuple[int, int],
                       options: RenderOptions) -> None:
-        """Check EOS on the first rows, then count every kept row's tokens in batches."""
+        """Say which template is in force, then count every kept row's tokens in batches."""
         worker = get_current_worker()
-        self.post_message(self.TemplateChecked(key, *tasks.check_template(tokenizer, store,
-                                                                          options)))
+        self.post_message(self.TemplateChecked(key, tasks.template_in_force(tokenizer, options)))
         for start, counts in tasks.count_chunks(tokenizer, store, lambda: worker.is_cancelled,
                                                 options):
             self.post_message(self.TokensCounted(key, start, counts))
 
     @on(TemplateChecked)
     def template_checked(self, message: TemplateChecked) -> None:
-        """Keep how many sampled rows train the end-of-turn token."""
+        """Keep which template and system prompt are in force."""
         if message.key != (self._generation, self._token_generation):
             message.stop()
             return
         self.summary.template = message.info
-        if message.sampled:
-            self.summary.eos = (message.trained, message.sampled)
+
+    # --- what training does with the rows ---------------------------------------------------
+
+    def _clear_training(self) -> None:
+        """Forget the training outcome (the settings changed); it runs again when due."""
+        self._cancel("training")
+        had = self._training_key is not None
+        self._training_key = None
+        self.summary.training = None
+        if self.store is not None and (had or self.store.training or self.store.file_problems):
+            self.store.clear_training()
+            self._notice(self.TrainingCleared())
+
+    @work(thread=True, exclusive=True, group="training", exit_on_error=False)
+    def _check_training(self, tokenizer: Any, store: RowStore, key: tuple,
+                        services: DatasetServices) -> TrainingOutcome | None:
+        """Render every kept row as training will (:func:`tui.dataset_tasks.check_training`)."""
+        worker = get_current_worker()
+        options, max_length, assistant_only_loss = key[-3:]
+        return tasks.check_training(
+            tokenizer, store, max_length, assistant_only_loss, services.render_rows,
+            lambda done: self.post_message(self.TrainingProgress(key, done)),
+            lambda: worker.is_cancelled, options)
+
+    @on(TrainingProgress)
+    def training_progress(self, message: TrainingProgress) -> None:
+        """Show how far the rendering is."""
+        message.stop()
+        phase = self.phases.get("training")
+        if message.key == self._training_key and phase is not None:
+            phase.done = message.done
+            phase.detail = f"{message.done:,} of {phase.total or 0:,.0f} rows"
+
+    def _training_finished(self, result: TrainingOutcome | None,
+                           error: BaseException | None) -> None:
+        self.phases.pop("training", None)
+        if error is not None:
+            self.notify(f"Rendering the rows failed: {type(error).__name__}: {error}",
+                        severity="error")
+        found = error is None and result is not None and self.store is not None
+        if found:
+            self.store.add_training(result.problems)
+            self.summary.training = result
+        self._notice(self.TrainingChecked(found))
 
     @on(TokensCounted)
     def tokens_counted(self, message: TokensCounted) -> None:
@@ -373,7 +459,7 @@ class DatasetLoader(Widget):
         else:
             self._tokens_key = self._tokens_running
         self._tokens_running = None
-        self.post_message(self.CountingFinished())
+        self._notice(self.CountingFinished())
         self.schedule()
 
     @work(thread=True, exclusive=True, group="checks", exit_on_error=False)
@@ -397,7 +483,7 @@ class DatasetLoader(Widget):
             s.source_findings = tasks.source_findings(self.store)
             if self._checks_key is not None:
                 _, s.validation_fraction, s.seed = self._checks_key
-        self.post_message(self.ChecksFinished(found))
+        self._notice(self.ChecksFinished(found))
 
     # --- search -----------------------------------------------------------------------------
 
@@ -424,7 +510,7 @@ class DatasetLoader(Widget):
             self.notify(f"Search failed: {type(error).__name__}: {error}", severity="error")
             return
         self.search_hits = hits
-        self.post_message(self.SearchFinished())
+        self._notice(self.SearchFinished())
 
     # --- workers ----------------------------------------------------------------------------
 
@@ -443,6 +529,8 @@ class DatasetLoader(Widget):
             self._tokenizer_finished(worker.result, error)
         elif group == "tokens":
             self._tokens_finished(error)
+        elif group == "training":
+            self._training_finished(worker.result, error)
         elif group == "checks":
             self._checks_finished(worker.result, error)
         elif group == "search":

@@ -1,5 +1,6 @@
 """The statistics pane: rows kept and dropped, format, template and system prompt in force,
-token lengths, content checks, split, and each source of a mix with its share and checks.
+token lengths, what training keeps at the max length in force (rows dropped, EOS trained),
+content checks, split, and each source of a mix with its share and checks.
 
 The screen gathers the figures in a :class:`StatsSummary` as its workers finish and calls
 :meth:`StatsPanel.show`; the token-length histogram is its own chart widget.
@@ -17,7 +18,7 @@ from textual.app import ComposeResult
 from textual.containers import VerticalScroll
 from textual.widgets import Static
 
-from core.data import DatasetStats, SourceReport, TemplateInfo, TokenStats
+from core.data import DatasetStats, SourceReport, TemplateInfo, TokenStats, TrainingOutcome
 from tui.widgets.length_histogram import LengthHistogram
 
 
@@ -46,8 +47,11 @@ class StatsSummary:
     counted: int = 0
     """Rows whose tokens have been counted."""
     counting: bool = False
-    eos: tuple[int, int] | None = None
-    """EOS trained in ``eos[0]`` of ``eos[1]`` rendered sample rows."""
+    training: TrainingOutcome | None = None
+    """What training does with every kept row at the max length in force (rows dropped,
+    cut, EOS trained); ``None`` until every row is rendered."""
+    training_running: bool = False
+    """The rows are being rendered (for the max length in force)."""
     checks: DatasetStats | None = None
     checked_rows: int = 0
     """Rows the content checks covered (all kept rows, or the first ``CHECK_ROWS``)."""
@@ -136,10 +140,19 @@ class StatsPanel(VerticalScroll, can_focus=True):
                          f"{n.max_length:,}; {lost}",
                          style="bold yellow" if n.truncated else "")
             grid.add_row("Truncated", share)
-        if s.eos is not None:
-            trained, sampled = s.eos
-            grid.add_row("EOS", Text(f"trained in {trained} of the first {sampled} rows",
-                                     style="" if trained == sampled else "bold yellow"))
+        t = s.training
+        if t is not None:
+            kept = f"{t.kept:,} of {rows(t.rows)} kept at max_length {t.max_length:,}"
+            grid.add_row("Training", Text.assemble(kept, *((
+                " · ", Text(f"{t.dropped:,} teach nothing and will be dropped",
+                            style="bold red")) if t.dropped else ())))
+            eos = t.eos_summary().removeprefix("EOS ")
+            grid.add_row("EOS", Text(eos, style="" if t.eos_trained == t.kept else "bold yellow"))
+            note = next((p.message for p in t.problems if p.line is None), None)
+            if note:
+                grid.add_row("Template", Text(note, style="yellow"))
+        elif s.training_running:
+            grid.add_row("Training", "rendering every row as training will…")
         if s.model:
             grid.add_row("Model", s.model)
         if s.template is not None:

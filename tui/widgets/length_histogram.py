@@ -52,6 +52,11 @@ class LengthHistogram(PlotextPlot):
         """Whether any length has been counted."""
         return self._lengths is not None and len(self._lengths) > 0
 
+    @property
+    def replot_pending(self) -> bool:
+        """Whether lengths wait to be plotted (at the next timer tick once on screen)."""
+        return self._dirty and self.has_data
+
     def set_lengths(self, lengths: Any, max_length: int) -> None:
         """Plot these token lengths (1-D array of counted rows, or ``None``) vs ``max_length``."""
         self._lengths = lengths

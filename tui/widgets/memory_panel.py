@@ -1,4 +1,5 @@
-"""The live figures beside the config form: trainable parameters and the memory estimate.
+"""The live figures beside the config form: trainable parameters, the memory estimate and
+the time estimate (with what a user should know before starting).
 
 The screen owns the estimate in reactives and binds them here (``data_bind``); this widget
 only renders them.
@@ -14,6 +15,7 @@ from textual.widgets import Static
 
 from core.machine import format_bytes
 from core.memory import MemoryEstimate, format_count
+from core.timing import TimeEstimate
 
 VERDICT_STYLES = {"fits": "bold green", "tight": "bold yellow", "will not fit": "bold red"}
 """How each verdict is shown."""
@@ -40,6 +42,12 @@ class MemoryPanel(Static):
     """The latest estimate, or ``None`` before the first one."""
     status: reactive[str] = reactive("Estimating…", layout=True)
     """What the estimate is doing or why there is none (``Estimating…``, an error)."""
+    dropped: reactive[str] = reactive("", layout=True)
+    """The rows training will drop (``220 of 640 rows teach nothing at max_length 128``)."""
+    time_estimate: reactive[TimeEstimate | None] = reactive(None, layout=True)
+    """The latest time estimate, or ``None`` before the first one (or without one)."""
+    time_status: reactive[str] = reactive("", layout=True)
+    """What the time estimate is doing (measuring step 2/4…) or why there is none."""
 
     @staticmethod
     def _grid() -> Table:
@@ -49,11 +57,33 @@ class MemoryPanel(Static):
         grid.add_column(justify="right", no_wrap=True)
         return grid
 
+    def _time_lines(self) -> list[Table | Text]:
+        """The time estimate: total, its parts, where it came from, and its warnings."""
+        t = self.time_estimate
+        out: list[Table | Text] = []
+        if t is not None:
+            grid = self._grid()
+            for i, (label, figure) in enumerate(t.lines()[:-1]):  # the source goes below, wrapped
+                grid.add_row(Text(label, style="bold") if i == 0 else label,
+                             Text(figure, style="bold") if i == 0 else figure)
+            out.append(grid)
+            modelled = t.throughput.source == "FLOPs model"
+            out.append(Text(f"{t.throughput.source}{', rough' if modelled else ''}, "
+                            f"±{t.throughput.spread:.0%}" + ("; ctrl+e measures" if modelled else ""),
+                            style="dim"))
+            for warning in t.warnings:
+                line = Text("Warn: ", style="bold yellow")
+                line.append(warning)
+                out.append(line)
+        if self.time_status:
+            out.append(Text(self.time_status, style="dim italic"))
+        return out
+
     def render(self) -> Group | Text:
         """The figures, or the status while there is no estimate."""
         e = self.estimate
         if e is None:
-            return Text(self.status, style="italic")
+            return Group(Text(self.status, style="italic"), *self._time_lines())
         numbers = self._grid()
         numbers.add_row(Text("Trainable", style="bold"), format_count(e.params.trainable))
         numbers.add_row(f" of {format_count(e.params.total)}", Text(f"{e.params.share:.2%}", style="bold"))
@@ -77,10 +107,13 @@ class MemoryPanel(Static):
                                      Text(f"{e.verdict.upper()} ({e.available.name})", style=style)]
         if e.available.note:
             lines.append(Text(e.available.note, style="italic"))
+        lines += self._time_lines()
         for s in e.suggestions:
             fix = Text("Fix: ", style="bold yellow")
             fix.append(f"{s.text} -> {format_bytes(s.total_bytes, 2)}, {s.verdict}")
             lines.append(fix)
+        if self.dropped:  # above the parts, which are what scrolls away at 80x24
+            lines.append(Text(f"Dropped: {self.dropped}", style="bold red"))
         parts = self._grid()
         parts.add_row(Text("Memory parts", style="bold"), "")
         for part in e.parts:

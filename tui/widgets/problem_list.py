@@ -1,4 +1,5 @@
-"""The Problems pane: every reading error, warning and check finding of a dataset, by line.
+"""The Problems pane: every reading error, warning, check finding and training problem of a
+dataset (rows training drops at the max length in force), by line.
 
 Enter on a problem posts :class:`ProblemList.ProblemChosen` with its row, for the screen to
 put the table's cursor on it.
@@ -55,21 +56,25 @@ class ProblemList(OptionList):
         """The store row of each listed problem, by option index."""
 
     def show(self, store: RowStore | None) -> int:
-        """List the problems of ``store`` (reading errors and warnings, then check findings,
-        row by row); returns how many it has in all."""
+        """List the problems of ``store`` (those of the whole file first, then row by row:
+        reading errors and warnings, check findings, training problems); returns how many it
+        has in all."""
         self.clear_options()
         self._problem_rows = []
         if store is None:
             return 0
         items: list[Option] = []
         named = bool(store.sources)
-        for row in heapq.nsmallest(PROBLEM_LIST_LIMIT, {*store.problems, *store.findings}):
+        for problem in store.file_problems:
+            items.append(Option(problem_text(problem, named)))
+            self._problem_rows.append(None)
+        for row in heapq.nsmallest(PROBLEM_LIST_LIMIT, store.problem_rows):
             for problem in store.row_problems(row):
                 items.append(Option(problem_text(problem, named)))
                 self._problem_rows.append(row if problem.line is not None else None)
         del items[PROBLEM_LIST_LIMIT:], self._problem_rows[PROBLEM_LIST_LIMIT:]
         self.add_options(items)
-        count = sum(map(len, store.problems.values())) + sum(map(len, store.findings.values()))
+        count = store.problem_count()
         if count > len(items):
             self.add_option(Option(
                 f"… {count - len(items):,} more: press p to filter the rows with problems.",

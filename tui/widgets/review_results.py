@@ -85,6 +85,7 @@ class ReviewResults(Vertical):
         table.display = review.revealed
         hint = ("m exports Markdown, c exports CSV (into the set's folder) · Enter shows an item"
                 if review.revealed else "The per-item table appears after reveal (v).")
+        hint += " · d trains B by DPO on the votes"
         self.query_one("#review-results-hint", Static).update(Text(hint, style="dim"))
         if review.revealed:
             self._fill_table(table, review)

@@ -26,13 +26,13 @@ class RowDetailPane(TokenView):
     def __init__(self, *, id: str | None = None) -> None:  # noqa: A002
         super().__init__(id=id)
         self._renderer: Worker | None = None
-        """The rendering of the row shown, while it runs."""
+        """The rendering of the row shown, until its result is shown."""
 
     @property
     def rendering(self) -> bool:
-        """Whether the shown row is being rendered."""
-        return self._renderer is not None and self._renderer.state in (WorkerState.PENDING,
-                                                                  WorkerState.RUNNING)
+        """Whether the shown row is being rendered, or its rendering is done but not shown
+        yet (the worker's state changes before its message is handled)."""
+        return self._renderer is not None and self._renderer.state != WorkerState.CANCELLED
 
     def show_row(self, detail: RowDetail | None, message: str = "", tokenizer: Any = None,
                  assistant_only_loss: bool = True, options: RenderOptions | None = None) -> None:
@@ -58,6 +58,7 @@ class RowDetailPane(TokenView):
         worker, state = event.worker, event.state
         if worker is not self._renderer or state not in (WorkerState.SUCCESS, WorkerState.ERROR):
             return
+        self._renderer = None
         if state == WorkerState.ERROR:
             self.notify(f"Rendering failed: {type(worker.error).__name__}: {worker.error}",
                         severity="error")

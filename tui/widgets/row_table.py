@@ -20,6 +20,7 @@ from array import array
 from collections import Counter
 from collections.abc import Sequence
 from collections.abc import Iterator
+from dataclasses import replace
 from typing import Any
 
 from rich.cells import cell_len, set_cell_size
@@ -44,10 +45,17 @@ DUPLICATE = 4
 """Flag bit: the row repeats an earlier row exactly or nearly (or leaks into validation)."""
 FINDING = 8
 """Flag bit: the content checks found something (refusal, short answer, duplicate...)."""
-PROBLEM_BITS = ERROR | WARNING | DUPLICATE | FINDING
+UNTRAINED = 16
+"""Flag bit: training drops the row at the settings in force (no trained token, refused)."""
+TRAINING_WARNING = 32
+"""Flag bit: training keeps the row with a warning (end-of-turn token not trained...)."""
+TRAINING_BITS = UNTRAINED | TRAINING_WARNING
+PROBLEM_BITS = ERROR | WARNING | DUPLICATE | FINDING | TRAINING_BITS
 """A row with any of these has a problem."""
-_KEEP_READ_BITS = bytes(f & (ERROR | WARNING) for f in range(256))
+_KEEP_READ_BITS = bytes(f & (ERROR | WARNING | TRAINING_BITS) for f in range(256))
 """``bytes.translate`` table that clears the content-check bits of every row at once."""
+_CLEAR_TRAINING_BITS = bytes(f & ~TRAINING_BITS for f in range(256))
+"""``bytes.translate`` table that clears the training bits of every row at once."""
 
 TOKENS_UNKNOWN = -1
 """Token count not computed yet."""
@@ -122,6 +130,11 @@ class RowStore:
         """Problems met reading each row, by row index."""
         self.findings: dict[int, list[Problem]] = {}
         """Content-check findings, by row index."""
+        self.training: dict[int, list[Problem]] = {}
+        """What training does wrong with each row at the settings in force (dropped, EOS not
+        trained), by row index (:func:`core.data.training_outcome`)."""
+        self.file_problems: list[Problem] = []
+        """Problems of the whole file at those settings (the model has no chat template)."""
         self.raw: dict[int, Any] = {}
         """The raw data of dropped rows, by row index."""
         self.dropped = 0
@@ -195,9 +208,43 @@ class RowStore:
         self.findings.clear()
         self.flags = bytearray(self.flags.translate(_KEEP_READ_BITS))
 
+    def add_training(self, problems: Sequence[Problem]) -> None:
+        """Attach what training does wrong with rows at the settings in force, and set the
+        :data:`UNTRAINED` (error: dropped) or :data:`TRAINING_WARNING` bits. ``problems``
+        name rows by :attr:`lines`; in a mix each is renamed to its row's own source and line."""
+        for problem in problems:
+            if problem.line is None:
+                self.file_problems.append(problem)
+                continue
+            index = self.row_for_line(problem.line)
+            if index is None:
+                continue
+            origin = self.origin(index)
+            if origin is not None:  # in a mix: the row's own source and line, as training says
+                problem = replace(problem, source=origin[0], line=origin[1])
+            self.training.setdefault(index, []).append(problem)
+            self.flags[index] |= UNTRAINED if problem.severity == "error" else TRAINING_WARNING
+
+    def clear_training(self) -> None:
+        """Forget the training problems (another max length, model or loss mask)."""
+        self.training.clear()
+        self.file_problems.clear()
+        self.flags = bytearray(self.flags.translate(_CLEAR_TRAINING_BITS))
+
+    @property
+    def problem_rows(self) -> set[int]:
+        """Indices of the rows with any problem listed."""
+        return {*self.problems, *self.findings, *self.training}
+
+    def problem_count(self) -> int:
+        """Problems listed, of every row and of the whole file."""
+        return len(self.file_problems) + sum(
+            len(v) for d in (self.problems, self.findings, self.training) for v in d.values())
+
     def row_problems(self, index: int) -> list[Problem]:
-        """Everything wrong with row ``index``: reading problems, then findings."""
-        return self.problems.get(index, []) + self.findings.get(index, [])
+        """Everything wrong with row ``index``: reading problems, findings, then training."""
+        return (self.problems.get(index, []) + self.findings.get(index, [])
+                + self.training.get(index, []))
 
     def set_tokens(self, start: int, counts: Sequence[int | None]) -> None:
         """Store token counts of rows ``start..``; ``None`` marks a row the template rejected."""
@@ -226,6 +273,8 @@ class RowStore:
             del self.rows[-RELEASE_CHUNK:]
         self.problems.clear()
         self.findings.clear()
+        self.training.clear()
+        self.file_problems.clear()
         self.raw.clear()
         self.lines = array("q")
         self.flags = bytearray()
@@ -573,11 +622,11 @@ class RowTable(ScrollView, can_focus=True):
         for name, w in widths:
             cell_style = base
             if name == "mark":
-                if flags & ERROR:
+                if flags & (ERROR | UNTRAINED):
                     text, cell_style = "✗", base + style("error")
                 elif flags & DUPLICATE:
                     text, cell_style = "≡", base + style("duplicate")
-                elif flags & (WARNING | FINDING):
+                elif flags & (WARNING | FINDING | TRAINING_WARNING):
                     text, cell_style = "!", base + style("warning")
                 else:
                     text = " "

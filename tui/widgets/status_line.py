@@ -42,6 +42,11 @@ class StatusLine(Horizontal):
         yield Label(id="status-text")
         yield ProgressBar(id="progress", show_eta=False)
 
+    @property
+    def text(self) -> str:
+        """The text shown now."""
+        return self._shown
+
     def show(self, phase: Phase | None, others: int = 0, idle: str = "") -> None:
         """Show ``phase`` (and how many ``others`` run too), or ``idle`` when it is ``None``."""
         bar = self.query_one("#progress", ProgressBar)

@@ -2,8 +2,8 @@
 
 Sampling runs in a thread worker on its own timer chain: the next poll is scheduled only
 after the last sample arrived, so polls never overlap, and samples are posted with
-``can_replace`` so a busy UI only ever sees the newest. Without an NVIDIA GPU the gauge shows
-the training process's memory against the machine's instead.
+``can_replace`` so a busy UI only ever sees the newest. Without an NVIDIA GPU the bar is the
+training process's memory against the machine's instead.
 """
 
 from __future__ import annotations
@@ -31,9 +31,15 @@ def gauge_lines(sample: GpuSample | None) -> tuple[str, str]:
     """The two lines of the gauge as plain text: headline and details (the bar goes first)."""
     if sample is None:
         return "GPU: sampling…", ""
-    ram = f"process memory {format_bytes(sample.process_rss_bytes)} / system {format_bytes(sample.system_total_bytes)}"
     if not sample.available:
-        return f"No NVIDIA GPU — {ram}", f"GPU unavailable: {sample.reason}"
+        why = f"GPU unavailable: {sample.reason}"
+        fraction = ram_fraction(sample)
+        if fraction is None:
+            return (f"No NVIDIA GPU — process memory {format_bytes(sample.process_rss_bytes)} / system "
+                    f"{format_bytes(sample.system_total_bytes)}"), why
+        head = (f"{format_bytes(sample.process_rss_bytes)} / {format_bytes(sample.system_total_bytes)}"
+                f" ({fraction:.0%})")
+        return head, f"{why} · the bar is this run's share of the machine's memory"
     head = (
         f"{format_gib(sample.used_bytes)} / {format_gib(sample.total_bytes)} GiB"
         f" ({sample.used_fraction:.0%})"
@@ -48,6 +54,13 @@ def gauge_lines(sample: GpuSample | None) -> tuple[str, str]:
         details.append(f"{sample.power_watts:.0f}{limit} W")
     details.append(f"RAM {format_bytes(sample.process_rss_bytes)}")
     return head, " · ".join(details)
+
+
+def ram_fraction(sample: GpuSample) -> float | None:
+    """The training process's share of the machine's memory, when both are known."""
+    if sample.process_rss_bytes is None or not sample.system_total_bytes:
+        return None
+    return min(sample.process_rss_bytes / sample.system_total_bytes, 1.0)
 
 
 class VramGauge(Widget):
@@ -155,18 +168,27 @@ class VramGauge(Widget):
         # SUCCESS, CANCELLED, PENDING, RUNNING: nothing to do (Sampled carries the result).
 
     def render(self) -> RenderResult:
-        """Bar and headline on the first line, details on the second."""
+        """Bar and headline on the first line, details on the second.
+
+        The bar is GPU memory (``VRAM``), or without a GPU the process's memory (``RAM``).
+        """
         sample = self.sample
         head, details = gauge_lines(sample)
         label_style = self.get_component_rich_style("vram-gauge--label")
         details_text = Text(details, style=self.get_component_rich_style("vram-gauge--details"),
                             no_wrap=True, overflow="ellipsis")
-        if sample is None or not sample.available:
+        if sample is None:
             return Group(Text(head, style=label_style, no_wrap=True, overflow="ellipsis"), details_text)
-        width = max(self.content_size.width - len(head) - 7, 4)
-        filled = round(sample.used_fraction * width)
+        if sample.available:
+            label, fraction = "VRAM ", sample.used_fraction
+        else:
+            label, fraction = "RAM  ", ram_fraction(sample)
+            if fraction is None:
+                return Group(Text(head, style=label_style, no_wrap=True, overflow="ellipsis"), details_text)
+        width = max(self.content_size.width - len(head) - len(label) - 2, 4)
+        filled = max(round(fraction * width), 1 if fraction > 0 else 0)  # a small run still shows
         line = Text(no_wrap=True, overflow="ellipsis")
-        line.append("VRAM ", style=label_style)
+        line.append(label, style=label_style)
         line.append("█" * filled, style=self.get_component_rich_style("vram-gauge--bar"))
         line.append("░" * (width - filled), style=self.get_component_rich_style("vram-gauge--empty"))
         line.append(f" {head}", style=label_style)
