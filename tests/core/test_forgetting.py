@@ -100,6 +100,11 @@ def test_config_validates_the_forgetting_fields(tmp_path):
     assert loaded.eval.general_sample == 0 and loaded.data.replay == 0.05 and not loaded.validate()
     cfg = RunConfig.from_dict({"data": {"validation_fraction": 0}})  # nothing to evaluate on
     assert [(p.field, p.severity) for p in cfg.validate()] == [("eval.general_sample", "warning")]
+    # a preference run measures drift, but its pairs take no SFT replay rows
+    dpo = RunConfig.from_dict({"objective": "dpo", "data": {"replay": 0.05}})
+    assert [p.field for p in dpo.errors()] == ["data.replay"]
+    assert "set data.replay 0" in str(dpo.errors()[0]).lower()
+    assert not RunConfig.from_dict({"objective": "dpo"}).errors()
     cfg = RunConfig.from_dict({"eval": {"general_prompts": "sample:nope", "drift_threshold": 0}})
     assert {p.field for p in cfg.errors()} == {"eval.general_prompts", "eval.drift_threshold"}
     assert "is not a bundled sample" in str(cfg.errors()[0]) + str(cfg.errors()[1])
@@ -279,6 +284,16 @@ def test_drift_alert_needs_the_threshold_passed_and_two_rises():
     assert "method: lora" in full.detail and "method: lora" not in lora.detail
     for fix in ("learning_rate", "max_steps", "data.replay"):
         assert fix in lora.detail
+
+
+def test_the_drift_rule_is_said_only_for_runs_that_measure_drift():
+    from core.alerts import ALERT_RULES, rules_summary
+
+    rule = next(r for r in ALERT_RULES if r.key == "drift")
+    assert "eval.drift_threshold" in rule.when and "last 2 evaluations" in rule.when
+    assert "drift" not in rules_summary() and "drift" not in rules_summary(True)
+    assert "drift > 0.3 and rising" in rules_summary(False, 0.3)
+    assert "drift > 0.5 and rising" in rules_summary(True, 0.5) and "margin" in rules_summary(True, 0.5)
 
 
 def test_the_tracker_takes_the_threshold_from_the_run_and_old_events_read_back():
