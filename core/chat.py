@@ -32,7 +32,8 @@ from pathlib import Path
 from typing import Any
 
 from core.config import DataConfig, RunConfig
-from core.data.render import RenderOptions, render_generation_prompt
+from core.data.render import render_generation_prompt
+from core.data.template_probe import RenderOptions
 from core.generate import (
     GenerationSettings,
     ModelRef,
