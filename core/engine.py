@@ -287,7 +287,9 @@ class Engine:
         if not train_rows:
             raise ValueError("No training row has a trained token. Check the chat template and data.")
         if self.run_dir is None:
+            self.phase = "setup"  # making the run directory: its failures name the path
             self._open_run_dir()
+            self.phase = "model"
         self._inputs = RunInputs(tokenizer, train_rows, val_rows, precision, device)
         self._budget = self._make_budget(self._inputs)
         self.enter_phase("model", f"Loading the model {cfg.model.name_or_path} ({cfg.method}, "
