@@ -20,7 +20,7 @@ sys.path[:0] = [str(HERE), str(HERE.parents[1])]
 
 from chat_fakes import scripted_models  # noqa: E402
 from test_chat_screen import chat_app, open_chat, send, write_run  # noqa: E402
-from test_review_screen import wait_for  # noqa: E402
+from helpers import wait_for  # noqa: E402
 
 QUESTION = "My invoice shows a double charge"
 
