@@ -52,6 +52,7 @@ from core.events import (
     RunFinished,
     RunStarted,
     RunStopped,
+    read_events,
 )
 from core.trainer import fsdp_args, make_trainer, preference_trainer
 from core.trackers import apply_tracker_env, missing_packages, point_tensorboard, tracker_names
@@ -87,6 +88,14 @@ def quiet_libraries() -> None:
 
     transformers.utils.logging.disable_progress_bar()
     datasets.disable_progress_bars()
+
+
+def _holds_a_run(run_dir: Path) -> bool:
+    """Whether ``run_dir`` already trained (a run started there, or left a checkpoint); the
+    detached launcher's own first lines (its launch phase) are not a run."""
+    events = run_dir / EVENTS_FILE
+    started = events.exists() and any(isinstance(e, RunStarted) for e in read_events(str(events))[0])
+    return started or bool(complete_checkpoints(run_dir))
 
 
 class Engine:
@@ -247,7 +256,7 @@ class Engine:
             self._open_run_dir()
         elif self.run_dir is not None:
             self._hold_lock()
-            if self.is_main and ((self.run_dir / EVENTS_FILE).exists() or complete_checkpoints(self.run_dir)):
+            if self.is_main and _holds_a_run(self.run_dir):
                 raise RunRefused(f"{self.run_dir} already holds a run; training it again from the "
                                  "start would overwrite its checkpoints and output.",
                                  f"resume it (`tunetop train --resume {self.run_dir}`) or start a "
