@@ -15,14 +15,13 @@ import os
 import threading
 import time
 import traceback
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from core.callbacks import AllStepsTrained, EventCallback
 from core.config import ConfigError, ConfigProblem, RunConfig
 from core.failures import describe_failure, is_out_of_memory
-from core.noise import LibraryOutput, hold_library_output
+from core.noise import LibraryOutput, hold_library_output, quiet_libraries
 from core.timing import BudgetKeeper, cached_throughput, describe_duration, parse_duration, shape_key
 from core.rundir import (
     CHECKPOINTS_DIR,
@@ -35,14 +34,13 @@ from core.rundir import (
     RunRefused,
     adapter_settings,
     checkpoint_step,
-    complete_checkpoints,
     final_from_checkpoint,
     latest_checkpoint,
     make_run_dir,
     remove_staging,
     resolve_adapter,
 )
-from core.runs import check_resumable, run_progress
+from core.runs import check_resumable, holds_a_run, run_progress
 from core.events import (
     Event,
     EventSink,
@@ -52,50 +50,13 @@ from core.events import (
     RunFinished,
     RunStarted,
     RunStopped,
-    read_events,
 )
-from core.trainer import fsdp_args, make_trainer, preference_trainer
+from core.trainer import RunInputs, fsdp_args, make_trainer, preference_trainer
 from core.trackers import apply_tracker_env, missing_packages, point_tensorboard, tracker_names
-
-
-@dataclass(frozen=True)
-class RunInputs:
-    """What :meth:`Engine.setup` settles once and every trainer of the run is built from
-    (the first, and each rebuild after an out-of-memory retry)."""
-
-    tokenizer: Any
-    train_rows: list[dict]
-    """Rows for the trainer: ``input_ids`` and ``labels`` (masked tokens are -100)."""
-    val_rows: list[dict]
-    """Tokenized validation rows; empty when nothing is held out."""
-    precision: str
-    """``bf16``, ``fp16`` or ``fp32``, resolved for the device."""
-    device: str
-    """``cuda`` or ``cpu`` (:func:`core.models.pick_device`)."""
 
 
 PROGRESS_SECONDS = 0.5
 """Shortest time between two progress events of one phase."""
-
-
-def quiet_libraries() -> None:
-    """Silence library progress bars; the engine reports progress through events instead.
-
-    Log levels stay as they are: library warnings go to the run's ``debug.log`` (core.noise).
-    """
-    import datasets
-    import transformers
-
-    transformers.utils.logging.disable_progress_bar()
-    datasets.disable_progress_bars()
-
-
-def _holds_a_run(run_dir: Path) -> bool:
-    """Whether ``run_dir`` already trained (a run started there, or left a checkpoint); the
-    detached launcher's own first lines (its launch phase) are not a run."""
-    events = run_dir / EVENTS_FILE
-    started = events.exists() and any(isinstance(e, RunStarted) for e in read_events(str(events))[0])
-    return started or bool(complete_checkpoints(run_dir))
 
 
 class Engine:
@@ -256,7 +217,7 @@ class Engine:
             self._open_run_dir()
         elif self.run_dir is not None:
             self._hold_lock()
-            if self.is_main and _holds_a_run(self.run_dir):
+            if self.is_main and holds_a_run(self.run_dir):
                 raise RunRefused(f"{self.run_dir} already holds a run; training it again from the "
                                  "start would overwrite its checkpoints and output.",
                                  f"resume it (`tunetop train --resume {self.run_dir}`) or start a "

@@ -14,11 +14,28 @@ import os
 import shutil
 from pathlib import Path
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from core.callbacks import EventCallback, NonFiniteError
 from core.config import RunConfig
 from core.rundir import checkpoint_name, publish_checkpoint, staging_dir
+
+
+@dataclass(frozen=True)
+class RunInputs:
+    """What :meth:`Engine.setup` settles once and every trainer of the run is built from
+    (the first, and each rebuild after an out-of-memory retry)."""
+
+    tokenizer: Any
+    train_rows: list[dict]
+    """Rows for the trainer: ``input_ids`` and ``labels`` (masked tokens are -100)."""
+    val_rows: list[dict]
+    """Tokenized validation rows; empty when nothing is held out."""
+    precision: str
+    """``bf16``, ``fp16`` or ``fp32``, resolved for the device."""
+    device: str
+    """``cuda`` or ``cpu`` (:func:`core.models.pick_device`)."""
 
 
 def fsdp_args(cfg: RunConfig) -> dict[str, Any]:
