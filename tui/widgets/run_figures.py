@@ -231,6 +231,9 @@ class RunFigures(Widget):
         self.progress = progress
         self.state = state
         self.detached = detached
+        p = progress
+        kind = p.method if p.objective == "sft" else f"{p.objective} · {p.method}"
+        self.border_title = f"Run · {kind}" if p.method else "Run"  # kept when the Method row is not
         self.refresh()
 
     def status_text(self) -> Text:
