@@ -48,9 +48,16 @@ def engine_call_keywords(callee: str) -> set[str]:
     """Keyword names core/engine.py passes to ``callee(...)`` (read from its source)."""
     tree = ast.parse((ROOT / "core" / "engine.py").read_text())
     names: set[str] = set()
+    spread: set[str] = set()  # ``**common``: the dict(...) assigned to that name
     for node in ast.walk(tree):
         if isinstance(node, ast.Call) and getattr(node.func, "id", None) == callee:
             names |= {k.arg for k in node.keywords if k.arg}
+            spread |= {k.value.id for k in node.keywords if k.arg is None and isinstance(k.value, ast.Name)}
+    for node in ast.walk(tree):
+        if (isinstance(node, ast.Assign) and isinstance(node.value, ast.Call)
+                and getattr(node.value.func, "id", None) == "dict"
+                and any(getattr(t, "id", None) in spread for t in node.targets)):
+            names |= {k.arg for k in node.value.keywords if k.arg}
     assert names, f"no call of {callee} found in core/engine.py"
     return names
 
