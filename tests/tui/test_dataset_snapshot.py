@@ -62,7 +62,9 @@ def demo_app(dataset: str, tokenizer, max_length: int = 512):
     config.data.max_length = max_length
     loader = DatasetServices(load_tokenizer=lambda ref: tokenizer)
     services = AppServices(dataset=loader)
-    return make_app(config=config, services=services)
+    app = make_app(config=config, services=services)
+    app.animation_level = "none"  # the pane tabs' underline slides: a snapshot mid-slide differs
+    return app
 
 
 def bundled_tokenizer():
