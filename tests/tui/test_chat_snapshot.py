@@ -16,7 +16,7 @@ import types
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-sys.path[:0] = [str(HERE), str(HERE.parents[1])]
+sys.path[:0] = [str(HERE), str(HERE.parent), str(HERE.parents[1])]  # run as a script too
 
 from chat_fakes import scripted_models  # noqa: E402
 from test_chat_screen import chat_app, open_chat, send, write_run  # noqa: E402
