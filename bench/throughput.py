@@ -6,7 +6,7 @@ the same optimisation (TRL's schedule: linear, no warm-up, no weight decay; seed
 * ``trl-defaults``: a plain ``SFTTrainer`` script with TRL's defaults (bf16, padded random
   batches, gradient checkpointing, LM head over every position).
 * ``trl-fast``: the same script with the engine's speed settings: padding-free batches, the LM
-  head on trained positions only (:func:`core.engine.score_trained_positions_only`), no
+  head on trained positions only (:func:`core.trainer.score_trained_positions_only`), no
   gradient checkpointing (the engine's default; it trades memory for speed).
 * ``engine``: ``core.engine.Engine`` with events, run directory and checkpoints.
 
@@ -113,7 +113,7 @@ def child(kind: str, model: str, data: str, val: str, batch: int, out: str) -> N
                     save_strategy="no", logging_steps=1, max_length=2048, seed=0,
                     use_cpu=device == "cpu")
         if kind == "trl-fast":
-            from core.engine import score_trained_positions_only
+            from core.trainer import score_trained_positions_only
 
             score_trained_positions_only()
             args.update(padding_free=True, max_length=None, gradient_checkpointing=False)

@@ -61,19 +61,19 @@ ALERT_RULES: tuple[AlertRule, ...] = (
     AlertRule("nonfinite", "error", "Non-finite values",
               "a training loss, gradient norm, validation loss or trainable weight is NaN or "
               "infinite; the run stops at once and nothing from that step is saved",
-              "NaN/inf values (run stops)"),
+              "NaN (stops)"),
     AlertRule("diverging", "warning", "Training loss rising",
               f"the mean of the last {DIVERGE_WINDOW} logged training losses reaches "
               f"{DIVERGE_FACTOR:g}x its lowest: the learning rate is too high",
-              f"train loss {DIVERGE_FACTOR:g}x its low"),
+              f"loss {DIVERGE_FACTOR:g}x low"),
     AlertRule("overfit", "warning", "Validation loss rising",
               f"validation loss rises {RISING_EVALS} evaluations in a row after its best: the "
               "model is memorising the training data",
-              f"val loss up {RISING_EVALS} evals running"),
+              f"val up {RISING_EVALS}x"),
     AlertRule("flat", "warning", "Training loss flat",
               f"the last {FLAT_WINDOW // 2} logged training losses average less than "
               f"{FLAT_TOLERANCE:.0%} below the {FLAT_WINDOW // 2} before them",
-              f"<{FLAT_TOLERANCE:.0%} better in {FLAT_WINDOW} logs (flat)"),
+              f"flat {FLAT_WINDOW} logs"),
     AlertRule("margin-stalled", "warning", "Reward margin stalled",
               f"in a DPO/ORPO run, the last {MARGIN_WINDOW // 2} logged reward margins average "
               f"no more than the {MARGIN_WINDOW // 2} before them while preference accuracy is "
@@ -86,7 +86,7 @@ ALERT_RULES: tuple[AlertRule, ...] = (
               "general drift (the loss per token on the base model's own answers to general "
               "prompts, above the base's) passes eval.drift_threshold and rose at each of the "
               f"last {DRIFT_RISES} evaluations: the fine-tune is costing general ability",
-              "drift > {threshold} and rising", drift=True),
+              "drift > {threshold} rising", drift=True),
     AlertRule("early-stop", "info", "Early stop",
               "validation loss has not improved for eval.early_stopping_patience evaluations",
               "early stop"),
@@ -97,14 +97,15 @@ ALERT_RULES: tuple[AlertRule, ...] = (
 
 
 def rules_summary(preference: bool = False, drift_threshold: float | None = None) -> str:
-    """One sentence listing what makes each alert fire (shown while none has); the rules of
-    preference runs only when ``preference``, the drift rule only with the run's
-    ``drift_threshold`` (a run that measures general drift)."""
-    return "Alerts fire on: " + " · ".join(
+    """One line listing what makes each alert fire (shown while none has; it fits 80 columns
+    for an SFT run, the README's Alerts table says each rule in full); the rules of preference
+    runs only when ``preference``, the drift rule only with the run's ``drift_threshold`` (a
+    run that measures general drift)."""
+    return "Alerts: " + " · ".join(
         r.short.format(threshold=f"{drift_threshold:g}") if r.drift else r.short
         for r in ALERT_RULES
         if r.key != "failed" and (preference or not r.preference)
-        and (drift_threshold is not None or not r.drift)) + "."
+        and (drift_threshold is not None or not r.drift))
 
 
 @dataclass(frozen=True)

@@ -32,7 +32,8 @@ from pathlib import Path
 from typing import Any
 
 from core.config import DataConfig, RunConfig
-from core.data.render import RenderOptions, render_generation_prompt
+from core.data.render import render_generation_prompt
+from core.data.template_probe import RenderOptions
 from core.generate import (
     GenerationSettings,
     ModelRef,
@@ -40,6 +41,7 @@ from core.generate import (
     cut_at_end_of_turn,
     load_generators,
     run_dir_of,
+    stop_criteria,
 )
 from core.review import PromptItem, ReviewSet
 from core.review.store import default_set_name
@@ -138,7 +140,7 @@ def stream_reply(generator: TextGenerator, prompt: str, settings: GenerationSett
     end-of-turn tokens, so a greedy reply equals the non-streamed one.
     """
     import torch
-    from transformers import GenerationConfig, StoppingCriteria, StoppingCriteriaList, TextStreamer
+    from transformers import TextStreamer
 
     settings.check()
     started = time.perf_counter()
@@ -165,31 +167,15 @@ def stream_reply(generator: TextGenerator, prompt: str, settings: GenerationSett
                 self.text += text
                 on_text(self.text, self.tokens)
 
-    class StopRequested(StoppingCriteria):
-        """Ends the reply once the caller sets ``stop`` (checked once per token)."""
-
-        def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> Any:
-            return torch.full((input_ids.shape[0],), bool(stop and stop.is_set()),
-                              dtype=torch.bool, device=input_ids.device)
-
     enc = tok([prompt], return_tensors="pt", add_special_tokens=False)
     enc = {k: v.to(generator.device) for k, v in enc.items()}
-    config = GenerationConfig(
-        max_new_tokens=settings.max_new_tokens,
-        do_sample=not settings.greedy,
-        temperature=settings.temperature if not settings.greedy else 1.0,
-        top_p=settings.top_p if not settings.greedy else 1.0,
-        top_k=0 if not settings.greedy else 50,
-        eos_token_id=generator.eos_token_ids,
-        pad_token_id=tok.pad_token_id,
-        bos_token_id=getattr(generator.model.generation_config, "bos_token_id", None),
-    )
+    config = generator.generation_config(settings)
     if not settings.greedy:
         torch.manual_seed(settings.seed)
     streamer = Streamer()
     with generator.active(), torch.inference_mode():
         generator.model.generate(**enc, generation_config=config, streamer=streamer,
-                                 stopping_criteria=StoppingCriteriaList([StopRequested()]))
+                                 stopping_criteria=stop_criteria(stop))
     return ReplyFinished(side, cut_at_end_of_turn(streamer.text), streamer.tokens,
                          time.perf_counter() - started, streamer.first,
                          bool(stop and stop.is_set()))

@@ -10,20 +10,19 @@ Lifecycle: :meth:`Engine.setup`, :meth:`Engine.train`, :meth:`Engine.cleanup`, d
 from __future__ import annotations
 
 import dataclasses
-import errno
 import math
 import os
-import shutil
 import threading
 import time
 import traceback
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from core.callbacks import AllStepsTrained, EventCallback, NonFiniteError
+from core import general_setup
+from core.callbacks import AllStepsTrained, EventCallback
 from core.config import ConfigError, ConfigProblem, RunConfig
-from core.noise import LibraryOutput, hold_library_output
+from core.failures import describe_failure, is_out_of_memory
+from core.noise import LibraryOutput, hold_library_output, quiet_libraries
 from core.timing import BudgetKeeper, cached_throughput, describe_duration, parse_duration, shape_key
 from core.rundir import (
     CHECKPOINTS_DIR,
@@ -35,18 +34,14 @@ from core.rundir import (
     RunLock,
     RunRefused,
     adapter_settings,
-    checkpoint_name,
     checkpoint_step,
-    complete_checkpoints,
     final_from_checkpoint,
     latest_checkpoint,
     make_run_dir,
-    publish_checkpoint,
     remove_staging,
     resolve_adapter,
-    staging_dir,
 )
-from core.runs import check_resumable, run_progress
+from core.runs import check_resumable, holds_a_run, run_progress
 from core.events import (
     Event,
     EventSink,
@@ -57,186 +52,12 @@ from core.events import (
     RunStarted,
     RunStopped,
 )
+from core.trainer import RunInputs, fsdp_args, make_trainer, preference_trainer
 from core.trackers import apply_tracker_env, missing_packages, point_tensorboard, tracker_names
-
-
-@dataclass(frozen=True)
-class RunInputs:
-    """What :meth:`Engine.setup` settles once and every trainer of the run is built from
-    (the first, and each rebuild after an out-of-memory retry)."""
-
-    tokenizer: Any
-    train_rows: list[dict]
-    """Rows for the trainer: ``input_ids`` and ``labels`` (masked tokens are -100)."""
-    val_rows: list[dict]
-    """Tokenized validation rows; empty when nothing is held out."""
-    precision: str
-    """``bf16``, ``fp16`` or ``fp32``, resolved for the device."""
-    device: str
-    """``cuda`` or ``cpu`` (:func:`core.models.pick_device`)."""
-
-
-def is_out_of_memory(exc: BaseException) -> bool:
-    """Whether ``exc`` is a CUDA or host out-of-memory error."""
-    return (
-        isinstance(exc, MemoryError)
-        or type(exc).__name__ == "OutOfMemoryError"
-        or "out of memory" in str(exc).lower()
-    )
-
-
-def nonfinite_settings(config: RunConfig) -> list[str]:
-    """Dotted names of the config's numbers that are NaN or infinite (``optim.weight_decay``)."""
-
-    def walk(obj: Any, prefix: str) -> list[str]:
-        found: list[str] = []
-        for f in dataclasses.fields(obj):
-            value = getattr(obj, f.name)
-            if dataclasses.is_dataclass(value):
-                found += walk(value, f"{prefix}{f.name}.")
-            elif isinstance(value, float) and not math.isfinite(value):
-                found.append(f"{prefix}{f.name}")
-        return found
-
-    return walk(config, "")
-
-
-def _field(config: RunConfig, dotted: str) -> Any:
-    value: Any = config
-    for part in dotted.split("."):
-        value = getattr(value, part)
-    return value
-
-
-def describe_failure(exc: BaseException, phase: str, config: RunConfig | None = None,
-                     checkpoint: Path | None = None) -> tuple[str, str]:
-    """A readable reason and a concrete suggestion for an exception raised in ``phase``.
-
-    ``config`` and ``checkpoint`` (the run's newest complete one) let a non-finite failure
-    name its cause and say truthfully what is left on disk.
-    """
-    name = type(exc).__name__
-    if isinstance(exc, ConfigError):
-        return "; ".join(str(p) for p in exc.problems), "Fix the fields named above and start again."
-    if isinstance(exc, RunRefused):
-        return exc.reason, exc.fix[:1].upper() + exc.fix[1:]
-    text = str(exc).strip().splitlines()[0] if str(exc).strip() else name
-    if isinstance(exc, NonFiniteError):
-        # Every checkpoint is written after its step's weights (and validation loss) were
-        # checked, so the newest one never holds what went bad.
-        kept = (f" Nothing from that step was saved; the last checkpoint, {checkpoint.name}, was "
-                "checked before it was written and is intact." if checkpoint is not None
-                else " Nothing from that step was saved, and no checkpoint was written before it.")
-        bad = nonfinite_settings(config) if config is not None else []
-        if bad:
-            defaults = RunConfig()
-            usual = ", ".join(f"{name} {_field(defaults, name):g}" for name in bad)
-            return text + kept, (f"{', '.join(bad)} {'is' if len(bad) == 1 else 'are'} not a "
-                                 f"finite number: set a real value (the default is {usual}) and "
-                                 "start again.")
-        return text + kept, ("Lower the learning rate (e.g. halve it) and start again; keep "
-                             "max_grad_norm at 1.0, or use fp32.")
-    if is_out_of_memory(exc):
-        return (
-            f"Out of memory during {phase}.",
-            "Halve per_device_train_batch_size and double gradient_accumulation_steps (or set "
-            "optim.retry_on_oom: true to do it automatically), turn on gradient_checkpointing, "
-            "use qlora, or shorten data.max_length.",
-        )
-    chain = _exception_chain(exc)
-    oserror = next((e for e in chain if isinstance(e, OSError)), None)
-    where = f" ({oserror.filename})" if oserror is not None and oserror.filename else ""
-    # Libraries re-raise a full disk as a plain Exception (tokenizers' save does): the errno
-    # is lost, the words remain.
-    if any(isinstance(e, OSError) and e.errno == errno.ENOSPC for e in chain) or any(
-            "no space left on device" in str(e).lower() for e in chain):
-        return (f"The disk is full while writing during {phase}{where}; the last complete "
-                "checkpoint is intact.", "Free disk space or lower eval.save_total_limit, then resume.")
-    unpickled = _unsafe_pickle(chain)
-    if unpickled is not None:
-        return unpickled
-    writable = ("Set output_dir (or pass --workspace) to a directory on a disk you can "
-                "write to.")
-    if oserror is not None and oserror.errno == errno.EROFS:
-        return f"The workspace is on a read-only file system{where}.", writable
-    if isinstance(oserror, PermissionError):
-        return f"Permission denied{where or ': ' + text}.", writable
-    if isinstance(oserror, (NotADirectoryError, FileExistsError, IsADirectoryError)) and phase == "setup":
-        blocker = _file_in_the_way(oserror.filename)
-        if blocker is not None:
-            return (f"Cannot create the run directory{where}: {blocker} is a file, not a "
-                    "directory.", "Set output_dir (or pass --workspace) to a directory, or to a "
-                    "path that does not exist yet.")
-        return (f"Cannot create the run directory{where}: {oserror.strerror or text}.",
-                "Set output_dir to a directory (or a path that does not exist yet) you can write to.")
-    return f"{name}: {text}", ""
 
 
 PROGRESS_SECONDS = 0.5
 """Shortest time between two progress events of one phase."""
-
-
-def _exception_chain(exc: BaseException) -> list[BaseException]:
-    """``exc`` and every exception it was raised from or while handling, outermost first."""
-    chain: list[BaseException] = []
-    while exc is not None and exc not in chain:
-        chain.append(exc)
-        exc = exc.__cause__ or exc.__context__
-    return chain
-
-
-def _file_in_the_way(path: str | None) -> Path | None:
-    """The nearest existing ancestor of ``path`` when it is a file (a workspace that is one)."""
-    if not path:
-        return None
-    for parent in Path(path).parents:
-        if parent.exists():
-            return parent if not parent.is_dir() else None
-    return None
-
-
-def _unsafe_pickle(chain: list[BaseException]) -> tuple[str, str] | None:
-    """Reason and fix when ``torch.load`` refused a checkpoint file holding pickled objects
-    beyond tensors (it may run code). torch's own text suggests ``weights_only=False``, which
-    is exactly what must not be done with a file of unknown origin; it is not repeated."""
-    import pickle
-
-    refused = next((e for e in chain if isinstance(e, pickle.UnpicklingError)
-                    and "weights only load failed" in str(e).lower()), None)
-    if refused is None:
-        return None
-    path = _loaded_file(refused)
-    checkpoint = next((p for p in Path(path).parents if checkpoint_step(p) is not None), None) if path else None
-    fix = (f"If you wrote this checkpoint with a trusted tool, save it again; otherwise delete "
-           f"{checkpoint or 'that checkpoint'} and resume from an earlier one.")
-    return (f"{path or 'A checkpoint file'} holds pickled objects other than tensors, so tunetop "
-            "did not load it: loading such a file can run any code.", fix)
-
-
-def _loaded_file(exc: BaseException) -> str:
-    """The path ``torch.load`` was reading when it raised ``exc`` (from its frame), or ""."""
-    tb = exc.__traceback__
-    found = ""
-    while tb is not None:
-        frame = tb.tb_frame
-        if frame.f_code.co_name == "load" and frame.f_globals.get("__name__") == "torch.serialization":
-            value = frame.f_locals.get("f")
-            if isinstance(value, (str, os.PathLike)):
-                found = os.fspath(value)
-        tb = tb.tb_next
-    return found
-
-
-def quiet_libraries() -> None:
-    """Silence library progress bars; the engine reports progress through events instead.
-
-    Log levels stay as they are: library warnings go to the run's ``debug.log`` (core.noise).
-    """
-    import datasets
-    import transformers
-
-    transformers.utils.logging.disable_progress_bar()
-    datasets.disable_progress_bars()
 
 
 class Engine:
@@ -399,7 +220,7 @@ class Engine:
             self._open_run_dir()
         elif self.run_dir is not None:
             self._hold_lock()
-            if self.is_main and ((self.run_dir / EVENTS_FILE).exists() or complete_checkpoints(self.run_dir)):
+            if self.is_main and holds_a_run(self.run_dir):
                 raise RunRefused(f"{self.run_dir} already holds a run; training it again from the "
                                  "start would overwrite its checkpoints and output.",
                                  f"resume it (`tunetop train --resume {self.run_dir}`) or start a "
@@ -439,12 +260,14 @@ class Engine:
         if not train_rows:
             raise ValueError("No training row has a trained token. Check the chat template and data.")
         if self.run_dir is None:
+            self.phase = "setup"  # making the run directory: its failures name the path
             self._open_run_dir()
+            self.phase = "model"
         self._inputs = RunInputs(tokenizer, train_rows, val_rows, precision, device)
         self.enter_phase("model", f"Loading the model {cfg.model.name_or_path} ({cfg.method}, "
                                   f"{precision} on {device})")
         model = self._load_model()
-        replay = self._prepare_general(model)
+        self._probe, replay = general_setup.prepare(self, model)
         self.phase = "model"
         if replay:
             train_rows = train_rows + replay
@@ -601,129 +424,6 @@ class Engine:
                                              cfg.optim.seed)
         return outcome.trainer_rows(train), outcome.trainer_rows(val)
 
-    def _prepare_general(self, model: Any) -> list[dict]:
-        """Ask the base model the general prompts (answers cached per model, template and cap):
-        the drift probe of the evaluations, and the replay rows of ``data.replay``, returned."""
-        from core import forgetting
-        from core.data import DataError, RenderOptions, read_prompts, replay_rows
-        from core.models import padding_free_refusal
-
-        cfg, inputs = self.config, self._inputs
-        e, share = cfg.eval, cfg.data.replay
-        measure = e.general_sample > 0
-        if measure and not inputs.val_rows:
-            self.log("General drift is measured at each evaluation, and this run holds out no "
-                     "validation rows (data.validation_fraction 0), so it is not measured.",
-                     level="warning")
-            measure = False
-        if not measure and share <= 0:
-            return []
-        tokenizer = inputs.tokenizer
-        if not getattr(tokenizer, "chat_template", None):
-            self.log("General drift and replay ask the base model through its chat template, "
-                     "and this tokenizer has none: set data.chat_template (e.g. chatml) to use "
-                     "them.", level="warning")
-            return []
-        self.phase = "general"
-        try:
-            prompts, problems = read_prompts(e.general_prompts)
-        except DataError as exc:  # named as the field it came from
-            message = str(exc).removesuffix(f" Fix: {exc.fix}")
-            raise ConfigError([ConfigProblem("eval.general_prompts", message, exc.fix)]) from exc
-        if problems:
-            self.log(f"{len(problems)} rows of {e.general_prompts} are not prompts and are left "
-                     f"out; first: {problems[0]}", level="warning")
-        sample, pool = forgetting.split_probe(len(prompts), e.general_sample if measure else 0)
-        if measure and len(sample) < e.general_sample:
-            self.log(f"{e.general_prompts} has {len(prompts)} prompts, fewer than "
-                     f"eval.general_sample {e.general_sample}: drift is measured on all of them.",
-                     level="warning")
-        wanted = replay_rows(len(inputs.train_rows), share)
-        picks = forgetting.replay_picks(pool, wanted, cfg.optim.seed)
-        if len(picks) < wanted:
-            self.log(f"data.replay {share:g} asks for {wanted} replay rows, and {e.general_prompts} "
-                     f"has {len(pool)} prompts besides the drift sample: replay uses those.",
-                     level="warning")
-        answers = self._base_answers(model, [prompts[i] for i in sample + picks])
-        if answers is None:
-            return []  # stopped: the run ends before training
-        options = dataclasses.replace(RenderOptions.from_config(cfg.data), chat_template="model")
-        if measure:
-            rows = forgetting.answer_rows(tokenizer, answers[:len(sample)], cfg.data.max_length,
-                                          options)
-            packed = cfg.optim.padding_free and padding_free_refusal(cfg.model, inputs.device) is None
-            if rows:
-                self._probe = forgetting.GeneralProbe(
-                    rows, math.nan, len(sample), e.per_device_eval_batch_size, packed,
-                    inputs.precision, tokenizer.pad_token_id or 0).with_base(model)
-                self.log(f"General drift: {len(sample)} prompts of {e.general_prompts}; the base "
-                         f"model's loss on its own answers is {self._probe.base_loss:.4f} per "
-                         "token.")
-            else:
-                self.log("General drift is not measured: the base model's answers to the "
-                         "general prompts are empty.", level="warning")
-        replay = forgetting.answer_rows(tokenizer, answers[len(sample):], cfg.data.max_length,
-                                        options)
-        if replay:
-            # one more source of the mix, reported like data.sources' own
-            total = len(inputs.train_rows) + len(replay)
-            self.log(f"Source replay (data.replay {share:g}): {len(replay)} rows of the base "
-                     f"model's own answers to prompts of {e.general_prompts} join the "
-                     f"{len(inputs.train_rows)} task rows ({len(replay) / total:.0%} of the "
-                     f"{total} training rows).")
-        return replay
-
-    def _base_answers(self, model: Any, prompts: list) -> list | None:
-        """The base model's answers to ``prompts``, from the cache or generated now (phase
-        ``general``, done/total prompts after each batch); ``None`` when a stop request came
-        first."""
-        import torch
-
-        from core import forgetting
-        from core.generate import GenerationSettings, TextGenerator
-
-        cfg, inputs = self.config, self._inputs
-        tokenizer, e = inputs.tokenizer, cfg.eval
-        if inputs.device != "cpu" and not getattr(model, "hf_device_map", None):
-            # the trainer would move it there next; generating on the CPU would crawl
-            rank = int(os.environ.get("LOCAL_RANK", "0"))
-            model.to(torch.device(inputs.device, rank) if inputs.device == "cuda" else inputs.device)
-        identity = {**forgetting.model_identity(cfg.model, cfg.method, model),
-                    "template": tokenizer.chat_template, "eos": tokenizer.eos_token,
-                    "system_prompt": cfg.data.default_system_prompt,
-                    "max_new_tokens": e.general_max_new_tokens}
-        cache = forgetting.AnswerCache(identity)
-        generator = TextGenerator(model, tokenizer, None, inputs.device)
-        settings = GenerationSettings(max_new_tokens=e.general_max_new_tokens,
-                                      batch_size=forgetting.GENERATION_BATCH)
-        system = cfg.data.default_system_prompt
-
-        def generate(batch: list) -> list[tuple[str, bool]]:
-            turns = [forgetting.generation_prompt(p, system) for p in batch]
-            # unstripped: the rows score exactly what the base wrote before its end of turn
-            return generator.generate_with_ends(turns, settings, stop=self._stop, strip=False)
-
-        def progress(done: int, total: int) -> None:
-            self.enter_phase("general", f"Asking the base model {total} general prompts (at most "
-                                        f"{e.general_max_new_tokens} new tokens each, once per "
-                                        "base model)", done, total)
-
-        padding, tokenizer.padding_side = tokenizer.padding_side, "left"  # answers follow prompts
-        training = model.training
-        model.eval()  # no dropout: the base's greedy answers, the same every time
-        started = time.monotonic()
-        try:
-            answers, made = forgetting.base_answers(generate, prompts, cache, progress,
-                                                    write=self.is_main, stop=self._stop)
-        finally:
-            tokenizer.padding_side = padding
-            model.train(training)
-        if answers is not None:
-            where = (f"generated {made} in {time.monotonic() - started:.0f}s, cached in "
-                     f"{cache.path.parent}" if made else f"all from the cache in {cache.path.parent}")
-            self.log(f"Base answers to {len(prompts)} general prompts: {where}.")
-        return answers
-
     def _load_model(self) -> Any:
         """The model to train: the base, with a freshly initialised adapter for (q)lora, or
         with ``model.adapter`` to continue (merged into the base for a full fine-tune)."""
@@ -835,7 +535,7 @@ class Engine:
             report_to=trackers or "none",
             disable_tqdm=True,
             dataloader_num_workers=0,
-            **_fsdp_args(cfg),
+            **fsdp_args(cfg),
         )
         world = max(int(os.environ.get("WORLD_SIZE", "1")), 1)
         # eval.max_rows: each evaluation during training reads the first rows of the split.
@@ -852,7 +552,8 @@ class Engine:
             callbacks=[self._callback],
         )
         if cfg.is_preference:
-            trainer = self._preference_trainer(model, common, datasets)
+            trainer = preference_trainer(self.config, model, common, datasets, self._load_model,
+                                         self.log)
         else:
             args = SFTConfig(
                 **common,
@@ -862,50 +563,11 @@ class Engine:
                 # limit with padding-free batches, which it cannot truncate.
                 max_length=None if padding_free else cfg.data.max_length,
             )
-            trainer = _make_trainer(SFTTrainer, model=model, args=args, **datasets)
+            trainer = make_trainer(SFTTrainer, model=model, args=args, **datasets)
         # The printer writes every log dict to stdout; our events replace it.
         trainer.remove_callback(PrinterCallback)
         if "tensorboard" in trackers:
             point_tensorboard(trainer, self.run_dir)
-        return trainer
-
-    def _preference_trainer(self, model: Any, common: dict[str, Any], datasets: dict[str, Any]) -> Any:
-        """TRL's ``DPOTrainer`` or ``ORPOTrainer`` over the pairs, with the same arguments,
-        callbacks and checkpoints as SFT.
-
-        DPO's reference is the model as training starts: with LoRA, TRL keeps it as a frozen
-        copy of the starting adapter (the base for a fresh one, the SFT run's for
-        ``model.adapter``), so no second model is loaded; a full fine-tune loads a second copy
-        of the starting weights. ORPO needs no reference.
-        """
-        cfg, p = self.config, self.config.preference
-        train_rows = len(datasets["train_dataset"])
-        if cfg.objective == "dpo":
-            from trl import DPOConfig, DPOTrainer
-
-            args = DPOConfig(**common, beta=p.beta, loss_type=[p.loss_type],
-                             max_length=cfg.data.max_length)
-            ref_model = None
-            if cfg.method == "full":
-                self.log("Loading a second copy of the model as DPO's frozen reference.")
-                ref_model = self._load_model().eval()
-                ref_model.requires_grad_(False)
-            trainer = _make_trainer(DPOTrainer, model=model, ref_model=ref_model, args=args, **datasets)
-        else:
-            import warnings
-
-            with warnings.catch_warnings():  # TRL warns on import that ORPO is experimental
-                warnings.simplefilter("ignore")
-                from trl.experimental.orpo import ORPOConfig, ORPOTrainer
-
-            args = ORPOConfig(**common, beta=p.beta, max_length=cfg.data.max_length,
-                              remove_unused_columns=False)
-            trainer = _make_trainer(ORPOTrainer, model=model, args=args, **datasets)
-        dropped = train_rows - len(trainer.train_dataset)
-        if dropped:
-            self.log(f"Dropped {dropped} training pairs whose prompt alone fills max_length "
-                     f"{cfg.data.max_length}: nothing of their answers would be trained.",
-                     level="warning")
         return trainer
 
     def _take_tokens(self) -> int:
@@ -1033,111 +695,3 @@ class Engine:
             self._noise = None
 
 
-def _fsdp_args(cfg: RunConfig) -> dict[str, Any]:
-    """Trainer arguments that shard a full fine-tune with FSDP across the launched processes."""
-    if cfg.distributed_strategy != "fsdp" or int(os.environ.get("WORLD_SIZE", "1")) < 2:
-        return {}
-    return {
-        "fsdp": "full_shard auto_wrap",
-        "fsdp_config": {"use_orig_params": True, "cpu_ram_efficient_loading": True},
-    }
-
-
-def score_trained_positions_only() -> None:
-    """Make TRL's fused LM head skip untrained positions on CPU too (idempotent).
-
-    TRL projects only the positions with a label through the LM head on Triton devices; on
-    other devices it projects every position so that tile shapes stay fixed for compilers.
-    Eager CPU has nothing to recompile, and with assistant-only loss most positions are
-    prompt: measured on the bundled model, a step took 0.6x the time. The loss and gradients
-    are the same (untrained positions contribute zero either way).
-    """
-    import trl.trainer.utils as trl_utils
-
-    # A private name: if TRL renames it, runs keep working without the saving, and
-    # test_lm_head_scores_only_trained_positions_with_the_same_loss_and_gradients fails.
-    use_triton = getattr(trl_utils, "_use_triton", None)
-    if use_triton is None or getattr(use_triton, "tunetop", False):
-        return
-
-    def compact(device: Any) -> bool:
-        return device.type == "cpu" or use_triton(device)
-
-    compact.tunetop = True  # type: ignore[attr-defined]
-    trl_utils._use_triton = compact
-
-
-def _make_trainer(base: type, **kwargs: Any) -> Any:
-    """Build a subclass of the TRL trainer ``base`` (SFT, DPO or ORPO) that counts tokens,
-    refuses non-finite values and publishes each checkpoint with one rename."""
-    import torch
-
-    score_trained_positions_only()
-
-    class TunetopTrainer(base):
-        """The trainer counting non-padding tokens and stopping on the first non-finite value."""
-
-        _tokens = 0
-
-        def take_tokens(self) -> int:
-            count, self._tokens = int(self._tokens), 0
-            return count
-
-        def training_step(self, model, inputs, num_items_in_batch=None):
-            # SFT and DPO batches have one attention mask; ORPO's has one per answer.
-            masks = [v for k, v in inputs.items() if k.endswith("attention_mask")]
-            self._tokens += (sum(int(m.sum()) for m in masks) if masks
-                             else inputs["input_ids"].numel())
-            loss = super().training_step(model, inputs, num_items_in_batch)
-            if not torch.isfinite(loss).all():
-                raise NonFiniteError(
-                    f"Loss became {float(loss)} at step {self.state.global_step + 1}; the run "
-                    f"stopped before the optimizer step."
-                )
-            return loss
-
-        def _clip_grad_norm(self, model):
-            norm = super()._clip_grad_norm(model)
-            if norm is not None and not math.isfinite(float(norm)):
-                raise NonFiniteError(
-                    f"Gradient norm became {float(norm)} at step {self.state.global_step + 1}; "
-                    f"the run stopped before the optimizer step."
-                )
-            return norm
-
-        def _save(self, output_dir=None, state_dict=None):
-            super()._save(output_dir, state_dict)
-            if "ref" in getattr(self.model, "peft_config", {}):
-                # DPO's frozen reference adapter: rebuilt from the starting weights at every
-                # start, so a copy in each checkpoint and in final/ is only dead weight.
-                shutil.rmtree(Path(output_dir or self.args.output_dir) / "ref", ignore_errors=True)
-
-        def _save_checkpoint(self, model, trial):
-            """Write the checkpoint in a staging directory, then publish it with one rename."""
-            from transformers.trainer import TRAINER_STATE_NAME
-            from transformers.trainer_utils import rotate_checkpoints
-
-            callback = next(c for c in self.callback_handler.callbacks if isinstance(c, EventCallback))
-            callback.checkpoint_begins(self.state.global_step)
-            root, step = self.args.output_dir, self.state.global_step
-            staging = staging_dir(root, step)  # one name for every rank: they all write into it
-            self.args.output_dir = str(staging)
-            try:
-                super()._save_checkpoint(model, trial)
-            except BaseException:
-                shutil.rmtree(staging, ignore_errors=True)  # a failed write (disk full) leaves nothing
-                raise
-            finally:
-                self.args.output_dir = root
-            self.accelerator.wait_for_everyone()
-            if self.args.should_save:
-                best = self.state.best_global_step
-                if best and (best == step or Path(root, checkpoint_name(best)).is_dir()):
-                    # The state saved above names the staging path; name the published one.
-                    self.state.best_model_checkpoint = str(Path(root, checkpoint_name(best)))
-                    self.state.save_to_json(str(staging / checkpoint_name(step) / TRAINER_STATE_NAME))
-                publish_checkpoint(staging, step)
-                rotate_checkpoints(root, self.args.save_total_limit, self.state.best_model_checkpoint)
-            self.accelerator.wait_for_everyone()
-
-    return TunetopTrainer(**kwargs)

@@ -322,6 +322,22 @@ class TextGenerator:
         self.model.set_adapter(self.adapter_name)
         return contextlib.nullcontext()
 
+    def generation_config(self, settings: GenerationSettings) -> Any:
+        """The ``GenerationConfig`` for ``settings``: the model's own defaults (repetition
+        penalty, top_k...) are not used, so the settings describe the decoding completely."""
+        from transformers import GenerationConfig
+
+        return GenerationConfig(
+            max_new_tokens=settings.max_new_tokens,
+            do_sample=not settings.greedy,
+            temperature=settings.temperature if not settings.greedy else 1.0,
+            top_p=settings.top_p if not settings.greedy else 1.0,
+            top_k=0 if not settings.greedy else 50,
+            eos_token_id=self.eos_token_ids,
+            pad_token_id=self.tokenizer.pad_token_id,
+            bos_token_id=getattr(self.model.generation_config, "bos_token_id", None),
+        )
+
     def generate(self, conversations: Sequence[Sequence[dict[str, str]]],
                  settings: GenerationSettings, seed: int = 0,
                  stop: threading.Event | None = None,
@@ -330,8 +346,7 @@ class TextGenerator:
 
         ``seed`` seeds sampling for this batch. ``stop`` ends generation at the next token.
         ``on_token(n)`` is called after the ``n``-th new token of the batch (for progress).
-        The model's own generation defaults (repetition penalty, top_k...) are not used: the
-        stored settings describe the decoding completely.
+        Decoding follows :meth:`generation_config`.
         """
         return [answer for answer, _ in self.generate_with_ends(conversations, settings, seed, stop,
                                                                  on_token=on_token)]
@@ -345,39 +360,17 @@ class TextGenerator:
         """:meth:`generate`, each answer with whether it ended (an end-of-turn token came
         before ``max_new_tokens`` ran out); ``strip`` off keeps the whitespace around it."""
         import torch
-        from transformers import GenerationConfig, StoppingCriteria, StoppingCriteriaList
-
-        class StopRequested(StoppingCriteria):
-            """Ends every sequence once the caller sets ``stop`` (checked once per token)."""
-
-            made = 0
-
-            def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> Any:
-                if on_token is not None:
-                    self.made += 1
-                    on_token(self.made)
-                return torch.full((input_ids.shape[0],), bool(stop and stop.is_set()),
-                                  dtype=torch.bool, device=input_ids.device)
 
         tok = self.tokenizer
         texts = [render_prompt(tok, c) for c in conversations]
         enc = tok(texts, return_tensors="pt", padding=True, add_special_tokens=False)
         enc = {k: v.to(self.device) for k, v in enc.items()}
-        config = GenerationConfig(
-            max_new_tokens=settings.max_new_tokens,
-            do_sample=not settings.greedy,
-            temperature=settings.temperature if not settings.greedy else 1.0,
-            top_p=settings.top_p if not settings.greedy else 1.0,
-            top_k=0 if not settings.greedy else 50,
-            eos_token_id=self.eos_token_ids,
-            pad_token_id=tok.pad_token_id,
-            bos_token_id=getattr(self.model.generation_config, "bos_token_id", None),
-        )
+        config = self.generation_config(settings)
         if not settings.greedy:
             torch.manual_seed(seed)
         with self.active(), torch.inference_mode():
             out = self.model.generate(**enc, generation_config=config,
-                                      stopping_criteria=StoppingCriteriaList([StopRequested()]))
+                                      stopping_criteria=stop_criteria(stop, on_token))
         new = out[:, enc["input_ids"].shape[1]:]
         ends = set(self.eos_token_ids)
         return [(cut_at_end_of_turn(tok.decode(row, skip_special_tokens=True), strip),
@@ -399,6 +392,26 @@ class TextGenerator:
         """Answers one prompt at a time (no padding): the benchmark's baseline."""
         one = replace(settings, batch_size=1)
         return [answer for _, answer in self.generate_all(conversations, one)]
+
+
+def stop_criteria(stop: threading.Event | None,
+                  on_token: Callable[[int], None] | None = None) -> Any:
+    """Stopping criteria that end every sequence once ``stop`` is set (checked once per new
+    token), calling ``on_token(n)`` after the ``n``-th."""
+    import torch
+    from transformers import StoppingCriteria, StoppingCriteriaList
+
+    class StopRequested(StoppingCriteria):
+        made = 0
+
+        def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> Any:
+            if on_token is not None:
+                self.made += 1
+                on_token(self.made)
+            return torch.full((input_ids.shape[0],), bool(stop and stop.is_set()),
+                              dtype=torch.bool, device=input_ids.device)
+
+    return StoppingCriteriaList([StopRequested()])
 
 
 def _end_token_ids(model: Any, tokenizer: Any) -> list[int]:

@@ -179,3 +179,15 @@ def hold_library_output() -> LibraryOutput:
     too; then :meth:`LibraryOutput.write_to` the run's ``debug.log`` once it exists.
     """
     return _OUTPUT.hold()
+
+
+def quiet_libraries() -> None:
+    """Silence library progress bars; the engine reports progress through events instead.
+
+    Log levels stay as they are: library warnings go to the run's ``debug.log`` (core.noise).
+    """
+    import datasets
+    import transformers
+
+    transformers.utils.logging.disable_progress_bar()
+    datasets.disable_progress_bars()

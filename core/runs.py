@@ -632,3 +632,11 @@ def train_longer_config(run_dir: str | Path, settings: RunConfig | None = None) 
         config.model.adapter = str(path)
     config.run_name = f"{path.name}-more"
     return config
+
+
+def holds_a_run(run_dir: Path) -> bool:
+    """Whether ``run_dir`` already trained (a run started there, or left a checkpoint); the
+    detached launcher's own first lines (its launch phase) are not a run."""
+    events = run_dir / EVENTS_FILE
+    started = events.exists() and any(isinstance(e, RunStarted) for e in read_events(str(events))[0])
+    return started or bool(complete_checkpoints(run_dir))

@@ -203,10 +203,10 @@ class TimeEstimate:
         """(label, figure) lines for the CLI and the Config screen."""
         p = self.plan
         out = [("Time", describe_duration(self.total_seconds)),
-               (f" training {p.steps} steps", describe_duration(self.train_seconds))]
+               (f" {p.steps} train steps", describe_duration(self.train_seconds))]
         if p.evals or p.final_eval_rows:
-            evals = f"{p.evals} x {p.eval_rows} rows" + (f" + {p.final_eval_rows}" if p.final_eval_rows else "")
-            out.append((f" eval {evals}", describe_duration(self.eval_seconds)))  # fits 80x24
+            evals = f"{p.evals} x {p.eval_rows}" + (f" + {p.final_eval_rows}" if p.final_eval_rows else "")
+            out.append((f" evals {evals}", describe_duration(self.eval_seconds)))  # fits 80x24
         out.append((" setup and saves", describe_duration(self.setup_seconds + self.save_seconds)))
         if self.budget_seconds is not None:
             out.append((" time budget", describe_duration(self.budget_seconds)))

@@ -22,15 +22,8 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 from core.data import DataError, Example
-from core.data.render import (
-    LONG_TEXT_CHARS,
-    RenderOptions,
-    _apply,
-    _check_content,
-    _prepare,
-    _template_for,
-    count_tokens,
-)
+from core.data.render import LONG_TEXT_CHARS, _apply, _prepare, count_tokens
+from core.data.template_probe import RenderOptions, check_content, template_for
 
 COUNT_BATCH = 1000
 """Rows templated and tokenized per batch call: big enough to amortise the call, small enough
@@ -51,7 +44,7 @@ class TokenCounter:
 
     def __init__(self, tokenizer: Any, options: RenderOptions | None = None) -> None:
         self.tokenizer = tokenizer
-        self._info = _template_for(tokenizer, options)
+        self._info = template_for(tokenizer, options)
         backend = getattr(tokenizer, "backend_tokenizer", None)
         plain = (backend is not None and getattr(tokenizer, "is_fast", False)
                  and backend.truncation is None and backend.padding is None)
@@ -69,7 +62,7 @@ class TokenCounter:
         refused = set()
         for i, example in enumerate(examples):
             try:
-                _check_content(self._info, example)
+                check_content(self._info, example)
             except DataError:
                 refused.add(i)
         chats = [i for i, e in enumerate(examples) if e.messages is not None and i not in refused]

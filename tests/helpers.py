@@ -1,4 +1,5 @@
-"""Helpers shared by test modules (importable as ``helpers``: tests/ is on sys.path)."""
+"""Helpers shared by test modules: ``from helpers import ...`` (pytest puts tests/, tests/tui and
+bench/ on sys.path; see ``pythonpath`` in pyproject.toml)."""
 
 from __future__ import annotations
 
@@ -58,3 +59,36 @@ def make_tiny_model(out, tokenizer_dir):
     LlamaForCausalLM(config).save_pretrained(out)
     tokenizer.save_pretrained(out)
     return out
+
+
+async def wait_for(pilot, predicate, timeout: float = 10.0) -> None:
+    """Pause the app under ``pilot`` until ``predicate()`` holds (or fail after ``timeout`` s)."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        await pilot.pause(0.02)
+    assert predicate(), "condition not reached in time"
+
+
+def write_run(workspace, name: str, events, pid: int | None = None,
+              checkpoint: int | None = None):
+    """A run directory ``workspace/name`` with a config, ``events`` as events.jsonl, a worker
+    pid file and a complete checkpoint when given; returns its path."""
+    from core.config import RunConfig
+
+    run_dir = workspace / name
+    run_dir.mkdir(parents=True)
+    RunConfig(run_name=name).save(run_dir / "config.yaml")
+    with open(run_dir / "events.jsonl", "w") as f:
+        for event in events:
+            f.write(event.to_json() + "\n")
+    if pid:
+        (run_dir / "worker.pid").write_text(str(pid))
+    if checkpoint:
+        ckpt = run_dir / "checkpoints" / f"checkpoint-{checkpoint}"
+        ckpt.mkdir(parents=True)
+        (ckpt / "COMPLETE").write_text(str(checkpoint))
+    return run_dir

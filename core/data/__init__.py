@@ -79,17 +79,14 @@ from core.data.outcome import TrainingOutcome, rendering_problems, training_outc
 from core.data.problems import JSONL_SUFFIXES, DataError, Problem, position_unit
 from core.data.prompts import prompt_messages, read_prompts
 from core.data.registry import REGISTRY_FILE, RegistryEntry, is_registry, read_registry
-from core.data.render import (
+from core.data.render import Rendered, render_example, render_examples, tokenize_for_training
+from core.data.template_probe import (
     END_OF_TURN_TOKENS,
     RenderError,
     RenderOptions,
-    Rendered,
     TemplateInfo,
     fallback_tool_messages,
-    render_example,
-    render_examples,
     template_info,
-    tokenize_for_training,
 )
 from core.data.sources import (
     SAMPLES,

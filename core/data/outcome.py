@@ -1,7 +1,7 @@
 """What training does with rows at one ``max_length`` and chat template: kept, dropped, cut.
 
 :func:`training_outcome` renders every row exactly as training does (:func:`render_example`,
-with the same :class:`~core.data.render.RenderOptions`: ``data.chat_template``,
+with the same :class:`~core.data.template_probe.RenderOptions`: ``data.chat_template``,
 ``data.default_system_prompt``, ``data.text_chunking``; tool calls and reasoning natively or
 through the fallbacks; turns of weight 0 masked) and sorts it: kept, or dropped because
 nothing in its first ``max_length`` tokens is trained (the prompt fills the budget) or because
@@ -26,7 +26,8 @@ from typing import Any
 from core.data.lengths import TokenStats, length_stats
 from core.data.normalise import Example
 from core.data.problems import DataError, Problem
-from core.data.render import Rendered, RenderOptions, _render, _template_for
+from core.data.render import Rendered, _render
+from core.data.template_probe import RenderOptions, template_for
 
 PROGRESS_ROWS = 200
 """Rows rendered between two calls of the ``progress`` callback."""
@@ -163,14 +164,14 @@ def training_outcome(tokenizer: Any, examples: Iterable[Example], max_length: in
 
     ``options`` are the rendering options training uses (template, system prompt, text
     chunking; see :meth:`RenderOptions.from_config`). A row is dropped when rendering refuses
-    it (:class:`~core.data.render.RenderError`) or when none of its first ``max_length``
+    it (:class:`~core.data.template_probe.RenderError`) or when none of its first ``max_length``
     tokens is trained; each dropped row gets an error problem naming its line (and, in a mix,
     its source) and the fix. ``keep_rows`` keeps the trainer's rows (see
     :attr:`TrainingOutcome.training_rows`). ``progress(done)`` is called every
     :data:`PROGRESS_ROWS` rows.
     """
     options = options or RenderOptions()
-    info = _template_for(tokenizer, options)
+    info = template_for(tokenizer, options)
     out = TrainingOutcome(source, max_length, training_rows=[] if keep_rows else None)
     template_noted = False
     for done, example in enumerate(examples, 1):

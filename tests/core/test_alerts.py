@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 import math
-import sys
-from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parents[1] / "tui"))
 
 from fakes import nonfinite_series, overfit_series, step, training_series  # noqa: E402
 

@@ -21,7 +21,8 @@ from core.chat import (
     stream_turn,
 )
 from core.config import RunConfig
-from core.data.render import RenderOptions, render_generation_prompt
+from core.data.render import render_generation_prompt
+from core.data.template_probe import RenderOptions
 from core.generate import GenerationSettings, load_generators, render_prompt, resolve_pair, resolve_ref
 
 QUESTION = [{"role": "user", "content": "My invoice shows a double charge, what now?"}]

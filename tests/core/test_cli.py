@@ -29,7 +29,7 @@ def test_train_runs_headless_and_prints_progress(tiny_model_dir, small_data, tmp
     lines = (run_dir / "events.jsonl").read_text().splitlines()
     assert json.loads(lines[-1])["type"] == "run_finished"
     # What happens before the first step is said; the bar's ETA is the run's own.
-    for phase in ("Loading data from", "Loading the tokenizer of", "Tokenizing training rows…",
+    for phase in ("Loading data from", "Loading the tokenizer of", "Tokenizing rows…",
                   "Loading the model", "Building the trainer…"):
         assert phase in result.stderr, phase
     assert "ETA 0:00:00" in result.stderr and "-:--:--" not in result.stderr

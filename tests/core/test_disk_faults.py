@@ -87,7 +87,7 @@ def test_a_full_disk_reported_as_a_plain_exception_is_still_a_full_disk(
 
 
 def test_describe_failure_looks_through_the_exception_chain():
-    from core.engine import describe_failure
+    from core.failures import describe_failure
 
     try:
         try:

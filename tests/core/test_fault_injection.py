@@ -3,10 +3,7 @@ resume it each time: every resume starts from the newest whole checkpoint and th
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).parents[2] / "bench"))
 
 from fault_injection import fault_config, inject  # noqa: E402
 

@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import os
-import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).parents[1] / "tui"))  # the shared fakes live there
 
 from fakes import FakeDevice, FakeNvml, FakeNVMLError, container_gpu, full_gpu, mig_gpu, no_gpu  # noqa: E402
 

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import sys
 import threading
 import time
 from pathlib import Path
 
 TUI_TESTS = Path(__file__).parents[1] / "tui"
-sys.path.insert(0, str(TUI_TESTS))
 
 from fakes import ScriptedEngine, run_started, step, training_series  # noqa: E402
 

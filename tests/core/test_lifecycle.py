@@ -329,3 +329,25 @@ def test_a_missing_model_leaves_no_run_directory(small_data, tmp_path):
     _, events = run(cfg, tmp_path / "runs")
     assert isinstance(events[-1], RunFailed) and events[-1].phase == "model"
     assert not (tmp_path / "runs").exists()
+
+
+def test_a_directory_a_run_started_in_is_refused_but_a_fresh_launch_is_not(tiny_model_dir,
+                                                                            small_data, tmp_path):
+    """The detached launcher writes its launch phase before the engine starts: that is not a
+    run. A RunStarted line is one, and training it again from the start is refused."""
+    from core.events import PhaseChanged, RunStarted as Started
+
+    cfg = tiny_run_config(tiny_model_dir, small_data, max_steps=2)
+    launched = tmp_path / "runs" / "launched"
+    launched.mkdir(parents=True)
+    (launched / "events.jsonl").write_text(PhaseChanged(phase="launch", message="Loading").to_json() + "\n")
+    engine, events = run(cfg, tmp_path / "runs", run_dir=launched)
+    assert isinstance(events[-1], RunFinished), events[-1]
+    trained = tmp_path / "runs" / "trained"
+    trained.mkdir()
+    started = Started(run_dir=str(trained), run_name="trained", model="m", method="lora",
+                      device="cpu", precision="fp32", total_steps=2, num_train_rows=1,
+                      num_val_rows=0, trainable_params=1, total_params=2)
+    (trained / "events.jsonl").write_text(started.to_json() + "\n")
+    _, events = run(cfg, tmp_path / "runs", run_dir=trained)
+    assert isinstance(events[-1], RunFailed) and "already holds a run" in events[-1].reason

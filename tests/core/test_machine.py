@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
 
 import pytest
 import torch
 from transformers import LlamaConfig
 
-sys.path.insert(0, str(Path(__file__).parents[1] / "tui"))  # the shared fakes live there
 
 from fakes import FakeDevice, FakeNvml, full_gpu, mig_gpu, no_gpu  # noqa: E402
 

@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
 
 import pytest
 import torch
 from peft import LoraConfig, get_peft_model
 from transformers import AutoModelForCausalLM, LlamaConfig
 
-sys.path.insert(0, str(Path(__file__).parents[1] / "tui"))  # the shared fakes live there
 
 from fakes import FakeDevice, FakeNvml, FakeNVMLError, full_gpu, no_gpu  # noqa: E402
 

@@ -13,12 +13,12 @@ from pathlib import Path
 import pytest
 
 TUI_TESTS = Path(__file__).parents[1] / "tui"
-sys.path.insert(0, str(TUI_TESTS))
 
 from dataclasses import replace  # noqa: E402
 
 from fakes import T0, loss_curve, run_started, step, training_series, write_events_slowly  # noqa: E402
 
+from helpers import write_run
 from core.config import RunConfig  # noqa: E402
 from core.detach import follow_run, launch_detached, request_stop  # noqa: E402
 from core.events import (  # noqa: E402
@@ -41,22 +41,6 @@ from core.runs import (  # noqa: E402
     resume_config,
     resume_dir_of,
 )
-
-
-def write_run(workspace: Path, name: str, events, pid: int | None = None, checkpoint: int | None = None) -> Path:
-    run_dir = workspace / name
-    run_dir.mkdir(parents=True)
-    RunConfig(run_name=name).save(run_dir / "config.yaml")
-    with open(run_dir / "events.jsonl", "w") as f:
-        for event in events:
-            f.write(event.to_json() + "\n")
-    if pid is not None:
-        (run_dir / "worker.pid").write_text(str(pid))
-    if checkpoint is not None:
-        ckpt = run_dir / "checkpoints" / f"checkpoint-{checkpoint}"
-        ckpt.mkdir(parents=True)
-        (ckpt / "COMPLETE").write_text(str(checkpoint))
-    return run_dir
 
 
 def dead_pid() -> int:

@@ -208,7 +208,7 @@ def test_estimate_command_prints_the_time_measured_then_cached(tiny_model_dir, s
     cfg.save(path)
     assert main(["estimate", str(path), "--no-probe"]) == 0
     out, err = capsys.readouterr()
-    assert "Time " in out and "training 1 steps" in out and "FLOPs model, rough" in out
+    assert "Time " in out and "1 train steps" in out and "FLOPs model, rough" in out
     assert "learning rate 0" in err  # max_steps 1 is all warm-up: said before the run
     assert main(["estimate", str(path)]) == 0
     out, err = capsys.readouterr()

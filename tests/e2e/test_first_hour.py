@@ -70,7 +70,7 @@ def test_every_screen_with_its_keys_footer_and_help(tmp_path: Path):
         # Config: the list has the keyboard; Enter edits the highlighted field in place.
         shown = term.wait_for("█  model.name_or_path")
         model = config_value(shown, "model.name_or_path")
-        term.send("down", "enter")  # model.revision, edited
+        term.send("down", "down", "enter")  # past model.adapter: model.revision, edited
         term.wait_for(lambda shown: "⏎ Done" in term.footer())
         term.send("main")  # typed where it is seen
         term.wait_for(lambda shown: config_value(shown, "model.revision") == "main")

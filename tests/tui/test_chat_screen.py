@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 from chat_fakes import BASE_ANSWERS, TUNED_ANSWERS, scripted_models
 from test_keys_and_focus import assert_footer_fits, footer_ready
-from test_review_screen import NoTokenizer, wait_for
+from helpers import wait_for
+from test_review_screen import NoTokenizer
 from textual.widgets import Input, Select, Static
 
 from core.config import BUNDLED_MODEL, RunConfig

@@ -16,11 +16,11 @@ import types
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-sys.path[:0] = [str(HERE), str(HERE.parents[1])]
+sys.path[:0] = [str(HERE), str(HERE.parent), str(HERE.parents[1])]  # run as a script too
 
 from chat_fakes import scripted_models  # noqa: E402
 from test_chat_screen import chat_app, open_chat, send, write_run  # noqa: E402
-from test_review_screen import wait_for  # noqa: E402
+from helpers import wait_for  # noqa: E402
 
 QUESTION = "My invoice shows a double charge"
 

@@ -3,7 +3,6 @@ dataset screen: the message is on screen, never a traceback, and the app keeps w
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +11,6 @@ from textual.widgets import Input, OptionList, Static
 
 from core.rows import read_batches
 
-sys.path.insert(0, str(Path(__file__).parents[1] / "core"))  # the corpus lives with the core tests
 
 from test_bad_inputs import DATA_CASES, GOOD, jsonl  # noqa: E402
 from test_dataset_screen import dataset_app, detail_text, settle, text_of  # noqa: E402

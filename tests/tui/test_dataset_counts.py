@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import re
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +14,6 @@ from textual.widgets import OptionList, TabbedContent
 from core.config import DataConfig, OptimConfig
 from core.data import split_examples
 
-sys.path.insert(0, str(Path(__file__).parent))
 
 from test_dataset_screen import dataset_app, detail_text, settle, stats_text  # noqa: E402
 

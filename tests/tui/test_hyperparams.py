@@ -336,5 +336,5 @@ async def test_time_estimate_sits_beside_the_verdict_and_ctrl_e_measures_it_at_8
         await until(pilot, lambda: panel.time_estimate.throughput.source == "probe")
         assert calls == [False, True]
         shown = "\n".join(strip.text for strip in panel.render_lines(panel.region.reset_offset))
-        assert "probe, ±10%" in shown and "training 339 steps" in shown
+        assert "probe, ±10%" in shown and "339 train steps" in shown
         assert panel.time_status == ""  # the progress line is gone

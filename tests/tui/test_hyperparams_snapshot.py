@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-sys.path[:0] = [str(HERE), str(HERE.parents[1])]
+sys.path[:0] = [str(HERE), str(HERE.parent), str(HERE.parents[1])]  # run as a script too
 
 from fakes import StubGpuMonitor, h100_sample  # noqa: E402
 from transformers import LlamaConfig  # noqa: E402

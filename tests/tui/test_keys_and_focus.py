@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 from test_hyperparams import estimate_services
-from test_review_screen import NoTokenizer, open_review, wait_for
+from helpers import wait_for
+from test_review_screen import NoTokenizer, open_review
 from test_review_snapshot import demo_set, reopen
 from textual import events
 from textual.widgets import Footer, Input

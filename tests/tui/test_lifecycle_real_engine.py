@@ -3,10 +3,9 @@ finished run's output and progress never change (CPU, a tiny model, a few steps)
 
 from __future__ import annotations
 
-import time
 
 import pytest
-from helpers import tiny_run_config
+from helpers import tiny_run_config, wait_for
 from textual.widgets import DataTable
 
 from core.engine import Engine
@@ -16,13 +15,6 @@ from tui.screens.runs import RunsScreen
 from tui.widgets.confirm import Confirm
 
 pytestmark = pytest.mark.slow
-
-
-async def wait_for(pilot, predicate, timeout: float = 600.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate() and time.monotonic() < deadline:
-        await pilot.pause(0.2)
-    assert predicate(), "condition not reached in time"
 
 
 async def test_train_longer_from_the_runs_screen(app_factory, tiny_model_dir, small_data, tmp_path):
@@ -40,14 +32,14 @@ async def test_train_longer_from_the_runs_screen(app_factory, tiny_model_dir, sm
         await pilot.press("5")
         screen = app.screen
         assert isinstance(screen, RunsScreen)
-        await wait_for(pilot, lambda: len(screen.runs) == 1)
+        await wait_for(pilot, lambda: len(screen.runs) == 1, timeout=600)
         screen.query_one(DataTable).move_cursor(row=0)
         await pilot.press("r")
-        await wait_for(pilot, lambda: isinstance(app.screen, Confirm))
+        await wait_for(pilot, lambda: isinstance(app.screen, Confirm), timeout=600)
         await pilot.press("y")
-        await wait_for(pilot, lambda: app.current_mode == "training")
+        await wait_for(pilot, lambda: app.current_mode == "training", timeout=600)
         training = app.screen
-        await wait_for(pilot, lambda: training.run_state in ("finished", "stopped", "failed"))
+        await wait_for(pilot, lambda: training.run_state in ("finished", "stopped", "failed"), timeout=600)
         assert training.run_state == "finished", training.alert_tracker.raised
         await app.workers.wait_for_complete()
     more = tmp_path / "runs" / "short-more"

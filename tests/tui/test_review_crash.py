@@ -21,7 +21,7 @@ from core.review import ReviewSet
 HERE = Path(__file__).resolve().parent
 CHILD = textwrap.dedent("""
     import asyncio, sys
-    sys.path[:0] = [{here!r}, {root!r}]
+    sys.path[:0] = [{here!r}, {here!r} + "/..", {root!r}]  # tests/tui, tests (helpers), the repo
     from pathlib import Path
     from test_review_screen import open_review, review_app, start_generation, wait_for, write_prompts
 

@@ -11,12 +11,12 @@ import csv
 import io
 import json
 import threading
-import time
 from pathlib import Path
 
 from rich.console import Console
 from textual.widgets import DataTable
 
+from helpers import wait_for
 from core.config import RunConfig
 from core.generate import GeneratedPair, GenerationSettings, PairRequest
 from core.review import JUDGEMENTS_FILE, ReviewSet, find_review_sets, wilson_interval
@@ -107,16 +107,6 @@ def shown(widget) -> str:
     console = Console(file=io.StringIO(), width=200)
     console.print(content)
     return console.file.getvalue()
-
-
-async def wait_for(pilot, predicate, timeout: float = 10.0) -> None:
-    """Pause until ``predicate()`` holds (or fail after ``timeout`` seconds)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        await pilot.pause(0.02)
-    assert predicate(), "condition not reached in time"
 
 
 async def open_review(pilot) -> ReviewScreen:

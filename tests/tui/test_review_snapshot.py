@@ -17,7 +17,7 @@ import tempfile
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-sys.path[:0] = [str(HERE), str(HERE.parents[1])]
+sys.path[:0] = [str(HERE), str(HERE.parent), str(HERE.parents[1])]  # run as a script too
 
 from test_review_screen import dismiss_data_screen_notice, open_review, review_app, wait_for  # noqa: E402
 from textual.widgets import DataTable  # noqa: E402

@@ -10,6 +10,7 @@ from pathlib import Path
 from fakes import ScriptedEngine, engine_factory, run_started, step, training_series
 from textual.widgets import DataTable
 
+from helpers import wait_for, write_run
 from core.config import RunConfig
 from core.events import RunFailed
 from tui.screens.runs import ExportChoice, LossOverlay, RunsScreen, format_age
@@ -17,30 +18,6 @@ from tui.screens.training import TrainingScreen
 from tui.widgets.confirm import Confirm
 from tui.widgets.loss_plot import LossPlot
 from tui.widgets.runs_plot import RunsLossPlot
-
-
-async def wait_for(pilot, predicate, timeout: float = 10.0) -> None:
-    for _ in range(int(timeout / 0.05)):
-        if predicate():
-            return
-        await pilot.pause(0.05)
-    assert predicate(), "condition not reached in time"
-
-
-def write_run(workspace: Path, name: str, events, pid: int | None = None, checkpoint: int | None = None) -> Path:
-    run_dir = workspace / name
-    run_dir.mkdir(parents=True)
-    RunConfig(run_name=name).save(run_dir / "config.yaml")
-    with open(run_dir / "events.jsonl", "w") as f:
-        for event in events:
-            f.write(event.to_json() + "\n")
-    if pid:
-        (run_dir / "worker.pid").write_text(str(pid))
-    if checkpoint:
-        ckpt = run_dir / "checkpoints" / f"checkpoint-{checkpoint}"
-        ckpt.mkdir(parents=True)
-        (ckpt / "COMPLETE").write_text("")
-    return run_dir
 
 
 def workspace_with_runs(tmp_path: Path) -> Path:

@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 
 from fakes import T0, overfit_series, retime, run_started, step, training_series
-from test_runs_screen import write_run
+from helpers import write_run
 
 from core.events import RunFailed
 from tui.app import AppServices, make_app

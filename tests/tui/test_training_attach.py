@@ -10,6 +10,7 @@ from pathlib import Path
 
 from fakes import StubGpuMonitor, build_app, h100_sample, retime, run_started, step, training_series, write_events_slowly
 
+from helpers import wait_for
 from core.config import RunConfig
 from core.events import RunStopped
 from tui.app import AppServices
@@ -19,14 +20,6 @@ from tui.widgets.loss_plot import LossPlot
 from tui.widgets.vram_gauge import VramGauge
 
 TUI_TESTS = Path(__file__).parent
-
-
-async def wait_for(pilot, predicate, timeout: float = 10.0) -> None:
-    for _ in range(int(timeout / 0.05)):
-        if predicate():
-            return
-        await pilot.pause(0.05)
-    assert predicate(), "condition not reached in time"
 
 
 def detached_dir(tmp_path: Path, name: str = "detached-run", pid: int | None = None) -> Path:

@@ -21,6 +21,7 @@ from dataclasses import replace
 from textual.geometry import Region
 from textual.widgets import ContentSwitcher
 
+from helpers import wait_for
 from core.config import RunConfig
 from core.events import CheckpointSaved, EvalLogged, EvalProgressed, PhaseChanged, RunFinished
 from core.handle import RunState
@@ -31,15 +32,6 @@ from tui.widgets.loss_plot import LossPlot
 from tui.widgets.lr_plot import LrGradPlot
 from tui.widgets.run_figures import RunFigures, figure_rows
 from tui.widgets.run_log import RunLog
-
-
-async def wait_for(pilot, predicate, timeout: float = 10.0) -> None:
-    """Let the app run until ``predicate()`` holds (fails the test after ``timeout``)."""
-    for _ in range(int(timeout / 0.05)):
-        if predicate():
-            return
-        await pilot.pause(0.05)
-    assert predicate(), "condition not reached in time"
 
 
 async def open_training(pilot) -> TrainingScreen:

@@ -146,7 +146,7 @@ def _train_detached(config: RunConfig, workspace: str, resume: str | None, detac
     try:
         run_dir = launch_detached(config, workspace, resume_dir=resume)
     except OSError as exc:
-        from core.engine import describe_failure
+        from core.failures import describe_failure
 
         reason, fix = describe_failure(exc, "setup")
         console.print(Text(f"tunetop train: could not start the run: {reason}"

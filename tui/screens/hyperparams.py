@@ -529,6 +529,8 @@ class HyperparamsScreen(Screen):
         path_input.value = self._last_path or str(Path(self.app.workspace) / CONFIG_FILE)
         bar.add_class("-open")
         self.set_focus(path_input)  # now: the keys typed next go into it
+        # a long path shows its end, the file name, in a narrow bar
+        self.call_after_refresh(setattr, path_input, "cursor_position", len(path_input.value))
         self.refresh_bindings()
 
     def action_close_path(self) -> None:

@@ -241,6 +241,9 @@ class RunFigures(Widget):
         self.progress = progress
         self.state = state
         self.detached = detached
+        p = progress
+        kind = p.method if p.objective == "sft" else f"{p.objective} · {p.method}"
+        self.border_title = f"Run · {kind}" if p.method else "Run"  # kept when the Method row is not
         self.refresh()
 
     def status_text(self) -> Text:
@@ -261,17 +264,22 @@ class RunFigures(Widget):
         grid.add_column(style="bold", no_wrap=True, min_width=9)
         grid.add_column(no_wrap=True, overflow="ellipsis", ratio=1)
         grid.add_row("Status", self.status_text())
+        method: list[tuple[str, Text]] = []
         if p.method:
-            method = p.method if p.objective == "sft" else f"{p.objective} · {p.method}"
-            grid.add_row("Method", Text(f"{method} · {p.device} {p.precision}", style="dim"))
+            kind = p.method if p.objective == "sft" else f"{p.objective} · {p.method}"
+            method = [("Method", Text(f"{kind} · {p.device} {p.precision}", style="dim"))]
         activity = activity_row(p, self.state, width - 10)  # the label column takes 10
+        now = self.clock()
+        room = max(self.content_size.height - 1 - (activity is not None), 1)
+        rows = figure_rows(p, self.state, now)
+        if room < len(method) + len(rows):
+            rows = compact_rows(p, self.state, now)
+        if room < len(method) + len(rows):
+            method = []  # short terminals: the figures matter more (the log names the method)
+        for label, value in method:
+            grid.add_row(label, value)
         if activity is not None:
             grid.add_row(*activity)
-        now = self.clock()
-        room = max(self.content_size.height - len(grid.rows), 1)
-        rows = figure_rows(p, self.state, now)
-        if room < len(rows):
-            rows = compact_rows(p, self.state, now)
-        for label, value in rows[:room]:  # least important last: the shortest terminals drop them
+        for label, value in rows[:room - len(method)]:  # least important last: dropped first
             grid.add_row(label, value)
         return grid
