@@ -100,6 +100,9 @@ def main() -> None:
                         help="eval.general_sample (the default: 32 prompts).")
     parser.add_argument("--general-max-new-tokens", type=int, default=48,
                         help="eval.general_max_new_tokens (the default: 48).")
+    parser.add_argument("--workspace", default=None,
+                        help="Keep the runs in this folder (e.g. for bench/preference.py --sft "
+                             "WORKSPACE/runs/lora) instead of a scratch folder.")
     args = parser.parse_args()
 
     from core.data import load_examples
@@ -112,12 +115,15 @@ def main() -> None:
     references = [e.messages[-1]["content"] for e in held_out]
     settings = GenerationSettings(max_new_tokens=64, batch_size=8)
     rows = []
-    with tempfile.TemporaryDirectory() as workspace:
-        os.environ[ANSWERS_ENV] = str(Path(workspace) / "base-answers")  # a cold cache
+    with tempfile.TemporaryDirectory() as scratch:
+        workspace = args.workspace or scratch
+        os.environ[ANSWERS_ENV] = str(Path(scratch) / "base-answers")  # a cold cache
         for name in args.variants.split(","):
             run_dir, seconds, events = train(name, args, workspace)
             if not isinstance(events[-1], RunFinished):
                 sys.exit(f"{name}: training did not finish: {events[-1]}")
+            if args.workspace:
+                print(f"{name}: run kept in {run_dir}")
             for line in messages(events, "Base answers to ") + messages(events, "General drift took "):
                 print(f"{name}: {line}")
             evals = [e for e in events if isinstance(e, EvalLogged)]

@@ -31,7 +31,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from core.config import DataConfig, RunConfig
+from core.config import DataConfig
 from core.data.render import render_generation_prompt
 from core.data.template_probe import RenderOptions
 from core.generate import (
@@ -41,11 +41,11 @@ from core.generate import (
     cut_at_end_of_turn,
     load_generators,
     run_dir_of,
+    run_render_options,
     stop_criteria,
 )
 from core.review import PromptItem, ReviewSet
 from core.review.store import default_set_name
-from core.rundir import CONFIG_FILE
 
 CHAT_PROMPTS = "chat"
 """The prompts source recorded in a review set filled from the chat."""
@@ -109,13 +109,9 @@ def render_options_for(refs: Sequence[ModelRef], fallback: DataConfig | None = N
     """How training rendered prompts: the data options of the first run among ``refs`` (both
     sides of a comparison get the same prompt), else those of ``fallback`` (the app's config).
     """
-    for ref in refs:
-        run_dir = run_dir_of(ref)
-        if run_dir is not None:
-            try:
-                return RenderOptions.from_config(RunConfig.load(run_dir / CONFIG_FILE).data)
-            except Exception:  # an unreadable config: the runs screen reports it
-                continue
+    options = run_render_options(refs)
+    if options is not None:
+        return options
     return RenderOptions.from_config(fallback) if fallback is not None else RenderOptions()
 
 

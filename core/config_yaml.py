@@ -3,7 +3,7 @@
 :func:`read_config` reads a file (bounded in size, UTF-8, safe YAML) and reports each key set
 twice; :func:`build` turns nested mappings into the config dataclasses, naming every unknown
 key (with the closest known one) and every value of the wrong type. Problems are
-:class:`ConfigProblem`\ s, raised together in one :class:`ConfigError`; :mod:`core.config`
+:class:`ConfigProblem` values, raised together in one :class:`ConfigError`; :mod:`core.config`
 adds what validation finds.
 """
 

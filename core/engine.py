@@ -350,7 +350,9 @@ class Engine:
         if not self.is_main:
             return
         if self.run_dir is None:
-            self.run_dir = make_run_dir(self.workspace, self.config.run_name, self.config.method)
+            cfg = self.config  # a preference run's name says so: 20261129-093000-lora-dpo
+            kind = cfg.method if cfg.objective == "sft" else f"{cfg.method}-{cfg.objective}"
+            self.run_dir = make_run_dir(self.workspace, cfg.run_name, kind)
             self._hold_lock()
         if self.resume_dir is None:
             # The saved config names the workspace the run really went to (--workspace

@@ -255,6 +255,22 @@ def run_dir_of(ref: ModelRef) -> Path | None:
     return owner[0] if owner else None
 
 
+def run_render_options(refs: Sequence[ModelRef]) -> Any:
+    """How training rendered prompts, from the first run among ``refs`` with a readable config:
+    its ``data.chat_template`` and ``data.default_system_prompt`` (a
+    :class:`core.data.template_probe.RenderOptions`); ``None`` when no side is such a run."""
+    from core.data.template_probe import RenderOptions
+
+    for ref in refs:
+        run_dir = run_dir_of(ref)
+        if run_dir is not None:
+            try:
+                return RenderOptions.from_config(RunConfig.load(run_dir / CONFIG_FILE).data)
+            except Exception:  # an unreadable config: the runs screen reports it
+                continue
+    return None
+
+
 def resolve_pair(spec_a: str, spec_b: str, default_base: str | None = None) -> tuple[ModelRef, ModelRef]:
     """Resolve both sides; ``base`` becomes the base of the run on the other side.
 
@@ -311,6 +327,9 @@ class TextGenerator:
         self.tokenizer = tokenizer
         self.adapter_name = adapter_name
         self.device = device
+        self.render_options: Any = None
+        """How the prompts are rendered (:func:`run_render_options`: a run's template and
+        system prompt, as in training); ``None``: the tokenizer's own template as it is."""
         self.eos_token_ids = _end_token_ids(model, tokenizer)
 
     def active(self) -> contextlib.AbstractContextManager:
@@ -351,6 +370,14 @@ class TextGenerator:
         return [answer for answer, _ in self.generate_with_ends(conversations, settings, seed, stop,
                                                                  on_token=on_token)]
 
+    def render(self, conversation: Sequence[dict[str, str]]) -> str:
+        """The prompt text of ``conversation``, ending with the assistant header."""
+        if self.render_options is None:
+            return render_prompt(self.tokenizer, conversation)
+        from core.data.render import render_generation_prompt
+
+        return render_generation_prompt(self.tokenizer, list(conversation), self.render_options)
+
     def generate_with_ends(self, conversations: Sequence[Sequence[dict[str, str]]],
                            settings: GenerationSettings, seed: int = 0,
                            stop: threading.Event | None = None,
@@ -362,7 +389,7 @@ class TextGenerator:
         import torch
 
         tok = self.tokenizer
-        texts = [render_prompt(tok, c) for c in conversations]
+        texts = [self.render(c) for c in conversations]
         enc = tok(texts, return_tensors="pt", padding=True, add_special_tokens=False)
         enc = {k: v.to(self.device) for k, v in enc.items()}
         config = self.generation_config(settings)
@@ -574,6 +601,8 @@ def generate_pairs(request: PairRequest, on_status: Callable[[str], None] | None
     request.settings.check()
     say = on_status or (lambda text: None)
     gen_a, gen_b = load_generators([request.a, request.b], request.device, say)
+    # both sides get the prompt the run trained on (its template and system prompt)
+    gen_a.render_options = gen_b.render_options = run_render_options([request.a, request.b])
     todo = request.conversations[request.start:]
     size = request.settings.batch_size
     progress = _PairProgress(len(todo), size, request.settings.max_new_tokens, say)

@@ -342,10 +342,17 @@ class RunInfo:
     """Whether a complete checkpoint exists to resume from."""
     general_drift: float | None = None
     """General drift at the last evaluation; ``None`` when not measured."""
+    objective: str = "sft"
+    """``sft``, or the preference objective (``dpo``, ``orpo``) the run trains."""
     started_at: float | None = None
     """Wall clock of the run's (latest) start; None before training began."""
     damaged_lines: int = 0
     """Lines of ``events.jsonl`` skipped as damaged (counted in ``detail`` too)."""
+
+    @property
+    def kind(self) -> str:
+        """What the run trains: ``lora``, or ``dpo·lora`` for a preference run."""
+        return self.method if self.objective == "sft" else f"{self.objective}·{self.method}"
 
     @property
     def age_seconds(self) -> float:
@@ -452,9 +459,9 @@ class RunIndex:
         status, detail = derive_status(progress, worker_pid, updated_at)
         if damaged:
             detail += f"; {damaged} damaged event line{'s' if damaged != 1 else ''} skipped"
-        model, method = progress.model, progress.method
+        model, method, objective = progress.model, progress.method, progress.objective
         if not model:
-            model, method = _config_model(path)
+            model, method, objective = _config_model(path)
         return RunInfo(
             path=path,
             name=path.name,
@@ -470,6 +477,7 @@ class RunIndex:
             detached=worker_pid is not None,
             resumable=bool(complete_checkpoints(path)),
             general_drift=progress.general_drift,
+            objective=objective,
             started_at=progress.started_at,
             damaged_lines=damaged,
         )
@@ -488,12 +496,12 @@ def _damaged_run(path: Path, exc: Exception) -> RunInfo:
                    updated_at=updated_at, pid=None, detached=False, resumable=False)
 
 
-def _config_model(path: Path) -> tuple[str, str]:
+def _config_model(path: Path) -> tuple[str, str, str]:
     try:
         config = RunConfig.load(path / CONFIG_FILE)
     except Exception:
-        return "", ""
-    return config.model.name_or_path, config.method
+        return "", "", "sft"
+    return config.model.name_or_path, config.method, config.objective
 
 
 def list_runs(workspace: str | Path) -> list[RunInfo]:

@@ -95,6 +95,12 @@ def test_the_run_system_prompt_and_template_apply_as_in_training(generator, adap
     assert prompt.endswith("<|im_start|>assistant\n")
     plain = render_generation_prompt(generator.tokenizer, QUESTION, RenderOptions())
     assert plain == render_prompt(generator.tokenizer, QUESTION)  # "model": the template's own
+    generator.render_options = options  # the review's generation renders as the chat does
+    try:
+        assert generator.render(QUESTION) == prompt
+    finally:
+        generator.render_options = None
+    assert generator.render(QUESTION) == plain
 
 
 def test_a_base_and_its_fine_tune_load_once_and_both_stream(adapter_run):

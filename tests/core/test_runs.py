@@ -147,6 +147,18 @@ def test_loss_history_and_delete(tmp_path):
 # --- status and listing ---------------------------------------------------------------------
 
 
+def test_a_preference_run_is_marked_in_the_list(tmp_path):
+    """A DPO run lists as ``dpo·lora`` (from its events, or its config before any event)."""
+    write_run(tmp_path, "sft", training_series())
+    write_run(tmp_path, "dpo", [replace(run_started(), objective="dpo")] + training_series()[1:])
+    dpo_only_config = write_run(tmp_path, "orpo", [])
+    config = RunConfig.load(dpo_only_config / "config.yaml")
+    config.objective = "orpo"
+    config.save(dpo_only_config / "config.yaml")
+    kinds = {run.name: run.kind for run in list_runs(tmp_path)}
+    assert kinds == {"sft": "lora", "dpo": "dpo·lora", "orpo": "orpo·lora"}
+
+
 def test_status_from_events_and_process(tmp_path):
     ws = tmp_path / "runs"
     write_run(ws, "done", training_series(end="finished"))

@@ -287,7 +287,7 @@ class RunsScreen(Screen):
             best = f"{run.best_eval_loss:.4f}" if run.best_eval_loss is not None else "—"
             drift = f"{run.general_drift:+.3f}" if run.general_drift is not None else "—"
             step = f"{run.step}/{run.total_steps}" if run.total_steps else str(run.step)
-            model = f"{run.method} {run.model}".strip()
+            model = f"{run.kind} {run.model}".strip()
             status = Text(run.status + (f" {DETACHED_MARK}" if run.detached else ""),
                           style=STATUS_STYLES.get(run.status, ""))
             mark = "●" if run.path in self.marked else " "
@@ -323,7 +323,7 @@ class RunsScreen(Screen):
         where = "detached" if run.detached else "in-app"
         resumable = (" · train longer (r)" if run.status == "finished" else
                      " · resumable (r)" if run.resumable and run.status != "running" else "")
-        model = f" · {run.method} {run.model}" if run.model else ""
+        model = f" · {run.kind} {run.model}" if run.model else ""
         drift = (f" · general drift {run.general_drift:+.3f}"
                  if run.general_drift is not None and "drift" not in self._columns else "")
         detail.update(f"{run.path} · {run.status} ({where}): {run.detail}{resumable}{drift}{model}")
