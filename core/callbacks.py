@@ -142,7 +142,7 @@ class EventCallback(TrainerCallback):
         self._eval_done = 0
         self._eval_shown = 0.0
         self.budget = budget
-        """A :class:`core.timing.BudgetKeeper` sizing the run to its time budget, or None."""
+        """A :class:`core.budget.BudgetKeeper` sizing the run to its time budget, or None."""
         self.whole_split = False
         """Set for the whole-split evaluation after training: reported, but not compared
         with the capped evaluations' best."""
@@ -195,7 +195,8 @@ class EventCallback(TrainerCallback):
 
     def _fit_budget(self, state: Any, control: Any, scheduler: Any) -> None:
         """Size the remaining steps to the time left and refit the schedule to them."""
-        from core.timing import refit_schedule, warmup_steps
+        from core.budget import refit_schedule
+        from core.timing import warmup_steps
 
         steps = self.budget.resize(state.global_step)
         if steps is None:
@@ -280,6 +281,7 @@ class EventCallback(TrainerCallback):
         if self.budget is not None and self._eval_started is not None:
             rows = min(self.budget.val_rows, self.budget.config.eval.max_rows or self.budget.val_rows)
             self.budget.eval_row_seconds = (time.monotonic() - self._eval_started) / max(rows, 1)
+            self.budget.drift_rows = 0.0  # in the measured time per row now
             self._fit_budget(state, control, kwargs.get("lr_scheduler"))
         is_best = math.isfinite(loss) and (self.best_eval_loss is None or loss < self.best_eval_loss)
         if is_best:

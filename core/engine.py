@@ -23,7 +23,9 @@ from core.callbacks import AllStepsTrained, EventCallback
 from core.config import ConfigError, ConfigProblem, RunConfig
 from core.failures import describe_failure, is_out_of_memory
 from core.noise import LibraryOutput, hold_library_output, quiet_libraries
-from core.timing import BudgetKeeper, cached_throughput, describe_duration, parse_duration, shape_key
+from core.budget import BudgetKeeper
+from core.timing import (cached_throughput, describe_duration, epoch_steps, general_rows,
+                         parse_duration, shape_key)
 from core.rundir import (
     CHECKPOINTS_DIR,
     CONFIG_FILE,
@@ -380,8 +382,10 @@ class Engine:
             return None
         longest = max((len(r["input_ids"]) for r in inputs.train_rows + inputs.val_rows), default=0)
         cached = cached_throughput(shape_key(self.config, inputs.device, longest))
+        val_tokens = sum(len(r["input_ids"]) for r in inputs.val_rows) / max(len(inputs.val_rows), 1)
+        drift = general_rows(self.config, len(inputs.val_rows), val_tokens) if self._probe else 0.0
         keeper = BudgetKeeper(budget, self.config, len(inputs.val_rows), self._cap_steps(len(inputs.train_rows)),
-                              self._started, cached)
+                              self._started, cached, drift)
         steps = keeper.initial_steps()
         how = f"{steps} steps from a cached probe" if cached else "steps sized after the first few"
         self.log(f"Time budget {describe_duration(budget)}: {how} (at most {keeper.cap}).")
@@ -480,12 +484,9 @@ class Engine:
 
     def _cap_steps(self, num_rows: int) -> int:
         """``max_steps``, or the steps of ``num_train_epochs`` over ``num_rows``."""
-        o = self.config.optim
-        if o.max_steps > 0:
-            return o.max_steps
         world = int(os.environ.get("WORLD_SIZE", "1"))
-        per_epoch = math.ceil(num_rows / world / o.per_device_train_batch_size / o.gradient_accumulation_steps)
-        return max(1, math.ceil(per_epoch * o.num_train_epochs))
+        o = self.config.optim
+        return o.max_steps if o.max_steps > 0 else epoch_steps(self.config, num_rows, world)
 
     def _build_trainer(self, model: Any, inputs: RunInputs) -> Any:
         from datasets import Dataset

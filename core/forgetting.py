@@ -87,18 +87,7 @@ class AnswerCache:
 
     def load(self) -> dict[str, tuple[str, bool]]:
         """Cached answers by :func:`prompt_key`; a damaged line (a crash mid-write) is skipped."""
-        found: dict[str, tuple[str, bool]] = {}
-        try:
-            lines = self.path.read_text(encoding="utf-8").splitlines()
-        except FileNotFoundError:
-            return found
-        for line in lines:
-            try:
-                row = json.loads(line)
-                found[prompt_key(row["prompt"])] = (str(row["answer"]), bool(row["ended"]))
-            except (ValueError, KeyError, TypeError):
-                continue
-        return found
+        return load_answers(self.path)
 
     def append(self, answers: Sequence[BaseAnswer]) -> None:
         """Add answers (the identity file is written with the first)."""
@@ -112,6 +101,22 @@ class AnswerCache:
                 f.write(json.dumps({"prompt": a.prompt, "answer": a.answer, "ended": a.ended},
                                    ensure_ascii=False) + "\n")
             f.flush()
+
+
+def load_answers(path: Path) -> dict[str, tuple[str, bool]]:
+    """The answers of one cache file by :func:`prompt_key`; a damaged line is skipped."""
+    found: dict[str, tuple[str, bool]] = {}
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except FileNotFoundError:
+        return found
+    for line in lines:
+        try:
+            row = json.loads(line)
+            found[prompt_key(row["prompt"])] = (str(row["answer"]), bool(row["ended"]))
+        except (ValueError, KeyError, TypeError):
+            continue
+    return found
 
 
 def model_identity(model_cfg: Any, method: str, model: Any) -> dict[str, Any]:
@@ -189,6 +194,38 @@ def base_answers(generate: Callable[[list[list[dict[str, str]]]], list[tuple[str
         if on_progress is not None:
             on_progress(min(start + batch_size, len(missing)), len(missing))
     return [BaseAnswer(list(p), *known[prompt_key(p)]) for p in prompts], len(missing)
+
+
+def uncached_answers(config: Any, train_rows: int, val_rows: int) -> int:
+    """How many general prompts a run of ``config`` still asks its base model at setup (the
+    drift sample, and the replay prompts of ``data.replay``): those no cache of the same model,
+    revision, system prompt and answer cap holds. The template and the loaded weights are
+    checked only when the run loads the model, so a changed template is not seen here."""
+    from core.data import DataError, read_prompts, replay_rows
+
+    e, share = config.eval, config.data.replay
+    measure = e.general_sample > 0 and val_rows > 0
+    if not measure and share <= 0:
+        return 0
+    try:
+        prompts, _ = read_prompts(e.general_prompts)
+    except (DataError, OSError):
+        return 0  # the run names the file and the fix
+    sample, pool = split_probe(len(prompts), e.general_sample if measure else 0)
+    picks = replay_picks(pool, replay_rows(train_rows, share), config.optim.seed)
+    wanted = {prompt_key(prompts[i]) for i in sample + picks}
+    same = {"model": config.model.name_or_path, "revision": config.model.revision,
+            "system_prompt": config.data.default_system_prompt,
+            "max_new_tokens": e.general_max_new_tokens}
+    known: set[str] = set()
+    for meta in sorted(answers_dir().glob("*.json")):
+        try:
+            identity = json.loads(meta.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        if isinstance(identity, dict) and all(identity.get(k) == v for k, v in same.items()):
+            known |= load_answers(meta.with_suffix(".jsonl")).keys()
+    return len(wanted - known)
 
 
 def answer_rows(tokenizer: Any, answers: Sequence[BaseAnswer], max_length: int,

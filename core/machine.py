@@ -332,11 +332,12 @@ def _sysconf_bytes(pages: str) -> int | None:
 
 
 def supports_bf16(device: str) -> bool:
-    """Whether ``device`` computes in bf16 natively: every CPU torch runs on, and GPUs of
-    compute capability 8.0 or later (torch's emulated bf16 on older GPUs is slow and does
-    not count)."""
+    """Whether ``device`` computes in bf16 natively: CPUs with AVX-512 (oneDNN's bf16 kernels)
+    and GPUs of compute capability 8.0 or later. Emulated bf16 does not count: on an AVX2-only
+    CPU a bf16-autocast training step was 23x slower than fp32, and torch's emulation on older
+    GPUs is slow too."""
     if device == "cpu":
-        return True
+        return cpu_bf16()
     if device.startswith("cuda"):
         import torch
 
@@ -344,11 +345,21 @@ def supports_bf16(device: str) -> bool:
     return False
 
 
+def cpu_bf16() -> bool:
+    """Whether this CPU has oneDNN's bf16 kernels (AVX-512 or later), as torch reports it."""
+    import torch
+
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):  # a torch built without oneDNN
+        return False
+
+
 def resolve_precision(precision: str, device: str, bf16: bool | None = None) -> str:
     """The precision a run computes in on ``device`` (``cpu`` or ``cuda``).
 
     An explicit ``bf16``, ``fp16`` or ``fp32`` is kept; ``auto`` is bf16 where the device
-    supports it (CPU included), else fp16 on a GPU, else fp32. ``bf16`` says whether it does
+    computes in it natively (:func:`supports_bf16`), else fp16 on a GPU, else fp32. ``bf16`` says whether it does
     when the caller knows (the estimate reads it from NVML without starting CUDA); ``None``
     asks :func:`supports_bf16`.
     """

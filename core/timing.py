@@ -57,6 +57,13 @@ GPU_EFFICIENCY = 0.35
 """The same on a GPU (not measured yet: the GPU figures follow the CPU model)."""
 SECONDS_PER_SAVE_GIB = 4.0
 """A checkpoint's write time per GiB of trainable state (FLOPs model only)."""
+GENERAL_PROMPT_TOKENS = 40
+"""Tokens of a general prompt after the chat template (its system turn included), roughly:
+with ``eval.general_max_new_tokens``, the length of a drift row against a validation row."""
+DECODE_STEP_ROWS = 0.5
+"""One decoding step of a batch of base answers (``core.forgetting.GENERATION_BATCH`` prompts,
+one new token each, cached keys) against one validation row's forward pass, in time; set from
+``bench/forgetting.py`` (its base answers) and the probe's evaluation figure."""
 HOURS_WARNING = 3600.0
 """A run longer than this gets a warning before it starts."""
 CACHE_ENV = "TUNETOP_TIMING_CACHE"
@@ -118,6 +125,12 @@ class RunPlan:
     """Steps of learning-rate warm-up (``optim.warmup_ratio`` of ``steps``)."""
     train_rows: int
     val_rows: int
+    general_rows: float = 0.0
+    """What scoring general drift adds to each evaluation during training, in validation rows
+    (``eval.general_sample`` base answers, scaled by their length); 0 without drift."""
+    base_answer_steps: int = 0
+    """Decoding steps of the base model's answers to the general prompts at setup (batches
+    times ``eval.general_max_new_tokens``); 0 when they are cached or not needed."""
 
 
 def warmup_steps(ratio: float, steps: int) -> int:
@@ -135,8 +148,13 @@ def epoch_steps(config: RunConfig, train_rows: int, world: int = 1) -> int:
 
 
 def plan_run(config: RunConfig, train_rows: int, val_rows: int, world: int = 1,
-             steps: int | None = None) -> RunPlan:
-    """What ``config`` will do on ``train_rows`` / ``val_rows``; ``steps`` overrides its own count."""
+             steps: int | None = None, val_tokens: float = 0.0, base_answers: int = 0) -> RunPlan:
+    """What ``config`` will do on ``train_rows`` / ``val_rows``; ``steps`` overrides its own count.
+
+    ``val_tokens`` (a validation row's mean length) scales the drift rows against validation
+    rows (the same length without it); ``base_answers`` general prompts still need the base
+    model's answer (:func:`core.forgetting.uncached_answers`).
+    """
     e = config.eval
     if steps is None:
         steps = config.optim.max_steps if config.optim.max_steps > 0 else epoch_steps(config, train_rows, world)
@@ -145,9 +163,23 @@ def plan_run(config: RunConfig, train_rows: int, val_rows: int, world: int = 1,
     capped = min(val_rows, e.max_rows) if e.max_rows else val_rows
     final = val_rows if val_rows and capped < val_rows else 0
     saves = math.ceil(steps / e.save_steps) if e.save_steps > 0 else 0
+    from core.forgetting import GENERATION_BATCH
+
     return RunPlan(steps=steps, evals=evals, eval_rows=capped, final_eval_rows=final, saves=saves,
                    warmup_steps=warmup_steps(config.optim.warmup_ratio, steps),
-                   train_rows=train_rows, val_rows=val_rows)
+                   train_rows=train_rows, val_rows=val_rows,
+                   general_rows=general_rows(config, val_rows, val_tokens),
+                   base_answer_steps=math.ceil(base_answers / GENERATION_BATCH) * e.general_max_new_tokens)
+
+
+def general_rows(config: RunConfig, val_rows: int, val_tokens: float = 0.0) -> float:
+    """What scoring general drift adds to an evaluation, in validation rows of ``val_tokens``
+    (0 when the run holds out no rows: drift is measured only beside a validation loss)."""
+    e = config.eval
+    if not val_rows or e.general_sample <= 0:
+        return 0.0
+    share = (GENERAL_PROMPT_TOKENS + e.general_max_new_tokens) / val_tokens if val_tokens > 0 else 1.0
+    return e.general_sample * share
 
 
 # --- how fast it goes -----------------------------------------------------------------------
@@ -189,9 +221,21 @@ class TimeEstimate:
     warnings: tuple[str, ...] = field(default_factory=tuple)
 
     @property
+    def drift_seconds(self) -> float:
+        """Scoring general drift at the evaluations during training."""
+        return self.plan.evals * self.plan.general_rows * self.throughput.eval_row_seconds
+
+    @property
+    def base_answer_seconds(self) -> float:
+        """The base model's answers to the general prompts at setup (0 when cached)."""
+        return self.plan.base_answer_steps * DECODE_STEP_ROWS * self.throughput.eval_row_seconds
+
+    @property
     def total_seconds(self) -> float:
-        """The whole run, setup to final save."""
-        return self.train_seconds + self.eval_seconds + self.save_seconds + self.setup_seconds
+        """The whole run, setup to final save (evaluations with their drift scoring, and the
+        base answers a first run of a model computes, included)."""
+        return (self.train_seconds + self.eval_seconds + self.save_seconds + self.setup_seconds
+                + self.drift_seconds + self.base_answer_seconds)
 
     @property
     def sureness(self) -> str:
@@ -207,6 +251,11 @@ class TimeEstimate:
         if p.evals or p.final_eval_rows:
             evals = f"{p.evals} x {p.eval_rows}" + (f" + {p.final_eval_rows}" if p.final_eval_rows else "")
             out.append((f" evals {evals}", describe_duration(self.eval_seconds)))  # fits 80x24
+        if self.drift_seconds:
+            evals = f"{p.evals} eval{'s' if p.evals != 1 else ''}"
+            out.append((f" drift at {evals}", describe_duration(self.drift_seconds)))
+        if p.base_answer_steps:
+            out.append((" base answers (once)", describe_duration(self.base_answer_seconds)))
         out.append((" setup and saves", describe_duration(self.setup_seconds + self.save_seconds)))
         if self.budget_seconds is not None:
             out.append((" time budget", describe_duration(self.budget_seconds)))
@@ -247,16 +296,19 @@ def _warnings(e: TimeEstimate, max_steps_set: bool) -> list[str]:
 
 
 def budget_steps(budget_seconds: float, throughput: Throughput, config: RunConfig, val_rows: int,
-                 elapsed: float = 0.0, done_steps: int = 0, spent_steps_seconds: float = 0.0) -> int:
+                 elapsed: float = 0.0, done_steps: int = 0, spent_steps_seconds: float = 0.0,
+                 drift_rows: float = 0.0) -> int:
     """The most optimizer steps whose run (evaluations, checkpoints and the final save and
     evaluation included) ends within ``budget_seconds``, less a margin.
 
     ``elapsed`` is the time the run has already taken at ``done_steps`` steps; the remaining
-    steps cost ``throughput``'s figures. At least ``done_steps`` (never fewer than 1).
+    steps cost ``throughput``'s figures, each evaluation ``drift_rows`` more validation rows
+    (:attr:`RunPlan.general_rows`; 0 once a measured evaluation's time includes its drift).
+    At least ``done_steps`` (never fewer than 1).
     """
     e, t = config.eval, throughput
     capped = min(val_rows, e.max_rows) if e.max_rows else val_rows
-    eval_cost = capped * t.eval_row_seconds
+    eval_cost = (capped + drift_rows) * t.eval_row_seconds
     # The end: the trainer's last evaluation and checkpoint, the final save, and the
     # whole-split evaluation when the others read only eval.max_rows.
     left = budget_seconds * (1 - BUDGET_MARGIN) - END_SECONDS - elapsed - 2 * t.save_seconds
@@ -367,6 +419,7 @@ def probe_throughput(config: RunConfig, on_progress: Callable[[str], None] | Non
     probe.eval.early_stopping_patience = 0
     probe.eval.keep_best = False
     probe.eval.max_rows = probe.eval.per_device_eval_batch_size * PROBE_EVAL_BATCHES
+    probe.eval.general_sample, probe.data.replay = 0, 0.0  # the estimate counts drift itself
     seen: dict[str, Any] = {"steps": {}, "eval": None, "final_at": None, "checkpoint_at": None,
                             "checkpoint": None}
     started = time.time()
@@ -537,15 +590,18 @@ def estimate_run_time(config: RunConfig, probe: bool = True,
         throughput = _flops_for(config, shape, device)
         if failed:
             throughput = dataclasses.replace(throughput, detail=f"{throughput.detail}; {failed}")
+    from core.forgetting import uncached_answers
+
+    answers = uncached_answers(config, shape.train_rows, shape.val_rows)
+    plan = plan_run(config, shape.train_rows, shape.val_rows, config.num_processes,
+                    val_tokens=shape.val_tokens, base_answers=answers)
     budget = parse_duration(config.optim.time_budget)
-    steps = None
     if budget is not None:
-        steps = budget_steps(budget, throughput, config, shape.val_rows, elapsed=throughput.setup_seconds)
-        if config.optim.max_steps > 0:
-            steps = min(steps, config.optim.max_steps)
-        else:
-            steps = min(steps, epoch_steps(config, shape.train_rows, config.num_processes))
-    plan = plan_run(config, shape.train_rows, shape.val_rows, config.num_processes, steps)
+        setup = throughput.setup_seconds + estimate_time(plan, throughput).base_answer_seconds
+        steps = budget_steps(budget, throughput, config, shape.val_rows, elapsed=setup,
+                             drift_rows=plan.general_rows)
+        plan = plan_run(config, shape.train_rows, shape.val_rows, config.num_processes,
+                        min(steps, plan.steps), shape.val_tokens, answers)
     return estimate_time(plan, throughput, budget, config.optim.max_steps > 0)
 
 
@@ -558,91 +614,3 @@ def _flops_for(config: RunConfig, shape: DataShape, device: str) -> Throughput:
     params = memory.count_parameters(model_config, config)
     return flops_throughput(config, params.total, params.trainable, shape.train_tokens,
                             shape.val_tokens, device)
-
-
-# --- keeping a run inside its budget --------------------------------------------------------
-
-
-def refit_schedule(scheduler: Any, total_steps: int, warmup: int) -> bool:
-    """Make a transformers learning-rate schedule end at ``total_steps`` (warm-up ``warmup``).
-
-    transformers builds its schedules as ``LambdaLR`` over ``functools.partial`` functions
-    that hold ``num_training_steps``; each is rebuilt with the new count, so the rest of the
-    run follows the schedule the new length calls for. Returns whether anything changed
-    (constant schedules have no length).
-    """
-    changed = False
-    lambdas = getattr(scheduler, "lr_lambdas", None) or []
-    for i, fn in enumerate(lambdas):
-        if isinstance(fn, functools.partial) and "num_training_steps" in fn.keywords:
-            keywords = dict(fn.keywords, num_training_steps=max(total_steps, 1))
-            if "num_warmup_steps" in keywords:
-                keywords["num_warmup_steps"] = warmup
-            lambdas[i] = functools.partial(fn.func, *fn.args, **keywords)
-            changed = True
-    return changed
-
-
-class BudgetKeeper:
-    """Sizes a live run's steps to its time budget from what the run itself measures.
-
-    The engine builds the trainer for at most ``cap`` steps (epochs or ``max_steps``), fewer
-    when a cached probe already says how many fit. After the first measured steps, after each
-    evaluation and after each checkpoint, :meth:`resize` recomputes the steps that fit in the
-    time left, sets them as the trainer's ``max_steps`` (the trainer's flow stops there,
-    evaluating and saving) and refits the learning-rate schedule to them.
-    """
-
-    def __init__(self, budget_seconds: float, config: RunConfig, val_rows: int, cap: int,
-                 started: float, throughput: Throughput | None = None) -> None:
-        self.budget_seconds = budget_seconds
-        self.config = config
-        self.val_rows = val_rows
-        self.cap = cap
-        self.started = started
-        """``time.monotonic()`` when the run began (its setup counts against the budget)."""
-        self.throughput = throughput
-        self.step_times: list[float] = []
-        self.eval_row_seconds: float | None = throughput.eval_row_seconds if throughput else None
-        self.save_seconds: float | None = throughput.save_seconds if throughput else None
-        self.steps = cap
-
-    def initial_steps(self, now: float | None = None) -> int:
-        """Steps to build the trainer for: the cap, or what a cached probe says fits."""
-        if self.throughput is None:
-            return self.cap
-        elapsed = (time.monotonic() if now is None else now) - self.started
-        self.steps = min(self.cap, budget_steps(self.budget_seconds, self.throughput, self.config,
-                                                self.val_rows, elapsed=elapsed))
-        return self.steps
-
-    def measured(self) -> Throughput | None:
-        """The figures measured so far, or ``None`` before the first step. The first step pays
-        for warm-up, so it stands alone only until a second one is measured (too slow, which
-        errs on the side of the budget)."""
-        if not self.step_times:
-            return None
-        recent = (self.step_times[1:] or self.step_times)[-20:]
-        step = statistics.median(recent)
-        o = self.config.optim
-        rows_per_step = o.per_device_train_batch_size * o.gradient_accumulation_steps
-        from core.runs import EVAL_ROW_SHARE
-
-        eval_row = self.eval_row_seconds if self.eval_row_seconds is not None \
-            else step / rows_per_step * EVAL_ROW_SHARE
-        save = self.save_seconds if self.save_seconds is not None else max(1.0, step)
-        return Throughput(step_seconds=step, eval_row_seconds=eval_row, save_seconds=save,
-                          setup_seconds=0.0, source="this run", spread=PROBE_SPREAD_FLOOR)
-
-    def resize(self, done_steps: int, now: float | None = None) -> int | None:
-        """The new step count when the measured figures change it, else ``None``."""
-        figures = self.measured()
-        if figures is None:
-            return None
-        elapsed = (time.monotonic() if now is None else now) - self.started
-        steps = min(self.cap, budget_steps(self.budget_seconds, figures, self.config, self.val_rows,
-                                           elapsed=elapsed, done_steps=done_steps))
-        if steps == self.steps:
-            return None
-        self.steps = steps
-        return steps

@@ -146,8 +146,8 @@ def test_settings_are_validated():
 
 
 def test_without_a_visible_gpu_generation_loads_fp32_weights_on_cpu(untied_model_dir, monkeypatch):
-    """The device is core.machine's; ``auto`` is bf16 there (training autocasts), but frozen
-    weights on CPU stay fp32, where half-precision matmuls are slow."""
+    """The device is core.machine's; ``auto`` is bf16 there on an AVX-512 CPU (training
+    autocasts), but frozen weights on CPU stay fp32, where half-precision matmuls are slow."""
     import torch
 
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")

@@ -123,9 +123,14 @@ def test_system_memory_total_available_and_this_process():
     assert rss and 10 * MIB < rss < total  # torch is loaded: more than a bare interpreter
 
 
-def test_auto_precision_is_one_rule():
+def test_auto_precision_is_one_rule(monkeypatch):
     assert machine.resolve_precision("fp32", "cuda", bf16=True) == "fp32"  # an explicit choice stays
-    assert machine.resolve_precision("auto", "cpu") == "bf16"  # CPU included, as the README says
+    # a CPU computes in bf16 only with oneDNN's kernels (AVX-512): emulated, it crawls
+    assert machine.resolve_precision("auto", "cpu") == ("bf16" if machine.cpu_bf16() else "fp32")
+    monkeypatch.setattr(machine, "cpu_bf16", lambda: True)
+    assert machine.resolve_precision("auto", "cpu") == "bf16"
+    monkeypatch.setattr(machine, "cpu_bf16", lambda: False)
+    assert machine.resolve_precision("auto", "cpu") == "fp32"
     assert machine.resolve_precision("auto", "cuda", bf16=True) == "bf16"
     assert machine.resolve_precision("auto", "cuda", bf16=False) == "fp16"
     assert machine.resolve_precision("auto", "mps") == "fp32"

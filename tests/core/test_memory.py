@@ -200,7 +200,10 @@ def test_parts_grow_with_batch_and_length():
         previous = parts
 
 
-def test_precision_and_method_shape_the_parts():
+def test_precision_and_method_shape_the_parts(monkeypatch):
+    from core import machine
+
+    monkeypatch.setattr(machine, "cpu_bf16", lambda: True)  # an AVX-512 CPU: bf16 autocast
     cfg = smollm2_config()
 
     def parts(method: str, device: str) -> dict[str, int]:
@@ -349,7 +352,9 @@ def test_estimate_precision_follows_the_gpus_bf16_support():
                                       suggest=False).precision
 
     assert precision("auto", t4) == "fp16"
-    assert precision("cpu", t4) == "bf16"  # every CPU torch runs on has bf16
+    from core.machine import cpu_bf16
+
+    assert precision("cpu", t4) == ("bf16" if cpu_bf16() else "fp32")  # the CPU's own rule
     assert precision("auto", gpu(80)) == "bf16"  # NVML did not say: an Ampere or later GPU
 
 

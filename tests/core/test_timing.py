@@ -8,6 +8,7 @@ import math
 import pytest
 from helpers import tiny_run_config
 
+from core.budget import refit_schedule
 from core.config import RunConfig
 from core.timing import (
     Throughput,
@@ -18,7 +19,6 @@ from core.timing import (
     estimate_time,
     parse_duration,
     plan_run,
-    refit_schedule,
     shape_key,
     store_throughput,
 )
@@ -85,8 +85,10 @@ def test_estimate_sums_its_parts_and_warns_what_a_user_must_know():
     estimate = estimate_time(plan, figures())
     assert estimate.train_seconds == 3000 * 2.0
     assert estimate.eval_seconds == pytest.approx(600 * 2000 * 0.1)
+    assert estimate.drift_seconds == pytest.approx(600 * 32 * 0.1)  # 32 drift rows an evaluation
     assert estimate.total_seconds == pytest.approx(
-        estimate.train_seconds + estimate.eval_seconds + estimate.save_seconds + 5.0)
+        estimate.train_seconds + estimate.eval_seconds + estimate.drift_seconds
+        + estimate.save_seconds + 5.0)
     text = " ".join(estimate.warnings)
     assert "time_budget" in text  # hours on this device
     assert "Evaluation" in text and "eval.max_rows" in text  # evaluation outweighs training
@@ -94,6 +96,45 @@ def test_estimate_sums_its_parts_and_warns_what_a_user_must_know():
     assert "within about 10%" in estimate.sureness
     modelled = estimate_time(plan, figures(source="FLOPs model"))
     assert modelled.sureness.startswith("rough")
+
+
+def test_drift_and_a_first_runs_base_answers_count_in_the_estimate(tmp_path, monkeypatch):
+    """Drift scoring costs each evaluation its rows (scaled by length against a validation
+    row); the base answers count only while no cache of the model holds them."""
+    from core.data import read_prompts
+    from core.forgetting import ANSWERS_ENV, AnswerCache, BaseAnswer, split_probe, uncached_answers
+    from core.timing import DECODE_STEP_ROWS, GENERAL_PROMPT_TOKENS
+
+    monkeypatch.setenv(ANSWERS_ENV, str(tmp_path / "answers"))
+    cfg = RunConfig()
+    cfg.optim.max_steps, cfg.eval.eval_steps = 30, 10
+    assert uncached_answers(cfg, train_rows=400, val_rows=50) == 32  # eval.general_sample
+    cfg.data.replay = 0.05
+    assert uncached_answers(cfg, train_rows=400, val_rows=50) == 32 + 21  # and 400*0.05/0.95
+    assert uncached_answers(cfg, train_rows=400, val_rows=0) == 21  # no drift without val rows
+    cfg.data.replay = 0.0
+
+    plan = plan_run(cfg, train_rows=400, val_rows=50, val_tokens=176.0, base_answers=32)
+    rows = 32 * (GENERAL_PROMPT_TOKENS + 48) / 176.0
+    assert plan.general_rows == pytest.approx(rows) and plan.base_answer_steps == 2 * 48
+    estimate = estimate_time(plan, figures(eval_row=0.1))
+    assert estimate.drift_seconds == pytest.approx(3 * rows * 0.1)
+    assert estimate.base_answer_seconds == pytest.approx(96 * DECODE_STEP_ROWS * 0.1)
+    lines = dict(estimate.lines())
+    assert lines[" drift at 3 evals"] == describe_duration(estimate.drift_seconds)
+    assert lines[" base answers (once)"] == describe_duration(estimate.base_answer_seconds)
+    assert plan_run(cfg, train_rows=400, val_rows=0).general_rows == 0
+
+    # Another run of the same model, revision, system prompt and cap finds them cached.
+    prompts, _ = read_prompts(cfg.eval.general_prompts)
+    sample, _ = split_probe(len(prompts), 32)
+    cache = AnswerCache({"model": cfg.model.name_or_path, "revision": cfg.model.revision,
+                         "system_prompt": cfg.data.default_system_prompt, "max_new_tokens": 48,
+                         "weights": "float32"})
+    cache.append([BaseAnswer(prompts[i], "An answer.", True) for i in sample[:30]])
+    assert uncached_answers(cfg, train_rows=400, val_rows=50) == 2
+    cfg.eval.general_max_new_tokens = 64  # a longer cap: other answers
+    assert uncached_answers(cfg, train_rows=400, val_rows=50) == 32
 
 
 def test_budget_steps_fill_the_budget_and_no_more():
