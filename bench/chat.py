@@ -29,7 +29,8 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 from core.config import BUNDLED_MODEL  # noqa: E402
-from core.generate import GenerationSettings, load_generators, render_prompt, resolve_ref, split_prompt  # noqa: E402
+from core.generate import GenerationSettings, load_generators, render_prompt, resolve_ref  # noqa: E402
+from generation_setup import add_device_arguments, held_out_conversations, prepare_torch  # noqa: E402
 
 
 def main() -> int:
@@ -37,25 +38,17 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--prompts", type=int, default=6, help="held-out prompts (default 6)")
     parser.add_argument("--max-new-tokens", type=int, default=64)
-    parser.add_argument("--device", default=None, help="cuda or cpu (default: cuda if available)")
     parser.add_argument("--max-first-token", type=float, default=1.0)
     parser.add_argument("--max-slowdown", type=float, default=0.10)
-    parser.add_argument("--threads", type=int, default=None,
-                        help="torch CPU threads (default: 1 on CPU, where a shared machine makes "
-                             "OpenMP threads spin-wait on each other; unchanged on GPU)")
+    add_device_arguments(parser)
     args = parser.parse_args()
 
     import torch
 
     from core.chat import stream_reply
-    from core.data import load_examples
-    from core.machine import training_device
 
-    device = args.device or training_device()
-    if args.threads or device == "cpu":
-        torch.set_num_threads(args.threads or 1)
-    examples = load_examples("sample:support-tickets-heldout").examples[: args.prompts]
-    conversations = [split_prompt(e.messages)[0] for e in examples]
+    device = prepare_torch(args)
+    conversations = held_out_conversations(args.prompts)
     started = time.perf_counter()
     (gen,) = load_generators([resolve_ref(BUNDLED_MODEL)], device=device)
     load_seconds = time.perf_counter() - started

@@ -25,7 +25,8 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 from core.config import BUNDLED_MODEL  # noqa: E402
-from core.generate import GenerationSettings, load_generators, resolve_ref, split_prompt  # noqa: E402
+from core.generate import GenerationSettings, load_generators, resolve_ref  # noqa: E402
+from generation_setup import add_device_arguments, held_out_conversations, prepare_torch  # noqa: E402
 
 
 def main() -> int:
@@ -34,25 +35,14 @@ def main() -> int:
     parser.add_argument("--prompts", type=int, default=8, help="held-out prompts (default 8)")
     parser.add_argument("--max-new-tokens", type=int, default=128)
     parser.add_argument("--batch-size", type=int, default=8)
-    parser.add_argument("--device", default=None, help="cuda or cpu (default: cuda if available)")
     parser.add_argument("--min-speedup", type=float, default=3.0)
-    parser.add_argument("--threads", type=int, default=None,
-                        help="torch CPU threads (default: 1 on CPU, where a shared machine makes "
-                             "OpenMP threads spin-wait on each other; unchanged on GPU)")
+    add_device_arguments(parser)
     args = parser.parse_args()
 
     import torch
 
-    from core.machine import training_device
-
-    device = args.device or training_device()
-    if args.threads or device == "cpu":
-        torch.set_num_threads(args.threads or 1)
-
-    from core.data import load_examples
-
-    examples = load_examples("sample:support-tickets-heldout").examples[: args.prompts]
-    conversations = [split_prompt(e.messages)[0] for e in examples]
+    device = prepare_torch(args)
+    conversations = held_out_conversations(args.prompts)
     (gen,) = load_generators([resolve_ref(BUNDLED_MODEL)], device=device)
     settings = GenerationSettings(max_new_tokens=args.max_new_tokens, batch_size=args.batch_size)
     print(f"model {BUNDLED_MODEL} on {gen.device} ({next(gen.model.parameters()).dtype}), "
