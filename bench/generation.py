@@ -14,7 +14,6 @@ Run: .venv/bin/python bench/generation.py [--prompts 8] [--max-new-tokens 128] [
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 import time
@@ -24,28 +23,22 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-from core.config import BUNDLED_MODEL  # noqa: E402
-from core.generate import GenerationSettings, load_generators, resolve_ref  # noqa: E402
-from generation_setup import add_device_arguments, held_out_conversations, prepare_torch  # noqa: E402
+from core.generate import GenerationSettings  # noqa: E402
+from generation_setup import describe_model, generation_parser, prepare  # noqa: E402
 
 
 def main() -> int:
     """Time both ways, compare outputs, print the verdict."""
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--prompts", type=int, default=8, help="held-out prompts (default 8)")
-    parser.add_argument("--max-new-tokens", type=int, default=128)
+    parser = generation_parser(__doc__.split("\n\n")[0], prompts=8, max_new_tokens=128)
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--min-speedup", type=float, default=3.0)
-    add_device_arguments(parser)
     args = parser.parse_args()
 
     import torch
 
-    device = prepare_torch(args)
-    conversations = held_out_conversations(args.prompts)
-    (gen,) = load_generators([resolve_ref(BUNDLED_MODEL)], device=device)
+    gen, conversations, _ = prepare(args)
     settings = GenerationSettings(max_new_tokens=args.max_new_tokens, batch_size=args.batch_size)
-    print(f"model {BUNDLED_MODEL} on {gen.device} ({next(gen.model.parameters()).dtype}), "
+    print(f"{describe_model(gen)}, "
           f"torch threads {torch.get_num_threads()}; {len(conversations)} prompts, "
           f"{settings.describe()}")
 
