@@ -20,6 +20,7 @@ from typing import Any
 
 from core.config import RunConfig
 from core.events import (
+    TERMINAL_EVENTS,
     CheckpointSaved,
     EvalLogged,
     Event,
@@ -226,7 +227,7 @@ class ScriptedEngine(RunThread):
                         return
                 if self.delay:
                     time.sleep(self.delay)
-            if self._stop.is_set() and not any(isinstance(e, (RunFinished, RunStopped, RunFailed)) for e in self.emitted):
+            if self._stop.is_set() and not any(isinstance(e, TERMINAL_EVENTS) for e in self.emitted):
                 self.emit(RunStopped(step=last_step, reason="Stopped on request.", checkpoint=""))
         finally:
             if self._file is not None:
