@@ -17,7 +17,6 @@ Run: .venv/bin/python bench/chat.py [--prompts 6] [--max-new-tokens 64] [--devic
 
 from __future__ import annotations
 
-import argparse
 import os
 import statistics
 import sys
@@ -28,40 +27,24 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-from core.config import BUNDLED_MODEL  # noqa: E402
-from core.generate import GenerationSettings, load_generators, render_prompt, resolve_ref, split_prompt  # noqa: E402
+from core.generate import GenerationSettings, render_prompt  # noqa: E402
+from generation_setup import describe_model, generation_parser, prepare  # noqa: E402
 
 
 def main() -> int:
     """Time both ways on each prompt, compare the texts, print the verdict."""
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--prompts", type=int, default=6, help="held-out prompts (default 6)")
-    parser.add_argument("--max-new-tokens", type=int, default=64)
-    parser.add_argument("--device", default=None, help="cuda or cpu (default: cuda if available)")
+    parser = generation_parser(__doc__.split("\n\n")[0], prompts=6, max_new_tokens=64)
     parser.add_argument("--max-first-token", type=float, default=1.0)
     parser.add_argument("--max-slowdown", type=float, default=0.10)
-    parser.add_argument("--threads", type=int, default=None,
-                        help="torch CPU threads (default: 1 on CPU, where a shared machine makes "
-                             "OpenMP threads spin-wait on each other; unchanged on GPU)")
     args = parser.parse_args()
 
     import torch
 
     from core.chat import stream_reply
-    from core.data import load_examples
-    from core.machine import training_device
 
-    device = args.device or training_device()
-    if args.threads or device == "cpu":
-        torch.set_num_threads(args.threads or 1)
-    examples = load_examples("sample:support-tickets-heldout").examples[: args.prompts]
-    conversations = [split_prompt(e.messages)[0] for e in examples]
-    started = time.perf_counter()
-    (gen,) = load_generators([resolve_ref(BUNDLED_MODEL)], device=device)
-    load_seconds = time.perf_counter() - started
+    gen, conversations, load_seconds = prepare(args)
     settings = GenerationSettings(max_new_tokens=args.max_new_tokens, batch_size=1)
-    print(f"model {BUNDLED_MODEL} on {gen.device} ({next(gen.model.parameters()).dtype}), "
-          f"loaded in {load_seconds:.1f} s, torch threads {torch.get_num_threads()}; "
+    print(f"{describe_model(gen)}, loaded in {load_seconds:.1f} s, torch threads {torch.get_num_threads()}; "
           f"{len(conversations)} prompts, {settings.describe()}")
 
     warm = GenerationSettings(max_new_tokens=4, batch_size=1)

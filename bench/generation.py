@@ -14,7 +14,6 @@ Run: .venv/bin/python bench/generation.py [--prompts 8] [--max-new-tokens 128] [
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 import time
@@ -24,38 +23,22 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-from core.config import BUNDLED_MODEL  # noqa: E402
-from core.generate import GenerationSettings, load_generators, resolve_ref, split_prompt  # noqa: E402
+from core.generate import GenerationSettings  # noqa: E402
+from generation_setup import describe_model, generation_parser, prepare  # noqa: E402
 
 
 def main() -> int:
     """Time both ways, compare outputs, print the verdict."""
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--prompts", type=int, default=8, help="held-out prompts (default 8)")
-    parser.add_argument("--max-new-tokens", type=int, default=128)
+    parser = generation_parser(__doc__.split("\n\n")[0], prompts=8, max_new_tokens=128)
     parser.add_argument("--batch-size", type=int, default=8)
-    parser.add_argument("--device", default=None, help="cuda or cpu (default: cuda if available)")
     parser.add_argument("--min-speedup", type=float, default=3.0)
-    parser.add_argument("--threads", type=int, default=None,
-                        help="torch CPU threads (default: 1 on CPU, where a shared machine makes "
-                             "OpenMP threads spin-wait on each other; unchanged on GPU)")
     args = parser.parse_args()
 
     import torch
 
-    from core.machine import training_device
-
-    device = args.device or training_device()
-    if args.threads or device == "cpu":
-        torch.set_num_threads(args.threads or 1)
-
-    from core.data import load_examples
-
-    examples = load_examples("sample:support-tickets-heldout").examples[: args.prompts]
-    conversations = [split_prompt(e.messages)[0] for e in examples]
-    (gen,) = load_generators([resolve_ref(BUNDLED_MODEL)], device=device)
+    gen, conversations, _ = prepare(args)
     settings = GenerationSettings(max_new_tokens=args.max_new_tokens, batch_size=args.batch_size)
-    print(f"model {BUNDLED_MODEL} on {gen.device} ({next(gen.model.parameters()).dtype}), "
+    print(f"{describe_model(gen)}, "
           f"torch threads {torch.get_num_threads()}; {len(conversations)} prompts, "
           f"{settings.describe()}")
 

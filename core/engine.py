@@ -26,6 +26,7 @@ from core.noise import LibraryOutput, hold_library_output, quiet_libraries
 from core.budget import BudgetKeeper
 from core.timing import (cached_throughput, describe_duration, epoch_steps, general_rows,
                          parse_duration, shape_key)
+from core.run_thread import RunThread
 from core.rundir import (
     CHECKPOINTS_DIR,
     CONFIG_FILE,
@@ -62,8 +63,10 @@ PROGRESS_SECONDS = 0.5
 """Shortest time between two progress events of one phase."""
 
 
-class Engine:
+class Engine(RunThread):
     """Runs one fine-tuning job and reports it as events.
+
+    Control (``start``, ``stop``, ``save_now``, ``join``, ``running``) is :class:`RunThread`'s.
 
     ``resume_dir`` continues an existing run from its latest complete checkpoint; ``run_dir``
     uses a directory the caller already made (a detached launcher does) instead of a new one.
@@ -81,6 +84,7 @@ class Engine:
         run_dir: str | Path | None = None,
         whole_split_at_end: bool = True,
     ) -> None:
+        super().__init__()
         self.config = config
         self.whole_split_at_end = whole_split_at_end
         """With ``eval.max_rows``, evaluate the whole validation split once training ended
@@ -91,9 +95,6 @@ class Engine:
         self._sink = sink
         self._events_file: Any = None
         self._emit_lock = threading.Lock()
-        self._stop = threading.Event()
-        self._save = threading.Event()
-        self._thread: threading.Thread | None = None
         self._trainer: Any = None
         self._callback: EventCallback | None = None
         self._resume_checkpoint: Path | None = None
@@ -116,33 +117,6 @@ class Engine:
     def is_main(self) -> bool:
         """Whether this is the main process of a (possibly multi-process) launch."""
         return int(os.environ.get("RANK", "0")) == 0
-
-    # --- control, callable from any thread -----------------------------------------------
-
-    def start(self) -> None:
-        """Run setup, training and cleanup in a background daemon thread."""
-        self._thread = threading.Thread(target=self.run, name="tunetop-engine", daemon=True)
-        self._thread.start()
-
-    def stop(self) -> None:
-        """Ask the run to stop after the current optimizer step, saving a checkpoint."""
-        self._stop.set()
-
-    def save_now(self) -> None:
-        """Ask for a checkpoint at the end of the current optimizer step."""
-        self._save.set()
-
-    def join(self, timeout: float | None = None) -> bool:
-        """Wait for the background thread; True when it has ended."""
-        if self._thread is None:
-            return True
-        self._thread.join(timeout)
-        return not self._thread.is_alive()
-
-    @property
-    def running(self) -> bool:
-        """Whether the background thread is alive."""
-        return self._thread is not None and self._thread.is_alive()
 
     # --- events ---------------------------------------------------------------------------
 
@@ -315,13 +289,17 @@ class Engine:
             used = len(loaded.examples)
             for report in loaded.sources:
                 self.log(f"Source {report.label}: {report.describe(used)}")
-        if loaded.dropped:
-            first = next(p for p in loaded.problems if p.severity == "error")
-            self.log(f"Dropped {loaded.dropped} of {loaded.total_rows} rows; first problem: "
-                     f"{first.message}", level="warning")
+        self._log_dropped(loaded, "rows")
         if not loaded.examples:
             raise ValueError(f"{loaded.name} has no usable rows.")
         return loaded
+
+    def _log_dropped(self, loaded: Any, noun: str) -> None:
+        """Warn how many of the read rows (or pairs) were dropped, and why the first was."""
+        if loaded.dropped:
+            first = next(p for p in loaded.problems if p.severity == "error")
+            self.log(f"Dropped {loaded.dropped} of {loaded.total_rows} {noun}; first problem: "
+                     f"{first.message}", level="warning")
 
     def _load_preferences(self, data_mod: Any) -> tuple[list[dict], list[dict]]:
         """The preference pairs of ``data.path`` as TRL conversational rows (``prompt``,
@@ -330,10 +308,7 @@ class Engine:
         (spec,) = data_mod.source_specs(cfg.data)
         loaded = data_mod.load_preferences(spec, cfg.data.on_bad_rows)
         self.log(f"Preference data: {loaded.label} ({loaded.format_reason})")
-        if loaded.dropped:
-            first = next(p for p in loaded.problems if p.severity == "error")
-            self.log(f"Dropped {loaded.dropped} of {loaded.total_rows} pairs; first problem: "
-                     f"{first.message}", level="warning")
+        self._log_dropped(loaded, "pairs")
         if not loaded.preferences:
             raise ValueError(f"{loaded.label} has no usable preference pairs.")
         rows = [{"prompt": p.prompt, "chosen": p.chosen, "rejected": p.rejected}

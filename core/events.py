@@ -180,6 +180,8 @@ class RunStopped(Event):
     """The run was stopped on request; ``checkpoint`` is where it can resume from."""
 
     kind: ClassVar[str] = "run_stopped"
+    status: ClassVar[str] = "stopped"
+    """The run's status once this event ended it (not written: it follows from ``kind``)."""
     step: int
     reason: str
     checkpoint: str
@@ -190,6 +192,7 @@ class RunFinished(Event):
     """The run ended normally and wrote its final adapter or model to ``output_path``."""
 
     kind: ClassVar[str] = "run_finished"
+    status: ClassVar[str] = "finished"
     step: int
     output_path: str
     final_eval_loss: float | None
@@ -202,6 +205,7 @@ class RunFailed(Event):
     """The run ended on an error; ``reason`` and ``suggestion`` are readable sentences."""
 
     kind: ClassVar[str] = "run_failed"
+    status: ClassVar[str] = "failed"
     step: int
     phase: str
     reason: str
@@ -224,7 +228,9 @@ EVENT_TYPES: dict[str, type[Event]] = {
     )
 }
 
-TERMINAL_EVENTS = (RunStopped, RunFinished, RunFailed)
+TerminalEvent = RunStopped | RunFinished | RunFailed
+"""The events a run ends with (for annotations; ``isinstance`` takes :data:`TERMINAL_EVENTS`)."""
+TERMINAL_EVENTS: tuple[type[Event], ...] = typing.get_args(TerminalEvent)
 
 EventSink = Callable[[Event], None]
 

@@ -30,16 +30,14 @@ from typing import Any, Protocol
 from core.config import RunConfig
 from core.events import (
     SAVE_PHASES,
+    TERMINAL_EVENTS,
     CheckpointSaved,
     EvalLogged,
     EvalProgressed,
     Event,
     EventSink,
     PhaseChanged,
-    RunFailed,
-    RunFinished,
     RunStarted,
-    RunStopped,
     StepLogged,
 )
 from core.runs import STOP_FILE, read_pid
@@ -88,12 +86,8 @@ def state_after(state: RunState, event: Event) -> RunState:
     A requested stop stays ``STOPPING`` until the final event; a resumed run that starts again
     in the same directory leaves its ended state with its first setup event.
     """
-    if isinstance(event, RunFinished):
-        return RunState.FINISHED
-    if isinstance(event, RunStopped):
-        return RunState.STOPPED
-    if isinstance(event, RunFailed):
-        return RunState.FAILED
+    if isinstance(event, TERMINAL_EVENTS):
+        return RunState(event.status)
     if state is RunState.STOPPING:
         return state
     if isinstance(event, PhaseChanged):

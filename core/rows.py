@@ -259,11 +259,8 @@ def read_in_subprocess(ref: str, data_format: str = "auto") -> Iterator[Opened |
             try:
                 kind, item = pickle.load(child.stdout)
             except EOFError:
-                code = child.wait()
-                detail = child.stderr.read().decode(errors="replace").strip().splitlines()
                 raise DataError(
-                    f"Reading {ref} stopped: the reader process ended with code {code}"
-                    + (f" ({detail[-1]})." if detail else "."),
+                    f"Reading {ref} stopped: the reader process ended with {_how_it_ended(child)}.",
                     "Check free memory (a huge file needs several times its size) and open "
                     "the file again.", ref) from None
             if kind == "end":
@@ -289,19 +286,10 @@ def check_in_subprocess(train: Sequence[tuple[int, Packed]], val: Sequence[tuple
             for start in range(0, len(rows), CHECK_SLICE):
                 if is_cancelled():
                     return None
-                pickle.dump((part, list(rows[start:start + CHECK_SLICE])), child.stdin,
-                            protocol=pickle.HIGHEST_PROTOCOL)
+                _send(child, (part, list(rows[start:start + CHECK_SLICE])))
         child.stdin.close()
-        while not select.select([child.stdout], [], [], 0.1)[0]:
-            if is_cancelled():
-                return None
-        try:
-            kind, item = pickle.load(child.stdout)
-        except EOFError:
-            raise RuntimeError(f"the checks process ended with code {child.wait()}") from None
-        if kind == "error":
-            raise item
-        return item
+        answer = _receive(child, is_cancelled, "checks")
+        return None if answer is None else answer[1]
     finally:
         _end(child)
 
@@ -321,31 +309,19 @@ def outcome_in_subprocess(tokenizer: Any, rows: Sequence[tuple[int, Packed]], ma
     child = _spawn("serve_outcome", source, str(max_length), str(int(assistant_only_loss)),
                    stdin=subprocess.PIPE)
     try:
-        pickle.dump(("tokenizer", tokenizer), child.stdin, protocol=pickle.HIGHEST_PROTOCOL)
-        pickle.dump(("options", options or RenderOptions()), child.stdin,
-                    protocol=pickle.HIGHEST_PROTOCOL)
+        _send(child, ("tokenizer", tokenizer))
+        _send(child, ("options", options or RenderOptions()))
         for start in range(0, len(rows), CHECK_SLICE):
             if is_cancelled():
                 return None
-            pickle.dump(("rows", list(rows[start:start + CHECK_SLICE])), child.stdin,
-                        protocol=pickle.HIGHEST_PROTOCOL)
+            _send(child, ("rows", list(rows[start:start + CHECK_SLICE])))
         child.stdin.close()
-        while True:
-            while not select.select([child.stdout], [], [], 0.1)[0]:
-                if is_cancelled():
-                    return None
-            try:
-                kind, item = pickle.load(child.stdout)
-            except EOFError:
-                detail = child.stderr.read().decode(errors="replace").strip().splitlines()
-                raise RuntimeError(f"the rendering process ended with code {child.wait()}"
-                                   + (f" ({detail[-1]})" if detail else "")) from None
-            if kind == "progress":
-                progress(item)
-            elif kind == "error":
-                raise item
-            else:
+        while (answer := _receive(child, is_cancelled, "rendering")) is not None:
+            kind, item = answer
+            if kind != "progress":
                 return item
+            progress(item)
+        return None
     finally:
         _end(child)
 
@@ -358,6 +334,35 @@ def _spawn(entry: str, *args: str, stdin: Any = subprocess.DEVNULL) -> subproces
          *args],
         stdin=stdin, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=child_environment(),
     )
+
+
+def _send(child: subprocess.Popen, message: tuple[str, Any]) -> None:
+    """Pickle one ``(kind, item)`` message to the child."""
+    pickle.dump(message, child.stdin, protocol=pickle.HIGHEST_PROTOCOL)
+
+
+def _receive(child: subprocess.Popen, is_cancelled: Callable[[], bool], what: str
+             ) -> tuple[str, Any] | None:
+    """The child's next ``(kind, item)`` message; ``None`` once ``is_cancelled()`` turns true
+    while waiting for it. An ``error`` item is raised, and so is a child that ends without
+    answering (``what`` names it in the message)."""
+    while not select.select([child.stdout], [], [], 0.1)[0]:
+        if is_cancelled():
+            return None
+    try:
+        kind, item = pickle.load(child.stdout)
+    except EOFError:
+        raise RuntimeError(f"the {what} process ended with {_how_it_ended(child)}") from None
+    if kind == "error":
+        raise item
+    return kind, item
+
+
+def _how_it_ended(child: subprocess.Popen) -> str:
+    """``code 1 (its last line on stderr)``, for a child that closed its pipe."""
+    code = child.wait()
+    detail = child.stderr.read().decode(errors="replace").strip().splitlines()
+    return f"code {code}" + (f" ({detail[-1]})" if detail else "")
 
 
 def _end(child: subprocess.Popen) -> None:

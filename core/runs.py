@@ -26,16 +26,16 @@ import copy
 
 from core.config import RunConfig
 from core.events import (
+    TERMINAL_EVENTS,
     CheckpointSaved,
     EvalLogged,
     EvalProgressed,
     Event,
     PhaseChanged,
-    RunFailed,
     RunFinished,
     RunStarted,
-    RunStopped,
     StepLogged,
+    TerminalEvent,
     read_event_chunk,
     read_events,
 )
@@ -132,7 +132,7 @@ class RunProgress:
     eval_reward_margin: float | None = None
     """Preference runs: the reward margin on the held-out pairs at the latest validation."""
     eval_reward_accuracy: float | None = None
-    ended: Event | None = None
+    ended: TerminalEvent | None = None
     seconds_per_step: float | None = None
     eval_steps: int = 0
     """Steps between evaluations (0: none, or unknown)."""
@@ -164,13 +164,7 @@ class RunProgress:
     @property
     def status(self) -> str:
         """``running`` until a final event, then ``finished``, ``stopped`` or ``failed``."""
-        if isinstance(self.ended, RunFinished):
-            return "finished"
-        if isinstance(self.ended, RunStopped):
-            return "stopped"
-        if isinstance(self.ended, RunFailed):
-            return "failed"
-        return "running"
+        return self.ended.status if self.ended is not None else "running"
 
     def update(self, event: Event) -> None:
         """Fold one event in."""
@@ -223,7 +217,7 @@ class RunProgress:
             self.phase = ""
             if event.path not in self.checkpoints:
                 self.checkpoints.append(event.path)
-        elif isinstance(event, (RunFinished, RunStopped, RunFailed)):
+        elif isinstance(event, TERMINAL_EVENTS):
             self.ended = event
             self.evaluating, self.phase = False, ""
             self.step = max(self.step, event.step)
@@ -399,12 +393,9 @@ def read_pid(run_dir: str | Path) -> int | None:
 def derive_status(progress: RunProgress, pid: int | None, updated_at: float, now: float | None = None) -> tuple[str, str]:
     """(status, detail) of a run from its folded events and a live-process check."""
     ended = progress.ended
-    if isinstance(ended, RunFinished):
-        return "finished", f"output {ended.output_path}"
-    if isinstance(ended, RunStopped):
-        return "stopped", ended.reason
-    if isinstance(ended, RunFailed):
-        return "failed", ended.reason
+    if ended is not None:
+        return ended.status, (f"output {ended.output_path}" if isinstance(ended, RunFinished)
+                              else ended.reason)
     pid = pid or progress.pid or None
     if pid:
         if pid_alive(pid):

@@ -40,6 +40,14 @@ def bundled_dir():
     return ensure_bundled_model()
 
 
+@pytest.fixture(scope="module")
+def tokenizer(bundled_dir):
+    """The bundled model's tokenizer and chat template (no weights), loaded once per module."""
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(bundled_dir)
+
+
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory, bundled_dir):
     """A 2-layer Llama with the bundled tokenizer and chat template, random weights, seed 0."""
@@ -51,12 +59,9 @@ def tiny_model_dir(tmp_path_factory, bundled_dir):
 @pytest.fixture(scope="session")
 def small_data(tmp_path_factory):
     """The first 96 rows of the sample dataset: 86 train, 10 validation."""
-    from core.data import resolve_data_path
+    from helpers import sample_rows
 
-    lines = resolve_data_path("sample:support-tickets").read_text().splitlines()[:96]
-    path = tmp_path_factory.mktemp("data") / "tickets.jsonl"
-    path.write_text("\n".join(lines) + "\n")
-    return path
+    return sample_rows(tmp_path_factory.mktemp("data") / "tickets.jsonl", 96)
 
 
 @pytest.fixture

@@ -4,6 +4,16 @@ bench/ on sys.path; see ``pythonpath`` in pyproject.toml)."""
 from __future__ import annotations
 
 
+def sample_rows(path, count: int):
+    """The first ``count`` rows of the bundled support-tickets sample, written to ``path``
+    (a JSONL file); returns ``path``."""
+    from core.data import resolve_data_path
+
+    lines = resolve_data_path("sample:support-tickets").read_text().splitlines()[:count]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
 def tiny_run_config(model_dir, data_path, **optim):
     """A RunConfig that trains ``model_dir`` for 12 quick steps on ``data_path``."""
     from core.config import RunConfig
@@ -26,6 +36,17 @@ def tiny_run_config(model_dir, data_path, **optim):
     for key, value in optim.items():
         setattr(cfg.optim, key, value)
     return cfg
+
+
+def run_engine(cfg, workspace, **kwargs):
+    """Run the real engine on ``cfg`` in its thread until it ends; ``(engine, events)``."""
+    from core.engine import Engine
+
+    events = []
+    engine = Engine(cfg, events.append, workspace=workspace, **kwargs)
+    engine.start()
+    assert engine.join(timeout=600)
+    return engine, events
 
 
 def measure_drift(cfg, sample: int = 8, max_new_tokens: int = 8):

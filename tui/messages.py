@@ -12,17 +12,16 @@ from textual.message import Message
 
 from core.config import RunConfig
 from core.events import (
+    TERMINAL_EVENTS,
     CheckpointSaved,
     EvalLogged,
     EvalProgressed,
     Event,
     MessageLogged,
     PhaseChanged,
-    RunFailed,
-    RunFinished,
     RunStarted,
-    RunStopped,
     StepLogged,
+    TerminalEvent,
 )
 
 
@@ -81,7 +80,7 @@ class LogReceived(EngineMessage):
 class RunEnded(EngineMessage):
     """The run finished, stopped or failed (wraps the terminal event)."""
 
-    event: RunFinished | RunStopped | RunFailed
+    event: TerminalEvent
 
 
 class StartRun(Message, bubble=False):
@@ -136,7 +135,7 @@ def message_for(event: Event) -> Message | None:
         return ProgressReceived(event)
     if isinstance(event, MessageLogged):
         return LogReceived(event)
-    if isinstance(event, (RunFinished, RunStopped, RunFailed)):
+    if isinstance(event, TERMINAL_EVENTS):
         return RunEnded(event)
     return None
 

@@ -161,6 +161,14 @@ class _RowChecker:
     def ok(self) -> bool:
         return not any(p.severity == "error" for p in self.problems)
 
+    def is_object(self, row: Any) -> bool:
+        """Whether the row is an object with fields; report it when it is not."""
+        if isinstance(row, dict):
+            return True
+        self.error("(row)", f"the row is a {type(row).__name__}, not an object with fields.",
+                   "Write each row as a JSON object.")
+        return False
+
     def require(self, row: dict[str, Any], key: str, fmt: str) -> bool:
         """Report a missing field as a wrong field name, with the closest name present."""
         if key in row:
@@ -551,9 +559,7 @@ def normalise_row(row: Any, format: str, source: str = "", line: int = 0,
     """
     shape = shape or RowShape()
     check = _RowChecker(source, line, shape.tags)
-    if not isinstance(row, dict):
-        check.error("(row)", f"the row is a {type(row).__name__}, not an object with fields.",
-                    "Write each row as a JSON object.")
+    if not check.is_object(row):
         return None, check.problems
     if None in row:  # csv.DictReader keeps surplus cells under the key None
         check.error("(row)", "the row has more cells than the header.",
@@ -612,9 +618,7 @@ def normalise_preference(row: Any, source: str = "", line: int = 0,
     """
     shape = shape or RowShape()
     check = _RowChecker(source, line, shape.tags)
-    if not isinstance(row, dict):
-        check.error("(row)", f"the row is a {type(row).__name__}, not an object with fields.",
-                    "Write each row as a JSON object.")
+    if not check.is_object(row):
         return None, check.problems
     return _preference(check, shape.apply(row)), check.problems
 

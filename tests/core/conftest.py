@@ -21,12 +21,11 @@ def bundled_run(bundled_dir, tmp_path_factory):
     """A finished LoRA run of the bundled SmolLM2-135M: 2 steps on 16 tickets (4 held out),
     a checkpoint at each step, TensorBoard as its tracker. About half a minute on 2 cores."""
     from core.config import BUNDLED_MODEL, RunConfig
-    from core.data import resolve_data_path
+    from helpers import sample_rows
     from core.engine import Engine
     from core.events import RunFinished
 
-    data = tmp_path_factory.mktemp("bundled-data") / "tickets.jsonl"
-    data.write_text("\n".join(resolve_data_path("sample:support-tickets").read_text().splitlines()[:16]) + "\n")
+    data = sample_rows(tmp_path_factory.mktemp("bundled-data") / "tickets.jsonl", 16)
     cfg = RunConfig(run_name="bundled-lora")
     cfg.model.name_or_path = BUNDLED_MODEL
     cfg.data.path = str(data)

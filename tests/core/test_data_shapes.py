@@ -67,14 +67,6 @@ TOOLS_CHATML = (
 
 
 @pytest.fixture(scope="module")
-def tokenizer(bundled_dir):
-    """The bundled SmolLM2 tokenizer: its template reads only role and content."""
-    from transformers import AutoTokenizer
-
-    return AutoTokenizer.from_pretrained(bundled_dir)
-
-
-@pytest.fixture(scope="module")
 def tools_tokenizer(tokenizer):
     """A copy of the bundled tokenizer whose template renders tools and reasoning."""
     copied = copy.deepcopy(tokenizer)

@@ -362,15 +362,13 @@ def test_the_screens_reader_gets_the_rows_training_reads(tmp_path):
 
 @pytest.mark.slow
 def test_training_on_a_two_source_mix_with_tool_calls_lowers_loss(tiny_model_dir, tmp_path):
-    from core.engine import Engine
+    from helpers import run_engine
+
     from core.events import MessageLogged, RunFinished, RunStarted, StepLogged
 
     config = RunConfig.load(mix_config(tmp_path, tiny_model_dir, max_length=512,
                                        default_system_prompt=""))
-    events = []
-    engine = Engine(config, events.append, workspace=tmp_path / "runs")
-    engine.start()
-    assert engine.join(timeout=600)
+    _, events = run_engine(config, tmp_path / "runs")
     assert isinstance(events[-1], RunFinished), events[-1]
     started = next(e for e in events if isinstance(e, RunStarted))
     assert started.num_train_rows + started.num_val_rows == 24  # 12 + 12, nothing lost
@@ -384,9 +382,8 @@ def test_training_on_a_two_source_mix_with_tool_calls_lowers_loss(tiny_model_dir
 def test_every_shape_and_source_trains_with_no_row_lost(tiny_model_dir, tmp_path):
     """ShareGPT function calls, v1 content parts, Alpaca history, a registry entry and a
     dataset card folder, mixed whole: every row reaches the trainer."""
-    from helpers import tiny_run_config
+    from helpers import run_engine, tiny_run_config
 
-    from core.engine import Engine
     from core.events import RunFinished, RunStarted
 
     folder = registry_dir(tmp_path)
@@ -397,10 +394,7 @@ def test_every_shape_and_source_trains_with_no_row_lost(tiny_model_dir, tmp_path
     config.data.max_length = 1024
     config.data.sources = [SourceConfig(str(p)) for p in paths] + [
         SourceConfig(str(folder), dataset="renamed"), SourceConfig(str(card_folder(tmp_path)))]
-    events = []
-    engine = Engine(config, events.append, workspace=tmp_path / "runs")
-    engine.start()
-    assert engine.join(timeout=600)
+    _, events = run_engine(config, tmp_path / "runs")
     assert isinstance(events[-1], RunFinished), events[-1]
     started = next(e for e in events if isinstance(e, RunStarted))
     assert started.num_train_rows + started.num_val_rows == 5 + 3 + 3 + 1 + 6

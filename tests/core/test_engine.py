@@ -7,7 +7,7 @@ import math
 import threading
 
 import pytest
-from helpers import tiny_run_config
+from helpers import run_engine, tiny_run_config
 
 from core.alerts import AlertTracker
 from core.config import RunConfig
@@ -27,16 +27,8 @@ from core.events import (
 )
 
 
-def run(cfg, workspace, **kwargs):
-    events = []
-    engine = Engine(cfg, events.append, workspace=workspace, **kwargs)
-    engine.start()
-    assert engine.join(timeout=600)
-    return engine, events
-
-
 def test_lora_run_lowers_loss_and_writes_a_complete_run_dir(tiny_model_dir, small_data, tmp_path):
-    engine, events = run(tiny_run_config(tiny_model_dir, small_data), tmp_path)
+    engine, events = run_engine(tiny_run_config(tiny_model_dir, small_data), tmp_path)
     kinds = [type(e) for e in events]
     assert kinds.count(RunStarted) == 1 and kinds[-1] is RunFinished, events[-1]
     started = next(e for e in events if isinstance(e, RunStarted))
@@ -219,7 +211,7 @@ def test_stop_takes_effect_within_a_step_and_leaves_a_resumable_checkpoint(
     assert final.checkpoint.endswith(f"checkpoint-{final.step}")
 
     cfg.optim.max_steps = final.step + 2
-    resumed, more = run(cfg, tmp_path, resume_dir=engine.run_dir)
+    resumed, more = run_engine(cfg, tmp_path, resume_dir=engine.run_dir)
     start = next(e for e in more if isinstance(e, RunStarted))
     assert start.resumed_from_step == final.step
     assert isinstance(more[-1], RunFinished) and more[-1].step == final.step + 2
@@ -230,7 +222,7 @@ def test_qlora_trains_a_few_steps_on_cpu(tiny_model_dir, small_data, tmp_path):
     cfg = tiny_run_config(tiny_model_dir, small_data, max_steps=4)
     cfg.method = "qlora"
     cfg.eval.eval_steps = cfg.eval.save_steps = 4
-    _, events = run(cfg, tmp_path)
+    _, events = run_engine(cfg, tmp_path)
     assert isinstance(events[-1], RunFinished), events[-1]
     steps = [e for e in events if isinstance(e, StepLogged)]
     assert len(steps) == 2 and all(math.isfinite(s.loss) for s in steps)
@@ -239,7 +231,7 @@ def test_qlora_trains_a_few_steps_on_cpu(tiny_model_dir, small_data, tmp_path):
 def test_full_fine_tune_trains_every_parameter(tiny_model_dir, small_data, tmp_path):
     cfg = tiny_run_config(tiny_model_dir, small_data, max_steps=2, learning_rate=1e-3)
     cfg.method = "full"
-    engine, events = run(cfg, tmp_path)
+    engine, events = run_engine(cfg, tmp_path)
     started = next(e for e in events if isinstance(e, RunStarted))
     assert started.trainable_params == started.total_params
     assert isinstance(events[-1], RunFinished)
@@ -256,7 +248,7 @@ def test_non_finite_loss_stops_on_that_step_with_a_reason(tiny_model_dir, small_
         model.model.layers[1].mlp.down_proj.weight[0, 0] = float("inf")
     model.save_pretrained(broken)
     AutoTokenizer.from_pretrained(tiny_model_dir).save_pretrained(broken)
-    _, events = run(tiny_run_config(broken, small_data), tmp_path / "runs")
+    _, events = run_engine(tiny_run_config(broken, small_data), tmp_path / "runs")
     failed = events[-1]
     assert isinstance(failed, RunFailed), failed
     assert "became nan" in failed.reason.lower() and "step 1" in failed.reason
@@ -268,7 +260,7 @@ def test_non_finite_loss_stops_on_that_step_with_a_reason(tiny_model_dir, small_
 
 def test_missing_model_fails_with_a_readable_reason(small_data, tmp_path):
     cfg = tiny_run_config(tmp_path / "no-such-model", small_data)
-    _, events = run(cfg, tmp_path / "runs")
+    _, events = run_engine(cfg, tmp_path / "runs")
     failed = events[-1]
     assert isinstance(failed, RunFailed)
     assert "does not exist" in failed.reason and failed.phase == "model"
@@ -276,7 +268,7 @@ def test_missing_model_fails_with_a_readable_reason(small_data, tmp_path):
 
 def test_invalid_config_fails_before_creating_a_run_dir(tiny_model_dir, small_data, tmp_path):
     cfg = tiny_run_config(tiny_model_dir, small_data, learning_rate=-1.0)
-    _, events = run(cfg, tmp_path / "runs")
+    _, events = run_engine(cfg, tmp_path / "runs")
     assert isinstance(events[-1], RunFailed) and "learning_rate" in events[-1].reason
     assert not (tmp_path / "runs").exists()
 

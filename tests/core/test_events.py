@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 
 from core.events import (
+    TERMINAL_EVENTS,
     CheckpointSaved,
     EvalLogged,
     EvalProgressed,
@@ -31,6 +32,12 @@ def test_round_trip_keeps_every_field_including_nan():
     back = event_from_dict(json.loads(step.to_json()))
     assert isinstance(back, StepLogged) and back.step == 3 and math.isnan(back.loss)
     assert back.time == step.time
+
+
+def test_terminal_events_name_their_status_without_writing_it():
+    stopped = RunStopped(step=1, reason="Stopped on request.", checkpoint="")
+    assert stopped.status == "stopped" and "status" not in stopped.to_dict()
+    assert [cls.status for cls in TERMINAL_EVENTS] == ["stopped", "finished", "failed"]
 
 
 def test_read_events_skips_half_written_tail_and_resumes(tmp_path):

@@ -74,12 +74,10 @@ def generator(untied_model_dir) -> TextGenerator:
 @pytest.fixture(scope="module")
 def trained_run(untied_model_dir, tmp_path_factory):
     """A real LoRA run of 3 steps on the tiny model: a run directory with final/."""
-    from core.data import resolve_data_path
+    from helpers import sample_rows
     from core.engine import Engine
 
-    data = tmp_path_factory.mktemp("data") / "rows.jsonl"
-    data.write_text("\n".join(resolve_data_path("sample:support-tickets").read_text()
-                              .splitlines()[:24]) + "\n")
+    data = sample_rows(tmp_path_factory.mktemp("data") / "rows.jsonl", 24)
     cfg = RunConfig(run_name="tiny-lora")
     cfg.model.name_or_path = str(untied_model_dir)
     cfg.data.path = str(data)

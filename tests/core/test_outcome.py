@@ -17,13 +17,6 @@ from core.rows import outcome_in_subprocess, pack
 
 
 @pytest.fixture(scope="module")
-def tokenizer(bundled_dir):
-    from transformers import AutoTokenizer
-
-    return AutoTokenizer.from_pretrained(bundled_dir)
-
-
-@pytest.fixture(scope="module")
 def sample():
     return load_examples("sample:support-tickets").examples
 

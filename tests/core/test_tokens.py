@@ -35,13 +35,6 @@ ROWS = [
 ]
 
 
-@pytest.fixture(scope="module")
-def tokenizer(bundled_dir):
-    from transformers import AutoTokenizer
-
-    return AutoTokenizer.from_pretrained(bundled_dir)
-
-
 def test_counts_equal_render_example(tokenizer):
     """Every format counts exactly what render_example tokenizes before truncation."""
     expected = [render_example(tokenizer, e, 1 << 30).full_tokens for e in ROWS]

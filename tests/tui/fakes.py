@@ -20,6 +20,7 @@ from typing import Any
 
 from core.config import RunConfig
 from core.events import (
+    TERMINAL_EVENTS,
     CheckpointSaved,
     EvalLogged,
     Event,
@@ -31,6 +32,7 @@ from core.events import (
     StepLogged,
 )
 from core.gpu import GIB, GpuSample
+from core.run_thread import RunThread
 
 T0 = 1_700_000_000.0
 """Fixed wall clock for recorded series (2023-11-14), so snapshots do not move."""
@@ -124,8 +126,9 @@ def retime(events: Iterable[Event], start: float) -> list[Event]:
 # --- scripted engine -----------------------------------------------------------------------
 
 
-class ScriptedEngine:
-    """Replays ``script`` from a daemon thread with the real engine's contract.
+class ScriptedEngine(RunThread):
+    """Replays ``script`` from a daemon thread with the real engine's contract (its control
+    methods are the real engine's: :class:`core.run_thread.RunThread`).
 
     ``delay`` is the pause between events; ``hold_after`` makes the run wait after that many
     StepLogged events until :meth:`release` or :meth:`stop` (so a test can act on a live run);
@@ -135,6 +138,7 @@ class ScriptedEngine:
     """
 
     instances: list["ScriptedEngine"] = []
+    thread_name = "fake-engine"
 
     def __init__(self, config: RunConfig, sink: Callable[[Event], None] | None = None,
                  workspace: str | Path = "runs", resume_dir: str | Path | None = None,
@@ -142,6 +146,7 @@ class ScriptedEngine:
                  script: list[Event] | None = None, delay: float = 0.0, hold_after: int | None = None,
                  write_events: bool = True, restamp: bool = True, stop_latency: float = 0.0,
                  hold_stop: bool = False, hold_when: Callable[[Event], bool] | None = None) -> None:
+        super().__init__()
         self.config = config
         self.sink = sink
         self.workspace = Path(workspace)
@@ -164,42 +169,18 @@ class ScriptedEngine:
         self.run_dir: Path = Path(resume_dir or run_dir or self.workspace / name)
         self.script = script if script is not None else training_series(run_dir=str(self.run_dir))
         self.emitted: list[Event] = []
-        self._stop = threading.Event()
-        self._save = threading.Event()
         self._release = threading.Event()
-        self._thread: threading.Thread | None = None
         self._file: Any = None
         ScriptedEngine.instances.append(self)
 
-    def start(self) -> None:
-        """Replay the script in a background daemon thread."""
-        self._thread = threading.Thread(target=self.run, name="fake-engine", daemon=True)
-        self._thread.start()
-
     def stop(self) -> None:
-        """Stop at the next step with a checkpoint."""
-        self._stop.set()
+        """Stop at the next step with a checkpoint (a held run goes on to it)."""
+        super().stop()
         self._release.set()
-
-    def save_now(self) -> None:
-        """Checkpoint at the next step."""
-        self._save.set()
 
     def release(self) -> None:
         """Let a held run go on."""
         self._release.set()
-
-    def join(self, timeout: float | None = None) -> bool:
-        """Wait for the replay thread."""
-        if self._thread is None:
-            return True
-        self._thread.join(timeout)
-        return not self._thread.is_alive()
-
-    @property
-    def running(self) -> bool:
-        """Whether the replay thread is alive."""
-        return self._thread is not None and self._thread.is_alive()
 
     def emit(self, event: Event) -> None:
         """To events.jsonl and the sink, like the real engine."""
@@ -246,7 +227,7 @@ class ScriptedEngine:
                         return
                 if self.delay:
                     time.sleep(self.delay)
-            if self._stop.is_set() and not any(isinstance(e, (RunFinished, RunStopped, RunFailed)) for e in self.emitted):
+            if self._stop.is_set() and not any(isinstance(e, TERMINAL_EVENTS) for e in self.emitted):
                 self.emit(RunStopped(step=last_step, reason="Stopped on request.", checkpoint=""))
         finally:
             if self._file is not None:

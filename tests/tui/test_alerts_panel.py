@@ -3,29 +3,24 @@
 from __future__ import annotations
 
 from fakes import engine_factory, overfit_series
+from test_training_screen import open_training
 
+from helpers import wait_for
 from core.alerts import ALERT_RULES, rules_summary
-from tui.screens.training import TrainingScreen
 from tui.widgets.alerts import AlertRules, AlertsPanel
 
 
 async def test_rules_show_until_an_alert_fires(app_factory):
     app = app_factory(engine_factory=engine_factory(script=overfit_series()))
     async with app.run_test(size=(80, 24)) as pilot:
-        await pilot.press("3")
-        screen = app.screen
-        assert isinstance(screen, TrainingScreen)
-        await pilot.pause()
+        screen = await open_training(pilot)
         rules = screen.query_one(AlertRules)
         text = str(rules.render())
         assert rules.display and rules.region.height == 1 and text == rules_summary()  # 80 columns
         for needle in ("NaN", "1.5x", "val up 2x", "flat 20 logs", "early stop"):
             assert needle in text
         await pilot.press("s")
-        for _ in range(200):
-            if screen.run_state == "finished":
-                break
-            await pilot.pause(0.05)
+        await wait_for(pilot, lambda: screen.run_state == "finished")
         await pilot.pause()
         panel = screen.query_one(AlertsPanel)
         assert panel.alerts and not rules.display

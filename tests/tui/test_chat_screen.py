@@ -25,14 +25,6 @@ from tui.screens.chat import ChatScreen
 from tui.widgets.chat_pane import ChatPane
 
 
-@pytest.fixture(scope="module")
-def tokenizer(bundled_dir):
-    """The bundled model's tokenizer and chat template (no weights load)."""
-    from transformers import AutoTokenizer
-
-    return AutoTokenizer.from_pretrained(bundled_dir)
-
-
 def write_run(workspace: Path, name: str, base: str = BUNDLED_MODEL,
               checkpoint: str | None = None, system: str = "model") -> Path:
     """A finished run directory: its config and a final adapter (only its config: the
@@ -61,6 +53,12 @@ def chat_app(workspace: Path, models, config: RunConfig | None = None) -> Tuneto
                     workspace=str(workspace))
 
 
+def app_with_a_run(tmp_path: Path, models) -> TunetopApp:
+    """The app on ``tmp_path/runs`` holding one finished run, ``support-lora``."""
+    write_run(tmp_path / "runs", "support-lora")
+    return chat_app(tmp_path / "runs", models)
+
+
 async def open_chat(pilot) -> ChatScreen:
     """Switch to the chat screen and wait for its models."""
     await pilot.press("6")
@@ -69,6 +67,12 @@ async def open_chat(pilot) -> ChatScreen:
     await wait_for(pilot, lambda: screen.scan is not None)
     await pilot.pause(0.1)
     return screen
+
+
+async def reply_begun(pilot, screen: ChatScreen) -> None:
+    """Send "hello" and wait until the first reply has its first words."""
+    await send(pilot, "hello")
+    await wait_for(pilot, lambda: pane_text(screen, 0)[-1] not in ("…", ""))
 
 
 def pane_text(screen: ChatScreen, position: int) -> list[str]:
@@ -129,12 +133,10 @@ BASE_MODEL_SPEC = BUNDLED_MODEL
 
 
 async def test_escape_stops_the_reply_and_keeps_what_was_written(tmp_path, tokenizer):
-    write_run(tmp_path / "runs", "support-lora")
-    app = chat_app(tmp_path / "runs", scripted_models(tokenizer, delay=0.1))
+    app = app_with_a_run(tmp_path, scripted_models(tokenizer, delay=0.1))
     async with app.run_test(size=(80, 24)) as pilot:
         screen = await open_chat(pilot)
-        await send(pilot, "hello")
-        await wait_for(pilot, lambda: pane_text(screen, 0)[-1] not in ("…", ""))
+        await reply_begun(pilot, screen)
         await footer_ready(pilot)
         assert "esc Stop" in str(pilot.app.screen._compositor.render_strips()[23].text)
         await pilot.press("escape")
@@ -155,8 +157,7 @@ async def test_escape_stops_the_reply_and_keeps_what_was_written(tmp_path, token
 
 
 async def test_keys_clear_and_typing_digits(tmp_path, tokenizer):
-    write_run(tmp_path / "runs", "support-lora")
-    app = chat_app(tmp_path / "runs", scripted_models(tokenizer))
+    app = app_with_a_run(tmp_path, scripted_models(tokenizer))
     async with app.run_test(size=(80, 24)) as pilot:
         screen = await open_chat(pilot)
         await footer_ready(pilot)
@@ -190,8 +191,7 @@ async def test_keys_clear_and_typing_digits(tmp_path, tokenizer):
 
 
 async def test_blind_hides_and_shuffles_the_sides_then_reveals(tmp_path, tokenizer):
-    write_run(tmp_path / "runs", "support-lora")
-    app = chat_app(tmp_path / "runs", scripted_models(tokenizer))
+    app = app_with_a_run(tmp_path, scripted_models(tokenizer))
     async with app.run_test(size=(80, 24)) as pilot:
         screen = await open_chat(pilot)
         await send(pilot, "hello")
@@ -367,12 +367,10 @@ def test_a_damaged_saved_conversation_is_named(tmp_path):
 
 
 async def test_clearing_while_a_reply_streams_drops_the_rest_of_it(tmp_path, tokenizer):
-    write_run(tmp_path / "runs", "support-lora")
-    app = chat_app(tmp_path / "runs", scripted_models(tokenizer, delay=0.05))
+    app = app_with_a_run(tmp_path, scripted_models(tokenizer, delay=0.05))
     async with app.run_test(size=(80, 24)) as pilot:
         screen = await open_chat(pilot)
-        await send(pilot, "hello")
-        await wait_for(pilot, lambda: pane_text(screen, 0)[-1] not in ("…", ""))
+        await reply_begun(pilot, screen)
         assert screen.query_one("#chat-model-b", Select).disabled  # models fixed meanwhile
         assert screen.check_action("toggle_side_by_side", ()) is False
         await pilot.press("ctrl+l")

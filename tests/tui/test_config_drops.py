@@ -3,33 +3,20 @@ the max length in force), in its figures, and asks before starting such a run.""
 
 from __future__ import annotations
 
+import dataclasses
 import io
-from typing import Any
 
 import pytest
-from fakes import engine_factory, run_started
 from rich.console import Console
-from transformers import LlamaConfig
+from test_hyperparams import config_screen, estimate_services, recording_app, settle
 
 from core.config import RunConfig
 from core.data import load_examples, training_outcome
 from core.estimate import RowsMeasured
-from core.machine import GIB
-from core.memory import AvailableMemory
-from tui.screens.hyperparams import EstimateServices, HyperparamsScreen
+from tui.screens.hyperparams import HyperparamsScreen
 from tui.widgets.config_form import ConfigForm
 from tui.widgets.confirm import Confirm
 from tui.widgets.memory_panel import MemoryPanel
-
-TINY = LlamaConfig(vocab_size=320, hidden_size=64, intermediate_size=160, num_hidden_layers=2,
-                   num_attention_heads=4, num_key_value_heads=2, tie_word_embeddings=True)
-
-
-@pytest.fixture(scope="module")
-def tokenizer(bundled_dir):
-    from transformers import AutoTokenizer
-
-    return AutoTokenizer.from_pretrained(bundled_dir)
 
 
 @pytest.fixture
@@ -43,28 +30,12 @@ def make(app_factory, tokenizer):
                             outcome)
 
     def build():
-        started: list[RunConfig] = []
-        inner = engine_factory(script=[run_started()])
-
-        def factory(config: RunConfig, sink: Any, **kwargs: Any):
-            started.append(config)
-            return inner(config, sink, **kwargs)
-
-        built = app_factory(engine_factory=factory)
-        built.services.estimate = EstimateServices(
-            model_config=lambda config: TINY,
-            available=lambda: AvailableMemory(16 * GIB, "gpu", "Fake GPU 16GB", ""),
-            measure_rows=measure_rows, has_bitsandbytes=lambda: True)
-        built.started = started
-        return built
+        # the rows rendered as training will, not a fixed longest row
+        estimate = dataclasses.replace(estimate_services(), longest_tokens=None,
+                                       measure_rows=measure_rows)
+        return recording_app(app_factory, estimate)
 
     return build
-
-
-async def settle(app, pilot) -> None:
-    await pilot.pause(0.5)
-    await app.workers.wait_for_complete()
-    await pilot.pause()
 
 
 def figures(screen: HyperparamsScreen) -> str:
@@ -75,11 +46,7 @@ def figures(screen: HyperparamsScreen) -> str:
 
 async def test_rows_dropped_are_in_the_figures_and_starting_asks_first(make):
     app = make()
-    async with app.run_test(size=(120, 40)) as pilot:
-        await pilot.press("2")
-        screen = app.screen
-        assert isinstance(screen, HyperparamsScreen)
-        await settle(app, pilot)
+    async with config_screen(app) as (pilot, screen):
         form = screen.query_one(ConfigForm)
         form.highlight("data.max_length")
         await pilot.press("enter", *"128", "enter")  # Enter selects the value: typing replaces it
@@ -106,10 +73,7 @@ async def test_rows_dropped_are_in_the_figures_and_starting_asks_first(make):
 
 async def test_no_question_when_every_row_trains(make):
     app = make()
-    async with app.run_test(size=(120, 40)) as pilot:
-        await pilot.press("2")
-        screen = app.screen
-        await settle(app, pilot)
+    async with config_screen(app) as (pilot, screen):
         assert screen._outcome is not None and screen._outcome.dropped == 0
         assert "Dropped" not in figures(screen)
         await pilot.press("ctrl+t")

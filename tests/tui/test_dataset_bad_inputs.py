@@ -18,14 +18,6 @@ from test_dataset_screen import dataset_app, detail_text, settle, text_of  # noq
 CASES = {case.name: case for case in DATA_CASES}
 
 
-@pytest.fixture(scope="module")
-def tokenizer(bundled_dir):
-    """The bundled model's tokenizer, loaded once."""
-    from transformers import AutoTokenizer
-
-    return AutoTokenizer.from_pretrained(bundled_dir)
-
-
 def write(case_name: str, tmp_path: Path, monkeypatch) -> tuple[Path, Any]:
     """Write a corpus case (and apply its patch); its path and how the screen must read it.
 

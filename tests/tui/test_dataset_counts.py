@@ -18,14 +18,6 @@ from core.data import split_examples
 from test_dataset_screen import dataset_app, detail_text, settle, stats_text  # noqa: E402
 
 
-@pytest.fixture(scope="module")
-def tokenizer(bundled_dir):
-    """The bundled model's tokenizer, loaded once."""
-    from transformers import AutoTokenizer
-
-    return AutoTokenizer.from_pretrained(bundled_dir)
-
-
 def alpaca(i: int, output: str | None = None) -> dict[str, Any]:
     """A distinct Alpaca row: its own words, so that no two rows are nearly alike."""
     words = " ".join(f"w{i}x{j}" for j in range(14))

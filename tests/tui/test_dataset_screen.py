@@ -78,14 +78,6 @@ PROBLEM_LINES = [
 duplicate of line 1 (4), a refusal (5), a one-word answer (6), one long row (7)."""
 
 
-@pytest.fixture(scope="session")
-def tokenizer(bundled_dir):
-    """The bundled model's tokenizer, loaded once."""
-    from transformers import AutoTokenizer
-
-    return AutoTokenizer.from_pretrained(bundled_dir)
-
-
 def write_jsonl(path: Path, rows: list[dict[str, Any]] | list[str]) -> Path:
     """Write rows (dicts, or raw lines) as JSON Lines."""
     path.write_text("".join((r if isinstance(r, str) else json.dumps(r)) + "\n" for r in rows),

@@ -18,7 +18,6 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path[:0] = [str(HERE), str(HERE.parent), str(HERE.parents[1])]  # run as a script too
 
-import pytest  # noqa: E402
 
 from core.config import RunConfig  # noqa: E402
 from core.models import ensure_bundled_model  # noqa: E402
@@ -72,14 +71,6 @@ def bundled_tokenizer():
     from transformers import AutoTokenizer
 
     return AutoTokenizer.from_pretrained(ensure_bundled_model())
-
-
-@pytest.fixture(scope="module")
-def tokenizer(bundled_dir):
-    """The bundled model's tokenizer, loaded once for this module."""
-    from transformers import AutoTokenizer
-
-    return AutoTokenizer.from_pretrained(bundled_dir)
 
 
 async def idle(pilot) -> None:

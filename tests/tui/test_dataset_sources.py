@@ -27,14 +27,6 @@ from textual.widgets import OptionList, Static, TabbedContent
 from core.config import SourceConfig
 from core.data import dataset_report, load_data
 
-@pytest.fixture(scope="module")
-def tokenizer(bundled_dir):
-    """The bundled model's tokenizer, loaded once."""
-    from transformers import AutoTokenizer
-
-    return AutoTokenizer.from_pretrained(bundled_dir)
-
-
 def mix_app(tmp_path, tokenizer):
     """The app on a config mixing tool-calling rows (line 1 not an object) with general rows,
     one part to two, with a short system prompt of its own."""

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import dataclasses
 import io
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import pytest
 from fakes import engine_factory, run_started
 from rich.console import Console
+from textual.pilot import Pilot
 from transformers import LlamaConfig
 
 from core.config import RunConfig
@@ -39,22 +42,28 @@ def estimate_services(available_gib: float = 16, source: str = "gpu",
     )
 
 
+def recording_app(app_factory, estimate: EstimateServices):
+    """An app with these estimate services whose engine factory keeps each config it starts
+    in ``app.started``."""
+    started: list[RunConfig] = []
+    inner = engine_factory(script=[run_started()])
+
+    def factory(config, sink, **kwargs):
+        started.append(config)
+        return inner(config, sink, **kwargs)
+
+    app = app_factory(engine_factory=factory)
+    app.services.estimate = estimate
+    app.started = started
+    return app
+
+
 @pytest.fixture
 def make(app_factory):
-    """An app opened on the hyperparams screen's services, with a recording engine."""
-    started: list[RunConfig] = []
+    """Call with :func:`estimate_services` options for an app with a recording engine."""
 
     def build(**options: Any):
-        inner = engine_factory(script=[run_started()])
-
-        def factory(config, sink, **kwargs):
-            started.append(config)
-            return inner(config, sink, **kwargs)
-
-        app = app_factory(engine_factory=factory)
-        app.services.estimate = estimate_services(**options)
-        app.started = started
-        return app
+        return recording_app(app_factory, estimate_services(**options))
 
     return build
 
@@ -65,6 +74,13 @@ async def open_screen(app, pilot) -> HyperparamsScreen:
     assert isinstance(screen, HyperparamsScreen)
     await settle(app, pilot)
     return screen
+
+
+@asynccontextmanager
+async def config_screen(app, size: tuple[int, int] = (120, 40)) -> AsyncIterator[tuple[Pilot, HyperparamsScreen]]:
+    """Run ``app`` headless at ``size`` with the config screen open and settled."""
+    async with app.run_test(size=size) as pilot:
+        yield pilot, await open_screen(app, pilot)
 
 
 async def settle(app, pilot) -> None:
@@ -100,8 +116,7 @@ def test_form_covers_every_config_field():
 
 async def test_typing_updates_config_and_marks_modified(make):
     app = make()
-    async with app.run_test(size=(120, 40)) as pilot:
-        screen = await open_screen(app, pilot)
+    async with config_screen(app) as (pilot, screen):
         await type_into(pilot, screen, "optim.learning_rate", "1e-4")
         await settle(app, pilot)
         assert app.config.optim.learning_rate == pytest.approx(1e-4)
@@ -112,8 +127,7 @@ async def test_typing_updates_config_and_marks_modified(make):
 
 async def test_validation_errors_as_you_type_and_start_refuses(make):
     app = make()
-    async with app.run_test(size=(120, 40)) as pilot:
-        screen = await open_screen(app, pilot)
+    async with config_screen(app) as (pilot, screen):
         form = screen.query_one(ConfigForm)
         await type_into(pilot, screen, "lora.r", "x")
         await pilot.pause()
@@ -136,8 +150,7 @@ async def test_validation_errors_as_you_type_and_start_refuses(make):
 
 async def test_unknown_target_module_is_named_with_the_alternatives(make):
     app = make()
-    async with app.run_test(size=(120, 40)) as pilot:
-        screen = await open_screen(app, pilot)
+    async with config_screen(app) as (pilot, screen):
         await type_into(pilot, screen, "lora.target_modules", "q_proj, qkv")
         await settle(app, pilot)
         field = screen.query_one(ConfigForm).field("lora.target_modules")
@@ -149,8 +162,7 @@ async def test_unknown_target_module_is_named_with_the_alternatives(make):
 
 async def test_qlora_without_bitsandbytes_is_an_error(make):
     app = make(bitsandbytes=False)
-    async with app.run_test(size=(120, 40)) as pilot:
-        screen = await open_screen(app, pilot)
+    async with config_screen(app) as (pilot, screen):
         await pilot.press("f2")  # QLoRA preset
         await settle(app, pilot)
         field = screen.query_one(ConfigForm).field("method")
@@ -159,8 +171,7 @@ async def test_qlora_without_bitsandbytes_is_an_error(make):
 
 async def test_presets_set_their_fields(make):
     app = make()
-    async with app.run_test(size=(120, 40)) as pilot:
-        screen = await open_screen(app, pilot)
+    async with config_screen(app) as (pilot, screen):
         await pilot.press("f4")
         await settle(app, pilot)
         assert app.config.method == "full"
@@ -176,8 +187,7 @@ async def test_presets_set_their_fields(make):
 async def test_save_and_load_a_config(make, tmp_path):
     app = make()
     path = tmp_path / "configs" / "mine.yaml"
-    async with app.run_test(size=(120, 40)) as pilot:
-        screen = await open_screen(app, pilot)
+    async with config_screen(app) as (pilot, screen):
         await type_into(pilot, screen, "optim.per_device_train_batch_size", "2")
         await pilot.press("ctrl+s")
         await pilot.pause()
@@ -205,8 +215,7 @@ async def test_loading_a_bad_config_keeps_the_current_one(make, tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text("optim:\n  learning_rat: 1\n")
     app = make()
-    async with app.run_test(size=(120, 40)) as pilot:
-        screen = await open_screen(app, pilot)
+    async with config_screen(app) as (pilot, screen):
         before = dataclasses.asdict(app.config)
         await pilot.press("ctrl+o")
         screen.query_one("#path-input").value = str(bad)
@@ -220,8 +229,7 @@ async def test_loading_a_bad_config_keeps_the_current_one(make, tmp_path):
 
 async def test_reset_field_to_default(make):
     app = make()
-    async with app.run_test(size=(120, 40)) as pilot:
-        screen = await open_screen(app, pilot)
+    async with config_screen(app) as (pilot, screen):
         await type_into(pilot, screen, "data.max_length", "64")
         await pilot.pause()
         assert app.config.data.max_length == 64
@@ -234,8 +242,7 @@ async def test_reset_field_to_default(make):
 
 async def test_start_training_switches_and_starts_the_run(make):
     app = make()
-    async with app.run_test(size=(120, 40)) as pilot:
-        screen = await open_screen(app, pilot)
+    async with config_screen(app) as (pilot, screen):
         await type_into(pilot, screen, "optim.seed", "7")
         await settle(app, pilot)
         await pilot.press("ctrl+t")
@@ -247,8 +254,7 @@ async def test_start_training_switches_and_starts_the_run(make):
 
 async def test_no_gpu_says_it_compares_with_system_memory(make):
     app = make(source="system", available_gib=0.001)
-    async with app.run_test(size=(120, 40)) as pilot:
-        screen = await open_screen(app, pilot)
+    async with config_screen(app) as (pilot, screen):
         est = screen.estimate
         assert est is not None and est.device == "cpu" and est.verdict == "will not fit"
         assert est.available.note == NO_DRIVER
@@ -259,8 +265,7 @@ async def test_no_gpu_says_it_compares_with_system_memory(make):
 
 async def test_small_terminal_scrolls_to_the_highlighted_field(make):
     app = make()
-    async with app.run_test(size=(80, 24)) as pilot:
-        screen = await open_screen(app, pilot)
+    async with config_screen(app, (80, 24)) as (pilot, screen):
         form = screen.query_one(ConfigForm)
         await pilot.press("end", "enter")  # the last field, edited
         control = screen.query_one(f"#{SPECS[GROUPS[-1][1][-1]].widget_id}")
@@ -272,8 +277,7 @@ async def test_small_terminal_scrolls_to_the_highlighted_field(make):
 
 async def test_effective_batch_counts_the_processes(make):
     app = make()
-    async with app.run_test(size=(120, 40)) as pilot:
-        screen = await open_screen(app, pilot)
+    async with config_screen(app) as (pilot, screen):
         await type_into(pilot, screen, "optim.gradient_accumulation_steps", "2")
         await type_into(pilot, screen, "num_processes", "4")
         await settle(app, pilot)
@@ -291,8 +295,7 @@ async def test_effective_batch_counts_the_processes(make):
 async def test_a_warning_is_shown_but_does_not_stop_the_start(make):
     """A learning rate far above the usual range is a warning: listed, and the run starts."""
     app = make()
-    async with app.run_test(size=(120, 40)) as pilot:
-        screen = await open_screen(app, pilot)
+    async with config_screen(app) as (pilot, screen):
         await type_into(pilot, screen, "optim.learning_rate", "0.05")
         await settle(app, pilot)
         (problem,) = screen.problems()
@@ -324,8 +327,7 @@ async def test_time_estimate_sits_beside_the_verdict_and_ctrl_e_measures_it_at_8
 
     app = make()
     app.services.estimate = dataclasses.replace(estimate_services(), time_estimate=fake_time)
-    async with app.run_test(size=(80, 24)) as pilot:
-        screen = await open_screen(app, pilot)
+    async with config_screen(app, (80, 24)) as (pilot, screen):
         panel = screen.query_one(MemoryPanel)
         await until(pilot, lambda: panel.time_estimate is not None)
         shown = "\n".join(strip.text for strip in panel.render_lines(panel.region.reset_offset))

@@ -5,7 +5,6 @@ text typed but never entered is dropped, so a run never trains with a value nobo
 
 from __future__ import annotations
 
-import pytest
 from test_dataset_screen import PROBLEM_LINES, settle, shown_lines, write_jsonl
 from test_hyperparams import estimate_services, settle as settle_estimate, type_into
 
@@ -15,14 +14,6 @@ from tui.dataset_tasks import DatasetServices
 from tui.screens.dataset import DatasetScreen
 from tui.screens.hyperparams import HyperparamsScreen
 from tui.widgets.config_form import ConfigForm
-
-
-@pytest.fixture(scope="module")
-def tokenizer(bundled_dir):
-    """The bundled model's tokenizer, loaded once."""
-    from transformers import AutoTokenizer
-
-    return AutoTokenizer.from_pretrained(bundled_dir)
 
 
 def both_screens_app(tmp_path, tokenizer):

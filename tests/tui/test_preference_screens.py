@@ -14,12 +14,12 @@ from textual.widgets._footer import FooterKey
 from fakes import T0, ScriptedEngine, engine_factory, run_started, step
 from test_review_screen import (FakeGenerator, NoTokenizer, key_for, open_review,
                                 start_generation, wait_for, write_prompts)
+from test_training_screen import start_run
 
 from core.config import RunConfig
 from core.events import EvalLogged, RunFinished
 from tui.app import AppServices, make_app
 from tui.dataset_tasks import DatasetServices
-from tui.screens.training import TrainingScreen
 from tui.widgets.confirm import Confirm
 from tui.widgets.reward_plot import RewardPlot
 from tui.widgets.run_figures import RunFigures, figure_rows
@@ -86,11 +86,7 @@ def dpo_series(run_dir: str = "runs/dpo-run"):
 async def test_train_screen_shows_and_charts_the_dpo_metrics(app_factory):
     app = app_factory(engine_factory=engine_factory(script=dpo_series()))
     async with app.run_test(size=(80, 24)) as pilot:
-        await pilot.press("3")
-        screen = app.screen
-        assert isinstance(screen, TrainingScreen)
-        await pilot.press("s")
-        await wait_for(pilot, lambda: screen.run_state == "finished")
+        screen = await start_run(pilot, "finished")
         rows = dict(figure_rows(screen.progress, screen.run_state, T0 + 30))
         assert rows["Margin"] == "1.000 · val 0.800" and rows["Pref acc"] == "100% · val 90%"
         assert rows["Rewards"] == "chosen +0.200 · rejected -0.800"
@@ -113,10 +109,7 @@ async def test_train_screen_shows_and_charts_the_dpo_metrics(app_factory):
 async def test_sft_runs_keep_two_charts(app_factory):
     app = app_factory(engine_factory=engine_factory())
     async with app.run_test(size=(80, 24)) as pilot:
-        await pilot.press("3")
-        screen = app.screen
-        await pilot.press("s")
-        await wait_for(pilot, lambda: screen.run_state == "finished")
+        screen = await start_run(pilot, "finished")
         assert "Margin" not in dict(figure_rows(screen.progress, "finished", T0))
         await pilot.press("g", "g")
         assert screen.chart == "loss"

@@ -11,6 +11,7 @@ from pathlib import Path
 from fakes import StubGpuMonitor, build_app, h100_sample, retime, run_started, step, training_series, write_events_slowly
 
 from helpers import wait_for
+from test_training_screen import start_run
 from core.config import RunConfig
 from core.events import RunStopped
 from tui.app import AppServices
@@ -99,10 +100,7 @@ async def test_start_key_launches_a_detached_worker_and_follows_it(tmp_path):
     app = build_app(tmp_path)
     detach_with_fake_engine(app, FAKE_ENGINE_DELAY="0.005")
     async with app.run_test(size=(120, 40)) as pilot:
-        await pilot.press("3")
-        screen = app.screen
-        await pilot.press("s")
-        await wait_for(pilot, lambda: screen.run_state == "finished", timeout=60)
+        screen = await start_run(pilot, "finished", timeout=60)
         assert screen.run.detached and (screen.run_dir / "worker.log").exists()
         assert screen.progress.step == 100
         assert "keeps going if you quit or disconnect" in " ".join(screen.query_one("#log").texts)
@@ -114,10 +112,7 @@ async def test_several_processes_start_detached_through_accelerate(tmp_path):
     app = build_app(tmp_path, config=config)
     detach_with_fake_engine(app, FAKE_ENGINE_DELAY="0.005", CUDA_VISIBLE_DEVICES="")
     async with app.run_test(size=(120, 40)) as pilot:
-        await pilot.press("3")
-        screen = app.screen
-        await pilot.press("s")
-        await wait_for(pilot, lambda: screen.run_state == "finished", timeout=120)
+        screen = await start_run(pilot, "finished", timeout=120)
         assert not screen.trains_in_process and screen.run.detached
         assert screen.progress.step == 100
         shown = " ".join(screen.query_one("#log").texts)
@@ -157,10 +152,7 @@ async def test_quitting_while_following_leaves_no_follower_and_the_run_goes_on(t
     app = build_app(tmp_path)
     detach_with_fake_engine(app, FAKE_ENGINE_DELAY="0.01", FAKE_ENGINE_HOLD="2")
     async with app.run_test(size=(120, 40)) as pilot:
-        await pilot.press("3")
-        screen = app.screen
-        await pilot.press("s")
-        await wait_for(pilot, lambda: screen.progress.step >= 10, timeout=60)
+        screen = await start_run(pilot, lambda s: s.progress.step >= 10, timeout=60)
         run_dir = screen.run_dir
         assert threads_in("_drive_run")
         await pilot.press("ctrl+q")

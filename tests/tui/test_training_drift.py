@@ -7,7 +7,7 @@ import io
 
 from fakes import drift_series, engine_factory, training_series
 from rich.console import Console
-from test_training_screen import figures_text, open_training, wait_for
+from test_training_screen import figures_text, start_run, wait_for
 from textual.widgets import ContentSwitcher
 
 from tui.widgets.alerts import AlertRules, AlertsPanel
@@ -26,9 +26,7 @@ def shown_figures(screen) -> str:
 async def test_drift_shows_in_figures_chart_and_alert_at_80x24(app_factory):
     app = app_factory(engine_factory=engine_factory(script=drift_series()))
     async with app.run_test(size=(80, 24)) as pilot:
-        screen = await open_training(pilot)
-        await pilot.press("s")
-        await wait_for(pilot, lambda: screen.run_state == "finished")
+        screen = await start_run(pilot, "finished")
         # the alert: raised once, at the evaluation where drift passed 0.3 having risen twice
         alerts = [a for a in screen.query_one(AlertsPanel).alerts if a.key == "drift"]
         assert len(alerts) == 1 and alerts[0].detail.startswith("Step 60:")
@@ -57,9 +55,7 @@ async def test_drift_shows_in_figures_chart_and_alert_at_80x24(app_factory):
 async def test_a_run_without_drift_keeps_its_figures_and_two_charts(app_factory):
     app = app_factory(engine_factory=engine_factory(script=training_series()))
     async with app.run_test(size=(80, 24)) as pilot:
-        screen = await open_training(pilot)
-        await pilot.press("s")
-        await wait_for(pilot, lambda: screen.run_state == "finished")
+        screen = await start_run(pilot, "finished")
         assert "Drift" not in figures_text(screen) and "Drift" not in shown_figures(screen)
         assert not [a for a in screen.query_one(AlertsPanel).alerts if a.key == "drift"]
         await pilot.press("g", "g")  # loss, learning rate, loss: no drift chart to show

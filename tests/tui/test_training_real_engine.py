@@ -7,6 +7,7 @@ import time
 
 import pytest
 
+from helpers import sample_rows
 from core.config import RunConfig
 from core.detach import follow_run, launch_detached
 from core.events import RunFinished, StepLogged
@@ -20,12 +21,7 @@ pytestmark = pytest.mark.slow
 @pytest.fixture(scope="module")
 def small_data(tmp_path_factory):
     """The first 48 rows of the sample dataset."""
-    from core.data import resolve_data_path
-
-    lines = resolve_data_path("sample:support-tickets").read_text().splitlines()[:48]
-    path = tmp_path_factory.mktemp("data") / "tickets.jsonl"
-    path.write_text("\n".join(lines) + "\n")
-    return path
+    return sample_rows(tmp_path_factory.mktemp("data") / "tickets.jsonl", 48)
 
 
 def tiny_config(model_dir, data_path, steps: int = 6) -> RunConfig:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from collections.abc import Callable
 
 from fakes import (
     ScriptedEngine,
@@ -42,6 +43,16 @@ async def open_training(pilot) -> TrainingScreen:
     return screen
 
 
+async def start_run(pilot, until: str | Callable[[TrainingScreen], bool], timeout: float = 10.0) -> TrainingScreen:
+    """Open the training screen, start a run with ``s`` and wait until it reaches ``until``: a
+    run state (``"finished"``), or a test on the screen."""
+    screen = await open_training(pilot)
+    await pilot.press("s")
+    reached = (lambda s: s.run_state == until) if isinstance(until, str) else until
+    await wait_for(pilot, lambda: reached(screen), timeout=timeout)
+    return screen
+
+
 def figures_text(screen: TrainingScreen) -> dict[str, str]:
     figures = screen.query_one(RunFigures)
     return dict(figure_rows(figures.progress, figures.state, figures.clock()))
@@ -72,9 +83,7 @@ async def test_step_messages_are_throttled_but_no_step_is_lost(app_factory):
     series = training_series(total=2000, log_every=1, eval_every=500)
     app = app_factory(engine_factory=engine_factory(script=series))
     async with app.run_test(size=(120, 40)) as pilot:
-        screen = await open_training(pilot)
-        await pilot.press("s")
-        await wait_for(pilot, lambda: screen.run_state == "finished")
+        screen = await start_run(pilot, "finished")
         bridge = screen.bridge
         assert bridge.received == len(series)
         non_steps = sum(1 for e in series if type(e).__name__ != "StepLogged")
@@ -85,9 +94,7 @@ async def test_step_messages_are_throttled_but_no_step_is_lost(app_factory):
 async def test_stop_asks_for_confirmation_then_stops_after_the_step(app_factory):
     app = app_factory(engine_factory=engine_factory(hold_after=3))
     async with app.run_test(size=(120, 40)) as pilot:
-        screen = await open_training(pilot)
-        await pilot.press("s")
-        await wait_for(pilot, lambda: screen.progress.step == 15)
+        screen = await start_run(pilot, lambda s: s.progress.step == 15)
         assert screen.run_state == "running"
         await pilot.press("x")
         await wait_for(pilot, lambda: isinstance(app.screen, Confirm))
@@ -106,9 +113,7 @@ async def test_stop_asks_for_confirmation_then_stops_after_the_step(app_factory)
 async def test_checkpoint_key_saves_at_the_next_step(app_factory):
     app = app_factory(engine_factory=engine_factory(hold_after=2))
     async with app.run_test(size=(120, 40)) as pilot:
-        screen = await open_training(pilot)
-        await pilot.press("s")
-        await wait_for(pilot, lambda: screen.progress.step == 10)
+        screen = await start_run(pilot, lambda s: s.progress.step == 10)
         await pilot.press("c")
         ScriptedEngine.instances[-1].release()
         await wait_for(pilot, lambda: screen.run_state == "finished")
@@ -118,9 +123,7 @@ async def test_checkpoint_key_saves_at_the_next_step(app_factory):
 async def test_chart_key_switches_to_learning_rate_and_grad_norm(app_factory):
     app = app_factory(engine_factory=engine_factory())
     async with app.run_test(size=(120, 40)) as pilot:
-        screen = await open_training(pilot)
-        await pilot.press("s")
-        await wait_for(pilot, lambda: screen.run_state == "finished")
+        screen = await start_run(pilot, "finished")
         switcher = screen.query_one("#charts", ContentSwitcher)
         assert switcher.current == "loss-plot"
         await pilot.press("g")
@@ -152,9 +155,7 @@ async def test_chart_key_switches_to_learning_rate_and_grad_norm(app_factory):
 async def test_nonfinite_loss_raises_alert_and_stops(app_factory):
     app = app_factory(engine_factory=engine_factory(script=nonfinite_series()))
     async with app.run_test(size=(120, 40)) as pilot:
-        screen = await open_training(pilot)
-        await pilot.press("s")
-        await wait_for(pilot, lambda: screen.run_state == "failed")
+        screen = await start_run(pilot, "failed")
         await pilot.pause()
         alerts = screen.query_one(AlertsPanel).alerts
         assert [a.key for a in alerts] == ["nonfinite"]
@@ -165,9 +166,7 @@ async def test_nonfinite_loss_raises_alert_and_stops(app_factory):
 async def test_rising_validation_loss_and_early_stop_alerts(app_factory):
     app = app_factory(engine_factory=engine_factory(script=overfit_series()))
     async with app.run_test(size=(120, 40)) as pilot:
-        screen = await open_training(pilot)
-        await pilot.press("s")
-        await wait_for(pilot, lambda: screen.run_state == "finished")
+        screen = await start_run(pilot, "finished")
         await pilot.pause()
         keys = [a.key for a in screen.query_one(AlertsPanel).alerts]
         assert keys == ["early-stop", "overfit@40"]  # newest first
@@ -180,9 +179,7 @@ async def test_engine_failure_is_shown_with_its_reason(app_factory):
 
     app = app_factory(engine_factory=broken_factory)
     async with app.run_test(size=(120, 40)) as pilot:
-        screen = await open_training(pilot)
-        await pilot.press("s")
-        await wait_for(pilot, lambda: screen.run_state == "failed")
+        screen = await start_run(pilot, "failed")
         await pilot.pause()
         alert = screen.query_one(AlertsPanel).alerts[0]
         assert alert.title == "Could not start the run" and "CUDA driver too old" in alert.detail
@@ -201,17 +198,22 @@ async def test_invalid_config_is_not_started(app_factory):
         assert "optim.learning_rate" in screen.query_one(AlertsPanel).alerts[0].detail
 
 
+async def press_during_and_after_a_run(pilot, key: str) -> TrainingScreen:
+    """Start a run held at step 5 (build the engine with ``hold_after=1``), press ``key``, which
+    is not offered while training, let the run finish and press ``key`` again."""
+    screen = await start_run(pilot, lambda s: s.progress.step == 5)
+    await pilot.press(key)
+    assert pilot.app.current_mode == "training"
+    ScriptedEngine.instances[-1].release()
+    await wait_for(pilot, lambda: screen.run_state == "finished")
+    await pilot.press(key)
+    return screen
+
+
 async def test_review_key_opens_review_after_the_run(app_factory):
     app = app_factory(engine_factory=engine_factory(hold_after=1))
     async with app.run_test(size=(120, 40)) as pilot:
-        screen = await open_training(pilot)
-        await pilot.press("s")
-        await wait_for(pilot, lambda: screen.progress.step == 5)
-        await pilot.press("r")  # not offered while training
-        assert app.current_mode == "training"
-        ScriptedEngine.instances[-1].release()
-        await wait_for(pilot, lambda: screen.run_state == "finished")
-        await pilot.press("r")
+        await press_during_and_after_a_run(pilot, "r")
         await pilot.pause()
         assert app.current_mode == "review"
 
@@ -219,14 +221,7 @@ async def test_review_key_opens_review_after_the_run(app_factory):
 async def test_chat_key_opens_the_chat_on_the_run_after_it_ended(app_factory):
     app = app_factory(engine_factory=engine_factory(hold_after=1))
     async with app.run_test(size=(120, 40)) as pilot:
-        screen = await open_training(pilot)
-        await pilot.press("s")
-        await wait_for(pilot, lambda: screen.progress.step == 5)
-        await pilot.press("t")  # not offered while training
-        assert app.current_mode == "training"
-        ScriptedEngine.instances[-1].release()
-        await wait_for(pilot, lambda: screen.run_state == "finished")
-        await pilot.press("t")
+        screen = await press_during_and_after_a_run(pilot, "t")
         await wait_for(pilot, lambda: app.current_mode == "chat")
         chat = app.screen
         await wait_for(pilot, lambda: chat.scan is not None and chat._preselect is None)
@@ -238,9 +233,7 @@ async def test_chat_key_opens_the_chat_on_the_run_after_it_ended(app_factory):
 async def test_quit_while_training_stops_the_run_then_exits(app_factory):
     app = app_factory(engine_factory=engine_factory(hold_after=2, hold_stop=True))
     async with app.run_test(size=(120, 40)) as pilot:
-        screen = await open_training(pilot)
-        await pilot.press("s")
-        await wait_for(pilot, lambda: screen.progress.step == 10)
+        screen = await start_run(pilot, lambda s: s.progress.step == 10)
         await pilot.press("1")  # quitting from another screen works too
         await pilot.press("ctrl+q")
         await pilot.pause()
@@ -270,9 +263,7 @@ def shown_lines(widget) -> list[str]:
 async def test_works_at_80x24(app_factory):
     app = app_factory(engine_factory=engine_factory(hold_after=10))
     async with app.run_test(size=(80, 24)) as pilot:
-        screen = await open_training(pilot)
-        await pilot.press("s")
-        await wait_for(pilot, lambda: screen.progress.step == 50)
+        screen = await start_run(pilot, lambda s: s.progress.step == 50)
         await pilot.pause(0.3)
         figures = screen.query_one(RunFigures)
         chart = screen.query_one(LossPlot)
@@ -332,9 +323,7 @@ async def test_setup_phases_show_what_happens_before_the_first_step(app_factory)
     halfway = lambda e: isinstance(e, PhaseChanged) and e.done == 400  # noqa: E731
     app = app_factory(engine_factory=engine_factory(script=eval_series(), hold_when=halfway))
     async with app.run_test(size=(80, 24)) as pilot:
-        screen = await open_training(pilot)
-        await pilot.press("s")
-        await wait_for(pilot, lambda: screen.progress.phase_done == 400)
+        screen = await start_run(pilot, lambda s: s.progress.phase_done == 400)
         await pilot.pause(0.2)
         assert screen.run_state == RunState.STARTING
         shown = shown_lines(screen.query_one(RunFigures))
@@ -351,9 +340,7 @@ async def test_evaluation_shows_its_own_progress_and_counts_in_the_eta(app_facto
     third = lambda e: isinstance(e, EvalProgressed) and e.done == 3  # noqa: E731
     app = app_factory(engine_factory=engine_factory(script=eval_series(), hold_when=third))
     async with app.run_test(size=(80, 24)) as pilot:
-        screen = await open_training(pilot)
-        await pilot.press("s")
-        await wait_for(pilot, lambda: screen.progress.eval_done == 3)
+        screen = await start_run(pilot, lambda s: s.progress.eval_done == 3)
         await pilot.pause(0.2)
         assert screen.run_state == RunState.EVALUATING and screen.progress.step == 20
         shown = shown_lines(screen.query_one(RunFigures))
@@ -397,9 +384,7 @@ async def test_library_warnings_stay_out_of_the_log_pane(app_factory):
 
     app = app_factory(engine_factory=engine_factory(hold_after=1))
     async with app.run_test(size=(120, 40)) as pilot:
-        screen = await open_training(pilot)
-        await pilot.press("s")
-        await wait_for(pilot, lambda: screen.progress.step == 5)
+        screen = await start_run(pilot, lambda s: s.progress.step == 5)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             logging.getLogger("transformers.trainer").warning("gradient accumulation looks off")
@@ -433,9 +418,7 @@ async def test_trust_remote_code_on_is_a_standing_warning(app_factory, tmp_path)
     config.model.trust_remote_code = True
     app = app_factory(engine_factory=engine_factory(delay=0.002), config=config)
     async with app.run_test(size=(120, 40)) as pilot:
-        screen = await open_training(pilot)
-        await pilot.press("s")
-        await wait_for(pilot, lambda: screen.run_state == "finished")
+        screen = await start_run(pilot, "finished")
         alerts = {a.key: a for a in screen.query_one(AlertsPanel).alerts}
         assert alerts["remote-code"].level == "warning"
         assert "trust_remote_code is ON" in alerts["remote-code"].title
@@ -459,9 +442,7 @@ async def test_a_budgeted_run_shows_time_left_against_its_budget_at_80x24(app_fa
               *[step(n, 2.0 - n / 40, total=40) for n in range(1, 11)]]
     app = app_factory(engine_factory=engine_factory(script=script, hold_after=10))
     async with app.run_test(size=(80, 24)) as pilot:
-        screen = await open_training(pilot)
-        await pilot.press("s")
-        await wait_for(pilot, lambda: screen.progress.step == 10)
+        screen = await start_run(pilot, lambda s: s.progress.step == 10)
         await pilot.pause(0.3)
         assert screen.progress.budget_seconds == 480
         now = time.time()

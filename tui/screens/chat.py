@@ -96,14 +96,13 @@ class ChatScreen(Screen):
     blind: reactive[bool] = reactive(False, bindings=True)
     """The sides are labelled Left and Right, in an order drawn at random."""
 
+    @dataclasses.dataclass
     class EventReceived(Message):
         """An event of the reply worker (a phase, streamed text, a finished reply)."""
 
-        def __init__(self, event: ChatEvent, turn: int) -> None:
-            super().__init__()
-            self.event = event
-            self.turn = turn
-            """The message it answers (events of a cleared conversation are dropped)."""
+        event: ChatEvent
+        turn: int
+        """The message it answers (events of a cleared conversation are dropped)."""
 
     def __init__(self, name: str | None = None, id: str | None = None,  # noqa: A002
                  classes: str | None = None) -> None:

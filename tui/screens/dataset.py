@@ -312,8 +312,10 @@ class DatasetScreen(Screen):
         self._refresh_summary(now=True)
 
     @on(DatasetLoader.TrainingChecked)
-    def training_checked(self, message: DatasetLoader.TrainingChecked) -> None:
-        """Show the rows training drops in the table, the problems, the row and the figures."""
+    @on(DatasetLoader.ChecksFinished)
+    def findings_ready(self, message: DatasetLoader.TrainingChecked | DatasetLoader.ChecksFinished) -> None:
+        """Show what training drops, or what the content checks found, in the table, the
+        problem list, the row and the figures."""
         if message.found:
             self._update_view()
             self._show_problems()
@@ -325,15 +327,6 @@ class DatasetScreen(Screen):
         """Forget the old findings in the table and the problem list."""
         self._update_view()
         self._show_problems()
-
-    @on(DatasetLoader.ChecksFinished)
-    def checks_finished(self, message: DatasetLoader.ChecksFinished) -> None:
-        """Show the findings in the table, the problem list, the row and the statistics."""
-        if message.found:
-            self._update_view()
-            self._show_problems()
-            self._show_detail()
-        self._refresh_summary(now=True)
 
     @on(DatasetLoader.SearchFinished)
     def search_finished(self) -> None:

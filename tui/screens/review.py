@@ -23,6 +23,7 @@ generation worker.
 from __future__ import annotations
 
 import threading
+from dataclasses import dataclass
 from pathlib import Path
 
 from textual import on, work
@@ -118,26 +119,23 @@ class ReviewScreen(Screen):
     show_system: reactive[bool] = reactive(False)
     """The prompt's system turn is shown whole."""
 
+    @dataclass
     class SetReady(Message):
         """The generation worker created (or reopened) the review set it fills."""
 
-        def __init__(self, review: ReviewSet) -> None:
-            super().__init__()
-            self.review = review
+        review: ReviewSet
 
+    @dataclass
     class PairsReady(Message):
         """New items were written to ``items.jsonl`` and can be judged."""
 
-        def __init__(self, items: list[ReviewItem]) -> None:
-            super().__init__()
-            self.items = items
+        items: list[ReviewItem]
 
+    @dataclass
     class GenerationStatus(Message):
         """A line about what generation is doing (loading, which batch)."""
 
-        def __init__(self, text: str) -> None:
-            super().__init__()
-            self.text = text
+        text: str
 
     def __init__(self, name: str | None = None, id: str | None = None, classes: str | None = None) -> None:  # noqa: A002
         super().__init__(name=name, id=id, classes=classes)

@@ -14,22 +14,20 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Any
 
 from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen, Screen
-from textual.widgets import Button, DataTable, Footer, Header, Label, Static
+from textual.widgets import DataTable, Footer, Header, Static
 from textual.worker import Worker, WorkerState
 
 from core.config import RunConfig
 from core.rundir import CONFIG_FILE
 from core.runs import RunIndex, RunInfo, delete_run, loss_history, resume_config, train_longer_config
 from tui.messages import ChatRun, CloneConfig, FollowRun, StartRun
-from tui.widgets.confirm import Confirm
+from tui.widgets.confirm import Answer, Confirm, Question
 from tui.widgets.runs_plot import RunsLossPlot
 
 REFRESH_SECONDS = 2.0
@@ -66,57 +64,25 @@ def ago(at: float | None, now: float) -> str:
     return "—" if at is None else f"{format_age(now - at)} ago"
 
 
-class ExportChoice(ModalScreen[str | None]):
+class ExportChoice(Question[str | None]):
     """Asks which export to write: the adapter alone, or a merged standalone model."""
 
-    DEFAULT_CSS = """
-    ExportChoice { align: center middle; }
-    ExportChoice > Vertical {
-        width: 64;
-        max-width: 95%;
-        height: auto;
-        padding: 1 2;
-        border: thick $primary;
-        background: $panel;
-    }
-    ExportChoice Label { width: 100%; margin-bottom: 1; }
-    ExportChoice Horizontal { height: auto; align-horizontal: right; }
-    ExportChoice Button { margin-left: 1; }
-    """
-
     BINDINGS = [
-        Binding("a", "choose('adapter')", "Adapter", id="export.adapter"),
-        Binding("m", "choose('merged')", "Merged", id="export.merged"),
-        Binding("escape", "choose(None)", "Cancel", id="export.cancel"),
+        Binding("a", "answer('adapter')", "Adapter", id="export.adapter"),
+        Binding("m", "answer('merged')", "Merged", id="export.merged"),
+        Binding("escape", "answer(None)", "Cancel", id="export.cancel"),
     ]
     """``a`` exports the adapter, ``m`` a merged model, Escape cancels."""
 
     def __init__(self, run: RunInfo) -> None:
-        super().__init__()
+        super().__init__(
+            f"Export {run.name}: the adapter alone (small; load it over the base model), or a "
+            f"merged standalone model (the base with the adapter folded in)? It is written to "
+            f"{run.path}/export-adapter or export-merged.",
+            (Answer("Cancel (esc)", None, "export-cancel"),
+             Answer("Merged (m)", "merged", "export-merged"),
+             Answer("Adapter (a)", "adapter", "export-adapter", "primary")))
         self.run = run
-
-    def compose(self) -> ComposeResult:
-        """The question and the three buttons."""
-        with Vertical():
-            yield Label(
-                f"Export {self.run.name}: the adapter alone (small; load it over the base model), or "
-                f"a merged standalone model (the base with the adapter folded in)? It is written to "
-                f"{self.run.path}/export-adapter or export-merged."
-            )
-            with Horizontal():
-                yield Button("Cancel (esc)", id="export-cancel")
-                yield Button("Merged (m)", id="export-merged")
-                yield Button("Adapter (a)", variant="primary", id="export-adapter")
-
-    def action_choose(self, kind: str | None) -> None:
-        """Close with the chosen kind (None: cancelled)."""
-        self.dismiss(kind)
-
-    @on(Button.Pressed)
-    def button_chosen(self, event: Button.Pressed) -> None:
-        """A button: its kind (``export-adapter`` -> ``adapter``)."""
-        kind = (event.button.id or "").removeprefix("export-")
-        self.dismiss(kind if kind in EXPORT_KINDS else None)
 
 
 class LossOverlay(ModalScreen[None]):

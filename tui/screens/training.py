@@ -19,6 +19,7 @@ import copy
 import os
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -161,14 +162,13 @@ class TrainingScreen(Screen):
     log_large: reactive[bool] = reactive(False)
     """Whether the log pane takes most of the screen."""
 
+    @dataclass
     class Launched(Message):
         """The run's worker was launched (or its engine built): its directory and pid are known."""
 
-        def __init__(self, handle: RunHandle, announce: bool) -> None:
-            super().__init__()
-            self.handle = handle
-            self.announce = announce
-            """Whether to tell the user the run now trains on its own (a new detached run)."""
+        handle: RunHandle
+        announce: bool
+        """Whether to tell the user the run now trains on its own (a new detached run)."""
 
     def __init__(
         self,

@@ -12,26 +12,17 @@ from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
-from textual.screen import ModalScreen
 from textual.widgets import Label, OptionList
 from textual.widgets.option_list import Option
 
+from tui.widgets.confirm import Dialog
 
-class ChatList(ModalScreen[Path | None]):
+
+class ChatList(Dialog[Path | None]):
     """The saved conversations; the chosen one's file is the screen's result."""
 
     DEFAULT_CSS = """
-    ChatList { align: center middle; }
-    ChatList > Vertical {
-        width: 72;
-        max-width: 95%;
-        height: auto;
-        max-height: 80%;
-        padding: 0 1;
-        border: thick $primary;
-        background: $panel;
-    }
-    ChatList Label { width: 100%; margin-bottom: 1; }
+    ChatList > Vertical { width: 72; max-height: 80%; padding: 0 1; }
     ChatList OptionList { height: auto; max-height: 14; }
     """
 

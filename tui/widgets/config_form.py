@@ -387,14 +387,13 @@ class ConfigForm(VerticalScroll, can_focus=True, inherit_bindings=False):
     cursor: reactive[int] = reactive(0, init=False)
     """Index of the highlighted field."""
 
+    @dataclass
     class Edited(Message):
         """A field was changed: ``value`` parsed, or ``error`` when it could not be."""
 
-        def __init__(self, path: str, value: Any, error: str | None) -> None:
-            super().__init__()
-            self.path = path
-            self.value = value
-            self.error = error
+        path: str
+        value: Any
+        error: str | None
 
     def compose(self) -> ComposeResult:
         """Group titles and their fields."""
@@ -613,17 +612,10 @@ class ConfigForm(VerticalScroll, can_focus=True, inherit_bindings=False):
         self.post_message(self.Edited(spec.path, value, error))
 
     @on(Input.Changed)
-    def input_changed(self, event: Input.Changed) -> None:
-        """Parse typed text as it changes."""
-        event.stop()
-        field = event.input.parent
-        if isinstance(field, ConfigField) and field.opened:
-            self._edited(field, event.value)
-
     @on(Select.Changed)
-    def select_changed(self, event: Select.Changed) -> None:
-        """A drop-down choice."""
+    def value_changed(self, event: Input.Changed | Select.Changed) -> None:
+        """Parse typed text as it changes, or take a drop-down choice."""
         event.stop()
-        field = event.select.parent
+        field = event.control.parent
         if isinstance(field, ConfigField) and field.opened:
             self._edited(field, event.value)

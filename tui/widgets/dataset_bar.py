@@ -9,6 +9,8 @@ never shows a value the app is not using. The path input completes file names.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from textual import on
 from textual.app import ComposeResult
 from textual.containers import Horizontal
@@ -24,26 +26,23 @@ MIN_MAX_LENGTH = 16
 class DatasetBar(Horizontal):
     """Inputs for the dataset path, the model reference and the max length."""
 
+    @dataclass
     class PathSubmitted(Message):
         """Enter in the path input with a path typed."""
 
-        def __init__(self, path: str) -> None:
-            super().__init__()
-            self.path = path
+        path: str
 
+    @dataclass
     class ModelSubmitted(Message):
         """Enter in the model input with a reference typed."""
 
-        def __init__(self, model: str) -> None:
-            super().__init__()
-            self.model = model
+        model: str
 
+    @dataclass
     class MaxLengthSubmitted(Message):
         """Enter in the max-length input with a valid length."""
 
-        def __init__(self, max_length: int) -> None:
-            super().__init__()
-            self.max_length = max_length
+        max_length: int
 
     max_length = 0
     """The max length in use: a refused entry puts it back."""

@@ -13,7 +13,7 @@ from collections import deque
 from textual_plotext.plot import Plot
 
 from core.events import EvalLogged
-from tui.widgets.loss_plot import MAX_POINTS, ChartBase, downsample, step_ticks
+from tui.widgets.loss_plot import ChartBase, downsample, step_ticks
 
 
 class DriftPlot(ChartBase):
@@ -21,24 +21,18 @@ class DriftPlot(ChartBase):
 
     EMPTY_TEXT = "Waiting for the first evaluation (general drift is measured with validation)…"
 
+    SERIES = ("evals", "drifts")
+    evals: deque[tuple[int, float]]
+    drifts: deque[tuple[int, float]]
+
     def __init__(self, *, id: str | None = None, classes: str | None = None) -> None:  # noqa: A002
         super().__init__(id=id, classes=classes)
-        self.evals: deque[tuple[int, float]] = deque(maxlen=MAX_POINTS)
-        self.drifts: deque[tuple[int, float]] = deque(maxlen=MAX_POINTS)
         self.threshold: float | None = None
         """The run's ``eval.drift_threshold`` (drawn as a line); ``None`` until known."""
 
-    @property
-    def has_data(self) -> bool:
-        """Whether any evaluation has arrived."""
-        return bool(self.evals or self.drifts)
-
-    def reset(self) -> None:
-        """Forget every point and the threshold (a new run)."""
-        self.evals.clear()
-        self.drifts.clear()
+    def forget(self) -> None:
+        """The threshold goes with the points (the next run sets its own)."""
         self.threshold = None
-        self.replot_now()
 
     def set_threshold(self, threshold: float | None) -> None:
         """The drift alert's threshold, from the run's start."""

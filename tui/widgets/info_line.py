@@ -7,6 +7,8 @@ with ``/``, Enter posts :class:`InfoLine.SearchSubmitted`, Esc puts the current 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
@@ -41,12 +43,11 @@ def info_text(store: RowStore | None, ref: str, filter_mode: str, search: str,
 class InfoLine(Horizontal):
     """The summary of the rows shown, and the search input beside it while searching."""
 
+    @dataclass
     class SearchSubmitted(Message):
         """Enter in the search input: show the rows containing ``search`` (empty: all)."""
 
-        def __init__(self, search: str) -> None:
-            super().__init__()
-            self.search = search
+        search: str
 
     def __init__(self, *, id: str | None = None) -> None:  # noqa: A002
         super().__init__(id=id)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from collections import deque
 from collections.abc import Iterable, Sequence
+from typing import ClassVar
 
 from rich.text import Text
 from textual.app import RenderResult
@@ -79,9 +80,16 @@ class ChartBase(PlotextPlot):
     """
 
     EMPTY_TEXT = "Waiting for the first logged step…"
+    SERIES: ClassVar[tuple[str, ...]] = ()
+    """Names of the chart's point series: each is an attribute holding a bounded deque of
+    ``(step, value)``, made here and cleared by :meth:`reset`."""
 
     def __init__(self, *, id: str | None = None, classes: str | None = None) -> None:  # noqa: A002
         super().__init__(id=id, classes=classes)
+        for name in self.SERIES:
+            setattr(self, name, deque(maxlen=MAX_POINTS))
+        self._last_step = -1
+        """The newest step plotted: older or repeated steps are skipped."""
         self._dirty = False
         self.replots = 0
         """How many times the chart was replotted (tests check the throttle with it)."""
@@ -123,8 +131,19 @@ class ChartBase(PlotextPlot):
 
     @property
     def has_data(self) -> bool:
-        """Whether anything has been plotted yet."""
-        return False
+        """Whether any series has a point."""
+        return any(getattr(self, name) for name in self.SERIES)
+
+    def reset(self) -> None:
+        """Forget every point (a new run)."""
+        for name in self.SERIES:
+            getattr(self, name).clear()
+        self._last_step = -1
+        self.forget()
+        self.replot_now()
+
+    def forget(self) -> None:
+        """Forget what the chart keeps besides its series, for :meth:`reset` (subclasses)."""
 
     def target_points(self) -> int:
         """How many points fit the plot width (braille gives two per cell)."""
@@ -156,30 +175,21 @@ class ChartBase(PlotextPlot):
 class LossPlot(ChartBase):
     """Training loss (raw and EMA-smoothed) and validation loss on one step axis."""
 
+    SERIES = ("train", "smoothed", "evals")
+    train: deque[tuple[int, float]]
+    smoothed: deque[tuple[int, float]]
+    evals: deque[tuple[int, float]]
+
     def __init__(self, smoothing: float = 0.9, *, id: str | None = None, classes: str | None = None) -> None:  # noqa: A002
         super().__init__(id=id, classes=classes)
         self.smoothing = smoothing
-        self.train: deque[tuple[int, float]] = deque(maxlen=MAX_POINTS)
-        self.smoothed: deque[tuple[int, float]] = deque(maxlen=MAX_POINTS)
-        self.evals: deque[tuple[int, float]] = deque(maxlen=MAX_POINTS)
         self.best: tuple[int, float] | None = None
         self._ema = Ema(smoothing)
-        self._last_step = -1
 
-    @property
-    def has_data(self) -> bool:
-        """Whether any loss has arrived."""
-        return bool(self.train or self.evals)
-
-    def reset(self) -> None:
-        """Forget every point (a new run)."""
-        self.train.clear()
-        self.smoothed.clear()
-        self.evals.clear()
+    def forget(self) -> None:
+        """The best point and the smoothing go with the points."""
         self.best = None
         self._ema = Ema(self.smoothing)
-        self._last_step = -1
-        self.replot_now()
 
     def add_steps(self, events: Iterable[StepLogged]) -> None:
         """Add logged steps; repeated or non-finite losses are skipped."""

@@ -9,29 +9,15 @@ from collections.abc import Iterable
 from textual_plotext.plot import Plot
 
 from core.events import StepLogged
-from tui.widgets.loss_plot import MAX_POINTS, ChartBase, downsample, step_ticks
+from tui.widgets.loss_plot import ChartBase, downsample, step_ticks
 
 
 class LrGradPlot(ChartBase):
     """Learning-rate schedule and gradient norm on one step axis, each with its own y axis."""
 
-    def __init__(self, *, id: str | None = None, classes: str | None = None) -> None:  # noqa: A002
-        super().__init__(id=id, classes=classes)
-        self.learning_rate: deque[tuple[int, float]] = deque(maxlen=MAX_POINTS)
-        self.grad_norm: deque[tuple[int, float]] = deque(maxlen=MAX_POINTS)
-        self._last_step = -1
-
-    @property
-    def has_data(self) -> bool:
-        """Whether any step has arrived."""
-        return bool(self.learning_rate or self.grad_norm)
-
-    def reset(self) -> None:
-        """Forget every point (a new run)."""
-        self.learning_rate.clear()
-        self.grad_norm.clear()
-        self._last_step = -1
-        self.replot_now()
+    SERIES = ("learning_rate", "grad_norm")
+    learning_rate: deque[tuple[int, float]]
+    grad_norm: deque[tuple[int, float]]
 
     def add_steps(self, events: Iterable[StepLogged]) -> None:
         """Add logged steps; non-finite values are left out of the chart."""

@@ -8,6 +8,7 @@ put the table's cursor on it.
 from __future__ import annotations
 
 import heapq
+from dataclasses import dataclass
 from pathlib import Path
 
 from rich.text import Text
@@ -42,13 +43,12 @@ def problem_text(problem: Problem, named: bool = False) -> Text:
 class ProblemList(OptionList):
     """The problems of the open dataset (the first :data:`PROBLEM_LIST_LIMIT`), in line order."""
 
+    @dataclass
     class ProblemChosen(Message):
         """Enter on a problem; ``row`` is its row in the store, ``None`` for one about the
         whole file."""
 
-        def __init__(self, row: int | None) -> None:
-            super().__init__()
-            self.row = row
+        row: int | None
 
     def __init__(self, *, id: str | None = None) -> None:  # noqa: A002
         super().__init__(id=id)

@@ -7,6 +7,7 @@ Enter on a row posts :class:`ReviewResults.ItemChosen`; the screen shows that it
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 from rich.table import Table
 from rich.text import Text
@@ -26,12 +27,11 @@ COLUMNS = ("#", "Verdict", "A on", "A exact", "B exact", "A JSON", "B JSON", "A 
 class ReviewResults(Vertical):
     """The summary grid, the per-item table (after reveal) and a line of hints."""
 
+    @dataclass
     class ItemChosen(Message):
         """Enter on a row of the per-item table: show item ``index``."""
 
-        def __init__(self, index: int) -> None:
-            super().__init__()
-            self.index = index
+        index: int
 
     def compose(self) -> ComposeResult:
         """Summary, table, hints."""

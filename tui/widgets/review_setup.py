@@ -7,6 +7,7 @@ user asked for in messages: :class:`ReviewSetup.Started` (the form, checked) and
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -28,19 +29,17 @@ class ReviewSetup(Vertical):
     generating: reactive[bool] = reactive(False)
     """A generation is running (bound to the screen's): the form does not start another."""
 
+    @dataclass
     class Started(Message):
         """The form asks for a new review set; ``job`` says what to generate."""
 
-        def __init__(self, job: GenerationJob) -> None:
-            super().__init__()
-            self.job = job
+        job: GenerationJob
 
+    @dataclass
     class SetChosen(Message):
         """Enter on a review set: reopen the set in ``path``."""
 
-        def __init__(self, path: Path) -> None:
-            super().__init__()
-            self.path = path
+        path: Path
 
     def __init__(self, *, id: str | None = None) -> None:  # noqa: A002
         super().__init__(id=id)

@@ -10,7 +10,7 @@ from collections.abc import Iterable
 from textual_plotext.plot import Plot
 
 from core.events import StepLogged
-from tui.widgets.loss_plot import MAX_POINTS, ChartBase, downsample, step_ticks
+from tui.widgets.loss_plot import ChartBase, downsample, step_ticks
 
 
 class RewardPlot(ChartBase):
@@ -19,25 +19,10 @@ class RewardPlot(ChartBase):
 
     EMPTY_TEXT = "Reward margin and preference accuracy appear in DPO and ORPO runs."
 
-    def __init__(self, *, id: str | None = None, classes: str | None = None) -> None:  # noqa: A002
-        super().__init__(id=id, classes=classes)
-        self.margin: deque[tuple[int, float]] = deque(maxlen=MAX_POINTS)
-        self.accuracy: deque[tuple[int, float]] = deque(maxlen=MAX_POINTS)
-        self.eval_margin: deque[tuple[int, float]] = deque(maxlen=MAX_POINTS)
-        self._last_step = -1
-
-    @property
-    def has_data(self) -> bool:
-        """Whether any preference metric has arrived."""
-        return bool(self.margin or self.eval_margin)
-
-    def reset(self) -> None:
-        """Forget every point (a new run)."""
-        self.margin.clear()
-        self.accuracy.clear()
-        self.eval_margin.clear()
-        self._last_step = -1
-        self.replot_now()
+    SERIES = ("margin", "accuracy", "eval_margin")
+    margin: deque[tuple[int, float]]
+    accuracy: deque[tuple[int, float]]
+    eval_margin: deque[tuple[int, float]]
 
     def add_steps(self, events: Iterable[StepLogged]) -> None:
         """Add logged steps that carry rewards; non-finite values are left out."""

@@ -329,6 +329,20 @@ class RowStore:
         return np.flatnonzero(flags & bits)
 
 
+class RowMessage(Message):
+    """A message about one row of a :class:`RowTable` (``row`` is the store index)."""
+
+    def __init__(self, table: RowTable, row: int | None) -> None:
+        super().__init__()
+        self.table = table
+        self.row = row
+
+    @property
+    def control(self) -> RowTable:
+        """The table the message came from (for ``@on`` selectors)."""
+        return self.table
+
+
 class RowTable(ScrollView, can_focus=True):
     """Rows of a dataset: mark, line, one column per role, token count; a cursor row.
 
@@ -379,31 +393,13 @@ class RowTable(ScrollView, can_focus=True):
     max_length: reactive[int] = reactive(512)
     """Token budget per row; longer rows' counts are highlighted."""
 
-    class RowHighlighted(Message):
+    class RowHighlighted(RowMessage):
         """The cursor moved to another row (``row`` is the store index, or ``None``)."""
 
-        def __init__(self, table: RowTable, row: int | None) -> None:
-            super().__init__()
-            self.table = table
-            self.row = row
-
-        @property
-        def control(self) -> RowTable:
-            """The table the message came from (for ``@on`` selectors)."""
-            return self.table
-
-    class RowSelected(Message):
+    class RowSelected(RowMessage):
         """Enter was pressed on a row (``row`` is the store index)."""
 
-        def __init__(self, table: RowTable, row: int) -> None:
-            super().__init__()
-            self.table = table
-            self.row = row
-
-        @property
-        def control(self) -> RowTable:
-            """The table the message came from (for ``@on`` selectors)."""
-            return self.table
+        row: int
 
     def __init__(self, *, id: str | None = None, classes: str | None = None) -> None:  # noqa: A002
         super().__init__(id=id, classes=classes)
