@@ -57,13 +57,17 @@ GPU_EFFICIENCY = 0.35
 """The same on a GPU (not measured yet: the GPU figures follow the CPU model)."""
 SECONDS_PER_SAVE_GIB = 4.0
 """A checkpoint's write time per GiB of trainable state (FLOPs model only)."""
-GENERAL_PROMPT_TOKENS = 40
-"""Tokens of a general prompt after the chat template (its system turn included), roughly:
-with ``eval.general_max_new_tokens``, the length of a drift row against a validation row."""
-DECODE_STEP_ROWS = 0.5
+GENERAL_PROMPT_TOKENS = 60
+"""A drift row's length beyond its answer cap (``eval.general_max_new_tokens``), in tokens, to
+weigh it against a validation row: a general prompt after the template (47 on average for the
+bundled model, its system prompt included) plus the drift loop's overhead against the
+trainer's evaluation. Set from ``bench/forgetting.py``: on the sample task, drift on 32 prompts
+took 37.5 s beside 54.1 s for the 32 validation rows of 156 tokens."""
+DECODE_STEP_ROWS = 0.22
 """One decoding step of a batch of base answers (``core.forgetting.GENERATION_BATCH`` prompts,
-one new token each, cached keys) against one validation row's forward pass, in time; set from
-``bench/forgetting.py`` (its base answers) and the probe's evaluation figure."""
+one new token each, cached keys) against one validation row's evaluation, in time. Set from
+``bench/forgetting.py``: 32 answers of at most 48 tokens (96 steps) took 36 s on the machine
+whose validation rows took 1.69 s each."""
 HOURS_WARNING = 3600.0
 """A run longer than this gets a warning before it starts."""
 CACHE_ENV = "TUNETOP_TIMING_CACHE"

@@ -10,7 +10,7 @@ from fault_injection import fault_config, inject  # noqa: E402
 
 def test_ten_sigkills_then_the_run_finishes(tiny_model_dir, small_data, tmp_path):
     config = fault_config(str(tiny_model_dir), str(small_data), max_steps=45)
-    report = inject(config, tmp_path / "runs", kills=10, seed=1)
+    report = inject(config, tmp_path / "runs", kills=10, seed=1, timeout=1800)  # slack for a loaded machine
     text = "\n".join(report.lines())
     assert not report.failures, text
     assert sum(report.kills.values()) == 10 and all(report.kills.values()), text
