@@ -232,9 +232,10 @@ class EvalConfig:
     from ``max_rows`` (which caps validation rows only); 0 turns drift off."""
     general_max_new_tokens: int = 48
     """Longest base-model answer to a general prompt, in tokens (generated once, cached)."""
-    drift_threshold: float = 0.3
+    drift_threshold: float = 0.5
     """General drift (loss per token above the base model's on its own answers) past which,
-    while it keeps rising, an alert says the fine-tune is forgetting."""
+    while it keeps rising, an alert says the fine-tune is forgetting. The sample task's LoRA
+    run ends near 0.33, its full fine-tune at 2e-4 near 1.0 (``bench/forgetting.py``)."""
 
 
 @dataclass
