@@ -8,6 +8,7 @@ H100 sample, frozen clock); the runs screen lists a small workspace of recorded 
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 import os
 import sys
 import tempfile
@@ -65,6 +66,9 @@ async def runs(out: Path) -> None:
               RunFailed(step=5, phase="train", reason="Out of memory during train.",
                         suggestion="Use qlora.", time=T0 + 6)], now - 7200))
     write_run(ws, "20250303-120000-lora", retime(training_series(end="stopped"), now - 3600))
+    dpo = training_series(total=40, eval_losses=[0.62, 0.48])
+    write_run(ws, "20250303-123000-lora-dpo",
+              retime([replace(dpo[0], objective="dpo"), *dpo[1:]], now - 2400))
     write_run(ws, "20250303-130500-lora", retime(training_series(end="none")[:20], now - 70), pid=os.getpid())
     services = AppServices(gpu_monitor_factory=lambda: StubGpuMonitor(h100_sample()))
     app = make_app(services=services, workspace=str(ws))
