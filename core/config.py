@@ -158,6 +158,11 @@ class SourceConfig:
     max_rows: int | None = None
     """Use at most this many of the source's kept rows, drawn with ``optim.seed``."""
 
+    @property
+    def label(self) -> str:
+        """How messages name the source: its path, with the registry entry."""
+        return f"{self.path} [{self.dataset}]" if self.dataset else self.path
+
 
 @dataclass
 class DataConfig:

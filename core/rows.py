@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any, Union
 
 from core import child_environment
+from core.config import SourceConfig
 from core.data import (
     DataError,
     DatasetStats,
@@ -33,7 +34,6 @@ from core.data import (
     Problem,
     RenderOptions,
     SourceReport,
-    SourceSpec,
     TrainingOutcome,
     dataset_stats,
     open_rows,
@@ -168,7 +168,7 @@ def read_batches(ref: str, data_format: str = "auto") -> Iterator[Opened | Progr
     rows.
     """
     selection = parse_selection(ref)
-    specs, seed = selection if selection else ([SourceSpec(ref, format=data_format)], 0)
+    specs, seed = selection if selection else ([SourceConfig(ref, format=data_format)], 0)
     readers = [open_rows(spec) for spec in specs]
     if len(readers) > 1 or (specs[0].max_rows or readers[0].max_rows) is not None:
         yield from _read_mix(specs, readers, seed)
@@ -200,7 +200,7 @@ def read_batches(ref: str, data_format: str = "auto") -> Iterator[Opened | Progr
     yield Progress(batch, rows, rows)
 
 
-def _read_mix(specs: list[SourceSpec], readers: list[Any], seed: int
+def _read_mix(specs: list[SourceConfig], readers: list[Any], seed: int
               ) -> Iterator[Opened | Progress]:
     """Several sources (or one with ``max_rows``): every row is read (and packed) first, then
     the rows the mix uses and the dropped ones are sent, each numbered in the mix, source

@@ -91,7 +91,6 @@ from core.data.template_probe import (
 from core.data.sources import (
     SAMPLES,
     SAMPLES_DIR,
-    SourceSpec,
     parse_hub_id,
     parse_selection,
     resolve_data_path,
@@ -109,7 +108,7 @@ __all__ = [
     "DataError", "DatasetFile", "DatasetReport", "DatasetStats", "Example", "LoadResult",
     "Preference", "PreferenceResult", "Problem", "RawRow", "ReadRow", "RegistryEntry",
     "RenderError", "RenderOptions", "Rendered", "RowReader", "RowShape", "SourceReport",
-    "SourceSpec", "Tags", "TemplateInfo", "TokenStats", "TrainingOutcome",
+    "Tags", "TemplateInfo", "TokenStats", "TrainingOutcome",
     "dataset_report", "dataset_stats", "detect_format", "fallback_tool_messages",
     "finding_kind", "is_registry", "is_short_answer", "iter_jsonl_rows", "length_histogram",
     "length_stats", "load_data", "load_examples", "load_preferences", "open_preferences", "normalise_preference",

@@ -18,12 +18,12 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, NamedTuple, TypeVar
 
-from core.config import DATA_FORMATS
+from core.config import DATA_FORMATS, SourceConfig
 from core.data.files import DatasetFile, RawRow, open_dataset
 from core.data.mix import SourceReport, plan_mix
 from core.data.normalise import Example, Preference, RowShape, normalise_preference, normalise_row
 from core.data.problems import DataError, Problem
-from core.data.sources import Resolved, SourceSpec, resolve_source, source_specs
+from core.data.sources import Resolved, resolve_source, source_specs
 
 T = TypeVar("T")
 
@@ -85,17 +85,17 @@ def preference_refusal(source: str, reason: str) -> DataError:
         source)
 
 
-def open_rows(source: str | Path | SourceSpec, format: str = "auto", *,
+def open_rows(source: str | Path | SourceConfig, format: str = "auto", *,
               preferences: bool = False) -> RowReader:
     """Open one source (see :mod:`core.data.sources`) and settle its format.
 
-    ``source`` is a reference or a :class:`SourceSpec` (whose ``format`` wins over
+    ``source`` is a reference or a :class:`SourceConfig` (whose ``format`` wins over
     ``format``): ``auto`` detects the format from the first rows. A preference dataset raises
     the :func:`preference_refusal` unless ``preferences`` (preference training reads it).
     Raises :class:`DataError` for an unknown format, a source that cannot be opened, or one
     whose format cannot be told.
     """
-    spec = source if isinstance(source, SourceSpec) else SourceSpec(str(source), format=format)
+    spec = source if isinstance(source, SourceConfig) else SourceConfig(str(source), format=format)
     if spec.format not in DATA_FORMATS:
         raise DataError(f"Unknown data format '{spec.format}'.",
                         f"Use one of {', '.join(DATA_FORMATS)}.")
@@ -159,12 +159,12 @@ class LoadResult:
                 f"({self.format}), {self.dropped} dropped{left}, {warnings} warning(s)")
 
 
-def load_examples(path_or_ref: str | Path | SourceSpec, format: str = "auto",
+def load_examples(path_or_ref: str | Path | SourceConfig, format: str = "auto",
                   on_bad_rows: str = "drop") -> LoadResult:
     """Read, check and normalise one source, every row of it.
 
     ``format`` is ``auto`` (detected from the first rows) or one of the formats in
-    ``core.config.DATA_FORMATS`` (a :class:`SourceSpec` carries its own). With
+    ``core.config.DATA_FORMATS`` (a :class:`SourceConfig` carries its own). With
     ``on_bad_rows="drop"`` bad rows are left out, counted in ``dropped`` and listed in
     ``problems``; with ``"stop"`` the first bad row raises :class:`DataError` naming its file
     and line. The source's ``max_rows`` is applied by :func:`load_data`, not here.
@@ -186,7 +186,7 @@ def load_examples(path_or_ref: str | Path | SourceSpec, format: str = "auto",
             dropped += 1
         else:
             examples.append(example)
-    spec = path_or_ref if isinstance(path_or_ref, SourceSpec) else None
+    spec = path_or_ref if isinstance(path_or_ref, SourceConfig) else None
     label = reader.dataset.source
     report = SourceReport(label, reader.format, reader.reason, total, len(examples), dropped,
                           len(examples), spec.weight if spec else None,
@@ -241,7 +241,7 @@ class PreferenceResult:
     dropped: int
 
 
-def open_preferences(source: str | Path | SourceSpec) -> RowReader:
+def open_preferences(source: str | Path | SourceConfig) -> RowReader:
     """Open a preference dataset (its first rows only); :class:`DataError` when the source is
     not one, saying what a preference run needs."""
     reader = open_rows(source, preferences=True)
@@ -253,7 +253,7 @@ def open_preferences(source: str | Path | SourceSpec) -> RowReader:
     return reader
 
 
-def load_preferences(source: str | Path | SourceSpec, on_bad_rows: str = "drop",
+def load_preferences(source: str | Path | SourceConfig, on_bad_rows: str = "drop",
                      ) -> PreferenceResult:
     """Read a preference dataset (prompt/chosen/rejected, TRL or LLaMA-Factory shapes) as
     :class:`Preference` rows, for preference training. Raises :class:`DataError` when the

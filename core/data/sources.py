@@ -4,18 +4,19 @@ A reference is a path (``~`` expanded), ``sample:<name>`` for the data bundled i
 ``core/samples``, a directory (a ``save_to_disk`` dataset; a folder ``datasets.load_dataset``
 reads, with data files and a README dataset card; a LLaMA-Factory registry with a
 ``dataset_info.json``, with the entry's name), or a Hub dataset id ``org/name`` (or
-``org/name:subset``). :class:`SourceSpec` is one source as the config names it (``data``
-itself, or each of ``data.sources``); :func:`resolve_source` says how to read it.
+``org/name:subset``). A :class:`~core.config.SourceConfig` is one source as the config names
+it (``data`` itself, or each of ``data.sources``); :func:`resolve_source` says how to read it.
 """
 
 from __future__ import annotations
 
 import json
 import re
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from core.config import SourceConfig
 from core.data.normalise import RowShape
 from core.data.problems import DataError
 
@@ -55,50 +56,28 @@ def parse_hub_id(ref: str) -> tuple[str, str | None] | None:
     return match["repo"], match["subset"]
 
 
-@dataclass(frozen=True)
-class SourceSpec:
-    """One dataset as the config names it: ``data`` itself, or one of ``data.sources``."""
-
-    path: str
-    dataset: str | None = None
-    """Entry of the ``dataset_info.json`` registry in ``path``."""
-    split: str = "train"
-    revision: str | None = None
-    format: str = "auto"
-    weight: float | None = None
-    """Share of the mixed set (weights are relative); ``None`` for every kept row."""
-    max_rows: int | None = None
-    """At most this many of the source's kept rows, drawn with the seed."""
-
-    @property
-    def label(self) -> str:
-        """How messages name the source: its path, with the registry entry."""
-        return f"{self.path} [{self.dataset}]" if self.dataset else self.path
-
-
-def source_specs(data: Any) -> list[SourceSpec]:
+def source_specs(data: Any) -> list[SourceConfig]:
     """The sources of a ``DataConfig``: each of ``data.sources``, or ``data.path`` alone."""
     if data.sources:
-        return [SourceSpec(s.path, s.dataset, s.split, s.revision, s.format, s.weight,
-                           s.max_rows) for s in data.sources]
-    return [SourceSpec(data.path, data.dataset, data.split, data.revision, data.format)]
+        return [replace(s) for s in data.sources]  # copies: the form may edit the config
+    return [SourceConfig(data.path, data.dataset, data.split, data.revision, data.format)]
 
 
 def selection_ref(data: Any, seed: int) -> str:
     """The one string that names what ``data`` reads, for the dataset screen's reader: the path
     alone when that says everything, else the sources and seed as JSON."""
     specs = source_specs(data)
-    if len(specs) == 1 and specs[0] == SourceSpec(data.path, format=specs[0].format):
+    if len(specs) == 1 and specs[0] == SourceConfig(data.path, format=specs[0].format):
         return data.path
     return json.dumps({"sources": [asdict(s) for s in specs], "seed": seed})
 
 
-def parse_selection(ref: str) -> tuple[list[SourceSpec], int] | None:
+def parse_selection(ref: str) -> tuple[list[SourceConfig], int] | None:
     """The sources and seed of a :func:`selection_ref` in JSON, else ``None`` (a plain path)."""
     if not ref.lstrip().startswith("{"):
         return None
     data = json.loads(ref)
-    return [SourceSpec(**s) for s in data["sources"]], int(data.get("seed", 0))
+    return [SourceConfig(**s) for s in data["sources"]], int(data.get("seed", 0))
 
 
 @dataclass(frozen=True)
@@ -124,7 +103,7 @@ class Resolved:
     """Why the format, when the source sets it (a registry entry's ``formatting``)."""
 
 
-def resolve_source(spec: SourceSpec) -> Resolved:
+def resolve_source(spec: SourceConfig) -> Resolved:
     """Say how to read ``spec``. Raises :class:`DataError` for a registry without the entry,
     an entry that cannot be loaded, or a split or revision given for a file (which has
     neither). Paths that do not exist resolve to ``file`` (opening them says so), unless they
@@ -139,7 +118,7 @@ def resolve_source(spec: SourceSpec) -> Resolved:
     return resolved
 
 
-def _resolve(spec: SourceSpec) -> Resolved:
+def _resolve(spec: SourceConfig) -> Resolved:
     text = spec.path.strip()
     if spec.dataset:
         return _from_registry(spec, Path(text).expanduser())
@@ -160,7 +139,7 @@ def _resolve(spec: SourceSpec) -> Resolved:
     return Resolved("file", text, str(path), spec.format, max_rows=spec.max_rows)
 
 
-def _directory(spec: SourceSpec, path: Path, subset: str | None = None) -> Resolved:
+def _directory(spec: SourceConfig, path: Path, subset: str | None = None) -> Resolved:
     from core.data.registry import is_registry, read_registry
 
     if (path / "state.json").is_file() or (path / "dataset_dict.json").is_file():
@@ -179,7 +158,7 @@ def _directory(spec: SourceSpec, path: Path, subset: str | None = None) -> Resol
     return Resolved("file", str(path), str(path), spec.format, max_rows=spec.max_rows)
 
 
-def _from_registry(spec: SourceSpec, directory: Path) -> Resolved:
+def _from_registry(spec: SourceConfig, directory: Path) -> Resolved:
     from core.data.registry import REGISTRY_FILE, registry_entry
 
     if not directory.is_dir():

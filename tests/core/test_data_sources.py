@@ -29,7 +29,6 @@ from dataset_fixtures import (
 from core.config import DataConfig, RunConfig, SourceConfig
 from core.data import (
     DataError,
-    SourceSpec,
     load_data,
     load_examples,
     parse_hub_id,
@@ -86,7 +85,7 @@ def test_inspect_lists_a_registrys_datasets(tmp_path, cli):
 ])
 def test_registry_entries_load_with_their_columns_and_tags(tmp_path, cli, name, rows, first):
     folder = registry_dir(tmp_path)
-    loaded = load_examples(SourceSpec(str(folder), dataset=name))
+    loaded = load_examples(SourceConfig(str(folder), dataset=name))
     assert (loaded.total_rows, len(loaded.examples), loaded.dropped) == (rows, rows, 0)
     message = loaded.examples[0].messages[0]
     assert (message["role"], message["content"]) == first
@@ -95,7 +94,7 @@ def test_registry_entries_load_with_their_columns_and_tags(tmp_path, cli, name, 
 
 
 def test_registry_tool_rows_keep_their_tools(tmp_path):
-    loaded = load_examples(SourceSpec(str(registry_dir(tmp_path)), dataset="glaive_toolcall"))
+    loaded = load_examples(SourceConfig(str(registry_dir(tmp_path)), dataset="glaive_toolcall"))
     assert "entry 'glaive_toolcall' (formatting sharegpt)" in loaded.format_reason
     with_tools = [e for e in loaded.examples if e.tools]
     assert len(with_tools) == 4 and with_tools[0].messages[1]["tool_calls"]
@@ -104,11 +103,11 @@ def test_registry_tool_rows_keep_their_tools(tmp_path):
 def test_registry_errors_name_the_datasets_and_the_fix(tmp_path, cli):
     folder = registry_dir(tmp_path)
     with pytest.raises(DataError, match=r"has no dataset 'glaive'.*Did you mean glaive_toolcall"):
-        load_examples(SourceSpec(str(folder), dataset="glaive"))
+        load_examples(SourceConfig(str(folder), dataset="glaive"))
     with pytest.raises(DataError, match="read from ModelScope"):
-        load_examples(SourceSpec(str(folder), dataset="modelscope_only"))
+        load_examples(SourceConfig(str(folder), dataset="modelscope_only"))
     with pytest.raises(DataError, match="preference dataset"):
-        load_examples(SourceSpec(str(folder), dataset="dpo_demo"))
+        load_examples(SourceConfig(str(folder), dataset="dpo_demo"))
     config = RunConfig()
     config.data.path = str(folder)  # a registry needs data.dataset
     with pytest.raises(DataError, match=r"is a dataset registry .* 7 dataset\(s\).*data\.dataset"):
@@ -127,7 +126,7 @@ def test_registry_entries_read_from_the_hub_resolve_to_hub_ids(tmp_path):
         "hf_hub_url": "llamafactory/glaive_toolcall_en", "subset": "demo", "split": "train",
         "formatting": "sharegpt", "columns": {"messages": "conversations", "tools": "tools"},
         "num_samples": 100}})
-    resolved = resolve_source(SourceSpec(str(folder), dataset="remote"))
+    resolved = resolve_source(SourceConfig(str(folder), dataset="remote"))
     assert (resolved.kind, resolved.location, resolved.subset) == (
         "hub", "llamafactory/glaive_toolcall_en", "demo")
     assert (resolved.format, resolved.max_rows) == ("sharegpt", 100)
@@ -162,8 +161,8 @@ def test_hub_ids_and_local_paths_are_told_apart(tmp_path, monkeypatch):
     write_jsonl(tmp_path / "org" / "name", [{"text": "a b"}])
     for local in ("data/train.jsonl", "./org/name", "org/name", "sample:support-tickets"):
         assert parse_hub_id(local) is None, local
-    assert resolve_source(SourceSpec("org/name")).kind == "file"  # it exists here
-    hub = resolve_source(SourceSpec("someone/chats:clean", split="test", revision="v2"))
+    assert resolve_source(SourceConfig("org/name")).kind == "file"  # it exists here
+    hub = resolve_source(SourceConfig("someone/chats:clean", split="test", revision="v2"))
     assert (hub.kind, hub.location, hub.subset, hub.split, hub.revision) == (
         "hub", "someone/chats", "clean", "test", "v2")
 
