@@ -15,6 +15,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from core import exception_chain
 from core.callbacks import NonFiniteError
 from core.config import ConfigError, RunConfig
 from core.rundir import RunRefused, checkpoint_step
@@ -87,7 +88,7 @@ def describe_failure(exc: BaseException, phase: str, config: RunConfig | None = 
             "optim.retry_on_oom: true to do it automatically), turn on gradient_checkpointing, "
             "use qlora, or shorten data.max_length.",
         )
-    chain = _exception_chain(exc)
+    chain = exception_chain(exc)
     oserror = next((e for e in chain if isinstance(e, OSError)), None)
     where = f" ({oserror.filename})" if oserror is not None and oserror.filename else ""
     # Libraries re-raise a full disk as a plain Exception (tokenizers' save does): the errno
@@ -114,15 +115,6 @@ def describe_failure(exc: BaseException, phase: str, config: RunConfig | None = 
         return (f"Cannot create the run directory{where}: {oserror.strerror or text}.",
                 "Set output_dir to a directory (or a path that does not exist yet) you can write to.")
     return f"{name}: {text}", ""
-
-
-def _exception_chain(exc: BaseException) -> list[BaseException]:
-    """``exc`` and every exception it was raised from or while handling, outermost first."""
-    chain: list[BaseException] = []
-    while exc is not None and exc not in chain:
-        chain.append(exc)
-        exc = exc.__cause__ or exc.__context__
-    return chain
 
 
 def _file_in_the_way(path: str | None) -> Path | None:

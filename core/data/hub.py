@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from core import exception_chain
 from core.data.files import DatasetFile, RawRow
 from core.data.problems import DataError
 from core.data.sources import Resolved
@@ -83,14 +84,6 @@ def _offline_mode() -> Iterator[None]:
         datasets.config.HF_HUB_OFFLINE, constants.HF_HUB_OFFLINE = saved
 
 
-def _chain(exc: BaseException) -> list[BaseException]:
-    out: list[BaseException] = []
-    while exc is not None and exc not in out:
-        out.append(exc)
-        exc = exc.__cause__ or exc.__context__
-    return out
-
-
 def not_found(repo: str) -> DataError:
     """The error for an id the Hub does not have (or hides: private)."""
     return DataError(f"{repo} was not found on the Hugging Face Hub (no dataset with that id, "
@@ -126,7 +119,7 @@ could not be reached."""
 def failure_kind(exc: BaseException) -> str:
     """What a loading failure is: ``gated``, ``revision``, ``network``, ``not_found``,
     ``split``, ``subset`` or ``other`` (read from the exception and its causes)."""
-    chain = _chain(exc)
+    chain = exception_chain(exc)
     names = {type(e).__name__ for e in chain}
     text = " ".join(str(e) for e in chain)
     if "GatedRepoError" in names or "gated dataset" in text:
