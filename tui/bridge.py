@@ -26,7 +26,7 @@ from typing import Protocol
 from textual.message import Message
 
 from core.events import Event, StepLogged
-from tui.messages import StepsLogged, message_for
+from tui.messages import EventReceived, StepsLogged
 
 STEP_INTERVAL = 0.1
 """Seconds between two step-metric messages (~10 per second)."""
@@ -76,9 +76,7 @@ class EventBridge:
                     self._post_pending()
                 return
             self._post_pending()  # keep order: the steps before this event go first
-            message = message_for(event)
-            if message is not None:
-                self._post(message)
+            self._post(EventReceived(event))
 
     def flush(self) -> None:
         """Post the steps held back by the throttle, if any."""

@@ -11,32 +11,17 @@ from pathlib import Path
 from textual.message import Message
 
 from core.config import RunConfig
-from core.events import (
-    TERMINAL_EVENTS,
-    CheckpointSaved,
-    EvalLogged,
-    EvalProgressed,
-    Event,
-    MessageLogged,
-    PhaseChanged,
-    RunStarted,
-    StepLogged,
-    TerminalEvent,
-)
+from core.events import Event, StepLogged
 
 
-class EngineMessage(Message):
-    """Base of messages that wrap one engine event."""
+class EventReceived(Message):
+    """One engine event other than a training step (steps come batched in
+    :class:`StepsLogged`): the run opened, a phase or evaluation progressed, a validation loss,
+    a checkpoint, a log line, or the event that ended the run."""
 
     def __init__(self, event: Event) -> None:
         super().__init__()
         self.event = event
-
-
-class RunOpened(EngineMessage):
-    """The engine finished setup and training begins (wraps ``RunStarted``)."""
-
-    event: RunStarted
 
 
 class StepsLogged(Message):
@@ -50,37 +35,6 @@ class StepsLogged(Message):
     def latest(self) -> StepLogged:
         """The newest step of the batch."""
         return self.events[-1]
-
-
-class EvalReceived(EngineMessage):
-    """A validation loss was measured (wraps ``EvalLogged``)."""
-
-    event: EvalLogged
-
-
-class ProgressReceived(EngineMessage):
-    """The run entered or advanced in a phase, or an evaluation progressed (wraps
-    ``PhaseChanged`` or ``EvalProgressed``)."""
-
-    event: PhaseChanged | EvalProgressed
-
-
-class CheckpointReceived(EngineMessage):
-    """A checkpoint was written (wraps ``CheckpointSaved``)."""
-
-    event: CheckpointSaved
-
-
-class LogReceived(EngineMessage):
-    """A line for the log pane (wraps ``MessageLogged``)."""
-
-    event: MessageLogged
-
-
-class RunEnded(EngineMessage):
-    """The run finished, stopped or failed (wraps the terminal event)."""
-
-    event: TerminalEvent
 
 
 class StartRun(Message, bubble=False):
@@ -119,25 +73,6 @@ class ReviewRun(Message, bubble=False):
     def __init__(self, run_dir: str | Path | None) -> None:
         super().__init__()
         self.run_dir = Path(run_dir) if run_dir else None
-
-
-def message_for(event: Event) -> Message | None:
-    """The message that carries ``event`` (steps are batched by the bridge, not here)."""
-    if isinstance(event, StepLogged):
-        return StepsLogged((event,))
-    if isinstance(event, RunStarted):
-        return RunOpened(event)
-    if isinstance(event, EvalLogged):
-        return EvalReceived(event)
-    if isinstance(event, CheckpointSaved):
-        return CheckpointReceived(event)
-    if isinstance(event, (PhaseChanged, EvalProgressed)):
-        return ProgressReceived(event)
-    if isinstance(event, MessageLogged):
-        return LogReceived(event)
-    if isinstance(event, TERMINAL_EVENTS):
-        return RunEnded(event)
-    return None
 
 
 class ChatRun(Message, bubble=False):

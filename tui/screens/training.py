@@ -39,14 +39,15 @@ from core.alerts import Alert, AlertTracker
 from core.config import RunConfig
 from core.events import (
     SAVE_PHASES,
+    TERMINAL_EVENTS,
     CheckpointSaved,
     EvalLogged,
     Event,
+    MessageLogged,
     PhaseChanged,
-    RunFailed,
-    RunFinished,
-    RunStopped,
+    RunStarted,
     StepLogged,
+    TerminalEvent,
     describe_event,
     read_events,
 )
@@ -54,19 +55,7 @@ from core.handle import DetachedRun, InProcessRun, RunHandle, RunState, state_af
 from core.rundir import CONFIG_FILE, EVENTS_FILE
 from core.runs import RunProgress, resume_dir_of
 from tui.bridge import EventBridge
-from tui.messages import (
-    ChatRun,
-    CheckpointReceived,
-    EvalReceived,
-    FollowRun,
-    LogReceived,
-    ProgressReceived,
-    ReviewRun,
-    RunEnded,
-    RunOpened,
-    StartRun,
-    StepsLogged,
-)
+from tui.messages import ChatRun, EventReceived, FollowRun, ReviewRun, StartRun, StepsLogged
 from tui.widgets.alerts import AlertsPanel
 from tui.widgets.confirm import Confirm
 from tui.widgets.drift_plot import DriftPlot
@@ -76,6 +65,20 @@ from tui.widgets.reward_plot import RewardPlot
 from tui.widgets.run_figures import RunFigures
 from tui.widgets.run_log import RunLog
 from tui.widgets.vram_gauge import VramGauge
+
+ENDING_LEVELS = {"finished": "event", "stopped": "warning", "failed": "error"}
+"""The log level of the line for each way a run ends."""
+
+
+def ending_line(event: TerminalEvent) -> str:
+    """The log line for the event that ended a run, with what to do next."""
+    line = describe_event(event)
+    if event.status == "finished":
+        return f"{line}. Press r to review."
+    if event.status == "stopped" and event.checkpoint:
+        return f"{line}; resume from {event.checkpoint} (runs screen, key r)"
+    return line
+
 
 class RunStartError(RuntimeError):
     """The run could not be started (its worker not launched, its engine not built)."""
@@ -568,13 +571,34 @@ class TrainingScreen(Screen):
 
     # --- messages from the bridge ---------------------------------------------------------
 
-    @on(RunOpened)
-    def show_run_opened(self, message: RunOpened) -> None:
-        """Training begins: show what runs where."""
+    @on(EventReceived)
+    def show_event(self, message: EventReceived) -> None:
+        """One event of the run: fold it into the state, the figures and the alerts, then show
+        it in the charts and the log."""
         if not self._is_current(message):
             return
         event = message.event
         self._fold(event)
+        match event:
+            case RunStarted():
+                self._show_opened(event)
+            case PhaseChanged(done=0) if event.phase not in SAVE_PHASES:
+                self.log_line(f"{event.message}…", "info", at=event.time)
+            case EvalLogged():
+                self.query_one(LossPlot).add_eval(event.step, event.eval_loss)
+                self.query_one(DriftPlot).add_eval(event)
+                self.query_one(RewardPlot).add_eval(event.step, event.reward_margin)
+                self.log_line(describe_event(event), "event", at=event.time)
+            case CheckpointSaved():
+                self.log_line(describe_event(event), "event", at=event.time)
+            case MessageLogged():
+                self.log_line(describe_event(event), event.level, at=event.time)
+            case _ if isinstance(event, TERMINAL_EVENTS):
+                self.log_line(ending_line(event), ENDING_LEVELS[event.status], at=event.time)
+        self._show_figures()
+
+    def _show_opened(self, event: RunStarted) -> None:
+        """Training begins: show what runs where."""
         self.query_one(AlertsPanel).show_rules_for(event.objective != "sft", event.drift_threshold)
         self.query_one(DriftPlot).set_threshold(event.drift_threshold)
         # The handle knows where the files are (a run directory may have been moved since).
@@ -583,19 +607,6 @@ class TrainingScreen(Screen):
         if event.pid and self.run is not None and self.run.detached and not self.run.pid:
             self.query_one(VramGauge).set_pid(event.pid)
         self.log_line(describe_event(event), "event", at=event.time)
-        self._show_figures()
-
-    @on(ProgressReceived)
-    def show_progress(self, message: ProgressReceived) -> None:
-        """A setup phase began or advanced, a checkpoint is being written, an evaluation
-        progressed: state and figures; a log line when a setup phase begins."""
-        if not self._is_current(message):
-            return
-        event = message.event
-        self._fold(event)
-        if isinstance(event, PhaseChanged) and event.done == 0 and event.phase not in SAVE_PHASES:
-            self.log_line(f"{event.message}…", "info", at=event.time)
-        self._show_figures()
 
     @on(StepsLogged)
     def show_steps(self, message: StepsLogged) -> None:
@@ -607,53 +618,6 @@ class TrainingScreen(Screen):
         self.query_one(LossPlot).add_steps(message.events)
         self.query_one(LrGradPlot).add_steps(message.events)
         self.query_one(RewardPlot).add_steps(message.events)
-        self._show_figures()
-
-    @on(EvalReceived)
-    def show_eval(self, message: EvalReceived) -> None:
-        """A validation loss: chart point, figures, overfitting check."""
-        if not self._is_current(message):
-            return
-        event = message.event
-        self._fold(event)
-        self.query_one(LossPlot).add_eval(event.step, event.eval_loss)
-        self.query_one(DriftPlot).add_eval(event)
-        self.query_one(RewardPlot).add_eval(event.step, event.reward_margin)
-        self.log_line(describe_event(event), "event", at=event.time)
-        self._show_figures()
-
-    @on(CheckpointReceived)
-    def show_checkpoint(self, message: CheckpointReceived) -> None:
-        """A checkpoint was written."""
-        if not self._is_current(message):
-            return
-        self._fold(message.event)
-        self.log_line(describe_event(message.event), "event", at=message.event.time)
-        self._show_figures()
-
-    @on(LogReceived)
-    def show_log(self, message: LogReceived) -> None:
-        """A log line from the engine (early stopping is one)."""
-        if not self._is_current(message):
-            return
-        self._fold(message.event)
-        self.log_line(describe_event(message.event), message.event.level, at=message.event.time)
-
-    @on(RunEnded)
-    def show_run_ended(self, message: RunEnded) -> None:
-        """The run finished, stopped or failed."""
-        if not self._is_current(message):
-            return
-        event = message.event
-        self._fold(event)
-        line = describe_event(event)
-        if isinstance(event, RunFinished):
-            self.log_line(f"{line}. Press r to review.", "event", at=event.time)
-        elif isinstance(event, RunStopped):
-            where = f"; resume from {event.checkpoint} (runs screen, key r)" if event.checkpoint else ""
-            self.log_line(f"{line}{where}", "warning", at=event.time)
-        elif isinstance(event, RunFailed):
-            self.log_line(line, "error", at=event.time)
         self._show_figures()
 
     # --- workers --------------------------------------------------------------------------
