@@ -182,20 +182,8 @@ def _print_events(events: Iterable[Any], console) -> int:
     from rich.progress import BarColumn, Progress, TextColumn
     from rich.text import Text
 
+    from core import events as ev
     from core.alerts import AlertTracker
-    from core.events import (
-        SAVE_PHASES,
-        EvalLogged,
-        EvalProgressed,
-        MessageLogged,
-        PhaseChanged,
-        RunFailed,
-        RunFinished,
-        RunStarted,
-        RunStopped,
-        StepLogged,
-        describe_event,
-    )
     from core.rundir import latest_checkpoint
     from core.runs import RunProgress
 
@@ -223,7 +211,7 @@ def _print_events(events: Iterable[Any], console) -> int:
         for event in events:
             raised = alerts.update(event)
             run.update(event)
-            if isinstance(event, StepLogged):
+            if isinstance(event, ev.StepLogged):
                 if task is not None:
                     progress.update(
                         task, completed=event.step, total=event.total_steps, description="train",
@@ -232,39 +220,39 @@ def _print_events(events: Iterable[Any], console) -> int:
                     )
                 show_alerts(raised)
                 continue
-            if isinstance(event, EvalProgressed):
+            if isinstance(event, ev.EvalProgressed):
                 if task is not None:
                     progress.update(task, description=f"eval {event.done}/{event.total}")
                 continue
-            if isinstance(event, PhaseChanged):
-                if event.done == 0 and event.phase not in SAVE_PHASES:
+            if isinstance(event, ev.PhaseChanged):
+                if event.done == 0 and event.phase not in ev.SAVE_PHASES:
                     progress.console.print(Text(f"{event.message}…", style="dim"))
                 continue
-            line, style = describe_event(event), ""
-            if isinstance(event, RunStarted):
+            line, style = ev.describe_event(event), ""
+            if isinstance(event, ev.RunStarted):
                 run_dir = Path(event.run_dir)
                 line += f"; directory {event.run_dir}"
                 task = progress.add_task("train", total=event.total_steps, metrics="",
                                          completed=event.resumed_from_step)
-            elif isinstance(event, MessageLogged):
+            elif isinstance(event, ev.MessageLogged):
                 style = {"warning": "yellow", "error": "red"}.get(event.level, "dim")
-            elif isinstance(event, RunFinished):
+            elif isinstance(event, ev.RunFinished):
                 line += f"; train longer with `tunetop train --from {Path(event.output_path).parent}`"
                 style, code = "green", EXIT_FINISHED
-            elif isinstance(event, RunStopped):
+            elif isinstance(event, ev.RunStopped):
                 if event.checkpoint:
                     line += f"; resume with `tunetop train --resume {Path(event.checkpoint).parent.parent}`"
                 style, code = "yellow", EXIT_STOPPED
-            elif isinstance(event, RunFailed):
+            elif isinstance(event, ev.RunFailed):
                 style, code = "red", EXIT_FAILED
                 # A fix that ends in resuming gets the command that does it.
                 if run_dir is not None and "resume" in event.suggestion \
                         and latest_checkpoint(run_dir) is not None:
                     line += f" Resume with `tunetop train --resume {run_dir}`."
-            elif isinstance(event, EvalLogged) and task is not None:
+            elif isinstance(event, ev.EvalLogged) and task is not None:
                 progress.update(task, description="train")
             progress.console.print(Text(line, style=style))
-            if not isinstance(event, (MessageLogged, RunFailed)):  # those lines say it already
+            if not isinstance(event, (ev.MessageLogged, ev.RunFailed)):  # those lines say it already
                 show_alerts(raised)
     return code
 
