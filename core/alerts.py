@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from collections import deque
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from core.events import Event, EvalLogged, MessageLogged, RunFailed, RunStarted, StepLogged
 
@@ -351,29 +351,29 @@ def check_failure(event: RunFailed) -> Alert:
     )
 
 
+@dataclass(eq=False)
 class AlertTracker:
     """Folds events into alerts; :meth:`update` returns alerts not raised before."""
 
-    def __init__(
-        self,
-        rising: int = RISING_EVALS,
-        flat_window: int = FLAT_WINDOW,
-        flat_tolerance: float = FLAT_TOLERANCE,
-    ) -> None:
-        self.rising = rising
-        self.flat_window = flat_window
-        self.flat_tolerance = flat_tolerance
-        self.losses: deque[tuple[int, float]] = deque(maxlen=max(flat_window, DIVERGE_WINDOW))
-        self.lowest_mean: float | None = None
-        """The lowest mean of ``DIVERGE_WINDOW`` consecutive logged losses so far."""
-        self.evals: list[tuple[int, float]] = []
-        self.preference_steps: deque[StepLogged] = deque(maxlen=max(MARGIN_WINDOW, CHOSEN_WINDOW))
-        """The latest logged steps of a preference run (those with rewards)."""
-        self.drifts: list[tuple[int, float]] = []
-        self.drift_threshold: float | None = None
-        """The run's ``eval.drift_threshold``, from its :class:`RunStarted`."""
-        self.method = ""
-        self.raised: dict[str, Alert] = {}
+    rising: int = RISING_EVALS
+    flat_window: int = FLAT_WINDOW
+    flat_tolerance: float = FLAT_TOLERANCE
+    losses: deque[tuple[int, float]] = field(init=False)
+    """The latest logged training losses (enough for the flat and diverging checks)."""
+    lowest_mean: float | None = field(default=None, init=False)
+    """The lowest mean of ``DIVERGE_WINDOW`` consecutive logged losses so far."""
+    evals: list[tuple[int, float]] = field(default_factory=list, init=False)
+    preference_steps: deque[StepLogged] = field(
+        default_factory=lambda: deque(maxlen=max(MARGIN_WINDOW, CHOSEN_WINDOW)), init=False)
+    """The latest logged steps of a preference run (those with rewards)."""
+    drifts: list[tuple[int, float]] = field(default_factory=list, init=False)
+    drift_threshold: float | None = field(default=None, init=False)
+    """The run's ``eval.drift_threshold``, from its :class:`RunStarted`."""
+    method: str = field(default="", init=False)
+    raised: dict[str, Alert] = field(default_factory=dict, init=False)
+
+    def __post_init__(self) -> None:
+        self.losses = deque(maxlen=max(self.flat_window, DIVERGE_WINDOW))
 
     def update(self, event: Event) -> list[Alert]:
         """New alerts caused by ``event`` (each key at most once per run)."""

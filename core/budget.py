@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import statistics
 import time
+from dataclasses import dataclass, field
 from typing import Any
 
 from core.config import RunConfig
@@ -36,6 +37,7 @@ def refit_schedule(scheduler: Any, total_steps: int, warmup: int) -> bool:
     return changed
 
 
+@dataclass(eq=False)
 class BudgetKeeper:
     """Sizes a live run's steps to its time budget from what the run itself measures.
 
@@ -46,23 +48,31 @@ class BudgetKeeper:
     evaluating and saving) and refits the learning-rate schedule to them.
     """
 
-    def __init__(self, budget_seconds: float, config: RunConfig, val_rows: int, cap: int,
-                 started: float, throughput: Throughput | None = None,
-                 drift_rows: float = 0.0) -> None:
-        self.budget_seconds = budget_seconds
-        self.config = config
-        self.val_rows = val_rows
-        self.cap = cap
-        self.started = started
-        """``time.monotonic()`` when the run began (its setup counts against the budget)."""
-        self.throughput = throughput
-        self.step_times: list[float] = []
-        self.eval_row_seconds: float | None = throughput.eval_row_seconds if throughput else None
-        self.save_seconds: float | None = throughput.save_seconds if throughput else None
-        self.steps = cap
-        self.drift_rows = drift_rows
-        """What scoring general drift adds to an evaluation, in validation rows, until an
-        evaluation is measured (its time per row includes the drift; the callback sets 0)."""
+    budget_seconds: float
+    config: RunConfig
+    val_rows: int
+    cap: int
+    started: float
+    """``time.monotonic()`` when the run began (its setup counts against the budget)."""
+    throughput: Throughput | None = None
+    """A cached probe's figures, if there is one."""
+    drift_rows: float = 0.0
+    """What scoring general drift adds to an evaluation, in validation rows, until an
+    evaluation is measured (its time per row includes the drift; the callback sets 0)."""
+    save_guess: float | None = None
+    """A checkpoint's write time until one is measured (:func:`core.timing.save_seconds_guess`);
+    ``None``: as long as a step."""
+    step_times: list[float] = field(default_factory=list, init=False)
+    eval_row_seconds: float | None = field(default=None, init=False)
+    save_seconds: float | None = field(default=None, init=False)
+    steps: int = field(default=0, init=False)
+    """Steps the run is sized to now."""
+
+    def __post_init__(self) -> None:
+        self.steps = self.cap
+        if self.throughput is not None:
+            self.eval_row_seconds = self.throughput.eval_row_seconds
+            self.save_seconds = self.throughput.save_seconds
 
     def initial_steps(self, now: float | None = None) -> int:
         """Steps to build the trainer for: the cap, or what a cached probe says fits."""
@@ -88,7 +98,7 @@ class BudgetKeeper:
 
         eval_row = self.eval_row_seconds if self.eval_row_seconds is not None \
             else step / rows_per_step * EVAL_ROW_SHARE
-        save = self.save_seconds if self.save_seconds is not None else max(1.0, step)
+        save = next(s for s in (self.save_seconds, self.save_guess, max(1.0, step)) if s is not None)
         return Throughput(step_seconds=step, eval_row_seconds=eval_row, save_seconds=save,
                           setup_seconds=0.0, source="this run", spread=PROBE_SPREAD_FLOOR)
 
