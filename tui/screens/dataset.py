@@ -303,30 +303,20 @@ class DatasetScreen(Screen):
         """Show which template and system prompt are in force."""
         self._refresh_summary()
 
-    @on(DatasetLoader.TrainingCleared)
-    def training_cleared(self) -> None:
-        """Forget which rows training drops (the max length, model, template settings or loss
-        mask changed)."""
-        self._update_view()
-        self._show_problems()
-        self._refresh_summary(now=True)
-
     @on(DatasetLoader.TrainingChecked)
     @on(DatasetLoader.ChecksFinished)
-    def findings_ready(self, message: DatasetLoader.TrainingChecked | DatasetLoader.ChecksFinished) -> None:
-        """Show what training drops, or what the content checks found, in the table, the
+    @on(DatasetLoader.TrainingCleared)
+    @on(DatasetLoader.FindingsCleared)
+    def findings_changed(self, message: DatasetLoader.Notice) -> None:
+        """What training drops or what the content checks found is known, or went (the split,
+        max length, model, template settings or loss mask changed): show it in the table, the
         problem list, the row and the figures."""
-        if message.found:
+        checked = isinstance(message, (DatasetLoader.TrainingChecked, DatasetLoader.ChecksFinished))
+        if not checked or message.found:
             self._update_view()
             self._show_problems()
             self._show_detail()
         self._refresh_summary(now=True)
-
-    @on(DatasetLoader.FindingsCleared)
-    def findings_cleared(self) -> None:
-        """Forget the old findings in the table and the problem list."""
-        self._update_view()
-        self._show_problems()
 
     @on(DatasetLoader.SearchFinished)
     def search_finished(self) -> None:

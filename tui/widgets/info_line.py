@@ -43,15 +43,14 @@ def info_text(store: RowStore | None, ref: str, filter_mode: str, search: str,
 class InfoLine(Horizontal):
     """The summary of the rows shown, and the search input beside it while searching."""
 
+    _shown: Text | None = None
+    """The summary on screen (an equal one is not drawn again)."""
+
     @dataclass
     class SearchSubmitted(Message):
         """Enter in the search input: show the rows containing ``search`` (empty: all)."""
 
         search: str
-
-    def __init__(self, *, id: str | None = None) -> None:  # noqa: A002
-        super().__init__(id=id)
-        self._shown: Text | None = None
 
     def compose(self) -> ComposeResult:
         """The summary, then the (hidden) search input."""

@@ -28,6 +28,8 @@ class ReviewSetup(Vertical):
 
     generating: reactive[bool] = reactive(False)
     """A generation is running (bound to the screen's): the form does not start another."""
+    choices: ReviewChoices | None = None
+    """The scan shown, once there is one."""
 
     @dataclass
     class Started(Message):
@@ -40,11 +42,6 @@ class ReviewSetup(Vertical):
         """Enter on a review set: reopen the set in ``path``."""
 
         path: Path
-
-    def __init__(self, *, id: str | None = None) -> None:  # noqa: A002
-        super().__init__(id=id)
-        self.choices: ReviewChoices | None = None
-        """The scan shown, once there is one."""
 
     def compose(self) -> ComposeResult:
         """The sets table, then one row per choice of the form and the Generate button."""
