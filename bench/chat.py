@@ -28,7 +28,7 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 from core.generate import GenerationSettings, render_prompt  # noqa: E402
-from generation_setup import describe_model, generation_parser, prepare  # noqa: E402
+from generation_setup import describe_setup, generation_parser, prepare  # noqa: E402
 
 
 def main() -> int:
@@ -38,14 +38,11 @@ def main() -> int:
     parser.add_argument("--max-slowdown", type=float, default=0.10)
     args = parser.parse_args()
 
-    import torch
-
     from core.chat import stream_reply
 
     gen, conversations, load_seconds = prepare(args)
     settings = GenerationSettings(max_new_tokens=args.max_new_tokens, batch_size=1)
-    print(f"{describe_model(gen)}, loaded in {load_seconds:.1f} s, torch threads {torch.get_num_threads()}; "
-          f"{len(conversations)} prompts, {settings.describe()}")
+    print(describe_setup(gen, len(conversations), settings, load_seconds))
 
     warm = GenerationSettings(max_new_tokens=4, batch_size=1)
     gen.generate(conversations[:1], warm)

@@ -24,7 +24,7 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 from core.generate import GenerationSettings  # noqa: E402
-from generation_setup import describe_model, generation_parser, prepare  # noqa: E402
+from generation_setup import describe_setup, generation_parser, prepare  # noqa: E402
 
 
 def main() -> int:
@@ -36,11 +36,9 @@ def main() -> int:
 
     import torch
 
-    gen, conversations, _ = prepare(args)
+    gen, conversations, load_seconds = prepare(args)
     settings = GenerationSettings(max_new_tokens=args.max_new_tokens, batch_size=args.batch_size)
-    print(f"{describe_model(gen)}, "
-          f"torch threads {torch.get_num_threads()}; {len(conversations)} prompts, "
-          f"{settings.describe()}")
+    print(describe_setup(gen, len(conversations), settings, load_seconds))
 
     gen.generate(conversations[:2], GenerationSettings(max_new_tokens=2))  # warm-up
 

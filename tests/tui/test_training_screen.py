@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 from fakes import (
     ScriptedEngine,
@@ -24,7 +25,7 @@ from textual.widgets import ContentSwitcher
 
 from helpers import wait_for
 from core.config import RunConfig
-from core.events import CheckpointSaved, EvalLogged, EvalProgressed, PhaseChanged, RunFinished
+from core.events import CheckpointSaved, EvalLogged, EvalProgressed, Event, PhaseChanged, RunFinished
 from core.handle import RunState
 from tui.screens.training import TrainingScreen
 from tui.widgets.confirm import Confirm
@@ -319,29 +320,40 @@ def eval_series(total: int = 40) -> list:
     return events
 
 
-async def test_setup_phases_show_what_happens_before_the_first_step(app_factory):
-    halfway = lambda e: isinstance(e, PhaseChanged) and e.done == 400  # noqa: E731
-    app = app_factory(engine_factory=engine_factory(script=eval_series(), hold_when=halfway))
+@contextlib.asynccontextmanager
+async def held_at(app_factory, hold_when: Callable[[Event], bool],
+                  until: Callable[[TrainingScreen], bool]
+                  ) -> AsyncIterator[tuple[TrainingScreen, Callable[[], Awaitable[None]]]]:
+    """A run of :func:`eval_series` at 80x24, held after the first event ``hold_when`` accepts:
+    the screen once ``until`` holds, and what lets the run go on to its end."""
+    app = app_factory(engine_factory=engine_factory(script=eval_series(), hold_when=hold_when))
     async with app.run_test(size=(80, 24)) as pilot:
-        screen = await start_run(pilot, lambda s: s.progress.phase_done == 400)
+        screen = await start_run(pilot, until)
         await pilot.pause(0.2)
+
+        async def finish() -> None:
+            ScriptedEngine.instances[-1].release()
+            await wait_for(pilot, lambda: screen.run_state == "finished")
+
+        yield screen, finish
+
+
+async def test_setup_phases_show_what_happens_before_the_first_step(app_factory):
+    async with held_at(app_factory, lambda e: isinstance(e, PhaseChanged) and e.done == 400,
+                       lambda s: s.progress.phase_done == 400) as (screen, finish):
         assert screen.run_state == RunState.STARTING
         shown = shown_lines(screen.query_one(RunFigures))
         assert any("Phase" in line and "tokenizing" in line and "400/800" in line for line in shown), shown
         log = screen.query_one("#log", RunLog).texts
         assert any(line.endswith("Loading data from tickets.jsonl…") for line in log)
         assert sum("Tokenizing training rows" in line for line in log) == 1  # one line per phase
-        ScriptedEngine.instances[-1].release()
-        await wait_for(pilot, lambda: screen.run_state == "finished")
+        await finish()
         assert not any(line for line in shown_lines(screen.query_one(RunFigures)) if "Phase" in line)
 
 
 async def test_evaluation_shows_its_own_progress_and_counts_in_the_eta(app_factory):
-    third = lambda e: isinstance(e, EvalProgressed) and e.done == 3  # noqa: E731
-    app = app_factory(engine_factory=engine_factory(script=eval_series(), hold_when=third))
-    async with app.run_test(size=(80, 24)) as pilot:
-        screen = await start_run(pilot, lambda s: s.progress.eval_done == 3)
-        await pilot.pause(0.2)
+    async with held_at(app_factory, lambda e: isinstance(e, EvalProgressed) and e.done == 3,
+                       lambda s: s.progress.eval_done == 3) as (screen, finish):
         assert screen.run_state == RunState.EVALUATING and screen.progress.step == 20
         shown = shown_lines(screen.query_one(RunFigures))
         assert any("Status" in line and "evaluating 3/10" in line for line in shown), shown
@@ -353,8 +365,7 @@ async def test_evaluation_shows_its_own_progress_and_counts_in_the_eta(app_facto
         assert progress.eta_seconds(now) == progress.engine_eta + progress.eval_eta_seconds(now)
         assert progress.eval_eta_seconds(now) > 20.0
         assert screen.check_action("checkpoint", ()) is True
-        ScriptedEngine.instances[-1].release()
-        await wait_for(pilot, lambda: screen.run_state == "finished")
+        await finish()
         assert progress.eval_seconds is not None and not progress.evaluating
 
 
