@@ -243,7 +243,7 @@ class Engine(RunThread):
         self.enter_phase("model", f"Loading the model {cfg.model.name_or_path} ({cfg.method}, "
                                   f"{precision} on {device})")
         model = self._load_model()
-        self._probe, replay = general_setup.prepare(self, model)
+        self._probe, replay = general_setup.prepare(self, model, self._inputs, self._stop)
         self.phase = "model"
         if replay:
             train_rows = train_rows + replay

@@ -32,7 +32,7 @@ import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from core.data.normalise import Example
 PROBE_SEED = "tunetop-general-probe"
@@ -156,6 +156,30 @@ def replay_picks(pool: Sequence[int], count: int, seed: int) -> list[int]:
     return sorted(random.Random(f"{seed}/replay").sample(list(pool), count))
 
 
+class ProbePicks(NamedTuple):
+    """The general prompts a run asks its base model, as indices into the prompt file."""
+
+    sample: list[int]
+    """The drift sample (empty when drift is not measured)."""
+    replay: list[int]
+    """The replay prompts of ``data.replay``."""
+    wanted: int
+    """Replay rows ``data.replay`` asks for (more than ``replay`` when the pool ran short)."""
+    pool: int
+    """Prompts besides the drift sample, which replay draws from."""
+
+
+def probe_picks(config: Any, prompts: int, train_rows: int, measure: bool) -> ProbePicks:
+    """Which of ``prompts`` general prompts a run of ``config`` with ``train_rows`` task rows
+    asks its base model: the run's set-up and the time estimate both ask this, so the estimate
+    counts exactly the prompts the run will ask."""
+    from core.data import replay_rows
+
+    sample, pool = split_probe(prompts, config.eval.general_sample if measure else 0)
+    wanted = replay_rows(train_rows, config.data.replay)
+    return ProbePicks(sample, replay_picks(pool, wanted, config.optim.seed), wanted, len(pool))
+
+
 def generation_prompt(prompt: Sequence[dict[str, str]], system_prompt: str) -> list[dict[str, str]]:
     """The turns the base answers, with ``data.default_system_prompt`` as training adds it to a
     row without a system turn (``model`` leaves that to the template)."""
@@ -201,19 +225,18 @@ def uncached_answers(config: Any, train_rows: int, val_rows: int) -> int:
     drift sample, and the replay prompts of ``data.replay``): those no cache of the same model,
     revision, system prompt and answer cap holds. The template and the loaded weights are
     checked only when the run loads the model, so a changed template is not seen here."""
-    from core.data import DataError, read_prompts, replay_rows
+    from core.data import DataError, read_prompts
 
-    e, share = config.eval, config.data.replay
+    e = config.eval
     measure = e.general_sample > 0 and val_rows > 0
-    if not measure and share <= 0:
+    if not measure and config.data.replay <= 0:
         return 0
     try:
         prompts, _ = read_prompts(e.general_prompts)
     except (DataError, OSError):
         return 0  # the run names the file and the fix
-    sample, pool = split_probe(len(prompts), e.general_sample if measure else 0)
-    picks = replay_picks(pool, replay_rows(train_rows, share), config.optim.seed)
-    wanted = {prompt_key(prompts[i]) for i in sample + picks}
+    picks = probe_picks(config, len(prompts), train_rows, measure)
+    wanted = {prompt_key(prompts[i]) for i in picks.sample + picks.replay}
     same = {"model": config.model.name_or_path, "revision": config.model.revision,
             "system_prompt": config.data.default_system_prompt,
             "max_new_tokens": e.general_max_new_tokens}

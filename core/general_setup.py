@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
+import threading
 import time
 from typing import Any
 
@@ -18,13 +19,15 @@ from core import forgetting
 from core.config import ConfigError, ConfigProblem
 
 
-def prepare(engine: Any, model: Any) -> tuple[forgetting.GeneralProbe | None, list[dict]]:
-    """Ask the base model the general prompts of ``engine``'s run: the drift probe of the
-    evaluations (``None`` when drift is not measured) and the replay rows of ``data.replay``."""
-    from core.data import DataError, RenderOptions, read_prompts, replay_rows
+def prepare(engine: Any, model: Any, inputs: Any, stop: threading.Event
+            ) -> tuple[forgetting.GeneralProbe | None, list[dict]]:
+    """Ask the base model the general prompts of ``engine``'s run (its data, tokenizer and
+    device in ``inputs``; ``stop`` ends the asking early): the drift probe of the evaluations
+    (``None`` when drift is not measured) and the replay rows of ``data.replay``."""
+    from core.data import DataError, RenderOptions, read_prompts
     from core.models import padding_free_refusal
 
-    cfg, inputs = engine.config, engine._inputs
+    cfg = engine.config
     e, share = cfg.eval, cfg.data.replay
     measure = e.general_sample > 0
     if measure and not inputs.val_rows:
@@ -49,18 +52,17 @@ def prepare(engine: Any, model: Any) -> tuple[forgetting.GeneralProbe | None, li
     if problems:
         engine.log(f"{len(problems)} rows of {e.general_prompts} are not prompts and are left "
                    f"out; first: {problems[0]}", level="warning")
-    sample, pool = forgetting.split_probe(len(prompts), e.general_sample if measure else 0)
+    sample, picks, wanted, pool = forgetting.probe_picks(cfg, len(prompts), len(inputs.train_rows),
+                                                         measure)
     if measure and len(sample) < e.general_sample:
         engine.log(f"{e.general_prompts} has {len(prompts)} prompts, fewer than "
                    f"eval.general_sample {e.general_sample}: drift is measured on all of them.",
                    level="warning")
-    wanted = replay_rows(len(inputs.train_rows), share)
-    picks = forgetting.replay_picks(pool, wanted, cfg.optim.seed)
     if len(picks) < wanted:
         engine.log(f"data.replay {share:g} asks for {wanted} replay rows, and {e.general_prompts} "
-                   f"has {len(pool)} prompts besides the drift sample: replay uses those.",
+                   f"has {pool} prompts besides the drift sample: replay uses those.",
                    level="warning")
-    answers = _base_answers(engine, model, [prompts[i] for i in sample + picks])
+    answers = _base_answers(engine, model, inputs, stop, [prompts[i] for i in sample + picks])
     if answers is None:
         return None, []  # stopped: the run ends before training
     options = dataclasses.replace(RenderOptions.from_config(cfg.data), chat_template="model")
@@ -90,7 +92,8 @@ def prepare(engine: Any, model: Any) -> tuple[forgetting.GeneralProbe | None, li
     return probe, replay
 
 
-def _base_answers(engine: Any, model: Any, prompts: list) -> list | None:
+def _base_answers(engine: Any, model: Any, inputs: Any, stop: threading.Event,
+                  prompts: list) -> list | None:
     """The base model's answers to ``prompts``, from the cache or generated now (phase
     ``general``, done/total prompts after each batch); ``None`` when a stop request came
     first."""
@@ -98,7 +101,7 @@ def _base_answers(engine: Any, model: Any, prompts: list) -> list | None:
 
     from core.generate import GenerationSettings, TextGenerator
 
-    cfg, inputs = engine.config, engine._inputs
+    cfg = engine.config
     tokenizer, e = inputs.tokenizer, cfg.eval
     if inputs.device != "cpu" and not getattr(model, "hf_device_map", None):
         # the trainer would move it there next; generating on the CPU would crawl
@@ -117,7 +120,7 @@ def _base_answers(engine: Any, model: Any, prompts: list) -> list | None:
     def generate(batch: list) -> list[tuple[str, bool]]:
         turns = [forgetting.generation_prompt(p, system) for p in batch]
         # unstripped: the rows score exactly what the base wrote before its end of turn
-        return generator.generate_with_ends(turns, settings, stop=engine._stop, strip=False)
+        return generator.generate_with_ends(turns, settings, stop=stop, strip=False)
 
     def progress(done: int, total: int) -> None:
         engine.enter_phase("general", f"Asking the base model {total} general prompts (at most "
@@ -130,7 +133,7 @@ def _base_answers(engine: Any, model: Any, prompts: list) -> list | None:
     started = time.monotonic()
     try:
         answers, made = forgetting.base_answers(generate, prompts, cache, progress,
-                                                write=engine.is_main, stop=engine._stop)
+                                                write=engine.is_main, stop=stop)
     finally:
         tokenizer.padding_side = padding
         model.train(training)
