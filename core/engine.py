@@ -25,7 +25,7 @@ from core.failures import describe_failure, is_out_of_memory
 from core.noise import LibraryOutput, hold_library_output, quiet_libraries
 from core.budget import BudgetKeeper
 from core.timing import (cached_throughput, describe_duration, epoch_steps, general_rows,
-                         parse_duration, shape_key)
+                         parse_duration, save_seconds_guess, shape_key)
 from core.run_thread import RunThread
 from core.rundir import (
     CHECKPOINTS_DIR,
@@ -248,10 +248,10 @@ class Engine(RunThread):
         if replay:
             train_rows = train_rows + replay
             self._inputs = dataclasses.replace(self._inputs, train_rows=train_rows)
-        # after replay: its rows count in the steps the budget sizes
-        self._budget = self._make_budget(self._inputs)
         trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
         total = sum(p.numel() for p in model.parameters())
+        # after replay: its rows count in the steps the budget sizes
+        self._budget = self._make_budget(self._inputs, save_seconds_guess(trainable, total))
         self.enter_phase("trainer", "Building the trainer")
         self._trainer = self._build_trainer(model, self._inputs)
         world = int(os.environ.get("WORLD_SIZE", "1"))
@@ -350,8 +350,9 @@ class Engine(RunThread):
         for path in self._half_written:
             self.log(f"Removed {path.name}: a checkpoint a crash left half-written.", level="warning")
 
-    def _make_budget(self, inputs: RunInputs) -> BudgetKeeper | None:
-        """The keeper of ``optim.time_budget``, seeded with a cached probe of this shape."""
+    def _make_budget(self, inputs: RunInputs, save_guess: float) -> BudgetKeeper | None:
+        """The keeper of ``optim.time_budget``, seeded with a cached probe of this shape
+        (``save_guess``: a checkpoint's time until one is measured)."""
         budget = parse_duration(self.config.optim.time_budget)
         if budget is None:
             return None
@@ -360,7 +361,7 @@ class Engine(RunThread):
         val_tokens = sum(len(r["input_ids"]) for r in inputs.val_rows) / max(len(inputs.val_rows), 1)
         drift = general_rows(self.config, len(inputs.val_rows), val_tokens) if self._probe else 0.0
         keeper = BudgetKeeper(budget, self.config, len(inputs.val_rows), self._cap_steps(len(inputs.train_rows)),
-                              self._started, cached, drift)
+                              self._started, cached, drift, save_guess)
         steps = keeper.initial_steps()
         how = f"{steps} steps from a cached probe" if cached else "steps sized after the first few"
         self.log(f"Time budget {describe_duration(budget)}: {how} (at most {keeper.cap}).")

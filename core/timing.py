@@ -49,10 +49,12 @@ PROBE_SPREAD_FLOOR = 0.10
 """Least uncertainty claimed for a probed estimate (data order and row lengths vary)."""
 FLOPS_SPREAD = 0.5
 """Uncertainty of the FLOPs model (how far its calibration is from one machine to another)."""
-CPU_EFFICIENCY = 0.30
+CPU_EFFICIENCY = 0.45
 """Share of the measured matmul speed a training step reaches on a CPU (attention, norms,
-the optimizer and the data collator are slower than one large matmul); set from
-``bench/time_accuracy.py``."""
+the optimizer and the data collator are slower than one large matmul). Set from
+``bench/time_accuracy.py`` on a 2-core AVX2 CPU: at 0.45 the FLOPs model came within -19%
+(2 layers of width 64, bound by overheads), +2% (4 layers of width 256) and +17%
+(SmolLM2-135M LoRA) of the real runs; each alone would have wanted 0.28, 0.46 and 0.54."""
 GPU_EFFICIENCY = 0.35
 """The same on a GPU (not measured yet: the GPU figures follow the CPU model)."""
 SECONDS_PER_SAVE_GIB = 4.0
@@ -321,11 +323,15 @@ def budget_steps(budget_seconds: float, throughput: Throughput, config: RunConfi
     if val_rows and capped < val_rows:
         left -= val_rows * t.eval_row_seconds
 
+    def on_the_way(every: int, steps: int) -> int:
+        # after done_steps and before the last step: the last step's own are the end's above
+        return max((steps - 1) // every - done_steps // every, 0) if every > 0 else 0
+
     def cost(steps: int) -> float:
         more = max(steps - done_steps, 0)
-        evals = (steps // e.eval_steps - done_steps // e.eval_steps) if val_rows and e.eval_steps > 0 else 0
-        saves = (steps // e.save_steps - done_steps // e.save_steps) if e.save_steps > 0 else 0
-        return more * t.step_seconds + evals * eval_cost + saves * t.save_seconds
+        evals = on_the_way(e.eval_steps, steps) if val_rows else 0
+        return (more * t.step_seconds + evals * eval_cost
+                + on_the_way(e.save_steps, steps) * t.save_seconds)
 
     if t.step_seconds <= 0:
         return max(done_steps, 1)
@@ -488,8 +494,9 @@ def probe_throughput(config: RunConfig, on_progress: Callable[[str], None] | Non
 
 @functools.lru_cache(maxsize=4)
 def device_flops(device: str) -> float:
-    """Floating-point operations per second one large matmul reaches on ``device`` (measured
-    for about a tenth of a second)."""
+    """Floating-point operations per second one large matmul reaches on ``device``: the best
+    of three windows of 50 ms (a shared machine's other work slows a single window by up to a
+    third)."""
     import torch
 
     n = 1024 if device == "cpu" else 4096
@@ -497,13 +504,24 @@ def device_flops(device: str) -> float:
     a = torch.randn(n, n, device=device, dtype=dtype)
     b = torch.randn(n, n, device=device, dtype=dtype)
     a @ b  # warm-up: kernels, threads
-    runs, began = 0, time.perf_counter()
-    while time.perf_counter() - began < 0.1 or runs < 2:
-        a @ b
-        runs += 1
-    if device != "cpu":
-        torch.cuda.synchronize()
-    return 2 * n ** 3 * runs / (time.perf_counter() - began)
+    best = 0.0
+    for _ in range(3):
+        runs, began = 0, time.perf_counter()
+        while time.perf_counter() - began < 0.05 or runs < 2:
+            a @ b
+            runs += 1
+        if device != "cpu":
+            torch.cuda.synchronize()
+        best = max(best, 2 * n ** 3 * runs / (time.perf_counter() - began))
+    return best
+
+
+def save_seconds_guess(trainable_params: int, total_params: int) -> float:
+    """A checkpoint's write time from the size of the trainable state (weights, and with a
+    full fine-tune the optimizer's two moments), until one has been measured."""
+    frozen = trainable_params < total_params / 2
+    state_gib = trainable_params * 4 / 2 ** 30 * (1 if frozen else 3)
+    return 0.5 + state_gib * SECONDS_PER_SAVE_GIB
 
 
 def flops_throughput(config: RunConfig, total_params: int, trainable_params: int,
@@ -518,8 +536,7 @@ def flops_throughput(config: RunConfig, total_params: int, trainable_params: int
     per_token = (4 if frozen else 6) * total_params
     step = rows_per_step * train_tokens_per_row * per_token / speed
     eval_row = val_tokens_per_row * 2 * total_params / speed
-    state_gib = trainable_params * 4 / 2 ** 30 * (1 if frozen else 3)
-    save = 0.5 + state_gib * SECONDS_PER_SAVE_GIB
+    save = save_seconds_guess(trainable_params, total_params)
     setup = 5.0 + total_params * 4 / 2 ** 30 * 2.0  # imports, then reading the weights
     return Throughput(step_seconds=step, eval_row_seconds=eval_row, save_seconds=save,
                       setup_seconds=setup, source="FLOPs model", spread=FLOPS_SPREAD,

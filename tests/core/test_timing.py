@@ -143,12 +143,18 @@ def test_budget_steps_fill_the_budget_and_no_more():
     t = figures(step=2.0, eval_row=0.05, save=3.0)
 
     def run_seconds(steps: int) -> float:  # what such a run costs, end included
-        return (5.0 + steps * 2.0 + (steps // 10 + 1) * 100 * 0.05 + (steps // 10 + 2) * 3.0)
+        on_the_way = (steps - 1) // 10  # evaluations and checkpoints before the last step
+        return 5.0 + steps * 2.0 + (on_the_way + 1) * 100 * 0.05 + (on_the_way + 2) * 3.0
 
     steps = budget_steps(600, t, cfg, val_rows=100, elapsed=5.0)
     assert run_seconds(steps) <= 600 * 0.95 < run_seconds(steps + 12)
     assert budget_steps(600, t, cfg, val_rows=100, elapsed=400, done_steps=150) >= 150
     assert budget_steps(1, t, cfg, val_rows=100) == 1  # never zero steps
+    # Ending on an evaluation step: its evaluation and checkpoint are the end's, counted once
+    # (64 s and 2 s of bookkeeping in the 66.5 s the margin leaves; counted twice, 20 steps
+    # would not fit).
+    assert run_seconds(20) == 64.0
+    assert budget_steps(70, t, cfg, val_rows=100, elapsed=5.0) == 20
 
 
 def test_refit_schedule_ends_the_cosine_at_the_new_length():
