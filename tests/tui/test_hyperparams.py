@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import io
+import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -250,6 +251,37 @@ async def test_start_training_switches_and_starts_the_run(make):
         await app.workers.wait_for_complete()
         assert app.current_mode == "training"
         assert len(app.started) == 1 and app.started[0].optim.seed == 7
+
+
+async def test_train_pressed_during_the_check_starts_when_it_ends_unless_an_edit_follows(app_factory):
+    for edit_after in (None, "8"):
+        checked = threading.Event()  # the check of the edited config waits for this
+        services = estimate_services()
+        plain = services.model_config
+
+        def model_config(config, plain=plain, checked=checked):
+            if config.optim.seed != 42:  # an edited config: its check waits
+                checked.wait(10)
+            return plain(config)
+
+        services.model_config = model_config
+        app = recording_app(app_factory, services)
+        async with config_screen(app) as (pilot, screen):
+            await type_into(pilot, screen, "optim.seed", "7")
+            await pilot.press("ctrl+t")
+            await until(pilot, lambda: any("the run starts when the check ends" in n.message
+                                           for n in app._notifications))
+            if edit_after:
+                await type_into(pilot, screen, "optim.seed", edit_after)  # not done editing
+            checked.set()
+            await settle(app, pilot)
+            await pilot.pause(0.3)
+            await app.workers.wait_for_complete()
+            if edit_after:
+                assert app.current_mode == "hyperparams" and app.started == []
+            else:
+                assert app.current_mode == "training"
+                assert len(app.started) == 1 and app.started[0].optim.seed == 7
 
 
 async def test_no_gpu_says_it_compares_with_system_memory(make):

@@ -163,6 +163,8 @@ class HyperparamsScreen(Screen):
         self._shown: RunConfig | None = None
         """The config as last shown and checked (another screen may replace ``app.config``)."""
         self._checked_generation = -1
+        self._start_when_checked = False
+        """ctrl+t came while the config was being checked: start once the check ends."""
         self._debounce: Timer | None = None
         self._path_mode = "save"
         self._last_path: str | None = None
@@ -216,8 +218,10 @@ class HyperparamsScreen(Screen):
         self.reload()
 
     def on_screen_suspend(self) -> None:
-        """Leave any open editor, so coming back finds the list, not a hidden input."""
+        """Leave any open editor, so coming back finds the list, not a hidden input; a start
+        waiting for the check is dropped (the user went elsewhere)."""
         self.query_one(ConfigForm).stop_editing()
+        self._start_when_checked = False
 
     def reload(self) -> None:
         """Show ``app.config`` in the form, re-validate and re-estimate."""
@@ -258,6 +262,7 @@ class HyperparamsScreen(Screen):
     def _changed(self) -> None:
         """Validate now (cheap) and re-estimate after the user pauses (expensive)."""
         self._generation += 1
+        self._start_when_checked = False  # an edit after ctrl+t: the user is not done
         self._shown = copy.deepcopy(self.config)
         self._show_problems()
         if self._debounce is not None:
@@ -440,10 +445,17 @@ class HyperparamsScreen(Screen):
             else:
                 self.estimate = None
                 self.estimate_status = "No estimate until the errors are fixed."
+            if self._start_when_checked:
+                self._start_when_checked = False
+                self.action_start_training()
         elif worker.state == WorkerState.ERROR and not self._estimating:
             self._phase_since = None
             error = worker.error
             self.estimate_status = f"Estimate failed: {type(error).__name__}: {error}"
+            if self._start_when_checked:
+                self._start_when_checked = False
+                self.notify("The check of this config failed (the panel says why); the run did not "
+                            "start.", severity="error")
         # PENDING, RUNNING and CANCELLED (a newer run replaced it) change nothing shown.
 
     def _probe_done(self, worker: Worker) -> None:
@@ -482,8 +494,9 @@ class HyperparamsScreen(Screen):
                         title="Fix the config first", severity="error")
             return
         if self._checked_generation != self._generation:
-            self.notify("Still checking this config against the model; press again in a moment.",
-                        severity="warning")
+            self._start_when_checked = True
+            self.notify("Checking this config against the model first; the run starts when the "
+                        "check ends (an edit cancels).")
             return
         if self.estimate is not None and self.estimate.verdict == "will not fit":
             self.notify("The estimate says this will not fit; starting anyway.",
